@@ -75,6 +75,8 @@ export const uncertainImageSchema = predictionSchema.extend({
   prepared_image: z.array(z.array(z.number().int().min(0).max(255)).length(28)).length(28),
   predictions: z.array(probabilitySchema).length(10),
   reason: z.enum(UNCERTAIN_REASONS),
+  /** True when `image` was emptied to keep the record under Kinesis' 1 MiB. */
+  image_omitted: z.boolean().optional(),
 });
 export type UncertainImage = z.infer<typeof uncertainImageSchema>;
 
