@@ -1,0 +1,247 @@
+/**
+ * The metrics document written to the `metrics` stream once per window and shard: every
+ * field the original sent home (`camera_metrics`, `latency_metrics`, `config`, `timestamp`)
+ * plus what its readers had to work out for themselves, and the histograms that let
+ * {@link mergeMetrics} combine shard documents exactly.
+ *
+ * Percentile keys are "50", "75", "90" and "99", as the original named its percentiles;
+ * times are in seconds; percentiles use numpy's default linear interpolation and are within
+ * {@link RELATIVE_ERROR} of the exact values; min, max, mean and std (population) are exact.
+ */
+import { z } from 'zod';
+import { histogramDataSchema, LogLinearHistogram, RELATIVE_ERROR } from './histogram';
+import { INVALID_REASONS, invalidExampleSchema, type InvalidReason, WindowAccumulator } from './reducer';
+
+export { RELATIVE_ERROR };
+
+/** The percentiles reported in every latency block, as the original had them. */
+export const PERCENTILES = [50, 75, 90, 99] as const;
+
+/** Written into every document so that no reader mistakes the window for capture time. */
+export const WINDOW_NOTE =
+  'Kinesis tumbling window: frames are grouped by their arrival time in the predictions stream, per shard, ' +
+  'not by capture time; combine the shard documents of one window with mergeMetrics.';
+
+const count = z.number().int().nonnegative();
+const seconds = z.number().nullable();
+
+/** `min, max, mean, std` and percentiles 50/75/90/99 in seconds (null when no frame). */
+export const latencyBlockSchema = z.object({
+  min: seconds,
+  max: seconds,
+  mean: seconds,
+  std: seconds,
+  '50': seconds,
+  '75': seconds,
+  '90': seconds,
+  '99': seconds,
+});
+export type LatencyBlock = z.infer<typeof latencyBlockSchema>;
+
+/**
+ * Capture `timestamp` to `scored_at`. `count` frames had both readable; `negative` of them
+ * had a capture time after the scoring time (a camera clock ahead) and count as 0 s.
+ */
+export const endToEndBlockSchema = latencyBlockSchema.extend({ count, negative: count });
+export type EndToEndBlock = z.infer<typeof endToEndBlockSchema>;
+
+export const cameraMetricsSchema = z.object({
+  /** Frames per digit with probability > confidence (10 slots, digits 0-9). */
+  certain: z.array(count).length(10),
+  /** Frames per digit with probability <= confidence. */
+  uncertain: z.array(count).length(10),
+  count,
+  mean_probability: z.number().nullable(),
+  /** Frames with no ink, scored as blank. */
+  blank: count,
+  /** Present when some frames carried a label: correct / labelled. */
+  accuracy: z.object({ correct: count, labelled: count, rate: z.number() }).optional(),
+  end_to_end: endToEndBlockSchema,
+});
+export type CameraMetrics = z.infer<typeof cameraMetricsSchema>;
+
+/** The run's settings, as the original reported them. */
+export const metricsConfigSchema = z.object({
+  delay: z.number().nonnegative(),
+  repeat: z.number().int().nonnegative(),
+  source: z.string(),
+  confidence: z.number().min(0).max(1),
+  classify_parallel: z.number().int().positive(),
+  metrics_duration: z.number().positive(),
+});
+export type MetricsConfig = z.infer<typeof metricsConfigSchema>;
+
+export const metricsDocumentSchema = z.object({
+  /** `<shard>/<window start>/<first sequence number>`: the same for a retried write. */
+  id: z.string(),
+  /** Ids of the shard documents this one combines (just `id` for a shard document). */
+  parts: z.array(z.string()).min(1),
+  /** When the document was built (ISO-8601). */
+  timestamp: z.string(),
+  window: z.object({ start: z.string(), end: z.string(), note: z.string() }),
+  /** The shard the window covers; shard ids joined with "," in a merged document. */
+  shard: z.string(),
+  /** Lambda ended the window before its end because the state grew past 1 MB. */
+  terminated_early: z.boolean(),
+  /** Predictions counted. */
+  count,
+  /** Predictions with probability <= confidence. */
+  uncertain: count,
+  /** Frames per second over the window's length. */
+  throughput: z.number().nonnegative(),
+  camera_metrics: z.record(z.string(), cameraMetricsSchema),
+  latency_metrics: z.object({
+    prep: latencyBlockSchema,
+    predict: latencyBlockSchema,
+    end_to_end: endToEndBlockSchema,
+  }),
+  config: metricsConfigSchema,
+  /** Model versions that scored the window's frames, with their frame counts. */
+  model_versions: z.record(z.string(), count),
+  /** Records on `predictions` that could not be read: never dropped silently. */
+  invalid: z.object({
+    count,
+    reasons: z.partialRecord(z.enum(INVALID_REASONS), count),
+    examples: z.array(invalidExampleSchema),
+  }),
+  /** Mergeable histograms behind the latency blocks (see histogram.ts). */
+  histograms: z.object({
+    prep: histogramDataSchema,
+    predict: histogramDataSchema,
+    end_to_end: histogramDataSchema,
+    cameras: z.record(z.string(), histogramDataSchema),
+  }),
+});
+export type MetricsDocument = z.infer<typeof metricsDocumentSchema>;
+
+/** Summary block of a histogram. */
+export function latencyBlock(histogram: LogLinearHistogram): LatencyBlock {
+  const { min, max, mean, std } = histogram.summary();
+  const [p50, p75, p90, p99] = histogram.percentiles(PERCENTILES);
+  return { min, max, mean, std, '50': p50 ?? null, '75': p75 ?? null, '90': p90 ?? null, '99': p99 ?? null };
+}
+
+function windowSeconds(window: { start: string; end: string }): number {
+  const ms = Date.parse(window.end) - Date.parse(window.start);
+  return Number.isFinite(ms) && ms > 0 ? ms / 1000 : 0;
+}
+
+function byKey<T>(entries: Iterable<[string, T]>): [string, T][] {
+  return [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** What a document says about itself beyond the folded counts. */
+export interface DocumentContext {
+  window: { start: string; end: string };
+  shard: string;
+  terminatedEarly: boolean;
+  config: MetricsConfig;
+  /** Build time; defaults to now. */
+  timestamp?: string;
+  /** Defaults to the shard document id derived from shard, window start and first sequence. */
+  id?: string;
+  parts?: string[];
+}
+
+/** Id of a shard document: identical across retries of the same window's final write. */
+export function documentId(shard: string, windowStart: string, firstSequence: string | null): string {
+  return `${shard}/${windowStart}/${firstSequence ?? 'empty'}`;
+}
+
+/**
+ * Builds the metrics document of a folded window. Pure apart from the default timestamp.
+ */
+export function buildMetricsDocument(acc: WindowAccumulator, context: DocumentContext): MetricsDocument {
+  const id = context.id ?? documentId(context.shard, context.window.start, acc.firstSequence);
+  const cameraMetrics: [string, CameraMetrics][] = [];
+  const cameraHistograms: [string, ReturnType<LogLinearHistogram['toData']>][] = [];
+  let uncertain = 0;
+  for (const [camera, tally] of byKey(acc.cameras)) {
+    const frames = tally.certain.reduce((a, b) => a + b, 0) + tally.uncertain.reduce((a, b) => a + b, 0);
+    uncertain += tally.uncertain.reduce((a, b) => a + b, 0);
+    cameraMetrics.push([
+      camera,
+      {
+        certain: [...tally.certain],
+        uncertain: [...tally.uncertain],
+        count: frames,
+        mean_probability: frames > 0 ? tally.probabilitySum / frames : null,
+        blank: tally.blank,
+        ...(tally.labelled > 0
+          ? { accuracy: { correct: tally.correct, labelled: tally.labelled, rate: tally.correct / tally.labelled } }
+          : {}),
+        end_to_end: {
+          ...latencyBlock(tally.endToEnd),
+          count: tally.endToEnd.count,
+          negative: tally.endToEndNegative,
+        },
+      },
+    ]);
+    cameraHistograms.push([camera, tally.endToEnd.toData()]);
+  }
+  let negative = 0;
+  for (const tally of acc.cameras.values()) negative += tally.endToEndNegative;
+  const duration = windowSeconds(context.window);
+  return {
+    id,
+    parts: context.parts ?? [id],
+    timestamp: context.timestamp ?? new Date().toISOString(),
+    window: { start: context.window.start, end: context.window.end, note: WINDOW_NOTE },
+    shard: context.shard,
+    terminated_early: context.terminatedEarly,
+    count: acc.count,
+    uncertain,
+    throughput: duration > 0 ? acc.count / duration : 0,
+    camera_metrics: Object.fromEntries(cameraMetrics),
+    latency_metrics: {
+      prep: latencyBlock(acc.prep),
+      predict: latencyBlock(acc.predict),
+      end_to_end: { ...latencyBlock(acc.endToEnd), count: acc.endToEnd.count, negative },
+    },
+    config: context.config,
+    model_versions: Object.fromEntries(byKey(acc.modelVersions)),
+    invalid: {
+      count: acc.invalidCount,
+      reasons: Object.fromEntries(acc.invalid) as Partial<Record<InvalidReason, number>>,
+      examples: [...acc.invalidExamples],
+    },
+    histograms: {
+      prep: acc.prep.toData(),
+      predict: acc.predict.toData(),
+      end_to_end: acc.endToEnd.toData(),
+      cameras: Object.fromEntries(cameraHistograms),
+    },
+  };
+}
+
+/**
+ * Rebuilds the accumulator a document was built from, so documents can be merged. Throws a
+ * RangeError when the document's histograms and counts disagree.
+ */
+export function accumulatorFromDocument(doc: MetricsDocument): WindowAccumulator {
+  const acc = new WindowAccumulator(doc.config.confidence);
+  acc.count = doc.count;
+  for (const reason of INVALID_REASONS) {
+    const n = doc.invalid.reasons[reason];
+    if (n) acc.invalid.set(reason, n);
+  }
+  acc.invalidExamples.push(...doc.invalid.examples);
+  acc.prep.merge(LogLinearHistogram.fromData(doc.histograms.prep));
+  acc.predict.merge(LogLinearHistogram.fromData(doc.histograms.predict));
+  acc.endToEnd.merge(LogLinearHistogram.fromData(doc.histograms.end_to_end));
+  for (const [camera, metrics] of Object.entries(doc.camera_metrics)) {
+    const histogram = doc.histograms.cameras[camera];
+    acc.cameras.set(camera, {
+      certain: [...metrics.certain],
+      uncertain: [...metrics.uncertain],
+      probabilitySum: (metrics.mean_probability ?? 0) * metrics.count,
+      blank: metrics.blank,
+      labelled: metrics.accuracy?.labelled ?? 0,
+      correct: metrics.accuracy?.correct ?? 0,
+      endToEndNegative: metrics.end_to_end.negative,
+      endToEnd: histogram ? LogLinearHistogram.fromData(histogram) : new LogLinearHistogram(),
+    });
+  }
+  for (const [version, n] of Object.entries(doc.model_versions)) acc.modelVersions.set(version, n);
+  return acc;
+}

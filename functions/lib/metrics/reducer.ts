@@ -1,0 +1,306 @@
+/**
+ * Folds prediction records into the state of one tumbling window. The state is what Lambda
+ * hands back on the next invocation of the same window (capped at 1 MB per shard), so it
+ * holds counters and histograms only, never per-frame lists: its size depends on the number
+ * of cameras, model versions and latency spread, not on the number of frames.
+ */
+import { z } from 'zod';
+import type { Prediction } from '../contracts';
+import { histogramDataSchema, LogLinearHistogram } from './histogram';
+
+/** Bumped when the state's shape changes; a state of another version is not trusted. */
+export const STATE_VERSION = 1;
+
+/** Reasons a `predictions` record could not be counted. */
+export const INVALID_REASONS = ['invalid_json', 'invalid_record'] as const;
+export type InvalidReason = (typeof INVALID_REASONS)[number];
+
+/** Unparseable records kept as examples per window, and the length of each error kept. */
+export const MAX_INVALID_EXAMPLES = 5;
+export const MAX_INVALID_ERROR_LENGTH = 300;
+
+const count = z.number().int().nonnegative();
+const digitCounts = z.array(count).length(10);
+
+export const invalidExampleSchema = z.object({
+  sequence_number: z.string(),
+  reason: z.enum(INVALID_REASONS),
+  error: z.string(),
+});
+export type InvalidExample = z.infer<typeof invalidExampleSchema>;
+
+const cameraStateSchema = z.object({
+  certain: digitCounts,
+  uncertain: digitCounts,
+  probability_sum: z.number().nonnegative(),
+  blank: count,
+  labelled: count,
+  correct: count,
+  end_to_end_negative: count,
+  end_to_end: histogramDataSchema,
+});
+type CameraState = z.infer<typeof cameraStateSchema>;
+
+/** The tumbling-window state returned to Lambda on every invocation. */
+export const windowStateSchema = z.object({
+  version: z.literal(STATE_VERSION),
+  first_sequence: z.string().nullable(),
+  count,
+  invalid: z.partialRecord(z.enum(INVALID_REASONS), count),
+  invalid_examples: z.array(invalidExampleSchema).max(MAX_INVALID_EXAMPLES),
+  prep: histogramDataSchema,
+  predict: histogramDataSchema,
+  end_to_end: histogramDataSchema,
+  cameras: z.record(z.string(), cameraStateSchema),
+  model_versions: z.record(z.string(), count),
+});
+export type WindowState = z.infer<typeof windowStateSchema>;
+
+/** Per-camera tallies while a window is being folded. */
+export interface CameraTally {
+  certain: number[];
+  uncertain: number[];
+  probabilitySum: number;
+  blank: number;
+  labelled: number;
+  correct: number;
+  endToEndNegative: number;
+  endToEnd: LogLinearHistogram;
+}
+
+function newCameraTally(): CameraTally {
+  return {
+    certain: new Array<number>(10).fill(0),
+    uncertain: new Array<number>(10).fill(0),
+    probabilitySum: 0,
+    blank: 0,
+    labelled: 0,
+    correct: 0,
+    endToEndNegative: 0,
+    endToEnd: new LogLinearHistogram(),
+  };
+}
+
+/** Kinesis sequence numbers are decimal strings of up to 128-bit integers. */
+export function compareSequenceNumbers(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Seconds from capture (`timestamp`) to scoring (`scored_at`), or null when either cannot
+ * be read as a date.
+ */
+export function endToEndSeconds(prediction: Pick<Prediction, 'timestamp' | 'scored_at'>): number | null {
+  const captured = Date.parse(prediction.timestamp);
+  const scored = Date.parse(prediction.scored_at);
+  if (Number.isNaN(captured) || Number.isNaN(scored)) return null;
+  return (scored - captured) / 1000;
+}
+
+/**
+ * The live form of a window: histograms and counters that predictions are folded into,
+ * convertible to and from the JSON state Lambda carries between invocations.
+ */
+export class WindowAccumulator {
+  firstSequence: string | null = null;
+  count = 0;
+  readonly invalid = new Map<InvalidReason, number>();
+  readonly invalidExamples: InvalidExample[] = [];
+  readonly prep = new LogLinearHistogram();
+  readonly predict = new LogLinearHistogram();
+  readonly endToEnd = new LogLinearHistogram();
+  readonly cameras = new Map<string, CameraTally>();
+  readonly modelVersions = new Map<string, number>();
+
+  /**
+   * @param confidence a frame is certain when its probability is strictly above this, as
+   *   in the original's `camera_metrics`.
+   */
+  constructor(readonly confidence: number) {}
+
+  /** Rebuilds the accumulator from a state this module produced (already validated). */
+  static fromState(state: WindowState, confidence: number): WindowAccumulator {
+    const acc = new WindowAccumulator(confidence);
+    acc.firstSequence = state.first_sequence;
+    acc.count = state.count;
+    for (const reason of INVALID_REASONS) {
+      const n = state.invalid[reason];
+      if (n) acc.invalid.set(reason, n);
+    }
+    acc.invalidExamples.push(...state.invalid_examples);
+    acc.prep.merge(LogLinearHistogram.fromData(state.prep));
+    acc.predict.merge(LogLinearHistogram.fromData(state.predict));
+    acc.endToEnd.merge(LogLinearHistogram.fromData(state.end_to_end));
+    for (const [camera, tally] of Object.entries(state.cameras)) {
+      acc.cameras.set(camera, {
+        certain: [...tally.certain],
+        uncertain: [...tally.uncertain],
+        probabilitySum: tally.probability_sum,
+        blank: tally.blank,
+        labelled: tally.labelled,
+        correct: tally.correct,
+        endToEndNegative: tally.end_to_end_negative,
+        endToEnd: LogLinearHistogram.fromData(tally.end_to_end),
+      });
+    }
+    for (const [version, n] of Object.entries(state.model_versions)) acc.modelVersions.set(version, n);
+    return acc;
+  }
+
+  /** Notes the sequence number of a folded record, valid or not, to name the window. */
+  noteSequence(sequenceNumber: string): void {
+    if (this.firstSequence === null || compareSequenceNumbers(sequenceNumber, this.firstSequence) < 0) {
+      this.firstSequence = sequenceNumber;
+    }
+  }
+
+  /** Counts one prediction. */
+  add(prediction: Prediction): void {
+    this.count += 1;
+    let tally = this.cameras.get(prediction.camera);
+    if (!tally) {
+      tally = newCameraTally();
+      this.cameras.set(prediction.camera, tally);
+    }
+    const digit = prediction.result_class;
+    const certain = prediction.result_probability > this.confidence;
+    const slots = certain ? tally.certain : tally.uncertain;
+    slots[digit] = (slots[digit] ?? 0) + 1;
+    tally.probabilitySum += prediction.result_probability;
+    if (prediction.blank) tally.blank += 1;
+    if (prediction.label !== undefined) {
+      tally.labelled += 1;
+      if (prediction.label === digit) tally.correct += 1;
+    }
+    this.prep.record(prediction.prep_time);
+    this.predict.record(prediction.predict_time);
+    const e2e = endToEndSeconds(prediction);
+    if (e2e !== null) {
+      // A camera clock ahead of the scorer's gives a negative latency: counted, recorded as 0.
+      if (e2e < 0) tally.endToEndNegative += 1;
+      const measured = Math.max(0, e2e);
+      this.endToEnd.record(measured);
+      tally.endToEnd.record(measured);
+    }
+    this.modelVersions.set(prediction.model_version, (this.modelVersions.get(prediction.model_version) ?? 0) + 1);
+  }
+
+  /** Counts one record that could not be read as a prediction, keeping a few as examples. */
+  addInvalid(reason: InvalidReason, sequenceNumber: string, error: string): void {
+    this.invalid.set(reason, (this.invalid.get(reason) ?? 0) + 1);
+    if (this.invalidExamples.length < MAX_INVALID_EXAMPLES) {
+      this.invalidExamples.push({
+        sequence_number: sequenceNumber,
+        reason,
+        error: error.length > MAX_INVALID_ERROR_LENGTH ? `${error.slice(0, MAX_INVALID_ERROR_LENGTH - 1)}…` : error,
+      });
+    }
+  }
+
+  /** Records that could not be read as predictions. */
+  get invalidCount(): number {
+    let total = 0;
+    for (const n of this.invalid.values()) total += n;
+    return total;
+  }
+
+  /** True when nothing at all was folded: such a window produces no document. */
+  get empty(): boolean {
+    return this.count === 0 && this.invalidCount === 0;
+  }
+
+  /** Adds another accumulator's counts (used to merge shard documents). */
+  merge(other: WindowAccumulator): this {
+    if (other.firstSequence !== null) this.noteSequence(other.firstSequence);
+    this.count += other.count;
+    for (const [reason, n] of other.invalid) this.invalid.set(reason, (this.invalid.get(reason) ?? 0) + n);
+    for (const example of other.invalidExamples) {
+      if (this.invalidExamples.length < MAX_INVALID_EXAMPLES) this.invalidExamples.push(example);
+    }
+    this.prep.merge(other.prep);
+    this.predict.merge(other.predict);
+    this.endToEnd.merge(other.endToEnd);
+    for (const [camera, theirs] of other.cameras) {
+      const ours = this.cameras.get(camera) ?? newCameraTally();
+      this.cameras.set(camera, ours);
+      for (let d = 0; d < 10; d += 1) {
+        ours.certain[d] = (ours.certain[d] ?? 0) + (theirs.certain[d] ?? 0);
+        ours.uncertain[d] = (ours.uncertain[d] ?? 0) + (theirs.uncertain[d] ?? 0);
+      }
+      ours.probabilitySum += theirs.probabilitySum;
+      ours.blank += theirs.blank;
+      ours.labelled += theirs.labelled;
+      ours.correct += theirs.correct;
+      ours.endToEndNegative += theirs.endToEndNegative;
+      ours.endToEnd.merge(theirs.endToEnd);
+    }
+    for (const [version, n] of other.modelVersions) {
+      this.modelVersions.set(version, (this.modelVersions.get(version) ?? 0) + n);
+    }
+    return this;
+  }
+
+  /** The JSON state to hand back to Lambda. */
+  toState(): WindowState {
+    // Object.fromEntries defines own properties, so no camera id can reach a prototype.
+    const cameras: Record<string, CameraState> = Object.fromEntries(
+      [...this.cameras]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([camera, tally]) => [
+          camera,
+          {
+            certain: [...tally.certain],
+            uncertain: [...tally.uncertain],
+            probability_sum: tally.probabilitySum,
+            blank: tally.blank,
+            labelled: tally.labelled,
+            correct: tally.correct,
+            end_to_end_negative: tally.endToEndNegative,
+            end_to_end: tally.endToEnd.toData(),
+          },
+        ]),
+    );
+    return {
+      version: STATE_VERSION,
+      first_sequence: this.firstSequence,
+      count: this.count,
+      invalid: Object.fromEntries(this.invalid),
+      invalid_examples: [...this.invalidExamples],
+      prep: this.prep.toData(),
+      predict: this.predict.toData(),
+      end_to_end: this.endToEnd.toData(),
+      cameras,
+      model_versions: Object.fromEntries(this.modelVersions),
+    };
+  }
+}
+
+/** Outcome of reading the `state` Lambda passed in. */
+export type StateReadResult =
+  | { ok: true; accumulator: WindowAccumulator; fresh: boolean }
+  | { ok: false; accumulator: WindowAccumulator; error: string };
+
+/**
+ * Reads the window state Lambda passed in: an absent or empty state starts a new window. A
+ * state this version cannot read (another deployment's, mid-window) is reported and replaced
+ * by an empty one rather than failing the window forever; the caller logs it.
+ */
+export function readWindowState(state: unknown, confidence: number): StateReadResult {
+  if (state === undefined || state === null || (typeof state === 'object' && Object.keys(state).length === 0)) {
+    return { ok: true, accumulator: new WindowAccumulator(confidence), fresh: true };
+  }
+  const parsed = windowStateSchema.safeParse(state);
+  if (!parsed.success) {
+    return { ok: false, accumulator: new WindowAccumulator(confidence), error: z.prettifyError(parsed.error) };
+  }
+  try {
+    return { ok: true, accumulator: WindowAccumulator.fromState(parsed.data, confidence), fresh: false };
+  } catch (error: unknown) {
+    return {
+      ok: false,
+      accumulator: new WindowAccumulator(confidence),
+      error: error instanceof Error ? error.message : String(error),
+    };
+  }
+}
