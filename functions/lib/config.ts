@@ -19,6 +19,10 @@ const text = () => z.preprocess(unsetIfEmpty, z.string().optional());
 const flag = () =>
   z.preprocess(unsetIfEmpty, z.enum(['true', 'false', '1', '0']).optional()).transform((v) => v === 'true' || v === '1');
 
+/** Powertools Logger's levels. */
+export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT', 'CRITICAL'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
 /** The variables, their defaults and bounds: the README's configuration table mirrors this. */
 const envSchema = z.object({
   STREAM_PREFIX: z.preprocess((v) => v ?? '', z.string().regex(/^[A-Za-z0-9_.-]*$/, 'letters, digits, _ . - only')),
@@ -36,7 +40,7 @@ const envSchema = z.object({
   SOURCE: z.preprocess(unsetIfEmpty, z.string().min(1).default('mnist')),
   LOG_LEVEL: z.preprocess(
     (v) => (typeof v === 'string' && v !== '' ? v.toUpperCase() : undefined),
-    z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT', 'CRITICAL']).default('INFO'),
+    z.enum(LOG_LEVELS).default('INFO'),
   ),
   MAX_FUTURE_SKEW_SECONDS: number(0, 31_536_000, 300),
   MAX_IMAGE_PIXELS: integer(1, 268_402_689, 16_777_216),
@@ -69,7 +73,7 @@ export interface Config {
   readonly repeat: number;
   /** Camera-source: `mnist` or a folder of PNG files. */
   readonly source: string;
-  readonly logLevel: string;
+  readonly logLevel: LogLevelName;
   /** Frames stamped further than this in the future are rejected (`future_timestamp`). */
   readonly maxFutureSkewSeconds: number;
   /** Decoded-pixel cap that stops decompression bombs before sharp allocates them. */
