@@ -15,8 +15,11 @@
  */
 import { z } from 'zod';
 
+/** log2 of the buckets per power of two. */
+const SUB_BITS = 6;
+
 /** Buckets per power of two. 64 keeps a quantile within 1/128 of the true value. */
-export const SUB_BUCKETS = 64;
+export const SUB_BUCKETS = 2 ** SUB_BITS;
 
 /** Bound on |estimate - true| / true for every quantile of values >= MIN_TRACKED. */
 export const RELATIVE_ERROR = 1 / (2 * SUB_BUCKETS);
@@ -58,19 +61,19 @@ export class HistogramValueError extends RangeError {
   }
 }
 
-/** Bucket index of a value >= MIN_TRACKED. */
+// The bucket of a double is its binary exponent and the top SUB_BITS bits of its mantissa,
+// read straight from the IEEE-754 bits: exact at every power of two, and several times
+// faster than Math.log2 on the per-frame path.
+const float = new Float64Array(1);
+const words = new Uint32Array(float.buffer);
+const HIGH_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+
+/** Bucket index of a normal double >= MIN_TRACKED. */
 function bucketIndex(value: number): number {
-  let exponent = Math.floor(Math.log2(value));
-  let base = 2 ** exponent;
-  // Math.log2 can be off by one ulp around exact powers of two.
-  if (value < base) {
-    exponent -= 1;
-    base /= 2;
-  } else if (value >= base * 2) {
-    exponent += 1;
-    base *= 2;
-  }
-  const sub = Math.min(SUB_BUCKETS - 1, Math.floor((value / base - 1) * SUB_BUCKETS));
+  float[0] = value;
+  const high = words[HIGH_WORD] ?? 0;
+  const exponent = ((high >>> 20) & 0x7ff) - 1023;
+  const sub = (high >>> (20 - SUB_BITS)) & (SUB_BUCKETS - 1);
   return exponent * SUB_BUCKETS + sub;
 }
 
