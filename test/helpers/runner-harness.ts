@@ -1,0 +1,85 @@
+/**
+ * Test helpers for the local event source mapping runner: mapping factories with Lambda's
+ * defaults, a recording handler, and record producers against the real emulator.
+ */
+import { PutRecordsCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import type { Context, KinesisStreamEvent, KinesisStreamTumblingWindowEvent } from 'aws-lambda';
+import type { RunnerMapping } from '../../local/runner';
+
+let counter = 0;
+/** A stream name not used by any other test in the file. */
+export function uniqueStream(prefix = 'test'): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
+
+/** A mapping with Lambda's defaults for a Kinesis source, then `overrides`. */
+export function mappingFor(stream: string, overrides: Partial<RunnerMapping> = {}): RunnerMapping {
+  return {
+    functionName: `fn-${stream}`,
+    stream,
+    batchSize: 100,
+    batchWindowSeconds: 0,
+    startingPosition: 'TRIM_HORIZON',
+    parallelizationFactor: 1,
+    reportBatchItemFailures: true,
+    bisectBatchOnFunctionError: false,
+    maximumRetryAttempts: -1,
+    maximumRecordAgeInSeconds: -1,
+    tumblingWindowInSeconds: 0,
+    onFailure: { arn: 'arn:aws:sqs:us-east-1:000000000000:test-dlq', type: 'sqs' },
+    timeoutSeconds: 30,
+    ...overrides,
+  };
+}
+
+/** Puts `bodies` as JSON records, in order, one partition key per record unless given. */
+export async function putJson(
+  client: KinesisClient,
+  stream: string,
+  bodies: readonly unknown[],
+  partitionKey: (index: number) => string = (i) => `key-${i}`,
+): Promise<string[]> {
+  const sequenceNumbers: string[] = [];
+  for (let start = 0; start < bodies.length; start += 500) {
+    const chunk = bodies.slice(start, start + 500);
+    const out = await client.send(
+      new PutRecordsCommand({
+        StreamName: stream,
+        Records: chunk.map((body, i) => ({
+          PartitionKey: partitionKey(start + i),
+          Data: Buffer.from(JSON.stringify(body)),
+        })),
+      }),
+    );
+    if (out.FailedRecordCount) throw new Error(`put failed for ${out.FailedRecordCount} records`);
+    for (const r of out.Records ?? []) sequenceNumbers.push(r.SequenceNumber ?? '');
+  }
+  return sequenceNumbers;
+}
+
+/** Decodes an event record's payload as JSON. */
+export function bodyOf(record: KinesisStreamEvent['Records'][number]): unknown {
+  return JSON.parse(Buffer.from(record.kinesis.data, 'base64').toString('utf8'));
+}
+
+export interface Invocation {
+  event: KinesisStreamEvent & Partial<KinesisStreamTumblingWindowEvent> & { shardId?: string; eventSourceARN?: string };
+  context: Context;
+  /** Payload `n` field of each record, for compact assertions. */
+  ns: number[];
+}
+
+/** Records every invocation and delegates the response to `respond`. */
+export function recordingHandler(
+  respond: (event: Invocation['event'], call: number) => unknown | Promise<unknown> = () => ({ batchItemFailures: [] }),
+): { handler: (event: never, context: Context) => Promise<unknown>; calls: Invocation[] } {
+  const calls: Invocation[] = [];
+  const handler = async (raw: never, context: Context): Promise<unknown> => {
+    const event = raw as Invocation['event'];
+    const ns = event.Records.map((r) => (bodyOf(r) as { n: number }).n);
+    calls.push({ event, context, ns });
+    return respond(event, calls.length);
+  };
+  return { handler, calls };
+}

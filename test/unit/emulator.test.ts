@@ -1,0 +1,144 @@
+/**
+ * The embedded emulator and the mappings read from serverless.yml.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListStreamsCommand, PutRecordCommand, DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
+import { createKinesisClient } from '../../functions/lib/kinesis';
+import { ensureStreams, KinesisEmulator } from '../../local/emulator';
+import { applyOverrides, loadServiceDefinition, parseServiceDefinition } from '../../local/mappings';
+
+describe('KinesisEmulator', () => {
+  it('listens on loopback only and creates missing streams idempotently', async () => {
+    const emulator = await KinesisEmulator.start({ port: 0 });
+    const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+    try {
+      expect(emulator.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      await ensureStreams(client, [{ name: 'a', shards: 3 }, { name: 'b', shards: 1 }]);
+      await ensureStreams(client, [{ name: 'a', shards: 5 }, { name: 'c', shards: 1 }]);
+
+      const listed = await client.send(new ListStreamsCommand({}));
+      const a = await client.send(new DescribeStreamSummaryCommand({ StreamName: 'a' }));
+      expect(listed.StreamNames).toEqual(['a', 'b', 'c']);
+      expect(a.StreamDescriptionSummary?.OpenShardCount).toBe(3);
+    } finally {
+      client.destroy();
+      await emulator.stop();
+    }
+  });
+
+  it('keeps streams and records across a restart when persistent, and loses them when not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'emulator-'));
+    const first = await KinesisEmulator.start({ port: 0, persistPath: dir });
+    const port = first.port;
+    const client = createKinesisClient({ endpoint: first.endpoint, region: 'us-east-1' });
+    await ensureStreams(client, [{ name: 'kept', shards: 1 }]);
+    await client.send(new PutRecordCommand({ StreamName: 'kept', PartitionKey: 'k', Data: Buffer.from('x') }));
+    await first.stop();
+    await first.stop(); // a second stop is harmless
+
+    const second = await KinesisEmulator.start({ port, persistPath: dir });
+    const summary = await client.send(new DescribeStreamSummaryCommand({ StreamName: 'kept' }));
+    await second.stop();
+    const volatile = await KinesisEmulator.start({ port });
+    const listed = await client.send(new ListStreamsCommand({}));
+    await volatile.stop();
+    client.destroy();
+    rmSync(dir, { recursive: true, force: true });
+
+    expect(summary.StreamDescriptionSummary?.StreamStatus).toBe('ACTIVE');
+    expect(listed.StreamNames).toEqual([]);
+  });
+
+  it('refuses a port that is already taken', async () => {
+    const first = await KinesisEmulator.start({ port: 0 });
+    try {
+      await expect(KinesisEmulator.start({ port: first.port })).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      await first.stop();
+    }
+  });
+});
+
+describe('mappings from serverless.yml', () => {
+  it('resolves every stream event of serverless.yml with the framework', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sls-cache-'));
+    const definition = await loadServiceDefinition({ cacheDir: dir });
+    const cached = await loadServiceDefinition({ cacheDir: dir });
+    rmSync(dir, { recursive: true, force: true });
+
+    expect(cached).toEqual(definition);
+    expect(definition.streamPrefix).toBe(`${definition.service}-${definition.stage}-`);
+    const classify = definition.mappings.find((m) => m.functionKey === 'classify');
+    expect(classify).toMatchObject({
+      handler: 'functions/classify.handler',
+      stream: 'camera-images',
+      startingPosition: 'TRIM_HORIZON',
+      reportBatchItemFailures: true,
+      bisectBatchOnFunctionError: true,
+      tumblingWindowInSeconds: 0,
+    });
+    expect(classify?.onFailure?.arn).toMatch(/^arn:aws:sqs:[a-z0-9-]+:000000000000:edge-camera-classifier-\w+-classify-dlq$/);
+    const metrics = definition.mappings.find((m) => m.functionKey === 'aggregate-metrics');
+    expect(metrics?.stream).toBe('predictions');
+    expect(metrics?.tumblingWindowInSeconds).toBeGreaterThan(0);
+    expect(definition.streams.map((s) => s.name).sort()).toEqual(
+      ['camera-images', 'metrics', 'predictions', 'rejected-images', 'uncertain-images'],
+    );
+  });
+
+  const printed = {
+    service: 'svc',
+    provider: { stage: 'prod', region: 'eu-west-1', timeout: 30, environment: { STREAM_PREFIX: 'svc-prod-' } },
+    functions: {
+      f: {
+        handler: 'functions/f.handler',
+        events: [
+          { stream: { type: 'kinesis', arn: { 'Fn::GetAtt': ['S', 'Arn'] }, tumblingWindowInSeconds: 30, destinations: { onFailure: 'arn:aws:sns:eu-west-1:1:topic' } } },
+          { stream: 'arn:aws:kinesis:eu-west-1:1:stream/svc-prod-other' },
+          { http: { path: '/' } },
+        ],
+      },
+    },
+    resources: { Resources: { S: { Type: 'AWS::Kinesis::Stream', Properties: { Name: 'svc-prod-s', ShardCount: 4 } } } },
+  };
+
+  it("fills in Lambda's defaults and strips the deployment prefix", () => {
+    const definition = parseServiceDefinition(printed);
+
+    expect(definition.mappings).toHaveLength(2);
+    expect(definition.mappings[0]).toMatchObject({
+      stream: 's',
+      batchSize: 100,
+      batchWindowSeconds: 0,
+      parallelizationFactor: 1,
+      maximumRetryAttempts: -1,
+      maximumRecordAgeInSeconds: -1,
+      reportBatchItemFailures: false,
+      tumblingWindowInSeconds: 30,
+      timeoutSeconds: 30,
+      functionName: 'svc-prod-f',
+      onFailure: { arn: 'arn:aws:sns:eu-west-1:1:topic' },
+    });
+    expect(definition.mappings[1]?.stream).toBe('other');
+    expect(definition.streams).toEqual([{ name: 's', shards: 4 }]);
+  });
+
+  it('applies local overrides without touching the declared definition', () => {
+    const definition = parseServiceDefinition(printed);
+    const changed = applyOverrides(definition, { windowSeconds: 2, parallelizationFactor: 3, shards: { s: 2 } });
+
+    expect(changed.mappings[0]?.tumblingWindowInSeconds).toBe(2);
+    expect(changed.mappings[0]?.parallelizationFactor).toBe(1); // windows need a factor of 1
+    expect(changed.mappings[1]?.parallelizationFactor).toBe(3);
+    expect(changed.streams).toEqual([{ name: 's', shards: 2 }]);
+    expect(definition.mappings[0]?.tumblingWindowInSeconds).toBe(30);
+  });
+
+  it('rejects a tumbling window with a parallelization factor above 1', () => {
+    const bad = structuredClone(printed);
+    Object.assign(bad.functions.f.events[0]?.stream as object, { parallelizationFactor: 2 });
+    expect(() => parseServiceDefinition(bad)).toThrow(/parallelizationFactor 1/);
+  });
+});
