@@ -1,0 +1,164 @@
+/**
+ * One invocation of the tumbling-window aggregator, without Lambda plumbing: read the
+ * window state, fold the batch's prediction records into it, and on the window's final
+ * invocation write one metrics document. The handler in `functions/aggregate-metrics.ts`
+ * wires configuration, logging and CloudWatch metrics around it.
+ */
+import type { KinesisStreamRecord, KinesisStreamStateResponse } from 'aws-lambda';
+import { z } from 'zod';
+import { predictionSchema } from '../contracts';
+import type { RecordSink } from '../stream-writer';
+import { buildMetricsDocument, type MetricsConfig, type MetricsDocument } from './document';
+import { readWindowState, type WindowAccumulator } from './reducer';
+
+/**
+ * The tumbling-window event Lambda sends (`@types/aws-lambda`'s type omits `shardId`).
+ */
+export interface TumblingWindowEvent {
+  Records: KinesisStreamRecord[];
+  window: { start: string; end: string };
+  state?: Record<string, unknown>;
+  shardId?: string;
+  eventSourceARN?: string;
+  isFinalInvokeForWindow: boolean;
+  isWindowTerminatedEarly: boolean;
+}
+
+/** Writing the window's document failed: the invocation must fail so Lambda retries it. */
+export class MetricsWriteError extends Error {
+  constructor(
+    readonly stream: string,
+    readonly documentId: string,
+    readonly code: string,
+  ) {
+    super(`metrics document ${documentId} could not be written to ${stream}: ${code}`);
+    this.name = 'MetricsWriteError';
+  }
+}
+
+/** What the aggregator needs from its surroundings. */
+export interface AggregateDependencies {
+  sink: RecordSink;
+  /** Full name of the `metrics` stream. */
+  metricsStream: string;
+  config: MetricsConfig;
+  /** Powertools' Logger satisfies it. */
+  logger: {
+    info(message: string, ...extra: Record<string, unknown>[]): void;
+    warn(message: string, ...extra: Record<string, unknown>[]): void;
+    error(message: string, ...extra: Record<string, unknown>[]): void;
+  };
+  /** Document build time; defaults to now. */
+  now?: () => Date;
+}
+
+/** The invocation's response plus, on a final invocation, the document written. */
+export interface AggregateResult {
+  response: KinesisStreamStateResponse & { batchItemFailures: [] };
+  folded: number;
+  invalid: number;
+  document?: MetricsDocument;
+}
+
+/** Unreadable records logged individually per invocation; the rest are only counted. */
+const MAX_LOGGED_INVALID = 10;
+
+/** The shard of a window: the event's `shardId`, else the one in a record's `eventID`. */
+export function shardOf(event: TumblingWindowEvent): string {
+  if (event.shardId) return event.shardId;
+  const eventId = event.Records[0]?.eventID ?? '';
+  const colon = eventId.indexOf(':');
+  return colon > 0 ? eventId.slice(0, colon) : 'unknown-shard';
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Folds the records into the accumulator; returns how many could not be read. */
+function foldRecords(
+  records: readonly KinesisStreamRecord[],
+  acc: WindowAccumulator,
+  logger: AggregateDependencies['logger'],
+): number {
+  let invalid = 0;
+  for (const record of records) {
+    const sequenceNumber = record.kinesis.sequenceNumber;
+    acc.noteSequence(sequenceNumber);
+    let json: unknown;
+    try {
+      json = JSON.parse(Buffer.from(record.kinesis.data, 'base64').toString('utf8'));
+    } catch (error: unknown) {
+      acc.addInvalid('invalid_json', sequenceNumber, describe(error));
+      if (invalid++ < MAX_LOGGED_INVALID) logger.warn('prediction record is not JSON', { sequenceNumber, error: describe(error) });
+      continue;
+    }
+    const parsed = predictionSchema.safeParse(json);
+    if (!parsed.success) {
+      const error = z.prettifyError(parsed.error);
+      acc.addInvalid('invalid_record', sequenceNumber, error);
+      if (invalid++ < MAX_LOGGED_INVALID) logger.warn('prediction record does not match the contract', { sequenceNumber, error });
+      continue;
+    }
+    acc.add(parsed.data);
+  }
+  return invalid;
+}
+
+/**
+ * Handles one tumbling-window invocation.
+ *
+ * Every record is folded: one that is not JSON or not a prediction is counted under
+ * `invalid` (with a few examples) and never fails the window, since a retry could not make
+ * it readable. So `batchItemFailures` is always empty: reporting a failure would make Lambda
+ * re-deliver records this state has already counted.
+ *
+ * On the final invocation (`isFinalInvokeForWindow`) a window that folded anything gets one
+ * document written to the metrics stream, and the returned state is empty; an empty window
+ * writes nothing.
+ *
+ * @throws MetricsWriteError when the document cannot be written after the writer's retries:
+ *   the invocation fails and Lambda retries it with the same state, so nothing is lost.
+ */
+export async function aggregateWindow(event: TumblingWindowEvent, deps: AggregateDependencies): Promise<AggregateResult> {
+  const shard = shardOf(event);
+  const read = readWindowState(event.state, deps.config.confidence);
+  if (!read.ok) {
+    deps.logger.error('window state unreadable, counting this window from here on', {
+      shard,
+      window: event.window,
+      error: read.error,
+    });
+  }
+  const acc = read.accumulator;
+  const invalid = foldRecords(event.Records, acc, deps.logger);
+  const folded = event.Records.length;
+
+  if (!event.isFinalInvokeForWindow) {
+    return { response: { state: acc.toState(), batchItemFailures: [] }, folded, invalid };
+  }
+  if (acc.empty) {
+    deps.logger.info('window closed with no records, no document', { shard, window: event.window });
+    return { response: { state: {}, batchItemFailures: [] }, folded, invalid };
+  }
+  const document = buildMetricsDocument(acc, {
+    window: event.window,
+    shard,
+    terminatedEarly: event.isWindowTerminatedEarly,
+    config: deps.config,
+    timestamp: (deps.now?.() ?? new Date()).toISOString(),
+  });
+  const data = Buffer.from(JSON.stringify(document), 'utf8');
+  const result = await deps.sink.put(deps.metricsStream, [{ partitionKey: shard, data }]);
+  if (result.failedIndexes.length > 0) {
+    throw new MetricsWriteError(deps.metricsStream, document.id, result.errors?.get(0) ?? 'unwritten');
+  }
+  deps.logger.info('window metrics written', {
+    id: document.id,
+    stream: deps.metricsStream,
+    count: document.count,
+    invalid: document.invalid.count,
+    bytes: data.byteLength,
+  });
+  return { response: { state: {}, batchItemFailures: [] }, folded, invalid, document };
+}
