@@ -1,0 +1,729 @@
+/**
+ * Frame preparation: PNG bytes -> the 28x28 MNIST-style image the model scores.
+ *
+ * The original edge application's ImagePrep assumed a clean white page: invert, crop to the
+ * box around every non-zero pixel, widen it to a square, Lanczos-resize to 20x20, and paste
+ * into 28x28 with the centre of mass at the centre. A camera sees gray or unevenly lit paper,
+ * noise, pencil or blue ink and a small digit anywhere in a 640x480 frame, where "every
+ * non-zero pixel" is the whole frame. So before that crop we separate ink from paper:
+ *
+ * 1. background: a coarse grid of high percentiles of brightness (paper is the bright
+ *    majority of any cell), bilinearly interpolated, follows gray paper and uneven light;
+ * 2. detection on a reduced, smoothed copy: darkness below the local paper, thresholded well
+ *    above the noise (median + 5 robust sigmas, at least {@link MIN_DETECT_CONTRAST}), split
+ *    into connected blobs; the heaviest blob and the sizeable blobs near it are the digit,
+ *    specks and far-away marks are not; no blob at all means a blank page;
+ * 3. ink at full resolution inside that region: darkness minus the noise floor, stretched so
+ *    the ink's own level maps to 255 (pencil and blue pen look like MNIST ink), graded, not
+ *    binary. On a clean white MNIST frame the floor is 0 and the stretch is 1, so the ink is
+ *    exactly the original's inverted image;
+ * 4. the original's crop: the ink's bounding box widened to a square centred on it, 20x20
+ *    with PIL's Lanczos (large crops are first box-reduced to at most 3x the target, which
+ *    bounds the cost at ~S^2 instead of ~6 S^2 operations), pasted into 28x28 at
+ *    round(14 - centre of mass).
+ *
+ * Everything runs over reused typed arrays (no per-pixel allocation) and is synchronous.
+ */
+import { FrameRejectedError } from './errors';
+import { decodePngChunks, PngFormatError, readPngChunks } from './png';
+
+/** A prepared frame: 784 bytes, 28x28 row-major, ink 255, paper 0. */
+export interface PreparedImage {
+  pixels: Uint8Array;
+  blank: boolean;
+}
+
+/** Bounds checked before any pixel memory is allocated. */
+export interface DecodeLimits {
+  /** Largest width x height accepted, read from the PNG header before decoding. */
+  maxPixels: number;
+  /** Largest PNG accepted, in bytes. */
+  maxBytes: number;
+}
+
+/**
+ * 16,777,216 pixels (4096 x 4096; a 640x480 frame is 307,200) and 1 MiB (Kinesis' record cap:
+ * no larger PNG can arrive on the stream). A grey 4096x4096 frame decodes to 16 MiB; the
+ * worst colour type (16-bit RGBA) needs 128 MiB of inflated data transiently.
+ */
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = Object.freeze({ maxPixels: 4096 * 4096, maxBytes: 1024 * 1024 });
+
+/** One byte per pixel, row-major, 0 = black, 255 = white. */
+export interface GrayImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+const ACTIONS = {
+  not_png: 'camera frames must be PNG: re-encode the frame as PNG before sending (JPEG, GIF, WebP and SVG are not accepted)',
+  corrupt_png:
+    'resend the frame, and check that the camera writes complete PNG files and that nothing on the way alters the bytes (truncation, text-mode transfer, double base64)',
+} as const;
+
+/**
+ * Decodes a PNG to 8-bit grey, transparency composited onto white paper.
+ *
+ * Accepts every standard PNG: grey, RGB, palette, grey+alpha, RGBA; 1-16 bits; interlaced;
+ * bytes after IEND are ignored. Checks run in order of cost: byte cap, signature, every
+ * chunk's bounds and CRC, the declared pixel count against `limits.maxPixels` (before any
+ * pixel memory exists, so a tiny file declaring a huge image costs nothing), then inflate
+ * with an output bound.
+ *
+ * @throws FrameRejectedError with reason `image_empty`, `not_png`, `corrupt_png` or
+ *   `image_too_large`; the message is a sentence a person can act on.
+ */
+export async function decodePng(png: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<GrayImage> {
+  return decodePngSync(png, limits);
+}
+
+/** Synchronous {@link decodePng}, for callers that batch their own work. */
+export function decodePngSync(png: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): GrayImage {
+  if (png.length === 0) {
+    throw new FrameRejectedError('image_empty', 'the image is empty: send the camera frame as a base64-encoded PNG');
+  }
+  if (png.length > limits.maxBytes) {
+    throw new FrameRejectedError(
+      'image_too_large',
+      `the PNG is ${png.length} bytes, over the limit of ${limits.maxBytes} bytes: send smaller frames (a 640x480 grey PNG is typically under 100 kB)`,
+    );
+  }
+  try {
+    const chunks = readPngChunks(png);
+    const { width, height } = chunks.header;
+    if (width * height > limits.maxPixels) {
+      throw new FrameRejectedError(
+        'image_too_large',
+        `the PNG declares ${width}x${height} = ${width * height} pixels, over the limit of ${limits.maxPixels}: scale frames down (e.g. to 640x480) before sending`,
+      );
+    }
+    return decodePngChunks(chunks);
+  } catch (error: unknown) {
+    if (error instanceof PngFormatError) {
+      const action = error.kind === 'image_too_large' ? 'send smaller frames' : ACTIONS[error.kind];
+      throw new FrameRejectedError(error.kind, `${error.message}: ${action}`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Decodes and prepares one frame.
+ * @throws FrameRejectedError as {@link decodePng} does.
+ */
+export async function preparePng(png: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<PreparedImage> {
+  return prepareGray(decodePngSync(png, limits));
+}
+
+// ---------------------------------------------------------------------------------------
+// Tuning constants (why each value: see the module comment and the tests).
+
+/** The detection copy's long side is at most this many pixels. */
+const DETECT_MAX_SIDE = 160;
+/**
+ * Background grid: cells of about this many detection pixels (at least BG_MIN_CELL), at most
+ * 6 per axis. A 28x28 frame gets 3x3 cells of 9 pixels, a 640x480 one 6x6 cells of ~100.
+ */
+const BG_CELL = 12;
+const BG_MIN_CELL = 8;
+const BG_MAX_CELLS = 6;
+/** The paper level of a cell is this brightness percentile: right while ink covers < 90%. */
+const BG_PERCENTILE = 0.9;
+/** A cell this much darker than the smooth lighting surface through the others is ink. */
+const BG_OUTLIER = 16;
+/** Darkness (0-255) below which nothing counts as ink, however clean the frame. */
+const MIN_DETECT_CONTRAST = 12;
+/** Robust sigmas above the median darkness for detection / for the full-resolution floor. */
+const DETECT_SIGMAS = 5;
+const FLOOR_SIGMAS = 3.5;
+const BBOX_SIGMAS = 5;
+/** Smallest blob (detection pixels) that can be ink rather than a speck. */
+const MIN_BLOB_AREA = 3;
+/** A further blob joins the digit when it weighs this share of the heaviest blob... */
+const JOIN_MASS_SHARE = 0.08;
+/** ...and lies within this share of the digit's size from it. */
+const JOIN_DISTANCE_SHARE = 0.35;
+/** The ink level (to stretch to 255) is this percentile of the clearly-ink pixels. */
+const INK_PERCENTILE = 0.9;
+/** Never stretch by more than 255 / this. */
+const MIN_INK_RANGE = 24;
+/** Ink at least this dark (0-255 darkness) is not stretched. */
+const NEAR_BLACK_INK = 239;
+const OUT = 28;
+const BOX = 20;
+/** Larger crops are box-reduced to at most this many times the 20-pixel box first. */
+const PRE_REDUCE = 3;
+
+// Scratch buffers reused across calls (prepareGray is synchronous, so they are never shared).
+let lowBuf = new Float32Array(0);
+let tmpBuf = new Float32Array(0);
+let darkBuf = new Float32Array(0);
+let labelBuf = new Int32Array(0);
+let stackBuf = new Int32Array(0);
+let regionBuf = new Float32Array(0);
+let cropBuf = new Float32Array(0);
+let passBuf = new Float32Array(0);
+const hist = new Uint32Array(256);
+const hist2 = new Uint32Array(256);
+
+function grow<T extends Float32Array | Int32Array>(buf: T, n: number, make: (n: number) => T): T {
+  return buf.length >= n ? buf : make(Math.max(n, buf.length * 2));
+}
+
+/** Python 3's round(): halves go to the even neighbour (the original ran on Python). */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Value at quantile q of a 256-bin histogram holding `count` samples. */
+function histQuantile(h: Uint32Array, count: number, q: number): number {
+  const target = Math.max(1, Math.ceil(count * q));
+  let acc = 0;
+  for (let v = 0; v < 256; v++) {
+    acc += h[v] as number;
+    if (acc >= target) return v;
+  }
+  return 255;
+}
+
+/** Median and robust sigma (1.4826 x MAD) of a histogram. */
+function robustStats(h: Uint32Array, count: number): { median: number; sigma: number } {
+  const median = histQuantile(h, count, 0.5);
+  hist2.fill(0);
+  for (let v = 0; v < 256; v++) {
+    const n = h[v] as number;
+    if (n) hist2[Math.abs(v - median)] = (hist2[Math.abs(v - median)] as number) + n;
+  }
+  return { median, sigma: 1.4826 * histQuantile(hist2, count, 0.5) };
+}
+
+/** Bilinear weights from pixel positions on one axis to background-grid cell centres. */
+function axisWeights(n: number, factor: number, cells: number, lowLen: number): { i0: Int32Array; frac: Float32Array } {
+  const i0 = new Int32Array(n);
+  const frac = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    // Linear beyond the outer cell centres (up to the half cell the border lies away), so a
+    // lighting gradient holds into the corners instead of flattening there.
+    let t = (((i + 0.5) / factor) * cells) / lowLen - 0.5;
+    if (t < -0.5) t = -0.5;
+    if (t > cells - 0.5) t = cells - 0.5;
+    let k = Math.max(0, Math.floor(t));
+    if (k > cells - 2) k = Math.max(0, cells - 2);
+    i0[i] = k;
+    frac[i] = cells > 1 ? t - k : 0;
+  }
+  return { i0, frac };
+}
+
+function bgAt(grid: Float32Array, nx: number, ny: number, xi: number, xf: number, yi: number, yf: number, cap: number): number {
+  const x1 = nx > 1 ? xi + 1 : xi;
+  const y1 = ny > 1 ? yi + 1 : yi;
+  const a = grid[yi * nx + xi] as number;
+  const b = grid[yi * nx + x1] as number;
+  const c = grid[y1 * nx + xi] as number;
+  const d = grid[y1 * nx + x1] as number;
+  const v = (a + (b - a) * xf) * (1 - yf) + (c + (d - c) * xf) * yf;
+  return v > cap ? cap : v;
+}
+
+/**
+ * A cell almost covered by ink (a thick stroke filling a 9x9 cell of a 28x28 frame) reads
+ * dark, and would make its ink look like paper. Lighting is smooth, so such a cell stands out
+ * below a smooth surface through the others: fit a plane (fewer than 4x4 cells) or a quadratic
+ * (more) by least squares, drop cells more than BG_OUTLIER below it, refit, and give the
+ * dropped cells the fitted value. Gradients and vignetting fit the surface and are kept.
+ */
+function repairInkCells(grid: Float32Array, nx: number, ny: number): void {
+  const n = nx * ny;
+  if (n < 4) return;
+  const terms = nx >= 4 && ny >= 4 ? 6 : 3;
+  const basis = (c: number, out: Float64Array): void => {
+    const x = nx > 1 ? ((c % nx) / (nx - 1)) * 2 - 1 : 0;
+    const y = ny > 1 ? (Math.floor(c / nx) / (ny - 1)) * 2 - 1 : 0;
+    out[0] = 1;
+    out[1] = x;
+    out[2] = y;
+    if (terms === 6) {
+      out[3] = x * x;
+      out[4] = y * y;
+      out[5] = x * y;
+    }
+  };
+  const inlier = new Uint8Array(n).fill(1);
+  const b = new Float64Array(6);
+  const fit = new Float64Array(n);
+  for (let round = 0; round < 4; round++) {
+    const coef = leastSquares(grid, inlier, n, terms, basis);
+    if (coef === undefined) return;
+    let changed = false;
+    for (let c = 0; c < n; c++) {
+      basis(c, b);
+      let f = 0;
+      for (let t = 0; t < terms; t++) f += (coef[t] as number) * (b[t] as number);
+      fit[c] = f;
+      const isIn = (grid[c] as number) >= f - BG_OUTLIER ? 1 : 0;
+      if (isIn !== inlier[c]) {
+        inlier[c] = isIn;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  for (let c = 0; c < n; c++) if (!inlier[c]) grid[c] = Math.min(255, fit[c] as number);
+}
+
+/** Weighted least squares by normal equations and Gaussian elimination (at most 6 terms). */
+function leastSquares(
+  values: Float32Array,
+  use: Uint8Array,
+  n: number,
+  terms: number,
+  basis: (c: number, out: Float64Array) => void,
+): Float64Array | undefined {
+  let count = 0;
+  for (let c = 0; c < n; c++) count += use[c] as number;
+  if (count < terms + 1) return undefined;
+  const m = new Float64Array(terms * (terms + 1));
+  const b = new Float64Array(6);
+  for (let c = 0; c < n; c++) {
+    if (!use[c]) continue;
+    basis(c, b);
+    for (let i = 0; i < terms; i++) {
+      for (let j = 0; j < terms; j++) {
+        const at = i * (terms + 1) + j;
+        m[at] = (m[at] as number) + (b[i] as number) * (b[j] as number);
+      }
+      const rhs = i * (terms + 1) + terms;
+      m[rhs] = (m[rhs] as number) + (b[i] as number) * (values[c] as number);
+    }
+  }
+  const w = terms + 1;
+  for (let col = 0; col < terms; col++) {
+    let pivot = col;
+    for (let r = col + 1; r < terms; r++) if (Math.abs(m[r * w + col] as number) > Math.abs(m[pivot * w + col] as number)) pivot = r;
+    if (Math.abs(m[pivot * w + col] as number) < 1e-9) return undefined;
+    if (pivot !== col) {
+      for (let k = 0; k < w; k++) {
+        const t = m[col * w + k] as number;
+        m[col * w + k] = m[pivot * w + k] as number;
+        m[pivot * w + k] = t;
+      }
+    }
+    for (let r = 0; r < terms; r++) {
+      if (r === col) continue;
+      const factor = (m[r * w + col] as number) / (m[col * w + col] as number);
+      if (factor === 0) continue;
+      for (let k = col; k < w; k++) m[r * w + k] = (m[r * w + k] as number) - factor * (m[col * w + k] as number);
+    }
+  }
+  const coef = new Float64Array(terms);
+  for (let i = 0; i < terms; i++) coef[i] = (m[i * w + terms] as number) / (m[i * w + i] as number);
+  return coef;
+}
+
+interface Blob {
+  area: number;
+  mass: number;
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/**
+ * Prepares a grey frame as the model expects it (see the module comment for the steps).
+ * Pure and synchronous; never throws for a well-formed GrayImage. A frame with no ink gives
+ * `blank: true` and 784 zeros.
+ */
+export function prepareGray(image: GrayImage): PreparedImage {
+  const { data, width: w, height: h } = image;
+  if (!(w > 0 && h > 0 && data.length >= w * h)) {
+    throw new RangeError(`prepareGray: ${w}x${h} image with ${data.length} bytes`);
+  }
+  const blank = (): PreparedImage => ({ pixels: new Uint8Array(OUT * OUT), blank: true });
+
+  // --- 1. detection copy: block mean, then a 3x3 box blur when the blocks are small ---
+  const f = Math.max(1, Math.ceil(Math.max(w, h) / DETECT_MAX_SIDE));
+  const lw = Math.ceil(w / f);
+  const lh = Math.ceil(h / f);
+  const ln = lw * lh;
+  lowBuf = grow(lowBuf, ln, (n) => new Float32Array(n));
+  tmpBuf = grow(tmpBuf, ln, (n) => new Float32Array(n));
+  const low = lowBuf;
+  if (f === 1) {
+    for (let i = 0; i < ln; i++) low[i] = data[i] as number;
+  } else {
+    low.fill(0, 0, ln);
+    for (let y = 0; y < h; y++) {
+      const lrow = ((y / f) | 0) * lw;
+      const row = y * w;
+      for (let x = 0; x < w; x++) {
+        const at = lrow + ((x / f) | 0);
+        low[at] = (low[at] as number) + (data[row + x] as number);
+      }
+    }
+    for (let ly = 0; ly < lh; ly++) {
+      const bh = Math.min(f, h - ly * f);
+      for (let lx = 0; lx < lw; lx++) {
+        const bw = Math.min(f, w - lx * f);
+        low[ly * lw + lx] = (low[ly * lw + lx] as number) / (bw * bh);
+      }
+    }
+  }
+
+  // --- 2. background grid on the detection copy ---
+  const cellsFor = (n: number): number => Math.max(1, Math.min(BG_MAX_CELLS, Math.ceil(n / BG_CELL), Math.floor(n / BG_MIN_CELL)));
+  const nx = cellsFor(lw);
+  const ny = cellsFor(lh);
+  const grid = new Float32Array(nx * ny);
+  for (let cy = 0; cy < ny; cy++) {
+    const ya = Math.floor((cy * lh) / ny);
+    const yb = Math.floor(((cy + 1) * lh) / ny);
+    for (let cx = 0; cx < nx; cx++) {
+      const xa = Math.floor((cx * lw) / nx);
+      const xb = Math.floor(((cx + 1) * lw) / nx);
+      hist.fill(0);
+      for (let y = ya; y < yb; y++) {
+        for (let x = xa; x < xb; x++) {
+          const v = (low[y * lw + x] as number) + 0.5;
+          hist[v | 0] = (hist[v | 0] as number) + 1;
+        }
+      }
+      grid[cy * nx + cx] = histQuantile(hist, (yb - ya) * (xb - xa), BG_PERCENTILE);
+    }
+  }
+  repairInkCells(grid, nx, ny);
+  // Paper is never brighter than the brightest cell: caps the linear extrapolation at the
+  // frame's border (otherwise clean white paper would read as faintly inked there).
+  let gridMax = 0;
+  for (let i = 0; i < grid.length; i++) gridMax = Math.max(gridMax, grid[i] as number);
+  // The grid is measured before blurring (a blur would darken the paper next to thick
+  // strokes); detection works on the blurred copy, where noise is lower.
+  if (f <= 2 && lw >= 3 && lh >= 3) boxBlur3(low, tmpBuf, lw, lh);
+
+  // --- darkness below paper on the detection copy, and its noise ---
+  darkBuf = grow(darkBuf, ln, (n) => new Float32Array(n));
+  const dark = darkBuf;
+  const lx = axisWeights(lw, 1, nx, lw);
+  const ly = axisWeights(lh, 1, ny, lh);
+  hist.fill(0);
+  for (let y = 0; y < lh; y++) {
+    const yi = ly.i0[y] as number;
+    const yf = ly.frac[y] as number;
+    for (let x = 0; x < lw; x++) {
+      let d = bgAt(grid, nx, ny, lx.i0[x] as number, lx.frac[x] as number, yi, yf, gridMax) - (low[y * lw + x] as number);
+      if (d < 0) d = 0;
+      dark[y * lw + x] = d;
+      const b = d > 255 ? 255 : (d + 0.5) | 0;
+      hist[b] = (hist[b] as number) + 1;
+    }
+  }
+  const lowStats = robustStats(hist, ln);
+  const detect = lowStats.median + Math.max(DETECT_SIGMAS * lowStats.sigma, MIN_DETECT_CONTRAST);
+
+  // --- connected blobs above the detection threshold (8-connected) ---
+  labelBuf = grow(labelBuf, ln, (n) => new Int32Array(n));
+  stackBuf = grow(stackBuf, ln, (n) => new Int32Array(n));
+  const labels = labelBuf;
+  const stack = stackBuf;
+  labels.fill(0, 0, ln);
+  const blobs: Blob[] = [];
+  for (let start = 0; start < ln; start++) {
+    if (labels[start] !== 0 || (dark[start] as number) <= detect) continue;
+    const id = blobs.length + 1;
+    const blob: Blob = { area: 0, mass: 0, x0: lw, y0: lh, x1: -1, y1: -1 };
+    let top = 0;
+    stack[top++] = start;
+    labels[start] = id;
+    while (top > 0) {
+      const p = stack[--top] as number;
+      const py = (p / lw) | 0;
+      const px = p - py * lw;
+      blob.area++;
+      blob.mass += (dark[p] as number) - detect;
+      if (px < blob.x0) blob.x0 = px;
+      if (px > blob.x1) blob.x1 = px;
+      if (py < blob.y0) blob.y0 = py;
+      if (py > blob.y1) blob.y1 = py;
+      for (let dy = -1; dy <= 1; dy++) {
+        const qy = py + dy;
+        if (qy < 0 || qy >= lh) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const qx = px + dx;
+          if (qx < 0 || qx >= lw) continue;
+          const q = qy * lw + qx;
+          if (labels[q] === 0 && (dark[q] as number) > detect) {
+            labels[q] = id;
+            stack[top++] = q;
+          }
+        }
+      }
+    }
+    blobs.push(blob);
+  }
+  if (blobs.length === 0) return blank();
+  blobs.sort((a, b) => b.mass - a.mass);
+  const main = blobs[0] as Blob;
+  if (main.area < MIN_BLOB_AREA) return blank();
+
+  // The digit: the heaviest blob, plus sizeable blobs close to it (a "5" whose bar is detached).
+  let ux0 = main.x0;
+  let uy0 = main.y0;
+  let ux1 = main.x1;
+  let uy1 = main.y1;
+  const candidates = blobs.slice(1, 64).filter((b) => b.area >= MIN_BLOB_AREA && b.mass >= JOIN_MASS_SHARE * main.mass);
+  let joined = true;
+  while (joined && candidates.length > 0) {
+    joined = false;
+    const reach = JOIN_DISTANCE_SHARE * Math.max(ux1 - ux0 + 1, uy1 - uy0 + 1) + 1;
+    for (let i = 0; i < candidates.length; i++) {
+      const b = candidates[i] as Blob;
+      const gapX = Math.max(0, b.x0 - ux1, ux0 - b.x1);
+      const gapY = Math.max(0, b.y0 - uy1, uy0 - b.y1);
+      if (Math.max(gapX, gapY) <= reach) {
+        ux0 = Math.min(ux0, b.x0);
+        uy0 = Math.min(uy0, b.y0);
+        ux1 = Math.max(ux1, b.x1);
+        uy1 = Math.max(uy1, b.y1);
+        candidates.splice(i, 1);
+        joined = true;
+        break;
+      }
+    }
+  }
+
+  // --- 3. full-resolution ink inside the digit's region (one detection block of margin) ---
+  const rx0 = Math.max(0, (ux0 - 1) * f);
+  const ry0 = Math.max(0, (uy0 - 1) * f);
+  const rx1 = Math.min(w, (ux1 + 2) * f);
+  const ry1 = Math.min(h, (uy1 + 2) * f);
+  const rw = rx1 - rx0;
+  const rh = ry1 - ry0;
+  const fx = axisWeights(w, f, nx, lw);
+  const fy = axisWeights(h, f, ny, lh);
+
+  // Full-resolution noise, from a strided sample of the whole frame.
+  const step = Math.max(1, Math.floor(Math.sqrt((w * h) / 8192)));
+  hist.fill(0);
+  let sampled = 0;
+  for (let y = step >> 1; y < h; y += step) {
+    const yi = fy.i0[y] as number;
+    const yf = fy.frac[y] as number;
+    for (let x = step >> 1; x < w; x += step) {
+      const d = bgAt(grid, nx, ny, fx.i0[x] as number, fx.frac[x] as number, yi, yf, gridMax) - (data[y * w + x] as number);
+      const b = d <= 0 ? 0 : d > 255 ? 255 : (d + 0.5) | 0;
+      hist[b] = (hist[b] as number) + 1;
+      sampled++;
+    }
+  }
+  const full = robustStats(hist, sampled);
+  const floor = full.median + FLOOR_SIGMAS * full.sigma;
+  const bboxLevel = full.median + BBOX_SIGMAS * full.sigma;
+  const clearInk = full.median + Math.max(DETECT_SIGMAS * full.sigma, MIN_DETECT_CONTRAST);
+
+  regionBuf = grow(regionBuf, rw * rh, (n) => new Float32Array(n));
+  const region = regionBuf;
+  hist.fill(0);
+  let inkCount = 0;
+  for (let y = 0; y < rh; y++) {
+    const gy = ry0 + y;
+    const yi = fy.i0[gy] as number;
+    const yf = fy.frac[gy] as number;
+    for (let x = 0; x < rw; x++) {
+      const gx = rx0 + x;
+      let d = bgAt(grid, nx, ny, fx.i0[gx] as number, fx.frac[gx] as number, yi, yf, gridMax) - (data[gy * w + gx] as number);
+      if (d < 0) d = 0;
+      region[y * rw + x] = d;
+      if (d > clearInk) {
+        const b = d > 255 ? 255 : (d + 0.5) | 0;
+        hist[b] = (hist[b] as number) + 1;
+        inkCount++;
+      }
+    }
+  }
+  if (inkCount === 0) return blank();
+  const inkLevel = histQuantile(hist, inkCount, INK_PERCENTILE);
+  // Ink that already reaches near-black keeps its levels (a clean MNIST frame is then
+  // exactly the original's inverted image); fainter ink is stretched to reach 255.
+  const range = inkLevel >= NEAR_BLACK_INK ? 255 - floor : Math.max(inkLevel - floor, MIN_INK_RANGE);
+  const gain = 255 / range;
+
+  // Stretch to 0-255 and find the ink's bounding box.
+  let bx0 = rw;
+  let by0 = rh;
+  let bx1 = -1;
+  let by1 = -1;
+  for (let y = 0; y < rh; y++) {
+    for (let x = 0; x < rw; x++) {
+      const i = y * rw + x;
+      const d = region[i] as number;
+      let v = (d - floor) * gain;
+      v = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+      region[i] = v;
+      if (d > bboxLevel && v > 0) {
+        if (x < bx0) bx0 = x;
+        if (x > bx1) bx1 = x;
+        if (y < by0) by0 = y;
+        if (y > by1) by1 = y;
+      }
+    }
+  }
+  if (bx1 < 0) return blank();
+
+  // --- 4. the original's square crop, 20x20 Lanczos, centre of mass at 14 ---
+  const bw = bx1 - bx0 + 1;
+  const bh = by1 - by0 + 1;
+  const side = Math.max(bw, bh);
+  const sx0 = bx0 - ((side - bw) >> 1);
+  const sy0 = by0 - ((side - bh) >> 1);
+  // Box-reduce big crops by an integer factor first; copy the square (zero outside the region).
+  const k = Math.max(1, Math.floor(side / (PRE_REDUCE * BOX)));
+  const cs = Math.ceil(side / k);
+  cropBuf = grow(cropBuf, cs * cs, (n) => new Float32Array(n));
+  const crop = cropBuf;
+  crop.fill(0, 0, cs * cs);
+  for (let y = 0; y < side; y++) {
+    const ry = sy0 + y;
+    if (ry < 0 || ry >= rh) continue;
+    const crow = ((y / k) | 0) * cs;
+    for (let x = 0; x < side; x++) {
+      const rx = sx0 + x;
+      if (rx < 0 || rx >= rw) continue;
+      const at = crow + ((x / k) | 0);
+      crop[at] = (crop[at] as number) + (region[ry * rw + rx] as number);
+    }
+  }
+  if (k > 1) {
+    // Mean over the full k x k block (blocks past the square's edge count their missing
+    // pixels as paper, as the zero-filled square would).
+    const inv = 1 / (k * k);
+    for (let i = 0; i < cs * cs; i++) crop[i] = Math.round((crop[i] as number) * inv);
+  }
+  const box = resizeLanczos(crop, cs, BOX);
+
+  let mass = 0;
+  let mx = 0;
+  let my = 0;
+  for (let y = 0; y < BOX; y++) {
+    for (let x = 0; x < BOX; x++) {
+      const v = box[y * BOX + x] as number;
+      mass += v;
+      mx += x * v;
+      my += y * v;
+    }
+  }
+  if (mass === 0) return blank();
+  const ox = roundHalfEven(OUT / 2 - mx / mass);
+  const oy = roundHalfEven(OUT / 2 - my / mass);
+  const pixels = new Uint8Array(OUT * OUT);
+  for (let y = 0; y < BOX; y++) {
+    const ty = y + oy;
+    if (ty < 0 || ty >= OUT) continue;
+    for (let x = 0; x < BOX; x++) {
+      const tx = x + ox;
+      if (tx < 0 || tx >= OUT) continue;
+      pixels[ty * OUT + tx] = box[y * BOX + x] as number;
+    }
+  }
+  return { pixels, blank: false };
+}
+
+/** In-place 3x3 mean (edges replicate), separable. */
+function boxBlur3(a: Float32Array, tmp: Float32Array, w: number, h: number): void {
+  for (let y = 0; y < h; y++) {
+    const r = y * w;
+    for (let x = 0; x < w; x++) {
+      const l = a[r + (x > 0 ? x - 1 : 0)] as number;
+      const c = a[r + x] as number;
+      const rr = a[r + (x < w - 1 ? x + 1 : x)] as number;
+      tmp[r + x] = (l + c + rr) / 3;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    const up = (y > 0 ? y - 1 : 0) * w;
+    const r = y * w;
+    const dn = (y < h - 1 ? y + 1 : y) * w;
+    for (let x = 0; x < w; x++) a[r + x] = ((tmp[up + x] as number) + (tmp[r + x] as number) + (tmp[dn + x] as number)) / 3;
+  }
+}
+
+function lanczos3(x: number): number {
+  if (x === 0) return 1;
+  if (x <= -3 || x >= 3) return 0;
+  const px = Math.PI * x;
+  return (3 * Math.sin(px) * Math.sin(px / 3)) / (px * px);
+}
+
+interface Kernel {
+  start: Int32Array;
+  size: Int32Array;
+  taps: number;
+  weights: Float32Array;
+}
+
+const kernelCache = new Map<number, Kernel>();
+
+/** PIL's resampling coefficients for Lanczos (support 3, widened by the scale when reducing). */
+function lanczosKernel(inSize: number, outSize: number): Kernel {
+  const key = inSize * 4096 + outSize;
+  const cached = kernelCache.get(key);
+  if (cached) return cached;
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = 3 * filterScale;
+  const taps = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const size = new Int32Array(outSize);
+  const weights = new Float32Array(outSize * taps);
+  for (let o = 0; o < outSize; o++) {
+    const centre = (o + 0.5) * scale;
+    const lo = Math.max(0, Math.trunc(centre - support + 0.5));
+    const hi = Math.min(inSize, Math.trunc(centre + support + 0.5));
+    let total = 0;
+    for (let i = lo; i < hi; i++) {
+      const wgt = lanczos3((i - centre + 0.5) / filterScale);
+      weights[o * taps + i - lo] = wgt;
+      total += wgt;
+    }
+    if (total !== 0) for (let i = 0; i < hi - lo; i++) weights[o * taps + i] = (weights[o * taps + i] as number) / total;
+    start[o] = lo;
+    size[o] = hi - lo;
+  }
+  const kernel = { start, size, taps, weights };
+  if (kernelCache.size < 1024) kernelCache.set(key, kernel);
+  return kernel;
+}
+
+/**
+ * Resizes a square n x n float image (values 0-255) to out x out like PIL's
+ * `resize(..., LANCZOS)`: horizontal pass then vertical, each rounded and clamped to 8 bits.
+ */
+export function resizeLanczos(src: Float32Array, n: number, out: number): Uint8Array {
+  const kern = lanczosKernel(n, out);
+  passBuf = grow(passBuf, n * out, (m) => new Float32Array(m));
+  const pass = passBuf;
+  for (let y = 0; y < n; y++) {
+    const row = y * n;
+    for (let o = 0; o < out; o++) {
+      const s = kern.start[o] as number;
+      const len = kern.size[o] as number;
+      const wo = o * kern.taps;
+      let acc = 0;
+      for (let i = 0; i < len; i++) acc += (src[row + s + i] as number) * (kern.weights[wo + i] as number);
+      pass[y * out + o] = acc <= 0 ? 0 : acc >= 255 ? 255 : Math.round(acc);
+    }
+  }
+  const result = new Uint8Array(out * out);
+  for (let o = 0; o < out; o++) {
+    const s = kern.start[o] as number;
+    const len = kern.size[o] as number;
+    const wo = o * kern.taps;
+    for (let x = 0; x < out; x++) {
+      let acc = 0;
+      for (let i = 0; i < len; i++) acc += (pass[(s + i) * out + x] as number) * (kern.weights[wo + i] as number);
+      result[o * out + x] = acc <= 0 ? 0 : acc >= 255 ? 255 : Math.round(acc);
+    }
+  }
+  return result;
+}
