@@ -164,11 +164,72 @@ function makeConv2DBackpropInput(stock: KernelFunc): KernelFunc {
   };
 }
 
+/**
+ * MatMul with a transpose flag, as an explicit Transpose of that operand and a plain MatMul:
+ * the wasm kernel's transposed paths were ~8x slower, and dense-layer gradients use both.
+ */
+function makeBatchMatMul(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) return stock(args);
+    const scope = new KernelScope(backend as Backend);
+    const swapLast = (x: TensorInfo) => {
+      const perm = x.shape.map((_, k) => k);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
+      return scope.run('Transpose', { x }, { perm });
+    };
+    const product = scope.run(
+      'BatchMatMul',
+      { a: transposeA ? swapLast(a) : a, b: transposeB ? swapLast(b) : b },
+      { transposeA: false, transposeB: false },
+    );
+    return scope.release(product);
+  };
+}
+
+function pair(v: number | [number, number]): [number, number] {
+  return typeof v === 'number' ? [v, v] : v;
+}
+
+/**
+ * Gradient of a 2x2, stride-2 max pool as whole-tensor operations: dy upsampled to the
+ * input's size, kept where the input equals its window's maximum, divided by how many
+ * positions tie for it. The stock wasm kernel (a scalar loop) took a quarter of a training
+ * step. Ties are common in a ReLU net (flat background regions give equal activations):
+ * splitting dy evenly among them is a valid subgradient of max with the same total as the
+ * stock kernel's choice of one position. Other pool shapes use the stock kernel.
+ */
+function makeMaxPoolGrad(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const { dy, input, output } = inputs as { dy: TensorInfo; input: TensorInfo; output?: TensorInfo };
+    const a = attrs as unknown as { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
+    const [fh, fw] = pair(a.filterSize);
+    const [sh, sw] = pair(a.strides);
+    const [, h, w] = input.shape as [number, number, number, number];
+    const simple = fh === 2 && fw === 2 && sh === 2 && sw === 2 && (a.pad === 'valid' || a.pad === 0) && h % 2 === 0 && w % 2 === 0;
+    if (!simple || input.shape.length !== 4) return stock(args);
+    const scope = new KernelScope(backend as Backend);
+    const up = (images: TensorInfo) =>
+      scope.run('ResizeNearestNeighbor', { images }, { alignCorners: false, halfPixelCenters: false, size: [h, w] });
+    const pooled = output ?? scope.run('MaxPool', { x: input }, { filterSize: [2, 2], strides: [2, 2], pad: 'valid', dimRoundingMode: a.dimRoundingMode });
+    const isMax = scope.run('Cast', { x: scope.run('Equal', { a: input, b: up(pooled) }) }, { dtype: 'float32' });
+    // ties per window: the window mean of the mask times 4, so dy / ties = dy / (4 * mean)
+    const meanTies = scope.run('AvgPool', { x: isMax }, { filterSize: [2, 2], strides: [2, 2], pad: 'valid', dimRoundingMode: a.dimRoundingMode });
+    const share = scope.run('RealDiv', { a: dy, b: scope.run('Multiply', { a: meanTies, b: scope.run('Fill', {}, { shape: [], value: 4, dtype: 'float32' }) }) });
+    return scope.release(scope.run('Multiply', { a: isMax, b: up(share) }));
+  };
+}
+
 let registered = false;
 
 /**
  * Makes the wasm backend able to train convolutional networks: registers the missing
- * Conv2DBackpropFilter kernel and replaces the slow Conv2DBackpropInput. Idempotent.
+ * Conv2DBackpropFilter kernel and replaces the slow Conv2DBackpropInput, MaxPoolGrad and
+ * transposed BatchMatMul with compositions of fast stock kernels. Idempotent.
  * Call before `tf.setBackend('wasm')` or after; the kernels are looked up at run time.
  */
 export function registerWasmTrainingKernels(): void {
@@ -185,6 +246,15 @@ export function registerWasmTrainingKernels(): void {
     kernelFunc: makeConv2DBackpropInput(stockInput.kernelFunc),
     setupFunc: stockInput.setupFunc,
   });
+  for (const [name, make] of [
+    ['BatchMatMul', makeBatchMatMul],
+    ['MaxPoolGrad', makeMaxPoolGrad],
+  ] as const) {
+    const stock = tf.getKernel(name, 'wasm');
+    if (stock === undefined) throw new Error(`wasm backend has no ${name} kernel`);
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: make(stock.kernelFunc), setupFunc: stock.setupFunc });
+  }
   registered = true;
 }
 

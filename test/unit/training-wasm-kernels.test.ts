@@ -71,6 +71,70 @@ describe('wasm training kernels', () => {
     });
   });
 
+  it('give the cpu backend\'s max-pool gradient (2x2 stride 2 and a fallback shape)', async () => {
+    for (const [shape, size, stride] of [
+      [[2, 8, 6, 3], 2, 2],
+      [[1, 7, 7, 2], 3, 2],
+    ] as const) {
+      // Prepare
+      const rng = new Rng(shape[1] * 7 + size);
+      const x = random(shape.reduce((a, b) => a * b, 1), rng);
+      const r = random(1024, rng);
+      const grad = async () => {
+        const xt = tf.tensor4d(x, [...shape]);
+        const dx = tf.grad((a: tf.Tensor) => {
+          const y = tf.maxPool(a as tf.Tensor4D, size, stride, 'valid');
+          return tf.sum(tf.mul(y, tf.tensor(r.subarray(0, y.size), y.shape)));
+        })(xt);
+        const out = (await dx.data()) as Float32Array;
+        tf.dispose([xt, dx]);
+        return out;
+      };
+      await tf.setBackend('cpu');
+      const expected = await grad();
+      // Act
+      await useWasmBackend();
+      const got = await grad();
+      // Assess
+      expect(maxAbsDiff(got, expected)).toBeLessThan(1e-6);
+    }
+  });
+
+  it('split a max-pool gradient evenly among tied maxima, keeping its total', async () => {
+    // Prepare: one 2x2 window of four equal values (a flat ReLU region), one with a clear max.
+    await useWasmBackend();
+    const x = tf.tensor4d([0.5, 0.5, 1, 2, 0.5, 0.5, 3, 1], [1, 2, 4, 1]);
+    // Act
+    const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'), tf.tensor4d([8, 6], [1, 1, 2, 1]))))(x);
+    // Assess
+    expect(Array.from(await dx.data())).toEqual([2, 2, 0, 0, 2, 2, 6, 0]);
+  });
+
+  it('give the cpu backend\'s matMul with either operand transposed', async () => {
+    const rng = new Rng(3);
+    const a = random(7 * 5, rng);
+    const b = random(5 * 4, rng);
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
+      const run = async () => {
+        const at = ta ? tf.tensor2d(a, [7, 5]).transpose() : tf.tensor2d(a, [7, 5]);
+        const bt = tb ? tf.tensor2d(b, [5, 4]).transpose() : tf.tensor2d(b, [5, 4]);
+        const product = tf.matMul(at as tf.Tensor2D, bt as tf.Tensor2D, ta, tb);
+        const out = (await product.data()) as Float32Array;
+        tf.dispose([at, bt, product]);
+        return out;
+      };
+      await tf.setBackend('cpu');
+      const expected = await run();
+      await useWasmBackend();
+      expect(maxAbsDiff(await run(), expected)).toBeLessThan(1e-5);
+    }
+  });
+
   it('agree with a finite-difference gradient of the loss', async () => {
     // Prepare: a central difference on one weight and one input pixel, in float64 terms.
     await useWasmBackend();
