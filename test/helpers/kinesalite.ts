@@ -13,7 +13,12 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 
-type KinesaliteFactory = (options: { createStreamMs: number; deleteStreamMs?: number; updateStreamMs?: number }) => Server;
+type KinesaliteFactory = (options: {
+  createStreamMs: number;
+  deleteStreamMs?: number;
+  updateStreamMs?: number;
+  shardLimit?: number;
+}) => Server;
 // kinesalite ships no types; it returns a plain http.Server.
 const kinesalite = require('kinesalite') as KinesaliteFactory;
 
@@ -38,7 +43,8 @@ export interface TestKinesis {
 
 /** Starts kinesalite on 127.0.0.1 (random port) with instant stream creation. */
 export async function startKinesalite(): Promise<TestKinesis> {
-  const server = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0 });
+  // kinesalite caps an account at 10 shards by default; tests create a stream set per case.
+  const server = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 10_000 });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const endpoint = `http://127.0.0.1:${port}`;
