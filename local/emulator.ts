@@ -11,6 +11,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import {
   CreateStreamCommand,
   DescribeStreamSummaryCommand,
@@ -32,6 +33,12 @@ export interface EmulatorOptions {
   persistPath?: string;
   /** Most shards per stream kinesalite allows (its own default is 10). */
   shardLimit?: number;
+  /**
+   * Run kinesalite on the main thread instead of a worker thread. The worker (default) lets
+   * the emulator's JSON and store work use the second core instead of competing with the
+   * handlers' JavaScript.
+   */
+  sameThread?: boolean;
 }
 
 interface KinesaliteOptions {
@@ -43,12 +50,54 @@ interface KinesaliteOptions {
 }
 type KinesaliteFactory = (options: KinesaliteOptions) => Server;
 
+/** kinesalite in a worker thread: plain CommonJS, so it runs the same under tsx and jest. */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const kinesalite = require(workerData.module);
+const server = kinesalite(workerData.options);
+server.keepAliveTimeout = 5000;
+server.once('error', (error) => parentPort.postMessage({ type: 'error', message: error.message, code: error.code }));
+server.listen(workerData.port, workerData.host, () => {
+  parentPort.postMessage({ type: 'listening', port: server.address().port });
+});
+parentPort.on('message', (message) => {
+  if (message !== 'stop') return;
+  server.close((error) => {
+    parentPort.postMessage({ type: 'stopped', message: error ? error.message : undefined });
+    parentPort.close();
+  });
+  server.closeAllConnections();
+});
+`;
+
+interface WorkerMessage {
+  type: 'listening' | 'error' | 'stopped';
+  port?: number;
+  message?: string;
+  code?: string;
+}
+
+/** The two ways of hosting kinesalite: an http.Server here, or one in a worker thread. */
+interface Host {
+  close(): Promise<void>;
+}
+
+function hostOnThisThread(server: Server): Host {
+  return {
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error?: Error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
 /** A running kinesalite server on loopback. */
 export class KinesisEmulator {
   private stopped = false;
 
   private constructor(
-    private readonly server: Server,
+    private readonly host: Host,
     /** The port actually bound (useful when 0 was asked for). */
     readonly port: number,
     readonly persistPath: string | undefined,
@@ -64,28 +113,69 @@ export class KinesisEmulator {
    * creation delay). Rejects when the port is taken or the persistence folder is unusable.
    */
   static async start(options: EmulatorOptions = {}): Promise<KinesisEmulator> {
-    // kinesalite ships no types; its factory returns a plain http.Server.
-    const kinesalite = require('kinesalite') as KinesaliteFactory;
     if (options.persistPath) mkdirSync(options.persistPath, { recursive: true });
-    const server = kinesalite({
+    const kinesaliteOptions: KinesaliteOptions = {
       createStreamMs: 0,
       deleteStreamMs: 0,
       updateStreamMs: 0,
       shardLimit: options.shardLimit ?? 100,
       ...(options.persistPath ? { path: options.persistPath } : {}),
-    });
-    // Long polls and keep-alive sockets from the SDK must not hold the server open at stop.
+    };
+    const port = options.port ?? DEFAULT_EMULATOR_PORT;
+    if (!options.sameThread) return KinesisEmulator.startWorker(kinesaliteOptions, port, options.persistPath);
+    // kinesalite ships no types; its factory returns a plain http.Server.
+    const kinesalite = require('kinesalite') as KinesaliteFactory;
+    const server = kinesalite(kinesaliteOptions);
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
       server.once('error', onError);
-      server.listen(options.port ?? DEFAULT_EMULATOR_PORT, EMULATOR_HOST, () => {
+      server.listen(port, EMULATOR_HOST, () => {
         server.off('error', onError);
         resolve();
       });
     });
-    const port = (server.address() as AddressInfo).port;
-    return new KinesisEmulator(server, port, options.persistPath);
+    return new KinesisEmulator(hostOnThisThread(server), (server.address() as AddressInfo).port, options.persistPath);
+  }
+
+  private static async startWorker(
+    options: KinesaliteOptions,
+    port: number,
+    persistPath: string | undefined,
+  ): Promise<KinesisEmulator> {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { module: require.resolve('kinesalite'), options, port, host: EMULATOR_HOST },
+    });
+    // The worker must not keep a finished CLI alive; stop() waits for it explicitly.
+    worker.unref();
+    const bound = await new Promise<number>((resolve, reject) => {
+      const onExit = (code: number): void => reject(new Error(`kinesalite worker exited with code ${code} before listening`));
+      worker.once('error', reject);
+      worker.once('exit', onExit);
+      worker.once('message', (message: WorkerMessage) => {
+        worker.off('exit', onExit);
+        worker.off('error', reject);
+        if (message.type === 'listening' && message.port !== undefined) return resolve(message.port);
+        void worker.terminate();
+        const error = new Error(`kinesalite could not listen on ${EMULATOR_HOST}:${port}: ${message.message ?? 'unknown error'}`);
+        Object.assign(error, { code: message.code });
+        reject(error);
+      });
+    });
+    const host: Host = {
+      close: () =>
+        new Promise<void>((resolve, reject) => {
+          worker.once('message', (message: WorkerMessage) => {
+            if (message.type !== 'stopped') return;
+            if (message.message) reject(new Error(message.message));
+            else resolve();
+          });
+          worker.once('exit', () => resolve());
+          worker.postMessage('stop');
+        }),
+    };
+    return new KinesisEmulator(host, bound, persistPath);
   }
 
   /**
@@ -95,10 +185,7 @@ export class KinesisEmulator {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await new Promise<void>((resolve, reject) => {
-      this.server.close((error?: Error) => (error ? reject(error) : resolve()));
-      this.server.closeAllConnections();
-    });
+    await this.host.close();
   }
 }
 

@@ -225,22 +225,23 @@ const cachedSchema = z.object({ hash: z.string(), printed: z.unknown() });
 /**
  * Resolves serverless.yml with the framework (`sls print --format json`, offline) and parses
  * its mappings. The printed JSON is cached under {@link CACHE_DIR} keyed by the file's
- * SHA-256, so an unchanged file costs a read. Throws {@link MappingConfigError} when the
+ * SHA-256 (and the stage), so an unchanged file costs a read. Throws {@link MappingConfigError} when the
  * framework fails or the result cannot be parsed.
  */
 export async function loadServiceDefinition(
-  options: { serverlessYml?: string; cacheDir?: string; useCache?: boolean } = {},
+  options: { serverlessYml?: string; cacheDir?: string; useCache?: boolean; stage?: string } = {},
 ): Promise<ServiceDefinition> {
   const ymlPath = options.serverlessYml ?? join(REPO_ROOT, 'serverless.yml');
   const cacheDir = options.cacheDir ?? CACHE_DIR;
   const source = readFileSync(ymlPath);
-  const hash = createHash('sha256').update(source).digest('hex');
-  const cacheFile = join(cacheDir, `sls-print-${hash.slice(0, 16)}.json`);
+  const stage = options.stage ?? 'dev';
+  const hash = createHash('sha256').update(source).update(`\0stage=${stage}`).digest('hex');
+  const cacheFile = join(cacheDir, `sls-print-${stage.replace(/[^A-Za-z0-9-]/g, '_')}-${hash.slice(0, 16)}.json`);
   if (options.useCache !== false && existsSync(cacheFile)) {
     const cached = cachedSchema.safeParse(JSON.parse(readFileSync(cacheFile, 'utf8')));
     if (cached.success && cached.data.hash === hash) return parseServiceDefinition(cached.data.printed);
   }
-  const printed = await printServerless(resolve(ymlPath, '..'));
+  const printed = await printServerless(resolve(ymlPath, '..'), stage);
   const definition = parseServiceDefinition(printed);
   mkdirSync(cacheDir, { recursive: true });
   const tmp = `${cacheFile}.${process.pid}.tmp`;
@@ -249,10 +250,10 @@ export async function loadServiceDefinition(
   return definition;
 }
 
-async function printServerless(serviceDir: string): Promise<unknown> {
+async function printServerless(serviceDir: string, stage: string): Promise<unknown> {
   const sls = join(REPO_ROOT, 'node_modules', '.bin', 'sls');
   try {
-    const { stdout } = await promisify(execFile)(sls, ['print', '--format', 'json'], {
+    const { stdout } = await promisify(execFile)(sls, ['print', '--format', 'json', '--stage', stage], {
       cwd: serviceDir,
       maxBuffer: 16 * 1024 * 1024,
       env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off', SLS_DEPRECATION_DISABLE: '*' },

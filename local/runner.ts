@@ -117,6 +117,8 @@ export interface InvocationReport {
   shardId: string;
   records: number;
   outcome: 'success' | 'partial' | 'error';
+  /** Wall time of the handler call. */
+  durationMs: number;
   error?: string;
   window?: { start: string; end: string; final: boolean; early: boolean };
 }
@@ -704,6 +706,7 @@ class ShardConsumer {
     this.runner.invocations += 1;
     let outcome: Outcome;
     let timer: NodeJS.Timeout | undefined;
+    const began = performance.now();
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
@@ -726,6 +729,7 @@ class ShardConsumer {
       shardId: this.shardId,
       records: entries.length,
       outcome: outcome.kind,
+      durationMs: performance.now() - began,
       ...(outcome.kind === 'error' ? { error: outcome.message } : {}),
       ...(window
         ? {

@@ -1,0 +1,333 @@
+/**
+ * `npm start`: the whole pipeline on this machine. Starts the embedded Kinesis emulator on
+ * 127.0.0.1, creates the streams, runs the real handlers with the mappings of serverless.yml,
+ * replays the MNIST test set through it with a progress bar, prints each metrics window, and
+ * writes what was sent home into the output folder, ending with a summary.
+ *
+ *   npm start                              replay the 10,000 MNIST test frames once
+ *   npm start -- --count 500 --camera Test every frame of a Test camera goes home
+ *   npm start -- --serve                   keep serving on 127.0.0.1:4567 until Ctrl-C
+ *   npm start -- --endpoint http://127.0.0.1:4566   use another emulator (or AWS)
+ *
+ * Every flag has an environment variable; flags win over variables, variables over defaults.
+ */
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { framesFrom } from '../functions/lib/camera-source/frames';
+import { cameraId, type PublishSummary, publishFrames } from '../functions/lib/camera-source/publish';
+import { STREAMS } from '../functions/lib/contracts';
+import { renderMetricsTable } from '../functions/lib/metrics/table';
+import { KinesisStreamWriter } from '../functions/lib/stream-writer';
+import { DEFAULT_EMULATOR_PORT } from './emulator';
+import { LocalPipeline } from './pipeline';
+
+/** Frames in one pass over the MNIST test set. */
+const MNIST_TEST_FRAMES = 10_000;
+
+interface Option {
+  flag: string;
+  env: string;
+  type: 'string' | 'boolean';
+  default: string;
+  help: string;
+}
+
+/** The options, their variables and defaults: the README's table mirrors this one. */
+const OPTIONS: Option[] = [
+  { flag: 'count', env: 'COUNT', type: 'string', default: 'all (10,000 per pass)', help: 'frames to publish' },
+  { flag: 'camera', env: 'CAMERA', type: 'string', default: 'Camera', help: 'camera parameter; the id is <camera>-<host>' },
+  { flag: 'delay', env: 'DELAY', type: 'string', default: '0', help: 'seconds between frames' },
+  { flag: 'repeat', env: 'REPEAT', type: 'string', default: '1', help: 'passes over the source, 0 = forever' },
+  { flag: 'rate', env: 'RATE', type: 'string', default: '0', help: 'at most R frames per second, 0 = no cap' },
+  { flag: 'source', env: 'SOURCE', type: 'string', default: 'mnist', help: '"mnist" or a folder of PNG files' },
+  { flag: 'confidence', env: 'CONFIDENCE_THRESHOLD', type: 'string', default: '0.70', help: 'uncertain when probability <= P' },
+  { flag: 'window', env: 'METRICS_WINDOW_SECONDS', type: 'string', default: '10', help: 'metrics tumbling window, seconds' },
+  { flag: 'shards', env: 'SHARDS', type: 'string', default: '1', help: 'shards of camera-images' },
+  { flag: 'parallelism', env: 'PARALLELISM', type: 'string', default: '1', help: 'classify batches in flight per shard (1-10)' },
+  { flag: 'port', env: 'PORT', type: 'string', default: String(DEFAULT_EMULATOR_PORT), help: 'emulator port on 127.0.0.1' },
+  { flag: 'endpoint', env: 'KINESIS_ENDPOINT', type: 'string', default: 'embedded emulator', help: 'use this Kinesis endpoint instead' },
+  { flag: 'out', env: 'OUT_DIR', type: 'string', default: './out', help: 'home outputs folder' },
+  { flag: 'persist', env: 'PERSIST_DIR', type: 'string', default: 'off (in memory)', help: 'keep streams + checkpoints here; a restart resumes' },
+  { flag: 'serve', env: 'SERVE', type: 'boolean', default: 'false', help: 'keep serving until Ctrl-C (publishes only with --count)' },
+  { flag: 'quiet', env: 'QUIET', type: 'boolean', default: 'false', help: 'no progress bar or tables' },
+];
+
+function helpText(): string {
+  const rows = OPTIONS.map((o) => {
+    const flag = `--${o.flag}${o.type === 'string' ? ' V' : ''}`;
+    return `  ${flag.padEnd(17)} ${o.help.padEnd(52)} ${o.env.padEnd(22)} ${o.default}`;
+  });
+  return [
+    'usage: npm start -- [options]',
+    `  ${'flag'.padEnd(17)} ${'meaning'.padEnd(52)} ${'variable'.padEnd(22)} default`,
+    ...rows,
+    '  --help            this text',
+  ].join('\n');
+}
+
+class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+function parseOptions(argv: string[]) {
+  const parsed = parseArgs({
+    args: argv,
+    options: {
+      ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: o.type }])),
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const raw = (flag: string): string | undefined => {
+    const option = OPTIONS.find((o) => o.flag === flag) as Option;
+    const value = values[flag];
+    if (typeof value === 'string') return value;
+    if (value === true) return 'true';
+    const env = process.env[option.env];
+    return env === undefined || env === '' ? undefined : env;
+  };
+  const num = (flag: string, min: number, max: number, integer = false): number | undefined => {
+    const value = raw(flag);
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+  const bool = (flag: string): boolean => {
+    const value = raw(flag);
+    return value === 'true' || value === '1';
+  };
+  return {
+    help: values.help === true,
+    count: num('count', 0, Number.MAX_SAFE_INTEGER, true),
+    camera: raw('camera') ?? 'Camera',
+    delay: num('delay', 0, 3600) ?? 0,
+    repeat: num('repeat', 0, 1_000_000, true) ?? 1,
+    rate: num('rate', 0, 1_000_000) ?? 0,
+    source: raw('source') ?? 'mnist',
+    confidence: num('confidence', 0, 1),
+    window: num('window', 1, 900, true),
+    shards: num('shards', 1, 100, true),
+    parallelism: num('parallelism', 1, 10, true),
+    port: num('port', 0, 65535, true) ?? DEFAULT_EMULATOR_PORT,
+    endpoint: raw('endpoint'),
+    out: resolve(raw('out') ?? './out'),
+    persist: raw('persist') === undefined ? undefined : resolve(raw('persist') as string),
+    serve: bool('serve'),
+    quiet: bool('quiet'),
+  };
+}
+
+type Options = ReturnType<typeof parseOptions>;
+
+/** A one-line progress bar on stderr (only when stderr is a terminal, unless forced). */
+class Progress {
+  private last = '';
+  private timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly enabled: boolean,
+    private readonly render: () => string,
+  ) {}
+  start(): void {
+    if (!this.enabled) return;
+    this.timer = setInterval(() => this.draw(), 200);
+  }
+  draw(): void {
+    if (!this.enabled) return;
+    const line = this.render();
+    if (line === this.last) return;
+    this.last = line;
+    process.stderr.write(`\r${line}\u001b[K`);
+  }
+  /** Clears the bar so other output can be printed, then redraws it. */
+  around(print: () => void): void {
+    if (this.enabled && this.last) process.stderr.write('\r\u001b[K');
+    print();
+    this.last = '';
+    this.draw();
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (this.enabled) {
+      this.draw();
+      process.stderr.write('\n');
+    }
+  }
+}
+
+function bar(done: number, total: number | undefined, width = 30): string {
+  if (total === undefined || total <= 0) return `${done} frames`;
+  const share = Math.min(1, done / total);
+  const filled = Math.round(share * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${(share * 100).toFixed(0)}%`;
+}
+
+async function main(): Promise<number> {
+  const options: Options = parseOptions(process.argv.slice(2));
+  if (options.help) {
+    console.log(helpText());
+    return 0;
+  }
+  const interactive = !options.quiet && process.stderr.isTTY === true;
+  let progress: Progress | undefined;
+  const printWindow = (text: string): void => {
+    if (options.quiet) return;
+    if (progress) progress.around(() => console.log(text));
+    else console.log(text);
+  };
+
+  const pipeline = await LocalPipeline.start({
+    ...(options.endpoint ? { endpoint: options.endpoint } : { port: options.port }),
+    ...(options.persist ? { persistDir: options.persist } : {}),
+    outDir: options.out,
+    ...(options.confidence !== undefined ? { confidence: options.confidence } : {}),
+    ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
+    ...(options.shards !== undefined ? { shards: options.shards } : {}),
+    ...(options.parallelism !== undefined ? { parallelism: options.parallelism } : {}),
+    env: { CAMERA: options.camera, DELAY: String(options.delay), REPEAT: String(options.repeat), SOURCE: options.source },
+    onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
+  });
+  const { home } = pipeline;
+  const classify = pipeline.mapping('classify');
+  console.error(
+    `kinesis ${pipeline.endpoint}${pipeline.emulator ? ' (embedded kinesalite, loopback only)' : ''}; ` +
+      `outputs in ${options.out}; classify batch ${classify?.batchSize ?? '?'} x${classify?.parallelizationFactor ?? 1}, ` +
+      `metrics window ${pipeline.mapping('aggregate-metrics')?.tumblingWindowInSeconds ?? '?'} s`,
+  );
+
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (): void => {
+    signals += 1;
+    if (signals > 1) process.exit(130); // a second Ctrl-C does not wait
+    console.error('\nstopping (Ctrl-C again to quit at once)...');
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const publish = !options.serve || options.count !== undefined;
+  const expected = publish
+    ? (options.count ?? (options.source === 'mnist' && options.repeat > 0 ? MNIST_TEST_FRAMES * options.repeat : undefined))
+    : undefined;
+  let published = 0;
+  progress = new Progress(interactive, () => {
+    const arrived = home.counts.predicted + home.counts.rejected;
+    return `${bar(arrived, expected)}  published ${published}  uncertain ${home.counts.uncertain}  rejected ${home.counts.rejected}`;
+  });
+  progress.start();
+
+  const started = performance.now();
+  const startedAt = Date.now();
+  let summary: PublishSummary | undefined;
+  try {
+    if (publish) {
+      const writer = new KinesisStreamWriter(pipeline.client);
+      summary = await publishFrames(framesFrom(options.source, options.repeat), writer, {
+        camera: cameraId(options.camera),
+        stream: STREAMS.cameraImages,
+        delay: options.delay,
+        ...(options.count !== undefined ? { count: options.count } : {}),
+        rate: options.rate,
+        signal: stop.signal,
+        onProgress: (p) => {
+          published = p.published;
+        },
+      });
+      published = summary.published;
+    }
+    if (options.serve) {
+      console.error(
+        `serving on ${pipeline.endpoint}: put PNG frames into "${STREAMS.cameraImages}" and read ` +
+          `${[STREAMS.predictions, STREAMS.uncertainImages, STREAMS.rejectedImages, STREAMS.metrics].join(', ')}; Ctrl-C stops`,
+      );
+      await new Promise<void>((resolve) => {
+        if (stop.signal.aborted) resolve();
+        stop.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+    // Let what is in the streams finish (bounded after Ctrl-C), then close the last window.
+    await pipeline.drain(stop.signal.aborted ? 15_000 : 600_000).catch((error: unknown) => {
+      console.error(`\nnot everything finished: ${error instanceof Error ? error.message : String(error)}`);
+    });
+  } finally {
+    progress.stop();
+    await pipeline.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+
+  const seconds = (performance.now() - started) / 1000;
+  const counts = home.counts;
+  const framesIn = summary?.published ?? counts.predicted + counts.rejected;
+  const outputSpan = home.lastOutputAt > 0 ? (home.lastOutputAt - home.firstOutputAt) / 1000 : 0;
+  // Publish start to the last frame's output arriving home: the end-to-end time of the run.
+  const pipelineSeconds = home.lastOutputAt > startedAt ? (home.lastOutputAt - startedAt) / 1000 : seconds;
+  const [p50, p99] = home.endToEnd.percentiles([50, 99]);
+  const result = {
+    frames_in: framesIn,
+    predicted: counts.predicted,
+    uncertain: counts.uncertain,
+    rejected: counts.rejected,
+    accuracy: counts.labelled > 0 ? Math.round((counts.correct / counts.labelled) * 1e5) / 1e5 : null,
+    labelled: counts.labelled,
+    frames_per_second: pipelineSeconds > 0 ? Math.round((counts.predicted + counts.rejected) / pipelineSeconds) : 0,
+    seconds: Math.round(pipelineSeconds * 1000) / 1000,
+    output_span_seconds: Math.round(outputSpan * 1000) / 1000,
+    latency_p50_seconds: p50 ?? null,
+    latency_p99_seconds: p99 ?? null,
+    unaccounted: Math.max(0, framesIn - counts.predicted - counts.rejected),
+    publish_failed: summary?.failed ?? 0,
+    dead_lettered: pipeline.runner.deadLetters.length,
+    duplicates_dropped: counts.duplicates,
+    unreadable_outputs: counts.unreadable,
+    rejected_by_reason: counts.rejectedByReason,
+    metrics_windows: home.mergedWindows().length,
+    model_versions: [...home.modelVersions],
+    confidence: Number(process.env.CONFIDENCE_THRESHOLD),
+    camera: cameraId(options.camera),
+    endpoint: pipeline.endpoint,
+  };
+  writeFileSync(home.path('summary'), `${JSON.stringify(result, null, 2)}\n`);
+  if (!options.quiet) {
+    const pct = (n: number) => (framesIn > 0 ? ` (${((100 * n) / framesIn).toFixed(1)}%)` : '');
+    console.log(
+      [
+        '',
+        `frames in   ${framesIn}`,
+        `predicted   ${counts.predicted}${pct(counts.predicted)}`,
+        `uncertain   ${counts.uncertain}${pct(counts.uncertain)}  (sent home as PNG + JSON)`,
+        `rejected    ${counts.rejected}${pct(counts.rejected)}`,
+        `accuracy    ${result.accuracy === null ? '-' : `${(result.accuracy * 100).toFixed(2)}% of ${counts.labelled} labelled`}`,
+        `throughput  ${result.frames_per_second} frames/s end to end (${result.seconds} s)`,
+        `latency     p50 ${p50 === null || p50 === undefined ? '-' : `${(p50 * 1000).toFixed(0)} ms`}, p99 ${p99 === null || p99 === undefined ? '-' : `${(p99 * 1000).toFixed(0)} ms`} capture to scoring`,
+        `dead-letter ${result.dead_lettered}   duplicates dropped ${counts.duplicates}   unaccounted ${result.unaccounted}`,
+        `outputs     ${options.out}`,
+      ].join('\n'),
+    );
+  }
+  return result.unaccounted === 0 && result.dead_lettered === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError || (error instanceof TypeError && /Unknown option|argument/.test(error.message))) {
+      console.error(`${error.message}\n\n${helpText()}`);
+      process.exitCode = 2;
+      return;
+    }
+    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    process.exitCode = 1;
+  },
+);

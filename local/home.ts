@@ -1,0 +1,330 @@
+/**
+ * The home side of a local run: reads what the pipeline sends home (predictions, uncertain
+ * images, rejects, metrics) through the same runner the functions use, and writes it where a
+ * person can look at it:
+ *
+ *   <out>/predictions.jsonl    one line per accepted frame
+ *   <out>/uncertain/           <camera>_<frame_id>.png + .json (the tuple, image in the PNG)
+ *   <out>/rejected.jsonl       one line per unreadable frame
+ *   <out>/metrics.jsonl        one metrics document per window and shard
+ *
+ * Delivery is at-least-once, so every output is de-duplicated on `frame_id` (documents on
+ * their `id`): a retried batch never shows up twice here.
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KinesisStreamEvent } from 'aws-lambda';
+import {
+  predictionSchema,
+  rejectedImageSchema,
+  uncertainImageSchema,
+  type Prediction,
+  type RejectedImage,
+} from '../functions/lib/contracts';
+import { LogLinearHistogram } from '../functions/lib/metrics/histogram';
+import { type MetricsDocument, metricsDocumentSchema } from '../functions/lib/metrics/document';
+import { mergeMetrics } from '../functions/lib/metrics/merge';
+
+export const HOME_FILES = {
+  predictions: 'predictions.jsonl',
+  uncertain: 'uncertain',
+  rejected: 'rejected.jsonl',
+  metrics: 'metrics.jsonl',
+  deadLetter: 'dead-letter.jsonl',
+  summary: 'summary.json',
+} as const;
+
+/**
+ * A string safe as (part of) a file name on every common file system: letters, digits,
+ * `.`, `_` and `-` only, no leading dot, at most `max` characters. Camera ids are validated
+ * upstream, but the output folder must not depend on that.
+ */
+export function safeFileName(value: string, max = 80): string {
+  const cleaned = value.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_').slice(0, max);
+  return cleaned === '' ? '_' : cleaned;
+}
+
+export interface HomeCounts {
+  predicted: number;
+  uncertain: number;
+  rejected: number;
+  metricsDocuments: number;
+  /** Labelled predictions, and those whose class matched the label. */
+  labelled: number;
+  correct: number;
+  /** Outputs seen again after a retry and dropped. */
+  duplicates: number;
+  /** Records on an output stream that did not match its contract (kept in unreadable.jsonl). */
+  unreadable: number;
+  rejectedByReason: Record<string, number>;
+}
+
+export interface HomeOptions {
+  /** Keep what the folder holds (a resumed run) instead of starting empty. */
+  resume?: boolean;
+  /** Called with the merged document of a window each time a document for it arrives. */
+  onWindow?: (merged: MetricsDocument) => void;
+}
+
+type Handler = (event: KinesisStreamEvent) => Promise<void>;
+
+/** Writes the home outputs of one local run into `outDir`. */
+export class HomeOutputs {
+  readonly counts: HomeCounts = {
+    predicted: 0,
+    uncertain: 0,
+    rejected: 0,
+    metricsDocuments: 0,
+    labelled: 0,
+    correct: 0,
+    duplicates: 0,
+    unreadable: 0,
+    rejectedByReason: {},
+  };
+  /** Capture-to-scoring latency of the predictions, seconds. */
+  readonly endToEnd = new LogLinearHistogram();
+  readonly modelVersions = new Set<string>();
+  private readonly predictedIds = new Set<string>();
+  private readonly uncertainIds = new Set<string>();
+  private readonly rejectedIds = new Set<string>();
+  private readonly documentIds = new Set<string>();
+  private readonly windows = new Map<string, MetricsDocument[]>();
+  /** Wall-clock ms when the first and the latest new prediction or reject arrived home. */
+  firstOutputAt = 0;
+  lastOutputAt = 0;
+  private firstPredictionAt = Number.POSITIVE_INFINITY;
+  private lastPredictionAt = 0;
+
+  constructor(
+    readonly outDir: string,
+    private readonly options: HomeOptions = {},
+  ) {
+    mkdirSync(outDir, { recursive: true });
+    if (!options.resume) {
+      for (const name of Object.values(HOME_FILES)) rmSync(join(outDir, name), { recursive: true, force: true });
+      rmSync(join(outDir, 'unreadable.jsonl'), { force: true });
+    } else {
+      this.reload();
+    }
+    mkdirSync(join(outDir, HOME_FILES.uncertain), { recursive: true });
+  }
+
+  path(name: keyof typeof HOME_FILES): string {
+    return join(this.outDir, HOME_FILES[name]);
+  }
+
+  /** Seconds between the first and the last prediction seen (0 before two arrive). */
+  get predictionSpanSeconds(): number {
+    return this.lastPredictionAt > this.firstPredictionAt ? (this.lastPredictionAt - this.firstPredictionAt) / 1000 : 0;
+  }
+
+  /** Handlers for the runner, keyed by base stream name. They never fail a batch. */
+  handlers(): Record<'predictions' | 'uncertain-images' | 'rejected-images' | 'metrics', Handler> {
+    return {
+      predictions: async (event) => this.onPredictions(event),
+      'uncertain-images': async (event) => this.onUncertain(event),
+      'rejected-images': async (event) => this.onRejected(event),
+      metrics: async (event) => this.onMetrics(event),
+    };
+  }
+
+  private decode(record: KinesisStreamEvent['Records'][number]): unknown {
+    try {
+      return JSON.parse(Buffer.from(record.kinesis.data, 'base64').toString('utf8')) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private unreadable(stream: string, record: KinesisStreamEvent['Records'][number], problem: string): void {
+    this.counts.unreadable += 1;
+    appendFileSync(
+      join(this.outDir, 'unreadable.jsonl'),
+      `${JSON.stringify({ stream, sequenceNumber: record.kinesis.sequenceNumber, problem })}\n`,
+    );
+  }
+
+  private onPredictions(event: KinesisStreamEvent): void {
+    const lines: string[] = [];
+    for (const record of event.Records) {
+      const parsed = predictionSchema.safeParse(this.decode(record));
+      if (!parsed.success) {
+        this.unreadable('predictions', record, parsed.error.message);
+        continue;
+      }
+      const p = parsed.data;
+      if (this.predictedIds.has(p.frame_id)) {
+        this.counts.duplicates += 1;
+        continue;
+      }
+      this.predictedIds.add(p.frame_id);
+      this.countPrediction(p);
+      lines.push(JSON.stringify(p));
+    }
+    if (lines.length > 0) {
+      appendFileSync(this.path('predictions'), `${lines.join('\n')}\n`);
+      this.arrived();
+    }
+  }
+
+  private arrived(): void {
+    const now = Date.now();
+    if (this.firstOutputAt === 0) this.firstOutputAt = now;
+    this.lastOutputAt = now;
+  }
+
+  private countPrediction(p: Prediction): void {
+    this.counts.predicted += 1;
+    if (p.label !== undefined) {
+      this.counts.labelled += 1;
+      if (p.label === p.result_class) this.counts.correct += 1;
+    }
+    this.modelVersions.add(p.model_version);
+    const scored = Date.parse(p.scored_at);
+    const captured = Date.parse(p.timestamp);
+    if (Number.isFinite(scored)) {
+      this.firstPredictionAt = Math.min(this.firstPredictionAt, scored);
+      this.lastPredictionAt = Math.max(this.lastPredictionAt, scored);
+      if (Number.isFinite(captured) && scored >= captured) this.endToEnd.record(Math.max((scored - captured) / 1000, 1e-6));
+    }
+  }
+
+  private onUncertain(event: KinesisStreamEvent): void {
+    for (const record of event.Records) {
+      const parsed = uncertainImageSchema.safeParse(this.decode(record));
+      if (!parsed.success) {
+        this.unreadable('uncertain-images', record, parsed.error.message);
+        continue;
+      }
+      const { image, ...tuple } = parsed.data;
+      if (this.uncertainIds.has(tuple.frame_id)) {
+        this.counts.duplicates += 1;
+        continue;
+      }
+      this.uncertainIds.add(tuple.frame_id);
+      this.counts.uncertain += 1;
+      const base = `${safeFileName(tuple.camera, 60)}_${safeFileName(tuple.frame_id, 100)}`;
+      const dir = this.path('uncertain');
+      const png = image ? Buffer.from(image, 'base64') : undefined;
+      if (png && png.length > 0) writeFileSync(join(dir, `${base}.png`), png);
+      writeFileSync(join(dir, `${base}.json`), `${JSON.stringify({ ...tuple, image_file: png?.length ? `${base}.png` : null })}\n`);
+    }
+  }
+
+  private onRejected(event: KinesisStreamEvent): void {
+    const lines: string[] = [];
+    for (const record of event.Records) {
+      const parsed = rejectedImageSchema.safeParse(this.decode(record));
+      if (!parsed.success) {
+        this.unreadable('rejected-images', record, parsed.error.message);
+        continue;
+      }
+      const r: RejectedImage = parsed.data;
+      if (this.rejectedIds.has(r.frame_id)) {
+        this.counts.duplicates += 1;
+        continue;
+      }
+      this.rejectedIds.add(r.frame_id);
+      this.counts.rejected += 1;
+      this.counts.rejectedByReason[r.reason] = (this.counts.rejectedByReason[r.reason] ?? 0) + 1;
+      lines.push(JSON.stringify(r));
+    }
+    if (lines.length > 0) {
+      appendFileSync(this.path('rejected'), `${lines.join('\n')}\n`);
+      this.arrived();
+    }
+  }
+
+  private onMetrics(event: KinesisStreamEvent): void {
+    const lines: string[] = [];
+    const touched = new Set<string>();
+    for (const record of event.Records) {
+      const parsed = metricsDocumentSchema.safeParse(this.decode(record));
+      if (!parsed.success) {
+        this.unreadable('metrics', record, parsed.error.message);
+        continue;
+      }
+      const doc = parsed.data;
+      if (this.documentIds.has(doc.id)) {
+        this.counts.duplicates += 1;
+        continue;
+      }
+      this.documentIds.add(doc.id);
+      this.counts.metricsDocuments += 1;
+      lines.push(JSON.stringify(doc));
+      const key = `${doc.window.start}/${doc.window.end}`;
+      const group = this.windows.get(key) ?? [];
+      group.push(doc);
+      this.windows.set(key, group);
+      touched.add(key);
+    }
+    if (lines.length > 0) appendFileSync(this.path('metrics'), `${lines.join('\n')}\n`);
+    for (const key of touched) {
+      const group = this.windows.get(key);
+      if (group && this.options.onWindow) this.options.onWindow(mergeMetrics(group));
+    }
+  }
+
+  /** Every metrics document received, merged per window, oldest first. */
+  mergedWindows(): MetricsDocument[] {
+    return [...this.windows.values()]
+      .map((group) => mergeMetrics(group))
+      .sort((a, b) => Date.parse(a.window.start) - Date.parse(b.window.start));
+  }
+
+  /** Frame ids written so far (tests and the summary use them). */
+  ids(): { predicted: ReadonlySet<string>; uncertain: ReadonlySet<string>; rejected: ReadonlySet<string> } {
+    return { predicted: this.predictedIds, uncertain: this.uncertainIds, rejected: this.rejectedIds };
+  }
+
+  /** A resumed run: count and de-duplicate against what the folder already holds. */
+  private reload(): void {
+    const lines = (file: string): unknown[] =>
+      existsSync(file)
+        ? readFileSync(file, 'utf8')
+            .split('\n')
+            .filter((l) => l.trim() !== '')
+            .map((l) => {
+              try {
+                return JSON.parse(l) as unknown;
+              } catch {
+                return undefined;
+              }
+            })
+        : [];
+    for (const value of lines(this.path('predictions'))) {
+      const parsed = predictionSchema.safeParse(value);
+      if (parsed.success && !this.predictedIds.has(parsed.data.frame_id)) {
+        this.predictedIds.add(parsed.data.frame_id);
+        this.countPrediction(parsed.data);
+      }
+    }
+    for (const value of lines(this.path('rejected'))) {
+      const parsed = rejectedImageSchema.safeParse(value);
+      if (parsed.success && !this.rejectedIds.has(parsed.data.frame_id)) {
+        this.rejectedIds.add(parsed.data.frame_id);
+        this.counts.rejected += 1;
+        this.counts.rejectedByReason[parsed.data.reason] = (this.counts.rejectedByReason[parsed.data.reason] ?? 0) + 1;
+      }
+    }
+    for (const value of lines(this.path('metrics'))) {
+      const parsed = metricsDocumentSchema.safeParse(value);
+      if (parsed.success && !this.documentIds.has(parsed.data.id)) {
+        this.documentIds.add(parsed.data.id);
+        this.counts.metricsDocuments += 1;
+      }
+    }
+    const uncertainDir = this.path('uncertain');
+    if (existsSync(uncertainDir)) {
+      for (const name of readdirSync(uncertainDir)) {
+        if (!name.endsWith('.json')) continue;
+        const [value] = lines(join(uncertainDir, name));
+        const id = value && typeof value === 'object' ? (value as { frame_id?: unknown }).frame_id : undefined;
+        if (typeof id === 'string' && !this.uncertainIds.has(id)) {
+          this.uncertainIds.add(id);
+          this.counts.uncertain += 1;
+        }
+      }
+    }
+  }
+}

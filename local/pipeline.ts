@@ -1,0 +1,195 @@
+/**
+ * The whole pipeline on one machine: the embedded emulator (or any Kinesis endpoint), the
+ * streams, the real handlers run by the event source mapping runner with the mappings of
+ * serverless.yml, and the home outputs in a folder. `npm start` drives it; tests and the
+ * benchmark use it too.
+ */
+import { join } from 'node:path';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import { createKinesisClient } from '../functions/lib/kinesis';
+import { STREAMS } from '../functions/lib/contracts';
+import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
+import { HOME_FILES, HomeOutputs } from './home';
+import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './mappings';
+import { EventSourceMappingRunner, type InvocationReport, type RunnerLogger, type StreamHandler } from './runner';
+import type { MetricsDocument } from '../functions/lib/metrics/document';
+
+export interface LocalPipelineOptions {
+  /** Use this Kinesis endpoint instead of starting the embedded emulator. */
+  endpoint?: string;
+  /** Embedded emulator port on 127.0.0.1 (default 4567; 0 picks a free one). */
+  port?: number;
+  /** Keep the emulator's data and the runner's checkpoints here, so a restart resumes. */
+  persistDir?: string;
+  /** Home outputs folder. */
+  outDir: string;
+  /** CONFIDENCE_THRESHOLD for classify (default: serverless.yml's). */
+  confidence?: number;
+  /** Tumbling window of the metrics aggregator, seconds (default: serverless.yml's). */
+  windowSeconds?: number;
+  /** Shards of camera-images (default: serverless.yml's). */
+  shards?: number;
+  /** ParallelizationFactor of classify: concurrent batches per shard (default: serverless.yml's). */
+  parallelism?: number;
+  /** Environment for the handlers besides the above (e.g. TEST_CAMERA_PREFIX, LOG_LEVEL). */
+  env?: Record<string, string>;
+  /** Replace a function's handler (key as in serverless.yml); the real module is loaded otherwise. */
+  handlers?: Record<string, StreamHandler>;
+  /** An already resolved definition (skips `sls print`). */
+  definition?: ServiceDefinition;
+  /** Kinesis client for the handlers' side is created by them; this one serves runner and home. */
+  client?: KinesisClient;
+  onInvocation?: (report: InvocationReport) => void;
+  onWindow?: (merged: MetricsDocument) => void;
+  logger?: RunnerLogger;
+  /** Runner retry base delay (ms). */
+  retryBaseDelayMs?: number;
+}
+
+/** The streams' base names; run locally with no prefix, they are the stream names. */
+export const OUTPUT_STREAMS = [STREAMS.predictions, STREAMS.uncertainImages, STREAMS.rejectedImages, STREAMS.metrics] as const;
+
+/** Environment variables the handlers read, set for the in-process handlers before they load. */
+function handlerEnvironment(definition: ServiceDefinition, options: LocalPipelineOptions, endpoint: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(definition.environment)) {
+    if (key === 'NODE_OPTIONS' || key === 'STREAM_PREFIX') continue;
+    // What the user exported wins over serverless.yml's defaults.
+    env[key] = process.env[key] ?? value;
+  }
+  env.STREAM_PREFIX = '';
+  env.KINESIS_ENDPOINT = endpoint;
+  // The embedded pipeline prints its own tables; CloudWatch EMF lines would drown them.
+  env.POWERTOOLS_METRICS_DISABLED = process.env.POWERTOOLS_METRICS_DISABLED ?? 'true';
+  env.LOG_LEVEL = process.env.LOG_LEVEL ?? 'WARN';
+  if (options.confidence !== undefined) env.CONFIDENCE_THRESHOLD = String(options.confidence);
+  if (options.windowSeconds !== undefined) env.METRICS_WINDOW_SECONDS = String(options.windowSeconds);
+  if (options.parallelism !== undefined) env.PARALLELISM = String(options.parallelism);
+  return { ...env, ...options.env };
+}
+
+function loadHandler(mapping: StreamMapping): StreamHandler {
+  const dot = mapping.handler.lastIndexOf('.');
+  const modulePath = join(REPO_ROOT, mapping.handler.slice(0, dot));
+  const exportName = mapping.handler.slice(dot + 1);
+  // The handler modules read their configuration at load time: required only now, after
+  // the environment is set, exactly as Lambda loads them in a fresh container.
+  const loaded = require(modulePath) as Record<string, unknown>;
+  const handler = loaded[exportName];
+  if (typeof handler !== 'function') throw new Error(`${mapping.handler}: no exported function ${exportName}`);
+  return handler as StreamHandler;
+}
+
+/** A running local pipeline. */
+export class LocalPipeline {
+  private constructor(
+    readonly endpoint: string,
+    readonly client: KinesisClient,
+    readonly runner: EventSourceMappingRunner,
+    readonly home: HomeOutputs,
+    readonly definition: ServiceDefinition,
+    readonly emulator: KinesisEmulator | undefined,
+    private readonly ownsClient: boolean,
+  ) {}
+
+  /**
+   * Starts the emulator (unless an endpoint is given), creates missing streams, loads the
+   * handlers with the local environment and starts every mapping plus the home readers.
+   * Rejects when serverless.yml cannot be resolved, the port is taken or a stream is missing.
+   */
+  static async start(options: LocalPipelineOptions): Promise<LocalPipeline> {
+    const base = options.definition ?? (await loadServiceDefinition({ stage: 'local' }));
+    const cameraStream = STREAMS.cameraImages;
+    const definition = applyOverrides(base, {
+      ...(options.windowSeconds !== undefined ? { windowSeconds: options.windowSeconds } : {}),
+      ...(options.parallelism !== undefined ? { parallelizationFactor: options.parallelism } : {}),
+      ...(options.shards !== undefined ? { shards: { [cameraStream]: options.shards } } : {}),
+    });
+    const emulator = options.endpoint
+      ? undefined
+      : await KinesisEmulator.start({
+          port: options.port ?? DEFAULT_EMULATOR_PORT,
+          ...(options.persistDir ? { persistPath: join(options.persistDir, 'kinesis') } : {}),
+        });
+    const endpoint = options.endpoint ?? (emulator as KinesisEmulator).endpoint;
+    const client = options.client ?? createKinesisClient({ endpoint });
+    try {
+      const declared = new Map(definition.streams.map((s) => [s.name, s.shards]));
+      const names = [cameraStream, ...OUTPUT_STREAMS];
+      await ensureStreams(
+        client,
+        names.map((name) => ({ name, shards: declared.get(name) ?? 1 })),
+      );
+      Object.assign(process.env, handlerEnvironment(definition, options, endpoint));
+
+      const home = new HomeOutputs(options.outDir, {
+        resume: options.persistDir !== undefined,
+        ...(options.onWindow ? { onWindow: options.onWindow } : {}),
+      });
+      const runner = new EventSourceMappingRunner({
+        client,
+        streamPrefix: '',
+        region: definition.region,
+        deadLetterFile: home.path('deadLetter'),
+        ...(options.persistDir ? { checkpointFile: join(options.persistDir, 'checkpoints.json') } : {}),
+        ...(options.onInvocation ? { onInvocation: options.onInvocation } : {}),
+        ...(options.logger ? { logger: options.logger } : {}),
+        ...(options.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: options.retryBaseDelayMs } : {}),
+      });
+      for (const mapping of definition.mappings) {
+        runner.add(mapping, options.handlers?.[mapping.functionKey] ?? loadHandler(mapping));
+      }
+      const homeHandlers = home.handlers();
+      for (const stream of OUTPUT_STREAMS) {
+        runner.add(
+          {
+            functionName: `home-${stream}`,
+            stream,
+            batchSize: 10_000,
+            batchWindowSeconds: 0,
+            startingPosition: 'TRIM_HORIZON',
+            parallelizationFactor: 1,
+            reportBatchItemFailures: false,
+            bisectBatchOnFunctionError: false,
+            maximumRetryAttempts: -1,
+            maximumRecordAgeInSeconds: -1,
+            tumblingWindowInSeconds: 0,
+            onFailure: undefined,
+            timeoutSeconds: 300,
+          },
+          homeHandlers[stream] as StreamHandler,
+        );
+      }
+      await runner.start();
+      return new LocalPipeline(endpoint, client, runner, home, definition, emulator, options.client === undefined);
+    } catch (error: unknown) {
+      if (options.client === undefined) client.destroy();
+      await emulator?.stop();
+      throw error;
+    }
+  }
+
+  /** The mapping of a function, as run (overrides applied). */
+  mapping(functionKey: string): StreamMapping | undefined {
+    return this.definition.mappings.find((m) => m.functionKey === functionKey);
+  }
+
+  /**
+   * Waits until everything in the streams has been processed and read home, then ends the
+   * open metrics windows (their documents are written and read home too).
+   */
+  async drain(timeoutMs = 600_000): Promise<void> {
+    await this.runner.waitForIdle(timeoutMs);
+    await this.runner.closeWindows();
+    await this.runner.waitForIdle(timeoutMs);
+  }
+
+  /** Stops the runner (checkpoints written), then the emulator. */
+  async stop(): Promise<void> {
+    await this.runner.stop();
+    if (this.ownsClient) this.client.destroy();
+    await this.emulator?.stop();
+  }
+}
+
+export { HOME_FILES };
