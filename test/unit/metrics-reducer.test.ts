@@ -2,6 +2,8 @@ import type { Prediction } from '../../functions/lib/contracts';
 import { RELATIVE_ERROR } from '../../functions/lib/metrics/histogram';
 import {
   MAX_INVALID_EXAMPLES,
+  MAX_TRACKED_CAMERAS,
+  OTHER_CAMERAS,
   readWindowState,
   WindowAccumulator,
   type WindowState,
@@ -81,6 +83,21 @@ describe('WindowAccumulator', () => {
     expect(acc.invalidExamples).toHaveLength(MAX_INVALID_EXAMPLES);
     expect(JSON.stringify(acc.toState()).length).toBeLessThan(5_000);
     expect(acc.empty).toBe(false);
+  });
+
+  it('counts cameras past the per-window limit together, so many cameras cannot blow the state', () => {
+    const acc = new WindowAccumulator(0.7);
+
+    for (let i = 0; i < MAX_TRACKED_CAMERAS + 100; i += 1) {
+      acc.add(makePrediction({ camera: `Camera-${i}` }));
+      acc.add(makePrediction({ camera: `Camera-${i}` }));
+    }
+
+    const cameras = acc.toState().cameras;
+    expect(Object.keys(cameras)).toHaveLength(MAX_TRACKED_CAMERAS + 1);
+    expect(cameras['Camera-0']?.certain[7]).toBe(2);
+    expect(cameras[OTHER_CAMERAS]?.certain[7]).toBe(200);
+    expect(JSON.stringify(acc.toState()).length).toBeLessThan(400 * 1024);
   });
 
   it('names the window by its lowest sequence number, compared as integers', () => {

@@ -89,6 +89,7 @@ export const metricsDocumentSchema = z.object({
   uncertain: count,
   /** Frames per second over the window's length. */
   throughput: z.number().nonnegative(),
+  /** Per camera; past 200 cameras in one shard's window the rest are counted as "(other)". */
   camera_metrics: z.record(z.string(), cameraMetricsSchema),
   latency_metrics: z.object({
     prep: latencyBlockSchema,

@@ -15,6 +15,17 @@ export const STATE_VERSION = 1;
 export const INVALID_REASONS = ['invalid_json', 'invalid_record'] as const;
 export type InvalidReason = (typeof INVALID_REASONS)[number];
 
+/**
+ * Cameras counted individually per window and shard; frames from further cameras are counted
+ * together under {@link OTHER_CAMERAS}. Each camera costs about 1 KB of state and of
+ * document (its histogram), so this keeps both far below the 1 MB state cap and the 1 MiB
+ * Kinesis record limit whatever the number of cameras behind one shard.
+ */
+export const MAX_TRACKED_CAMERAS = 200;
+
+/** Key of the frames from cameras past {@link MAX_TRACKED_CAMERAS}; no camera id can start with "(". */
+export const OTHER_CAMERAS = '(other)';
+
 /** Unparseable records kept as examples per window, and the length of each error kept. */
 export const MAX_INVALID_EXAMPLES = 5;
 export const MAX_INVALID_ERROR_LENGTH = 300;
@@ -158,10 +169,12 @@ export class WindowAccumulator {
   /** Counts one prediction. */
   add(prediction: Prediction): void {
     this.count += 1;
-    let tally = this.cameras.get(prediction.camera);
+    let camera = prediction.camera;
+    if (!this.cameras.has(camera) && this.cameras.size >= MAX_TRACKED_CAMERAS) camera = OTHER_CAMERAS;
+    let tally = this.cameras.get(camera);
     if (!tally) {
       tally = newCameraTally();
-      this.cameras.set(prediction.camera, tally);
+      this.cameras.set(camera, tally);
     }
     const digit = prediction.result_class;
     const certain = prediction.result_probability > this.confidence;
