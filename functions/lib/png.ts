@@ -11,7 +11,7 @@
  * the chunk walk checks each chunk's CRC and bounds before anything is inflated, and the
  * declared size is checked against the caller's pixel bound before any pixel memory exists.
  */
-import { crc32, deflateSync, inflateSync } from 'node:zlib';
+import { crc32, deflateSync, inflate, inflateSync } from 'node:zlib';
 
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -390,24 +390,58 @@ function convertPass(
   }
 }
 
+/** Inflates the image data; the bound stops a stream that inflates past what the header declares. */
+function inflateOptions(c: PngChunks): { compressed: Buffer; expected: number; maxOutputLength: number } {
+  const expected = expectedDataLength(c.header);
+  const compressed = c.idat.length === 1 ? (c.idat[0] as Buffer) : Buffer.concat(c.idat, c.idatBytes);
+  // Slack for encoders that append a few junk bytes after the image data.
+  return { compressed, expected, maxOutputLength: expected + 4096 };
+}
+
+function inflateFailed(error: unknown): PngFormatError {
+  const detail = error instanceof Error ? error.message : String(error);
+  return new PngFormatError('corrupt_png', `the PNG image data cannot be decompressed (${detail})`);
+}
+
 /**
  * Decodes parsed chunks to 8-bit grey (0 = black), transparency composited onto white.
  * The caller has already checked the declared size against its pixel bound.
  * @throws PngFormatError('corrupt_png') when the compressed data is damaged or short.
  */
 export function decodePngChunks(c: PngChunks): { data: Uint8Array; width: number; height: number } {
-  const { header } = c;
-  const expected = expectedDataLength(header);
+  const { compressed, expected, maxOutputLength } = inflateOptions(c);
   let raw: Buffer;
   try {
-    const compressed = c.idat.length === 1 ? (c.idat[0] as Buffer) : Buffer.concat(c.idat, c.idatBytes);
-    // The bound stops a stream that inflates past what the header declares (a bomb hiding
-    // behind a small header), with slack for encoders that append a few junk bytes.
-    raw = inflateSync(compressed, { maxOutputLength: expected + 4096 });
+    raw = inflateSync(compressed, { maxOutputLength });
   } catch (error: unknown) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new PngFormatError('corrupt_png', `the PNG image data cannot be decompressed (${detail})`);
+    throw inflateFailed(error);
   }
+  return unpackPixels(c, raw, expected);
+}
+
+/**
+ * {@link decodePngChunks} with the inflating done on libuv's thread pool, so that big frames
+ * decompress in parallel while the main thread prepares others.
+ */
+export function decodePngChunksAsync(c: PngChunks): Promise<{ data: Uint8Array; width: number; height: number }> {
+  const { compressed, expected, maxOutputLength } = inflateOptions(c);
+  return new Promise((resolve, reject) => {
+    inflate(compressed, { maxOutputLength }, (error, raw) => {
+      if (error) {
+        reject(inflateFailed(error));
+        return;
+      }
+      try {
+        resolve(unpackPixels(c, raw, expected));
+      } catch (unpackError: unknown) {
+        reject(unpackError);
+      }
+    });
+  });
+}
+
+function unpackPixels(c: PngChunks, raw: Buffer, expected: number): { data: Uint8Array; width: number; height: number } {
+  const { header } = c;
   if (raw.length < expected) {
     throw new PngFormatError('corrupt_png', `the PNG image data is truncated (${raw.length} of ${expected} bytes)`);
   }

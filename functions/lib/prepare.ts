@@ -25,7 +25,7 @@
  * Everything runs over reused typed arrays (no per-pixel allocation) and is synchronous.
  */
 import { FrameRejectedError } from './errors';
-import { decodePngChunks, PngFormatError, readPngChunks } from './png';
+import { decodePngChunks, decodePngChunksAsync, PngFormatError, type PngChunks, readPngChunks } from './png';
 
 /** A prepared frame: 784 bytes, 28x28 row-major, ink 255, paper 0. */
 export interface PreparedImage {
@@ -74,11 +74,49 @@ const ACTIONS = {
  *   `image_too_large`; the message is a sentence a person can act on.
  */
 export async function decodePng(png: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<GrayImage> {
-  return decodePngSync(png, limits);
+  const chunks = checkedChunks(png, limits);
+  if (chunks.idatBytes < ASYNC_INFLATE_BYTES) return decodeChecked(chunks);
+  try {
+    return await decodePngChunksAsync(chunks);
+  } catch (error: unknown) {
+    throw asRejection(error);
+  }
 }
 
-/** Synchronous {@link decodePng}, for callers that batch their own work. */
+/**
+ * Synchronous {@link decodePng} (everything on the calling thread), for callers that batch
+ * their own work, such as training.
+ */
 export function decodePngSync(png: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): GrayImage {
+  return decodeChecked(checkedChunks(png, limits));
+}
+
+/**
+ * Compressed image data from this size up is inflated on libuv's thread pool. Measured on
+ * this 2-core machine (CPU time per frame, noisy 640x480 RGB PNG of 220 kB): inflate-and-unpack
+ * here 3.1 ms, sharp 6-7 ms; a clean 28x28 MNIST frame: 25 us here (most of it creating the
+ * zlib handle), sharp ~1 ms. Below this size the thread hop costs more than it frees.
+ */
+const ASYNC_INFLATE_BYTES = 32 * 1024;
+
+function decodeChecked(chunks: PngChunks): GrayImage {
+  try {
+    return decodePngChunks(chunks);
+  } catch (error: unknown) {
+    throw asRejection(error);
+  }
+}
+
+function asRejection(error: unknown): unknown {
+  if (error instanceof PngFormatError) {
+    const action = error.kind === 'image_too_large' ? 'send smaller frames' : ACTIONS[error.kind];
+    return new FrameRejectedError(error.kind, `${error.message}: ${action}`);
+  }
+  return error;
+}
+
+/** Byte cap, signature, chunk CRCs and the pixel bound: everything checked before inflating. */
+function checkedChunks(png: Uint8Array, limits: DecodeLimits): PngChunks {
   if (png.length === 0) {
     throw new FrameRejectedError('image_empty', 'the image is empty: send the camera frame as a base64-encoded PNG');
   }
@@ -88,23 +126,20 @@ export function decodePngSync(png: Uint8Array, limits: DecodeLimits = DEFAULT_DE
       `the PNG is ${png.length} bytes, over the limit of ${limits.maxBytes} bytes: send smaller frames (a 640x480 grey PNG is typically under 100 kB)`,
     );
   }
+  let chunks: PngChunks;
   try {
-    const chunks = readPngChunks(png);
-    const { width, height } = chunks.header;
-    if (width * height > limits.maxPixels) {
-      throw new FrameRejectedError(
-        'image_too_large',
-        `the PNG declares ${width}x${height} = ${width * height} pixels, over the limit of ${limits.maxPixels}: scale frames down (e.g. to 640x480) before sending`,
-      );
-    }
-    return decodePngChunks(chunks);
+    chunks = readPngChunks(png);
   } catch (error: unknown) {
-    if (error instanceof PngFormatError) {
-      const action = error.kind === 'image_too_large' ? 'send smaller frames' : ACTIONS[error.kind];
-      throw new FrameRejectedError(error.kind, `${error.message}: ${action}`);
-    }
-    throw error;
+    throw asRejection(error);
   }
+  const { width, height } = chunks.header;
+  if (width * height > limits.maxPixels) {
+    throw new FrameRejectedError(
+      'image_too_large',
+      `the PNG declares ${width}x${height} = ${width * height} pixels, over the limit of ${limits.maxPixels}: scale frames down (e.g. to 640x480) before sending`,
+    );
+  }
+  return chunks;
 }
 
 /**
@@ -112,7 +147,7 @@ export function decodePngSync(png: Uint8Array, limits: DecodeLimits = DEFAULT_DE
  * @throws FrameRejectedError as {@link decodePng} does.
  */
 export async function preparePng(png: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<PreparedImage> {
-  return prepareGray(decodePngSync(png, limits));
+  return prepareGray(await decodePng(png, limits));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -137,6 +172,8 @@ const MIN_DETECT_CONTRAST = 12;
 const DETECT_SIGMAS = 5;
 const FLOOR_SIGMAS = 3.5;
 const BBOX_SIGMAS = 5;
+/** Blur the detection copy of unreduced frames from this much noise (robust sigma) up. */
+const BLUR_MIN_SIGMA = 1.5;
 /** Smallest blob (detection pixels) that can be ink rather than a speck. */
 const MIN_BLOB_AREA = 3;
 /** A further blob joins the digit when it weighs this share of the heaviest blob... */
@@ -157,6 +194,7 @@ const PRE_REDUCE = 3;
 // Scratch buffers reused across calls (prepareGray is synchronous, so they are never shared).
 let lowBuf = new Float32Array(0);
 let tmpBuf = new Float32Array(0);
+let blurBuf = new Float32Array(0);
 let darkBuf = new Float32Array(0);
 let labelBuf = new Int32Array(0);
 let stackBuf = new Int32Array(0);
@@ -341,39 +379,21 @@ export function prepareGray(image: GrayImage): PreparedImage {
   if (!(w > 0 && h > 0 && data.length >= w * h)) {
     throw new RangeError(`prepareGray: ${w}x${h} image with ${data.length} bytes`);
   }
-  const blank = (): PreparedImage => ({ pixels: new Uint8Array(OUT * OUT), blank: true });
 
-  // --- 1. detection copy: block mean, then a 3x3 box blur when the blocks are small ---
+  // --- 1. detection copy: block means, at most DETECT_MAX_SIDE on the long side ---
   const f = Math.max(1, Math.ceil(Math.max(w, h) / DETECT_MAX_SIDE));
   const lw = Math.ceil(w / f);
   const lh = Math.ceil(h / f);
   const ln = lw * lh;
   lowBuf = grow(lowBuf, ln, (n) => new Float32Array(n));
-  tmpBuf = grow(tmpBuf, ln, (n) => new Float32Array(n));
   const low = lowBuf;
   if (f === 1) {
     for (let i = 0; i < ln; i++) low[i] = data[i] as number;
   } else {
-    low.fill(0, 0, ln);
-    for (let y = 0; y < h; y++) {
-      const lrow = ((y / f) | 0) * lw;
-      const row = y * w;
-      for (let x = 0; x < w; x++) {
-        const at = lrow + ((x / f) | 0);
-        low[at] = (low[at] as number) + (data[row + x] as number);
-      }
-    }
-    for (let ly = 0; ly < lh; ly++) {
-      const bh = Math.min(f, h - ly * f);
-      for (let lx = 0; lx < lw; lx++) {
-        const bw = Math.min(f, w - lx * f);
-        low[ly * lw + lx] = (low[ly * lw + lx] as number) / (bw * bh);
-      }
-    }
+    blockMean(data, w, h, f, low, lw, lh);
   }
 
-  // --- 2. background grid on the detection copy ---
-  const cellsFor = (n: number): number => Math.max(1, Math.min(BG_MAX_CELLS, Math.ceil(n / BG_CELL), Math.floor(n / BG_MIN_CELL)));
+  // --- 2. paper: background grid on the detection copy ---
   const nx = cellsFor(lw);
   const ny = cellsFor(lh);
   const grid = new Float32Array(nx * ny);
@@ -385,9 +405,10 @@ export function prepareGray(image: GrayImage): PreparedImage {
       const xb = Math.floor(((cx + 1) * lw) / nx);
       hist.fill(0);
       for (let y = ya; y < yb; y++) {
+        const row = y * lw;
         for (let x = xa; x < xb; x++) {
-          const v = (low[y * lw + x] as number) + 0.5;
-          hist[v | 0] = (hist[v | 0] as number) + 1;
+          const v = ((low[row + x] as number) + 0.5) | 0;
+          hist[v] = (hist[v] as number) + 1;
         }
       }
       grid[cy * nx + cx] = histQuantile(hist, (yb - ya) * (xb - xa), BG_PERCENTILE);
@@ -397,127 +418,90 @@ export function prepareGray(image: GrayImage): PreparedImage {
   // Paper is never brighter than the brightest cell: caps the linear extrapolation at the
   // frame's border (otherwise clean white paper would read as faintly inked there).
   let gridMax = 0;
-  for (let i = 0; i < grid.length; i++) gridMax = Math.max(gridMax, grid[i] as number);
-  // The grid is measured before blurring (a blur would darken the paper next to thick
-  // strokes); detection works on the blurred copy, where noise is lower.
-  if (f <= 2 && lw >= 3 && lh >= 3) boxBlur3(low, tmpBuf, lw, lh);
+  let gridMin = 255;
+  for (let i = 0; i < grid.length; i++) {
+    gridMax = Math.max(gridMax, grid[i] as number);
+    gridMin = Math.min(gridMin, grid[i] as number);
+  }
+  const flat = gridMax === gridMin;
+  const bgLow = flat ? undefined : backgroundAxes(lw, lh, 1, nx, ny, lw, lh);
 
-  // --- darkness below paper on the detection copy, and its noise ---
+  // --- darkness below the paper on the detection copy ---
   darkBuf = grow(darkBuf, ln, (n) => new Float32Array(n));
   const dark = darkBuf;
-  const lx = axisWeights(lw, 1, nx, lw);
-  const ly = axisWeights(lh, 1, ny, lh);
   hist.fill(0);
   for (let y = 0; y < lh; y++) {
-    const yi = ly.i0[y] as number;
-    const yf = ly.frac[y] as number;
-    for (let x = 0; x < lw; x++) {
-      let d = bgAt(grid, nx, ny, lx.i0[x] as number, lx.frac[x] as number, yi, yf, gridMax) - (low[y * lw + x] as number);
-      if (d < 0) d = 0;
-      dark[y * lw + x] = d;
-      const b = d > 255 ? 255 : (d + 0.5) | 0;
-      hist[b] = (hist[b] as number) + 1;
+    const row = y * lw;
+    if (bgLow === undefined) {
+      for (let x = 0; x < lw; x++) {
+        const d = gridMax - (low[row + x] as number);
+        const c = d > 0 ? d : 0;
+        dark[row + x] = c;
+        const b = c > 255 ? 255 : (c + 0.5) | 0;
+        hist[b] = (hist[b] as number) + 1;
+      }
+    } else {
+      const yi = bgLow.yi[y] as number;
+      const yf = bgLow.yf[y] as number;
+      for (let x = 0; x < lw; x++) {
+        const d = bgAt(grid, nx, ny, bgLow.xi[x] as number, bgLow.xf[x] as number, yi, yf, gridMax) - (low[row + x] as number);
+        const c = d > 0 ? d : 0;
+        dark[row + x] = c;
+        const b = c > 255 ? 255 : (c + 0.5) | 0;
+        hist[b] = (hist[b] as number) + 1;
+      }
     }
   }
-  const lowStats = robustStats(hist, ln);
+  let lowStats = robustStats(hist, ln);
+
+  // Full-resolution noise: the same numbers when there is no reduction, else a strided sample.
+  const bgFull = flat ? undefined : f === 1 ? bgLow : backgroundAxes(w, h, f, nx, ny, lw, lh);
+  let full = lowStats;
+  if (f > 1) {
+    const step = Math.max(1, Math.floor(Math.sqrt((w * h) / 8192)));
+    hist.fill(0);
+    let sampled = 0;
+    for (let y = step >> 1; y < h; y += step) {
+      for (let x = step >> 1; x < w; x += step) {
+        const bg = bgFull === undefined ? gridMax : bgAt(grid, nx, ny, bgFull.xi[x] as number, bgFull.xf[x] as number, bgFull.yi[y] as number, bgFull.yf[y] as number, gridMax);
+        const d = bg - (data[y * w + x] as number);
+        const b = d <= 0 ? 0 : d > 255 ? 255 : (d + 0.5) | 0;
+        hist[b] = (hist[b] as number) + 1;
+        sampled++;
+      }
+    }
+    full = robustStats(hist, sampled);
+  }
+
+  // A 3x3 blur lowers the noise for detection when the blocks are small and the frame noisy.
+  let detectImage = dark;
+  if (f <= 2 && lw >= 3 && lh >= 3 && (f === 2 || full.sigma >= BLUR_MIN_SIGMA)) {
+    tmpBuf = grow(tmpBuf, ln, (n) => new Float32Array(n));
+    blurBuf = grow(blurBuf, ln, (n) => new Float32Array(n));
+    boxBlur3(dark, tmpBuf, blurBuf, lw, lh);
+    detectImage = blurBuf;
+    hist.fill(0);
+    for (let i = 0; i < ln; i++) {
+      const c = detectImage[i] as number;
+      const b = c > 255 ? 255 : (c + 0.5) | 0;
+      hist[b] = (hist[b] as number) + 1;
+    }
+    lowStats = robustStats(hist, ln);
+  }
   const detect = lowStats.median + Math.max(DETECT_SIGMAS * lowStats.sigma, MIN_DETECT_CONTRAST);
 
-  // --- connected blobs above the detection threshold (8-connected) ---
-  labelBuf = grow(labelBuf, ln, (n) => new Int32Array(n));
-  stackBuf = grow(stackBuf, ln, (n) => new Int32Array(n));
-  const labels = labelBuf;
-  const stack = stackBuf;
-  labels.fill(0, 0, ln);
-  const blobs: Blob[] = [];
-  for (let start = 0; start < ln; start++) {
-    if (labels[start] !== 0 || (dark[start] as number) <= detect) continue;
-    const id = blobs.length + 1;
-    const blob: Blob = { area: 0, mass: 0, x0: lw, y0: lh, x1: -1, y1: -1 };
-    let top = 0;
-    stack[top++] = start;
-    labels[start] = id;
-    while (top > 0) {
-      const p = stack[--top] as number;
-      const py = (p / lw) | 0;
-      const px = p - py * lw;
-      blob.area++;
-      blob.mass += (dark[p] as number) - detect;
-      if (px < blob.x0) blob.x0 = px;
-      if (px > blob.x1) blob.x1 = px;
-      if (py < blob.y0) blob.y0 = py;
-      if (py > blob.y1) blob.y1 = py;
-      for (let dy = -1; dy <= 1; dy++) {
-        const qy = py + dy;
-        if (qy < 0 || qy >= lh) continue;
-        for (let dx = -1; dx <= 1; dx++) {
-          const qx = px + dx;
-          if (qx < 0 || qx >= lw) continue;
-          const q = qy * lw + qx;
-          if (labels[q] === 0 && (dark[q] as number) > detect) {
-            labels[q] = id;
-            stack[top++] = q;
-          }
-        }
-      }
-    }
-    blobs.push(blob);
-  }
-  if (blobs.length === 0) return blank();
-  blobs.sort((a, b) => b.mass - a.mass);
-  const main = blobs[0] as Blob;
-  if (main.area < MIN_BLOB_AREA) return blank();
+  // --- 3. the digit: connected blobs above the detection threshold ---
+  const digit = findDigit(detectImage, lw, lh, detect);
+  if (digit === undefined) return blankImage();
 
-  // The digit: the heaviest blob, plus sizeable blobs close to it (a "5" whose bar is detached).
-  let ux0 = main.x0;
-  let uy0 = main.y0;
-  let ux1 = main.x1;
-  let uy1 = main.y1;
-  const candidates = blobs.slice(1, 64).filter((b) => b.area >= MIN_BLOB_AREA && b.mass >= JOIN_MASS_SHARE * main.mass);
-  let joined = true;
-  while (joined && candidates.length > 0) {
-    joined = false;
-    const reach = JOIN_DISTANCE_SHARE * Math.max(ux1 - ux0 + 1, uy1 - uy0 + 1) + 1;
-    for (let i = 0; i < candidates.length; i++) {
-      const b = candidates[i] as Blob;
-      const gapX = Math.max(0, b.x0 - ux1, ux0 - b.x1);
-      const gapY = Math.max(0, b.y0 - uy1, uy0 - b.y1);
-      if (Math.max(gapX, gapY) <= reach) {
-        ux0 = Math.min(ux0, b.x0);
-        uy0 = Math.min(uy0, b.y0);
-        ux1 = Math.max(ux1, b.x1);
-        uy1 = Math.max(uy1, b.y1);
-        candidates.splice(i, 1);
-        joined = true;
-        break;
-      }
-    }
-  }
-
-  // --- 3. full-resolution ink inside the digit's region (one detection block of margin) ---
-  const rx0 = Math.max(0, (ux0 - 1) * f);
-  const ry0 = Math.max(0, (uy0 - 1) * f);
-  const rx1 = Math.min(w, (ux1 + 2) * f);
-  const ry1 = Math.min(h, (uy1 + 2) * f);
+  // --- 4. full-resolution ink inside the digit's region (a margin of detection blocks) ---
+  const margin = f === 1 ? 2 : 1;
+  const rx0 = Math.max(0, (digit.x0 - margin) * f);
+  const ry0 = Math.max(0, (digit.y0 - margin) * f);
+  const rx1 = Math.min(w, (digit.x1 + 1 + margin) * f);
+  const ry1 = Math.min(h, (digit.y1 + 1 + margin) * f);
   const rw = rx1 - rx0;
   const rh = ry1 - ry0;
-  const fx = axisWeights(w, f, nx, lw);
-  const fy = axisWeights(h, f, ny, lh);
-
-  // Full-resolution noise, from a strided sample of the whole frame.
-  const step = Math.max(1, Math.floor(Math.sqrt((w * h) / 8192)));
-  hist.fill(0);
-  let sampled = 0;
-  for (let y = step >> 1; y < h; y += step) {
-    const yi = fy.i0[y] as number;
-    const yf = fy.frac[y] as number;
-    for (let x = step >> 1; x < w; x += step) {
-      const d = bgAt(grid, nx, ny, fx.i0[x] as number, fx.frac[x] as number, yi, yf, gridMax) - (data[y * w + x] as number);
-      const b = d <= 0 ? 0 : d > 255 ? 255 : (d + 0.5) | 0;
-      hist[b] = (hist[b] as number) + 1;
-      sampled++;
-    }
-  }
-  const full = robustStats(hist, sampled);
   const floor = full.median + FLOOR_SIGMAS * full.sigma;
   const bboxLevel = full.median + BBOX_SIGMAS * full.sigma;
   const clearInk = full.median + Math.max(DETECT_SIGMAS * full.sigma, MIN_DETECT_CONTRAST);
@@ -528,13 +512,28 @@ export function prepareGray(image: GrayImage): PreparedImage {
   let inkCount = 0;
   for (let y = 0; y < rh; y++) {
     const gy = ry0 + y;
-    const yi = fy.i0[gy] as number;
-    const yf = fy.frac[gy] as number;
+    const out = y * rw;
+    if (f === 1) {
+      // No reduction: the darkness is already computed.
+      const src = gy * w + rx0;
+      for (let x = 0; x < rw; x++) region[out + x] = dark[src + x] as number;
+    } else if (bgFull === undefined) {
+      const src = gy * w + rx0;
+      for (let x = 0; x < rw; x++) {
+        const d = gridMax - (data[src + x] as number);
+        region[out + x] = d > 0 ? d : 0;
+      }
+    } else {
+      const yi = bgFull.yi[gy] as number;
+      const yf = bgFull.yf[gy] as number;
+      for (let x = 0; x < rw; x++) {
+        const gx = rx0 + x;
+        const d = bgAt(grid, nx, ny, bgFull.xi[gx] as number, bgFull.xf[gx] as number, yi, yf, gridMax) - (data[gy * w + gx] as number);
+        region[out + x] = d > 0 ? d : 0;
+      }
+    }
     for (let x = 0; x < rw; x++) {
-      const gx = rx0 + x;
-      let d = bgAt(grid, nx, ny, fx.i0[gx] as number, fx.frac[gx] as number, yi, yf, gridMax) - (data[gy * w + gx] as number);
-      if (d < 0) d = 0;
-      region[y * rw + x] = d;
+      const d = region[out + x] as number;
       if (d > clearInk) {
         const b = d > 255 ? 255 : (d + 0.5) | 0;
         hist[b] = (hist[b] as number) + 1;
@@ -542,7 +541,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
       }
     }
   }
-  if (inkCount === 0) return blank();
+  if (inkCount === 0) return blankImage();
   const inkLevel = histQuantile(hist, inkCount, INK_PERCENTILE);
   // Ink that already reaches near-black keeps its levels (a clean MNIST frame is then
   // exactly the original's inverted image); fainter ink is stretched to reach 255.
@@ -555,13 +554,16 @@ export function prepareGray(image: GrayImage): PreparedImage {
   let bx1 = -1;
   let by1 = -1;
   for (let y = 0; y < rh; y++) {
+    const row = y * rw;
     for (let x = 0; x < rw; x++) {
-      const i = y * rw + x;
-      const d = region[i] as number;
-      let v = (d - floor) * gain;
-      v = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
-      region[i] = v;
-      if (d > bboxLevel && v > 0) {
+      const d = region[row + x] as number;
+      if (d <= floor) {
+        region[row + x] = 0;
+        continue;
+      }
+      const v = (d - floor) * gain;
+      region[row + x] = v >= 255 ? 255 : Math.round(v);
+      if (d > bboxLevel && v >= 0.5) {
         if (x < bx0) bx0 = x;
         if (x > bx1) bx1 = x;
         if (y < by0) by0 = y;
@@ -569,9 +571,9 @@ export function prepareGray(image: GrayImage): PreparedImage {
       }
     }
   }
-  if (bx1 < 0) return blank();
+  if (bx1 < 0) return blankImage();
 
-  // --- 4. the original's square crop, 20x20 Lanczos, centre of mass at 14 ---
+  // --- 5. the original's square crop, 20x20 Lanczos, centre of mass at 14 ---
   const bw = bx1 - bx0 + 1;
   const bh = by1 - by0 + 1;
   const side = Math.max(bw, bh);
@@ -583,18 +585,25 @@ export function prepareGray(image: GrayImage): PreparedImage {
   cropBuf = grow(cropBuf, cs * cs, (n) => new Float32Array(n));
   const crop = cropBuf;
   crop.fill(0, 0, cs * cs);
-  for (let y = 0; y < side; y++) {
-    const ry = sy0 + y;
-    if (ry < 0 || ry >= rh) continue;
-    const crow = ((y / k) | 0) * cs;
-    for (let x = 0; x < side; x++) {
-      const rx = sx0 + x;
-      if (rx < 0 || rx >= rw) continue;
-      const at = crow + ((x / k) | 0);
-      crop[at] = (crop[at] as number) + (region[ry * rw + rx] as number);
+  const ya = Math.max(0, -sy0);
+  const yb = Math.min(side, rh - sy0);
+  const xa = Math.max(0, -sx0);
+  const xb = Math.min(side, rw - sx0);
+  if (k === 1) {
+    for (let y = ya; y < yb; y++) {
+      const src = (sy0 + y) * rw + sx0;
+      const dst = y * cs;
+      for (let x = xa; x < xb; x++) crop[dst + x] = region[src + x] as number;
     }
-  }
-  if (k > 1) {
+  } else {
+    for (let y = ya; y < yb; y++) {
+      const src = (sy0 + y) * rw + sx0;
+      const dst = ((y / k) | 0) * cs;
+      for (let x = xa; x < xb; x++) {
+        const at = dst + ((x / k) | 0);
+        crop[at] = (crop[at] as number) + (region[src + x] as number);
+      }
+    }
     // Mean over the full k x k block (blocks past the square's edge count their missing
     // pixels as paper, as the zero-filled square would).
     const inv = 1 / (k * k);
@@ -613,7 +622,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
       my += y * v;
     }
   }
-  if (mass === 0) return blank();
+  if (mass === 0) return blankImage();
   const ox = roundHalfEven(OUT / 2 - mx / mass);
   const oy = roundHalfEven(OUT / 2 - my / mass);
   const pixels = new Uint8Array(OUT * OUT);
@@ -629,14 +638,154 @@ export function prepareGray(image: GrayImage): PreparedImage {
   return { pixels, blank: false };
 }
 
-/** In-place 3x3 mean (edges replicate), separable. */
-function boxBlur3(a: Float32Array, tmp: Float32Array, w: number, h: number): void {
+function blankImage(): PreparedImage {
+  return { pixels: new Uint8Array(OUT * OUT), blank: true };
+}
+
+function cellsFor(n: number): number {
+  return Math.max(1, Math.min(BG_MAX_CELLS, Math.ceil(n / BG_CELL), Math.floor(n / BG_MIN_CELL)));
+}
+
+/** Mean of each f x f block (partial blocks at the right and bottom edges average what they have). */
+function blockMean(data: Uint8Array, w: number, h: number, f: number, low: Float32Array, lw: number, lh: number): void {
+  low.fill(0, 0, lw * lh);
+  const fullBlocks = Math.floor(w / f);
+  for (let y = 0; y < h; y++) {
+    const lrow = ((y / f) | 0) * lw;
+    let p = y * w;
+    for (let lx = 0; lx < fullBlocks; lx++) {
+      let s = 0;
+      for (let i = 0; i < f; i++) s += data[p + i] as number;
+      low[lrow + lx] = (low[lrow + lx] as number) + s;
+      p += f;
+    }
+    if (fullBlocks < lw) {
+      let s = 0;
+      for (let x = fullBlocks * f; x < w; x++) s += data[y * w + x] as number;
+      low[lrow + fullBlocks] = (low[lrow + fullBlocks] as number) + s;
+    }
+  }
+  for (let ly = 0; ly < lh; ly++) {
+    const bh = Math.min(f, h - ly * f);
+    for (let lx = 0; lx < lw; lx++) {
+      const bw = Math.min(f, w - lx * f);
+      low[ly * lw + lx] = (low[ly * lw + lx] as number) / (bw * bh);
+    }
+  }
+}
+
+interface Axes {
+  xi: Int32Array;
+  xf: Float32Array;
+  yi: Int32Array;
+  yf: Float32Array;
+}
+
+const axesCache = new Map<string, Axes>();
+
+/** Bilinear weights from every pixel of a w x h image (reduced by f) to the grid's cell centres. */
+function backgroundAxes(w: number, h: number, f: number, nx: number, ny: number, lw: number, lh: number): Axes {
+  const key = `${w}x${h}/${f}/${nx}x${ny}`;
+  const hit = axesCache.get(key);
+  if (hit) return hit;
+  const x = axisWeights(w, f, nx, lw);
+  const y = axisWeights(h, f, ny, lh);
+  const axes = { xi: x.i0, xf: x.frac, yi: y.i0, yf: y.frac };
+  if (axesCache.size > 64) axesCache.clear();
+  axesCache.set(key, axes);
+  return axes;
+}
+
+interface Region {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/**
+ * Labels 8-connected blobs above `threshold` and returns the digit's box in detection
+ * pixels: the heaviest blob plus sizeable blobs near it, or undefined for a blank page.
+ */
+function findDigit(dark: Float32Array, lw: number, lh: number, threshold: number): Region | undefined {
+  const ln = lw * lh;
+  labelBuf = grow(labelBuf, ln, (n) => new Int32Array(n));
+  stackBuf = grow(stackBuf, ln, (n) => new Int32Array(n));
+  const labels = labelBuf;
+  const stack = stackBuf;
+  labels.fill(0, 0, ln);
+  const blobs: Blob[] = [];
+  for (let start = 0; start < ln; start++) {
+    if (labels[start] !== 0 || (dark[start] as number) <= threshold) continue;
+    const id = blobs.length + 1;
+    const blob: Blob = { area: 0, mass: 0, x0: lw, y0: lh, x1: -1, y1: -1 };
+    let top = 0;
+    stack[top++] = start;
+    labels[start] = id;
+    while (top > 0) {
+      const p = stack[--top] as number;
+      const py = (p / lw) | 0;
+      const px = p - py * lw;
+      blob.area++;
+      blob.mass += (dark[p] as number) - threshold;
+      if (px < blob.x0) blob.x0 = px;
+      if (px > blob.x1) blob.x1 = px;
+      if (py < blob.y0) blob.y0 = py;
+      if (py > blob.y1) blob.y1 = py;
+      const ya = py > 0 ? py - 1 : 0;
+      const yb = py < lh - 1 ? py + 1 : py;
+      const xa = px > 0 ? px - 1 : 0;
+      const xb = px < lw - 1 ? px + 1 : px;
+      for (let qy = ya; qy <= yb; qy++) {
+        for (let qx = xa; qx <= xb; qx++) {
+          const q = qy * lw + qx;
+          if (labels[q] === 0 && (dark[q] as number) > threshold) {
+            labels[q] = id;
+            stack[top++] = q;
+          }
+        }
+      }
+    }
+    blobs.push(blob);
+  }
+  if (blobs.length === 0) return undefined;
+  blobs.sort((a, b) => b.mass - a.mass);
+  const main = blobs[0] as Blob;
+  if (main.area < MIN_BLOB_AREA) return undefined;
+
+  // The digit: the heaviest blob, plus sizeable blobs close to it (a "5" whose bar is detached).
+  const u: Region = { x0: main.x0, y0: main.y0, x1: main.x1, y1: main.y1 };
+  const candidates = blobs.slice(1, 64).filter((b) => b.area >= MIN_BLOB_AREA && b.mass >= JOIN_MASS_SHARE * main.mass);
+  let joined = true;
+  while (joined && candidates.length > 0) {
+    joined = false;
+    const reach = JOIN_DISTANCE_SHARE * Math.max(u.x1 - u.x0 + 1, u.y1 - u.y0 + 1) + 1;
+    for (let i = 0; i < candidates.length; i++) {
+      const b = candidates[i] as Blob;
+      const gapX = Math.max(0, b.x0 - u.x1, u.x0 - b.x1);
+      const gapY = Math.max(0, b.y0 - u.y1, u.y0 - b.y1);
+      if (Math.max(gapX, gapY) <= reach) {
+        u.x0 = Math.min(u.x0, b.x0);
+        u.y0 = Math.min(u.y0, b.y0);
+        u.x1 = Math.max(u.x1, b.x1);
+        u.y1 = Math.max(u.y1, b.y1);
+        candidates.splice(i, 1);
+        joined = true;
+        break;
+      }
+    }
+  }
+  return u;
+}
+
+/** 3x3 mean (edges replicate), separable, from `src` into `dst`. */
+function boxBlur3(src: Float32Array, tmp: Float32Array, dst: Float32Array, w: number, h: number): void {
   for (let y = 0; y < h; y++) {
     const r = y * w;
     for (let x = 0; x < w; x++) {
-      const l = a[r + (x > 0 ? x - 1 : 0)] as number;
-      const c = a[r + x] as number;
-      const rr = a[r + (x < w - 1 ? x + 1 : x)] as number;
+      const l = src[r + (x > 0 ? x - 1 : 0)] as number;
+      const c = src[r + x] as number;
+      const rr = src[r + (x < w - 1 ? x + 1 : x)] as number;
       tmp[r + x] = (l + c + rr) / 3;
     }
   }
@@ -644,7 +793,7 @@ function boxBlur3(a: Float32Array, tmp: Float32Array, w: number, h: number): voi
     const up = (y > 0 ? y - 1 : 0) * w;
     const r = y * w;
     const dn = (y < h - 1 ? y + 1 : y) * w;
-    for (let x = 0; x < w; x++) a[r + x] = ((tmp[up + x] as number) + (tmp[r + x] as number) + (tmp[dn + x] as number)) / 3;
+    for (let x = 0; x < w; x++) dst[r + x] = ((tmp[up + x] as number) + (tmp[r + x] as number) + (tmp[dn + x] as number)) / 3;
   }
 }
 

@@ -6,9 +6,11 @@ import { encodePng } from '../../functions/lib/png';
 import {
   DEFAULT_DECODE_LIMITS,
   decodePng,
+  decodePngSync,
   type GrayImage,
   prepareGray,
   preparePng,
+  resizeLanczos,
 } from '../../functions/lib/prepare';
 import { originalPrep } from '../helpers/original-prep';
 
@@ -236,6 +238,64 @@ describe('prepareGray geometry', () => {
       expect(out.blank).toBe(true);
       expect(out.pixels.every((v) => v === 0)).toBe(true);
     }
+  });
+});
+
+// ---- resizeLanczos against Pillow ----------------------------------------------------
+
+describe('resizeLanczos', () => {
+  // Expected values written by Pillow 9.4: Image.frombytes('L', (n, n), src).resize((20, 20), Image.LANCZOS)
+  // for src[i] = 0 in the top third, else (i * 37 + (i >> 3) * 11) % 256.
+  const pillow: Record<number, number[]> = {
+    12: [
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      1, 2, 3, 3, 4, 5, 5, 6, 8, 6, 2, 0, 2, 3, 3, 4, 5, 5, 6, 6,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+      1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 13, 42, 52, 53, 63, 69, 78, 102, 74, 0, 0, 28, 45, 49, 55, 61, 71, 81, 86,
+      47, 60, 87, 111, 131, 154, 171, 198, 251, 201, 51, 0, 53, 87, 109, 132, 150, 175, 202, 215,
+      187, 125, 33, 63, 126, 141, 160, 194, 228, 231, 183, 83, 5, 13, 68, 116, 143, 160, 188, 204,
+      255, 194, 59, 20, 51, 80, 112, 136, 148, 194, 248, 163, 35, 39, 76, 57, 66, 104, 132, 142,
+      215, 236, 207, 72, 0, 50, 98, 111, 126, 151, 187, 182, 174, 217, 191, 49, 16, 87, 115, 118,
+      163, 211, 248, 172, 65, 15, 21, 52, 98, 124, 137, 166, 218, 255, 244, 146, 52, 26, 64, 99,
+      143, 152, 183, 238, 185, 34, 0, 49, 77, 92, 116, 137, 160, 175, 216, 251, 152, 15, 20, 63,
+      124, 127, 151, 206, 205, 140, 157, 173, 76, 16, 75, 115, 120, 140, 182, 226, 223, 146, 37, 0,
+      74, 94, 128, 145, 166, 205, 255, 255, 144, 37, 34, 64, 95, 128, 145, 157, 221, 238, 111, 31,
+      26, 51, 97, 118, 132, 164, 196, 223, 242, 168, 31, 5, 73, 104, 115, 131, 163, 190, 183, 175,
+      122, 87, 35, 65, 112, 127, 139, 175, 240, 235, 132, 38, 8, 22, 65, 106, 124, 144, 196, 224,
+      255, 176, 34, 29, 85, 103, 122, 145, 160, 201, 236, 135, 0, 5, 63, 80, 97, 122, 149, 162,
+      228, 222, 162, 68, 26, 53, 90, 110, 125, 159, 205, 179, 135, 164, 160, 65, 37, 81, 108, 117,
+      170, 230, 255, 106, 0, 25, 74, 96, 122, 136, 152, 184, 235, 255, 230, 61, 2, 60, 92, 100,
+    ],
+    47: [
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      3, 1, 2, 3, 1, 3, 3, 1, 3, 3, 1, 3, 2, 1, 4, 2, 2, 3, 1, 2,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      121, 48, 74, 106, 24, 90, 116, 34, 101, 118, 40, 116, 102, 44, 128, 61, 53, 123, 49, 64,
+      197, 58, 162, 195, 64, 186, 173, 72, 205, 134, 85, 208, 88, 107, 203, 63, 133, 201, 59, 147,
+      147, 66, 196, 123, 72, 207, 98, 94, 189, 45, 124, 186, 48, 148, 177, 55, 172, 154, 68, 172,
+      89, 92, 205, 79, 116, 195, 62, 146, 178, 58, 173, 154, 59, 194, 127, 66, 204, 102, 85, 206,
+      44, 149, 172, 51, 173, 149, 53, 191, 124, 63, 197, 98, 85, 196, 75, 113, 191, 59, 139, 189,
+      67, 182, 123, 63, 193, 94, 85, 197, 73, 110, 204, 65, 134, 206, 63, 164, 151, 48, 182, 132,
+      99, 194, 72, 108, 203, 67, 131, 198, 65, 156, 177, 60, 175, 130, 62, 188, 92, 80, 195, 76,
+      138, 193, 63, 154, 179, 55, 175, 156, 58, 189, 83, 76, 199, 72, 100, 203, 70, 124, 194, 67,
+      173, 153, 55, 190, 124, 74, 200, 94, 98, 201, 73, 123, 194, 60, 148, 179, 49, 169, 154, 56,
+      195, 90, 97, 199, 66, 122, 193, 52, 145, 177, 46, 165, 149, 54, 182, 116, 72, 196, 92, 91,
+      188, 52, 142, 173, 46, 163, 142, 54, 183, 113, 69, 200, 98, 84, 215, 94, 108, 194, 53, 126,
+      130, 56, 183, 112, 66, 200, 103, 81, 209, 96, 101, 210, 78, 127, 179, 55, 155, 138, 57, 159,
+      98, 82, 206, 95, 100, 206, 74, 125, 197, 56, 155, 129, 45, 183, 112, 57, 199, 109, 79, 194,
+      54, 124, 199, 57, 147, 168, 55, 174, 135, 62, 195, 120, 72, 201, 98, 94, 199, 69, 114, 216,
+    ],
+  };
+  it.each([12, 47])('matches Pillow byte for byte from a %i-pixel square', (n) => {
+    const src = new Float32Array(n * n);
+    for (let i = 0; i < n * n; i++) src[i] = i < Math.floor(n / 3) * n ? 0 : (i * 37 + (i >> 3) * 11) % 256;
+    expect(Array.from(resizeLanczos(src, n, 20))).toEqual(pillow[n]);
   });
 });
 
@@ -510,6 +570,26 @@ describe('decodePng accepts every kind of valid PNG', () => {
   it('bytes after IEND are ignored', async () => {
     const png = Buffer.concat([encodePng(grey, width, height, 1), Buffer.from('trailing junk after the end')]);
     expect(Buffer.from((await decodePng(png)).data).equals(Buffer.from(grey))).toBe(true);
+  });
+
+  it('big frames (inflated on the thread pool) decode as the synchronous path does, and fail the same way', async () => {
+    const r = rng(5);
+    const noisy = new Uint8Array(640 * 480).map(() => Math.floor(r() * 256));
+    const png = encodePng(noisy, 640, 480, 1);
+    expect(png.length).toBeGreaterThan(64 * 1024);
+    const viaPool = await decodePng(png);
+    expect(Buffer.from(viaPool.data).equals(Buffer.from(decodePngSync(png).data))).toBe(true);
+    expect(Buffer.from(viaPool.data).equals(Buffer.from(noisy))).toBe(true);
+    // Damage the compressed stream but keep the CRC valid: the pool's inflate must reject it.
+    const idatStart = 8 + 25 + 8;
+    const bad = Buffer.from(png);
+    bad.fill(0xff, idatStart + 100, idatStart + 400);
+    const idatLength = bad.readUInt32BE(33);
+    const { crc32 } = require('node:zlib') as typeof import('node:zlib');
+    bad.writeUInt32BE(crc32(bad.subarray(37, 41 + idatLength)), 41 + idatLength);
+    const e = await rejection(decodePng(bad));
+    expect(e.reason).toBe('corrupt_png');
+    expect(e.message).toMatch(/cannot be decompressed|truncated/);
   });
 
   it('a very large frame decodes', async () => {
