@@ -3,12 +3,14 @@ import { join } from 'node:path';
 import { DeleteStreamCommand } from '@aws-sdk/client-kinesis';
 import type { Context } from 'aws-lambda';
 import type { TumblingWindowEvent } from '../../functions/lib/metrics/aggregate';
-import { aggregateWindow, MetricsWriteError } from '../../functions/lib/metrics/aggregate';
+import { aggregateWindow, MAX_DOCUMENT_BYTES, MetricsWriteError } from '../../functions/lib/metrics/aggregate';
+import { LogLinearHistogram } from '../../functions/lib/metrics/histogram';
+import { WindowAccumulator } from '../../functions/lib/metrics/reducer';
 import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
-import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
+import { ConsoleSink, KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { createLambdaContext } from '../../local/lambda-context';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
-import { TEST_CONFIG } from '../helpers/metrics-fixtures';
+import { makePrediction, TEST_CONFIG } from '../helpers/metrics-fixtures';
 
 type Handler = (event: TumblingWindowEvent, context: Context) => Promise<{ state: Record<string, unknown>; batchItemFailures?: unknown[] }>;
 
@@ -186,5 +188,38 @@ describe('aggregate-metrics handler over the sample window events', () => {
     await kinesis.client.send(new DeleteStreamCommand({ StreamName: METRICS_STREAM }));
 
     await expect(invoke(loadEvent('final'))).rejects.toThrow(MetricsWriteError);
+  });
+});
+
+describe('aggregateWindow document size', () => {
+  it('leaves out the per-camera histograms rather than fail on a document over the record limit', async () => {
+    // Prepare: 200 cameras whose latencies spread over eight decades, every bucket in use.
+    const acc = new WindowAccumulator(TEST_CONFIG.confidence);
+    const wide = LogLinearHistogram.of(Array.from({ length: 4_000 }, (_, i) => 1e-3 * 1.0046 ** i));
+    for (let i = 0; i < 10; i += 1) wide.merge(LogLinearHistogram.fromData(wide.toData()));
+    for (let i = 0; i < 200; i += 1) {
+      acc.add(makePrediction({ camera: `Camera-${i}` }));
+      acc.cameras.get(`Camera-${i}`)?.endToEnd.merge(wide);
+    }
+    const lines: string[] = [];
+    const event = { ...loadEvent('final'), state: acc.toState() };
+
+    // Act
+    const result = await aggregateWindow(event, {
+      sink: new ConsoleSink((line) => lines.push(line)),
+      metricsStream: 'metrics',
+      config: TEST_CONFIG,
+      logger: quietLogger,
+    });
+
+    // Assess
+    expect(Buffer.byteLength(JSON.stringify(event.state))).toBeGreaterThan(MAX_DOCUMENT_BYTES);
+    expect(lines).toHaveLength(1);
+    expect(Buffer.byteLength(lines[0] ?? '')).toBeLessThan(MAX_DOCUMENT_BYTES);
+    const doc = metricsDocumentSchema.parse((JSON.parse(lines[0] ?? '') as { record: unknown }).record);
+    expect(doc.histograms.cameras).toEqual({});
+    expect(Object.keys(doc.camera_metrics)).toHaveLength(200);
+    expect(doc.camera_metrics['Camera-7']?.end_to_end.count).toBe(wide.count + 1);
+    expect(result.document?.id).toBe(doc.id);
   });
 });

@@ -60,6 +60,9 @@ export interface AggregateResult {
   document?: MetricsDocument;
 }
 
+/** Largest document written: Kinesis' 1 MiB record limit less room for the partition key. */
+export const MAX_DOCUMENT_BYTES = 1024 * 1024 - 1024;
+
 /** Unreadable records logged individually per invocation; the rest are only counted. */
 const MAX_LOGGED_INVALID = 10;
 
@@ -141,14 +144,26 @@ export async function aggregateWindow(event: TumblingWindowEvent, deps: Aggregat
     deps.logger.info('window closed with no records, no document', { shard, window: event.window });
     return { response: { state: {}, batchItemFailures: [] }, folded, invalid };
   }
-  const document = buildMetricsDocument(acc, {
+  let document = buildMetricsDocument(acc, {
     window: event.window,
     shard,
     terminatedEarly: event.isWindowTerminatedEarly,
     config: deps.config,
     timestamp: (deps.now?.() ?? new Date()).toISOString(),
   });
-  const data = Buffer.from(JSON.stringify(document), 'utf8');
+  let data = Buffer.from(JSON.stringify(document), 'utf8');
+  if (data.byteLength > MAX_DOCUMENT_BYTES) {
+    // Only the per-camera histograms can grow this large (hundreds of cameras with widely
+    // spread latencies). Without them the document still carries every count and block;
+    // merging it with other shards' then leaves per-camera end-to-end percentiles empty.
+    deps.logger.warn('metrics document over the record limit, per-camera histograms left out', {
+      id: document.id,
+      bytes: data.byteLength,
+      cameras: Object.keys(document.camera_metrics).length,
+    });
+    document = { ...document, histograms: { ...document.histograms, cameras: {} } };
+    data = Buffer.from(JSON.stringify(document), 'utf8');
+  }
   const result = await deps.sink.put(deps.metricsStream, [{ partitionKey: shard, data }]);
   if (result.failedIndexes.length > 0) {
     throw new MetricsWriteError(deps.metricsStream, document.id, result.errors?.get(0) ?? 'unwritten');

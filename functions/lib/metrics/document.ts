@@ -105,7 +105,10 @@ export const metricsDocumentSchema = z.object({
     reasons: z.partialRecord(z.enum(INVALID_REASONS), count),
     examples: z.array(invalidExampleSchema),
   }),
-  /** Mergeable histograms behind the latency blocks (see histogram.ts). */
+  /**
+   * Mergeable histograms behind the latency blocks (see histogram.ts). `cameras` is empty
+   * only when the document would otherwise exceed Kinesis' record limit.
+   */
   histograms: z.object({
     prep: histogramDataSchema,
     predict: histogramDataSchema,
