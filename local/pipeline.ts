@@ -17,6 +17,8 @@ import type { MetricsDocument } from '../functions/lib/metrics/document';
 export interface LocalPipelineOptions {
   /** Use this Kinesis endpoint instead of starting the embedded emulator. */
   endpoint?: string;
+  /** Endpoint the handlers write to, when it differs from the runner's (a fault-injecting proxy in tests). */
+  handlerEndpoint?: string;
   /** Embedded emulator port on 127.0.0.1 (default 4567; 0 picks a free one). */
   port?: number;
   /** Keep the emulator's data and the runner's checkpoints here, so a restart resumes. */
@@ -120,7 +122,7 @@ export class LocalPipeline {
         client,
         names.map((name) => ({ name, shards: declared.get(name) ?? 1 })),
       );
-      Object.assign(process.env, handlerEnvironment(definition, options, endpoint));
+      Object.assign(process.env, handlerEnvironment(definition, options, options.handlerEndpoint ?? endpoint));
 
       const home = new HomeOutputs(options.outDir, {
         resume: options.persistDir !== undefined,
