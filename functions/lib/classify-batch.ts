@@ -256,6 +256,13 @@ export async function classifyBatch(
     failed: batchItemFailures.length,
     imagesOmitted,
   };
-  deps.logger?.info('batch classified', { ...counts, prep_ms: Math.round(prepWallMs), predict_ms: Math.round(predictWallMs) });
+  const rejectedByReason: Record<string, number> = {};
+  for (const item of refused) rejectedByReason[item.reason] = (rejectedByReason[item.reason] ?? 0) + 1;
+  deps.logger?.info('batch classified', {
+    ...counts,
+    rejected_by_reason: rejectedByReason,
+    prep_ms: Math.round(prepWallMs),
+    predict_ms: Math.round(predictWallMs),
+  });
   return { batchItemFailures, counts };
 }
