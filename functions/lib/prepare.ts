@@ -225,15 +225,42 @@ function histQuantile(h: Uint32Array, count: number, q: number): number {
   return 255;
 }
 
-/** Median and robust sigma (1.4826 x MAD) of a histogram. */
-function robustStats(h: Uint32Array, count: number): { median: number; sigma: number } {
-  const median = histQuantile(h, count, 0.5);
+/** Where the paper sits on the darkness scale, and how noisy it is. */
+interface PaperStats {
+  offset: number;
+  sigma: number;
+}
+
+/**
+ * Noise sigma from the median absolute difference of horizontal neighbours (every `step`
+ * rows and columns): smooth lighting cancels out, and ink edges are a minority of pairs, so
+ * neither a large digit nor a lighting residual inflates it (the median of the values
+ * themselves fails once ink covers a quarter of the frame).
+ */
+function diffSigma(img: Float32Array | Uint8Array, w: number, h: number, step: number): number {
   hist2.fill(0);
-  for (let v = 0; v < 256; v++) {
-    const n = h[v] as number;
-    if (n) hist2[Math.abs(v - median)] = (hist2[Math.abs(v - median)] as number) + n;
+  let count = 0;
+  for (let y = step >> 1; y < h; y += step) {
+    const row = y * w;
+    for (let x = step >> 1; x + 1 < w; x += step) {
+      const d = (img[row + x + 1] as number) - (img[row + x] as number);
+      const a = d < 0 ? -d : d;
+      const b = a > 255 ? 255 : (a + 0.5) | 0;
+      hist2[b] = (hist2[b] as number) + 1;
+      count++;
+    }
   }
-  return { median, sigma: 1.4826 * histQuantile(hist2, count, 0.5) };
+  if (count === 0) return 0;
+  return (1.4826 * histQuantile(hist2, count, 0.5)) / Math.SQRT2;
+}
+
+/**
+ * The paper's darkness level from a darkness histogram: the background estimate is a high
+ * percentile of paper brightness, so paper reads about 1.28 sigma dark; the 10th percentile
+ * (still paper while paper covers more than a tenth of the frame) anchors it.
+ */
+function paperStats(h: Uint32Array, count: number, sigma: number): PaperStats {
+  return { offset: histQuantile(h, count, 0.1) + 1.28 * sigma, sigma };
 }
 
 /** Bilinear weights from pixel positions on one axis to background-grid cell centres. */
@@ -452,12 +479,16 @@ export function prepareGray(image: GrayImage): PreparedImage {
       }
     }
   }
-  let lowStats = robustStats(hist, ln);
+  const darkQ10 = histQuantile(hist, ln, 0.1);
 
-  // Full-resolution noise: the same numbers when there is no reduction, else a strided sample.
+  // Full-resolution noise: from the darkness itself when there is no reduction, else from
+  // a strided sample of the frame.
   const bgFull = flat ? undefined : f === 1 ? bgLow : backgroundAxes(w, h, f, nx, ny, lw, lh);
-  let full = lowStats;
-  if (f > 1) {
+  let full: PaperStats;
+  if (f === 1) {
+    const sigma = diffSigma(dark, lw, lh, 1);
+    full = { offset: darkQ10 + 1.28 * sigma, sigma };
+  } else {
     const step = Math.max(1, Math.floor(Math.sqrt((w * h) / 8192)));
     hist.fill(0);
     let sampled = 0;
@@ -470,11 +501,12 @@ export function prepareGray(image: GrayImage): PreparedImage {
         sampled++;
       }
     }
-    full = robustStats(hist, sampled);
+    full = paperStats(hist, sampled, diffSigma(data, w, h, step));
   }
 
   // A 3x3 blur lowers the noise for detection when the blocks are small and the frame noisy.
   let detectImage = dark;
+  let lowStats = full;
   if (f <= 2 && lw >= 3 && lh >= 3 && (f === 2 || full.sigma >= BLUR_MIN_SIGMA)) {
     tmpBuf = grow(tmpBuf, ln, (n) => new Float32Array(n));
     blurBuf = grow(blurBuf, ln, (n) => new Float32Array(n));
@@ -486,9 +518,13 @@ export function prepareGray(image: GrayImage): PreparedImage {
       const b = c > 255 ? 255 : (c + 0.5) | 0;
       hist[b] = (hist[b] as number) + 1;
     }
-    lowStats = robustStats(hist, ln);
+    // Neighbour differences of a 3x3 mean of white noise have sqrt(1/3) of its spread.
+    lowStats = paperStats(hist, ln, Math.sqrt(3) * diffSigma(detectImage, lw, lh, 1));
+  } else if (f > 1) {
+    const sigma = diffSigma(dark, lw, lh, 1);
+    lowStats = { offset: darkQ10 + 1.28 * sigma, sigma };
   }
-  const detect = lowStats.median + Math.max(DETECT_SIGMAS * lowStats.sigma, MIN_DETECT_CONTRAST);
+  const detect = lowStats.offset + Math.max(DETECT_SIGMAS * lowStats.sigma, MIN_DETECT_CONTRAST);
 
   // --- 3. the digit: connected blobs above the detection threshold ---
   const digit = findDigit(detectImage, lw, lh, detect);
@@ -502,9 +538,9 @@ export function prepareGray(image: GrayImage): PreparedImage {
   const ry1 = Math.min(h, (digit.y1 + 1 + margin) * f);
   const rw = rx1 - rx0;
   const rh = ry1 - ry0;
-  const floor = full.median + FLOOR_SIGMAS * full.sigma;
-  const bboxLevel = full.median + BBOX_SIGMAS * full.sigma;
-  const clearInk = full.median + Math.max(DETECT_SIGMAS * full.sigma, MIN_DETECT_CONTRAST);
+  const floor = full.offset + FLOOR_SIGMAS * full.sigma;
+  const bboxLevel = full.offset + BBOX_SIGMAS * full.sigma;
+  const clearInk = full.offset + Math.max(DETECT_SIGMAS * full.sigma, MIN_DETECT_CONTRAST);
 
   regionBuf = grow(regionBuf, rw * rh, (n) => new Float32Array(n));
   const region = regionBuf;
