@@ -79,7 +79,7 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: Record<strin
       const camera = input.camera;
       if (typeof camera !== 'string') return { reason: 'invalid_camera', error: 'camera must be a string id' };
       if (camera.length > MAX_CAMERA_ID_LENGTH) {
-        return { reason: 'invalid_camera', error: `the camera id is ${camera.length} characters long; at most ${MAX_CAMERA_ID_LENGTH} are allowed` };
+        return { reason: 'invalid_camera', error: `the camera id is ${camera.length} characters long; at most ${MAX_CAMERA_ID_LENGTH} are allowed: use a shorter id` };
       }
       return {
         reason: 'invalid_camera',
@@ -136,7 +136,7 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
   const known = { camera: frame.camera, timestamp: frame.timestamp.slice(0, MAX_TIMESTAMP_KEPT) };
   const captured = Date.parse(frame.timestamp);
   if (!Number.isFinite(captured)) {
-    return { ok: false, reason: 'invalid_timestamp', error: `timestamp ${JSON.stringify(known.timestamp)} is not a real date`, ...known };
+    return { ok: false, reason: 'invalid_timestamp', error: `timestamp ${JSON.stringify(known.timestamp)} is not a real date: send the capture time as ISO-8601, e.g. 2026-11-27T15:04:05.123Z`, ...known };
   }
   if (captured > options.nowMs + options.maxFutureSkewSeconds * 1000) {
     return {
@@ -147,7 +147,7 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
     };
   }
   if (frame.image.length === 0) {
-    return { ok: false, reason: 'image_empty', error: 'image is empty: the camera sent no picture', ...known };
+    return { ok: false, reason: 'image_empty', error: 'image is empty: the camera sent no picture; check that it captures a frame, and send it as base64 PNG', ...known };
   }
   // Node's decoder silently skips characters outside the alphabet, so check them first; the
   // image is later copied unescaped into the uncertain record's JSON, which this makes safe.
@@ -162,7 +162,7 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
     };
   }
   if (png.byteLength === 0) {
-    return { ok: false, reason: 'image_empty', error: 'image decodes to zero bytes: the camera sent no picture', ...known };
+    return { ok: false, reason: 'image_empty', error: 'image decodes to zero bytes: the camera sent no picture; check that it captures a frame, and send it as base64 PNG', ...known };
   }
   return { ok: true, frame, png };
 }
