@@ -22,6 +22,10 @@ import { KinesisStreamWriter } from '../functions/lib/stream-writer';
 import { DEFAULT_EMULATOR_PORT } from './emulator';
 import { LocalPipeline } from './pipeline';
 
+// The SDK warns that releases after January 2027 need Node 22; this project pins its SDK
+// version (package.json), so the warning would only clutter every local run.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** Frames in one pass over the MNIST test set. */
 const MNIST_TEST_FRAMES = 10_000;
 
@@ -37,6 +41,7 @@ interface Option {
 const OPTIONS: Option[] = [
   { flag: 'count', env: 'COUNT', type: 'string', default: 'all (10,000 per pass)', help: 'frames to publish' },
   { flag: 'camera', env: 'CAMERA', type: 'string', default: 'Camera', help: 'camera parameter; the id is <camera>-<host>' },
+  { flag: 'cameras', env: 'CAMERAS', type: 'string', default: '1', help: 'replay as N cameras <camera>-1..N (N partition keys)' },
   { flag: 'delay', env: 'DELAY', type: 'string', default: '0', help: 'seconds between frames' },
   { flag: 'repeat', env: 'REPEAT', type: 'string', default: '1', help: 'passes over the source, 0 = forever' },
   { flag: 'rate', env: 'RATE', type: 'string', default: '0', help: 'at most R frames per second, 0 = no cap' },
@@ -44,7 +49,7 @@ const OPTIONS: Option[] = [
   { flag: 'confidence', env: 'CONFIDENCE_THRESHOLD', type: 'string', default: '0.70', help: 'uncertain when probability <= P' },
   { flag: 'window', env: 'METRICS_WINDOW_SECONDS', type: 'string', default: '10', help: 'metrics tumbling window, seconds' },
   { flag: 'shards', env: 'SHARDS', type: 'string', default: '1', help: 'shards of camera-images' },
-  { flag: 'parallelism', env: 'PARALLELISM', type: 'string', default: '1', help: 'classify batches in flight per shard (1-10)' },
+  { flag: 'parallelism', env: 'PARALLELISM', type: 'string', default: '1 (N with --cameras N)', help: 'classify batches in flight per shard (1-10)' },
   { flag: 'port', env: 'PORT', type: 'string', default: String(DEFAULT_EMULATOR_PORT), help: 'emulator port on 127.0.0.1' },
   { flag: 'endpoint', env: 'KINESIS_ENDPOINT', type: 'string', default: 'embedded emulator', help: 'use this Kinesis endpoint instead' },
   { flag: 'out', env: 'OUT_DIR', type: 'string', default: './out', help: 'home outputs folder' },
@@ -109,6 +114,7 @@ function parseOptions(argv: string[]) {
     help: values.help === true,
     count: num('count', 0, Number.MAX_SAFE_INTEGER, true),
     camera: raw('camera') ?? 'Camera',
+    cameras: num('cameras', 1, 100, true) ?? 1,
     delay: num('delay', 0, 3600) ?? 0,
     repeat: num('repeat', 0, 1_000_000, true) ?? 1,
     rate: num('rate', 0, 1_000_000) ?? 0,
@@ -170,8 +176,31 @@ function bar(done: number, total: number | undefined, width = 30): string {
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${(share * 100).toFixed(0)}%`;
 }
 
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/** Camera `i`'s part of `total` frames split over `n` cameras. */
+function share(total: number, n: number, i: number): number {
+  return Math.floor(total / n) + (i < total % n ? 1 : 0);
+}
+
+/**
+ * One source read by several cameras: each frame goes to exactly one of them, and a camera
+ * that stops (its count reached) does not end the source for the others.
+ */
+function shared<T>(source: AsyncGenerator<T>): AsyncIterable<T> {
+  const iterator: AsyncIterator<T> = {
+    next: () => source.next(),
+    return: async () => ({ done: true, value: undefined }),
+  };
+  return { [Symbol.asyncIterator]: () => iterator };
+}
+
 async function main(): Promise<number> {
   const options: Options = parseOptions(process.argv.slice(2));
+  // Lambda keeps one partition key's records in order, so concurrency needs several keys:
+  // with N cameras, N batches of one shard can be classified at once.
+  const parallelism = options.parallelism ?? (options.cameras > 1 ? Math.min(options.cameras, 10) : undefined);
+  const cameraIds = options.cameras > 1 ? range(options.cameras).map((i) => cameraId(`${options.camera}-${i + 1}`)) : [cameraId(options.camera)];
   if (options.help) {
     console.log(helpText());
     return 0;
@@ -191,7 +220,7 @@ async function main(): Promise<number> {
     ...(options.confidence !== undefined ? { confidence: options.confidence } : {}),
     ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
     ...(options.shards !== undefined ? { shards: options.shards } : {}),
-    ...(options.parallelism !== undefined ? { parallelism: options.parallelism } : {}),
+    ...(parallelism !== undefined ? { parallelism } : {}),
     env: { CAMERA: options.camera, DELAY: String(options.delay), REPEAT: String(options.repeat), SOURCE: options.source },
     onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
   });
@@ -231,17 +260,30 @@ async function main(): Promise<number> {
   try {
     if (publish) {
       const writer = new KinesisStreamWriter(pipeline.client);
-      summary = await publishFrames(framesFrom(options.source, options.repeat), writer, {
-        camera: cameraId(options.camera),
-        stream: STREAMS.cameraImages,
-        delay: options.delay,
-        ...(options.count !== undefined ? { count: options.count } : {}),
-        rate: options.rate,
-        signal: stop.signal,
-        onProgress: (p) => {
-          published = p.published;
-        },
-      });
+      const frames = shared(framesFrom(options.source, options.repeat));
+      const perCamera = cameraIds.map(() => 0);
+      const summaries = await Promise.all(
+        cameraIds.map((camera, i) =>
+          publishFrames(frames, writer, {
+            camera,
+            stream: STREAMS.cameraImages,
+            delay: options.delay,
+            ...(options.count !== undefined ? { count: share(options.count, cameraIds.length, i) } : {}),
+            rate: options.rate / cameraIds.length,
+            signal: stop.signal,
+            onProgress: (p) => {
+              perCamera[i] = p.published;
+              published = perCamera.reduce((a, b) => a + b, 0);
+            },
+          }),
+        ),
+      );
+      summary = summaries.reduce((total, s) => ({
+        ...total,
+        published: total.published + s.published,
+        failed: total.failed + s.failed,
+        labelled: total.labelled + s.labelled,
+      }));
       published = summary.published;
     }
     if (options.serve) {
@@ -293,7 +335,7 @@ async function main(): Promise<number> {
     metrics_windows: home.mergedWindows().length,
     model_versions: [...home.modelVersions],
     confidence: Number(process.env.CONFIDENCE_THRESHOLD),
-    camera: cameraId(options.camera),
+    cameras: cameraIds,
     endpoint: pipeline.endpoint,
   };
   writeFileSync(home.path('summary'), `${JSON.stringify(result, null, 2)}\n`);
