@@ -257,6 +257,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   const startedAt = Date.now();
   let summary: PublishSummary | undefined;
+  let framesInStream: number | undefined;
   try {
     if (publish) {
       const writer = new KinesisStreamWriter(pipeline.client);
@@ -300,6 +301,8 @@ async function main(): Promise<number> {
     await pipeline.drain(stop.signal.aborted ? 15_000 : 600_000).catch((error: unknown) => {
       console.error(`\nnot everything finished: ${error instanceof Error ? error.message : String(error)}`);
     });
+    // A resumed run's input includes what earlier runs published into the persisted stream.
+    if (options.persist) framesInStream = await pipeline.countRecords(STREAMS.cameraImages);
   } finally {
     progress.stop();
     await pipeline.stop();
@@ -309,7 +312,7 @@ async function main(): Promise<number> {
 
   const seconds = (performance.now() - started) / 1000;
   const counts = home.counts;
-  const framesIn = summary?.published ?? counts.predicted + counts.rejected;
+  const framesIn = framesInStream ?? summary?.published ?? counts.predicted + counts.rejected;
   const outputSpan = home.lastOutputAt > 0 ? (home.lastOutputAt - home.firstOutputAt) / 1000 : 0;
   // Publish start to the last frame's output arriving home: the end-to-end time of the run.
   const pipelineSeconds = home.lastOutputAt > startedAt ? (home.lastOutputAt - startedAt) / 1000 : seconds;

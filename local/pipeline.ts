@@ -5,7 +5,7 @@
  * benchmark use it too.
  */
 import { join } from 'node:path';
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
@@ -184,6 +184,30 @@ export class LocalPipeline {
     await this.runner.waitForIdle(timeoutMs);
     await this.runner.closeWindows();
     await this.runner.waitForIdle(timeoutMs);
+  }
+
+  /**
+   * Records a stream holds now (every shard, from the oldest). A resumed run counts its
+   * input this way, since frames published before a restart are part of it.
+   */
+  async countRecords(stream: string): Promise<number> {
+    const shards = (await this.client.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
+    let total = 0;
+    for (const shard of shards) {
+      let iterator = (
+        await this.client.send(
+          new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
+        )
+      ).ShardIterator;
+      while (iterator) {
+        const page = await this.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));
+        const count = page.Records?.length ?? 0;
+        total += count;
+        if (count === 0) break;
+        iterator = page.NextShardIterator;
+      }
+    }
+    return total;
   }
 
   /** Stops the runner (checkpoints written), then the emulator. */
