@@ -1,0 +1,405 @@
+/**
+ * `npm run bench`: how close the pipeline runs to the physics of its work (PNG decoding,
+ * normalisation and ONNX inference), measured side by side in one run because absolute times
+ * on a shared machine drift.
+ *
+ *   npm run bench                       the full benchmark (a few minutes)
+ *   npm run bench -- --quick            a short version of everything (under a minute)
+ *   npm run bench -- --json out.json    also write the medians as JSON
+ *   npm run bench -- --frames 100000    also a long run: is memory flat over 100k frames?
+ *
+ * Sections: (1) limits in this process; (2) the classify stage on Kinesis-shaped batches with
+ * no streams; (3) end to end through `npm start -- --serve` (embedded emulator, mapping runner,
+ * real handlers, home readers) in its own process; (4) that process's memory. Every figure is
+ * min / median / max over repeated runs; ratios compare medians of the same run.
+ */
+import { cpus, loadavg } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadDigitModel } from '../functions/lib/model';
+import { loadServiceDefinition } from '../local/mappings';
+import { classifyRate } from './classify-stage';
+import { PipelineUnderTest, type MemorySample, type PipelineSettings } from './e2e';
+import { type BenchFrame, type FrameKind, framesOf, kinesisRecords } from './frames';
+import { decodeRate, inferenceRate, normaliseRate, prepareAndPredictRate, prepareRate, preparedOf } from './limits';
+import { type Figure, figure, fmt, percentile, renderTable, type Row } from './stats';
+
+/**
+ * The original edge application on this machine, rebuilt faithfully (PIL preparation and a
+ * scikit-learn SVC of the original's size: 12,336 support vectors, trained on the 60k MNIST
+ * images): preparation + prediction of 28x28 frames, one at a time, 98.0% accurate. Measured
+ * once by hand, NOT re-measured by this benchmark.
+ */
+export const ORIGINAL = { fps: 147, medianMs: 6.6, accuracy: 0.98 } as const;
+
+const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--frames N] [--runs R] [--shards S] [--parallelism P] [--skip LIST]
+  --quick          a short version of everything (under a minute)
+  --json FILE      write the medians as JSON
+  --frames N       also publish N 28x28 frames at 75% of the sustained rate and report memory over time
+  --runs R         repetitions of every figure (default 5, quick 3; end to end 3, quick 2)
+  --shards S       shards of camera-images for the end-to-end runs (default: serverless.yml's)
+  --parallelism P  classify batches in flight per shard for the end-to-end runs (default: serverless.yml's)
+  --skip LIST      comma-separated sections to leave out: limits, classify, e2e, 640`;
+
+interface Sizes {
+  runs: number;
+  e2eRuns: number;
+  pool28: number;
+  pool640: number;
+  limit28: number;
+  limit640: number;
+  inferB1: number;
+  inferBatch: number;
+  e2e28: number;
+  e2e640: number;
+  latencySeconds: number;
+}
+
+const FULL: Sizes = {
+  runs: 5,
+  e2eRuns: 3,
+  pool28: 2000,
+  pool640: 48,
+  limit28: 3000,
+  limit640: 300,
+  inferB1: 2000,
+  inferBatch: 20_000,
+  e2e28: 10_000,
+  e2e640: 1000,
+  latencySeconds: 10,
+};
+const QUICK: Sizes = {
+  runs: 3,
+  e2eRuns: 2,
+  pool28: 1000,
+  pool640: 12,
+  limit28: 1000,
+  limit640: 60,
+  inferB1: 500,
+  inferBatch: 5000,
+  e2e28: 3000,
+  e2e640: 150,
+  latencySeconds: 3,
+};
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      json: { type: 'string' },
+      frames: { type: 'string' },
+      runs: { type: 'string' },
+      shards: { type: 'string' },
+      parallelism: { type: 'string' },
+      skip: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  const int = (name: string, value: string | undefined, min: number): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+    return n;
+  };
+  const skip = new Set((values.skip ?? '').split(',').filter((s) => s !== ''));
+  for (const s of skip) if (!['limits', 'classify', 'e2e', '640'].includes(s)) throw new Error(`--skip: unknown section ${s}`);
+  return {
+    help: values.help === true,
+    quick: values.quick === true,
+    json: values.json,
+    frames: int('frames', values.frames, 1000),
+    runs: int('runs', values.runs, 1),
+    shards: int('shards', values.shards, 1),
+    parallelism: int('parallelism', values.parallelism, 1),
+    skip,
+  };
+}
+
+/** Prints progress on stderr so stdout holds only the table. */
+function progress(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  if (options.help) {
+    console.log(USAGE);
+    return;
+  }
+  const sizes: Sizes = { ...(options.quick ? QUICK : FULL) };
+  if (options.runs !== undefined) {
+    sizes.runs = options.runs;
+    sizes.e2eRuns = options.runs;
+  }
+  const kinds: FrameKind[] = options.skip.has('640') ? ['28'] : ['28', '640'];
+  const began = performance.now();
+
+  const definition = await loadServiceDefinition({ stage: 'local' });
+  const classifyMapping = definition.mappings.find((m) => m.functionKey === 'classify');
+  const batch = classifyMapping?.batchSize ?? 100;
+  const model = await loadDigitModel();
+  progress(`model ${model.version}; classify batch size ${batch} (serverless.yml); ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`);
+
+  const frames: Record<FrameKind, BenchFrame[]> = { '28': [], '640': [] };
+  const base64: Record<FrameKind, string[]> = { '28': [], '640': [] };
+  for (const kind of kinds) {
+    const t = performance.now();
+    frames[kind] = framesOf(kind, kind === '28' ? sizes.pool28 : sizes.pool640);
+    base64[kind] = frames[kind].map((f) => f.png.toString('base64'));
+    const bytes = frames[kind].reduce((s, f) => s + f.png.length, 0) / frames[kind].length;
+    progress(`${frames[kind].length} ${kind === '28' ? '28x28' : '640x480'} frames (mean PNG ${fmt(bytes / 1024)} KB) in ${fmt((performance.now() - t) / 1000)} s`);
+  }
+
+  const rows: Row[] = [];
+  const medians: Record<string, number> = {};
+  const add = (row: Row, key?: string): Figure => {
+    rows.push(row);
+    if (key) medians[key] = row.value.median;
+    return row.value;
+  };
+  const repeat = async (runs: number, measure: () => Promise<number>): Promise<Figure> => {
+    const values: number[] = [];
+    for (let r = 0; r < runs; r++) values.push(await measure());
+    return figure(values);
+  };
+  const label = (kind: FrameKind) => (kind === '28' ? '28x28' : '640x480');
+  const limits: Partial<Record<FrameKind, Figure>> = {};
+
+  // ---- (1) limits --------------------------------------------------------------------------
+  if (!options.skip.has('limits') || !options.skip.has('classify')) {
+    const prepared = await preparedOf(frames['28'].slice(0, 1000));
+    if (!options.skip.has('limits')) {
+      progress('limits: inference');
+      await inferenceRate(model, prepared, batch, batch * 5); // warm-up
+      add(
+        { section: '1. limits, in process', name: 'inference alone, batch 1', value: await repeat(sizes.runs, () => inferenceRate(model, prepared, 1, sizes.inferB1)), unit: 'frames/s' },
+        'infer_fps_batch1',
+      );
+      add(
+        { section: '1. limits, in process', name: `inference alone, batch ${batch}`, value: await repeat(sizes.runs, () => inferenceRate(model, prepared, batch, sizes.inferBatch)), unit: 'frames/s' },
+        'infer_fps_batch',
+      );
+    }
+    for (const kind of kinds) {
+      const f = frames[kind];
+      const total = kind === '28' ? sizes.limit28 : sizes.limit640;
+      progress(`limits: ${label(kind)} preparation`);
+      await prepareAndPredictRate(model, f, batch, Math.min(total, batch * 2)); // warm-up
+      if (!options.skip.has('limits')) {
+        add({ section: '1. limits, in process', name: `${label(kind)} decode alone`, value: await repeat(sizes.runs, () => decodeRate(f, batch, total)), unit: 'frames/s' }, `decode_fps_${kind}`);
+        add({ section: '1. limits, in process', name: `${label(kind)} normalise alone`, value: await repeat(sizes.runs, () => normaliseRate(f, total)), unit: 'frames/s' }, `normalise_fps_${kind}`);
+        add({ section: '1. limits, in process', name: `${label(kind)} prepare (decode + normalise)`, value: await repeat(sizes.runs, () => prepareRate(f, batch, total)), unit: 'frames/s' }, `prepare_fps_${kind}`);
+      }
+      limits[kind] = add(
+        {
+          section: '1. limits, in process',
+          name: `${label(kind)} prepare + predict = LIMIT`,
+          value: await repeat(sizes.runs, () => prepareAndPredictRate(model, f, batch, total)),
+          unit: 'frames/s',
+        },
+        `limit_fps_${kind}`,
+      );
+    }
+    if (kinds.includes('28')) {
+      const limit = limits['28'] as Figure;
+      rows.push({
+        section: '1. limits, in process',
+        name: '28x28 original (PIL + SVC), NOT re-measured',
+        value: figure([ORIGINAL.fps]),
+        unit: 'frames/s',
+        ratio: { to: 'limit', value: ORIGINAL.fps / limit.median },
+        note: `measured once by hand on this machine; ${ORIGINAL.medianMs} ms median per frame`,
+      });
+    }
+
+    // ---- (2) classify stage ----------------------------------------------------------------
+    if (!options.skip.has('classify')) {
+      for (const kind of kinds) {
+        progress(`classify: ${label(kind)}`);
+        const records = kinesisRecords(frames[kind], 'bench-classify');
+        const total = kind === '28' ? sizes.limit28 : sizes.limit640;
+        await classifyRate(model, records, batch, Math.min(total, batch * 2)); // warm-up
+        const value = await repeat(sizes.runs, () => classifyRate(model, records, batch, total));
+        add(
+          {
+            section: '2. classify handler, Kinesis-shaped batches, no streams',
+            name: `${label(kind)} classify batch module, batch ${batch}`,
+            value,
+            unit: 'frames/s',
+            ...(limits[kind] ? { ratio: { to: 'limit', value: value.median / (limits[kind] as Figure).median } } : {}),
+          },
+          `classify_fps_${kind}`,
+        );
+      }
+    }
+  }
+
+  // ---- (3) + (4) end to end ------------------------------------------------------------------
+  const settings: PipelineSettings = {
+    ...(options.shards !== undefined ? { shards: options.shards } : {}),
+    ...(options.parallelism !== undefined ? { parallelism: options.parallelism } : {}),
+  };
+  let sustained28: number | undefined;
+  if (!options.skip.has('e2e')) {
+    progress('end to end: starting the pipeline (npm start -- --serve)');
+    const pipeline = await PipelineUnderTest.start(settings);
+    try {
+      const section = `3. end to end, npm start -- --serve${options.shards ? ` --shards ${options.shards}` : ''}${options.parallelism ? ` --parallelism ${options.parallelism}` : ''}`;
+      let runId = 0;
+      for (const kind of kinds) {
+        const count = kind === '28' ? sizes.e2e28 : sizes.e2e640;
+        // Warm-up: the handlers' first batches (JIT, model session) are not the steady state.
+        await pipeline.run(frames[kind], base64[kind], `bench-warm-${kind}`, Math.min(count, batch * 5), 0);
+        const fps: number[] = [];
+        const publish: number[] = [];
+        for (let r = 0; r < sizes.e2eRuns; r++) {
+          progress(`end to end: ${label(kind)} sustained, run ${r + 1}/${sizes.e2eRuns} (${count} frames)`);
+          const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-max-${++runId}`, count, 0);
+          if (result.missing > 0) throw new Error(`${result.missing} of ${count} frames never came back`);
+          fps.push(result.fps);
+          publish.push(result.publishFps);
+        }
+        const value = figure(fps);
+        if (kind === '28') sustained28 = value.median;
+        add(
+          {
+            section,
+            name: `${label(kind)} sustained, camera-images to predictions`,
+            value,
+            unit: 'frames/s',
+            ...(limits[kind] ? { ratio: { to: 'limit', value: value.median / (limits[kind] as Figure).median } } : {}),
+            note: `backlog of ${count} frames; camera put ${fmt(figure(publish).median)} frames/s`,
+          },
+          `e2e_fps_${kind}`,
+        );
+        for (const share of [0.5, 0.9]) {
+          const rate = value.median * share;
+          const p50: number[] = [];
+          const p99: number[] = [];
+          const achieved: number[] = [];
+          for (let r = 0; r < sizes.e2eRuns; r++) {
+            progress(`end to end: ${label(kind)} latency at ${share * 100}% (${fmt(rate)} frames/s), run ${r + 1}/${sizes.e2eRuns}`);
+            const n = Math.max(20, Math.round(rate * sizes.latencySeconds));
+            const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-lat-${++runId}`, n, rate);
+            if (result.missing > 0) throw new Error(`${result.missing} of ${n} frames never came back`);
+            p50.push(percentile(result.latencies, 50));
+            p99.push(percentile(result.latencies, 99));
+            achieved.push(result.publishFps);
+          }
+          const tag = `${label(kind)} at ${share * 100}% (${fmt(rate)} frames/s)`;
+          add({ section, name: `${tag} latency p50`, value: figure(p50), unit: 's', note: 'put to prediction read back' }, `e2e_p50_latency_s_${kind}_${share * 100}`);
+          add({ section, name: `${tag} latency p99`, value: figure(p99), unit: 's' }, `e2e_p99_latency_s_${kind}_${share * 100}`);
+        }
+      }
+      const peak = pipeline.peakRssMb();
+      add({ section: '4. memory of the pipeline process', name: 'peak RSS over the end-to-end runs', value: figure([peak]), unit: 'MB', note: 'VmHWM of the npm start process (emulator included)' }, 'peak_rss_mb');
+      const series = pipeline.samples;
+      rows.push(memoryRow('RSS over the end-to-end runs', series));
+    } finally {
+      await pipeline.stop();
+    }
+  }
+
+  // ---- (4b) memory over a long run -------------------------------------------------------------
+  if (options.frames !== undefined) {
+    const rate = Math.round(0.75 * (sustained28 ?? 1000));
+    progress(`memory: ${options.frames} 28x28 frames at ${rate} frames/s through a fresh pipeline`);
+    const pipeline = await PipelineUnderTest.start(settings);
+    try {
+      const result = await pipeline.run(frames['28'], base64['28'], 'bench-memory', options.frames, rate, 3_600_000);
+      if (result.missing > 0) throw new Error(`${result.missing} of ${options.frames} frames never came back`);
+      const series = pipeline.samples;
+      const row = memoryRow(`RSS over ${options.frames} frames at ${rate} frames/s`, series);
+      rows.push(row);
+      add({ section: '4. memory of the pipeline process', name: `peak RSS over ${options.frames} frames`, value: figure([pipeline.peakRssMb()]), unit: 'MB' }, 'long_peak_rss_mb');
+      const growth = growthPer10k(series);
+      medians.long_rss_growth_mb_per_10k_frames = growth;
+      medians.long_frames = options.frames;
+      medians.long_p99_latency_s = percentile(result.latencies, 99);
+      console.error(memoryTimeline(series));
+    } finally {
+      await pipeline.stop();
+    }
+  }
+
+  // ---- report ------------------------------------------------------------------------------
+  console.log(renderTable(rows));
+  const targets = targetLines(medians);
+  console.log(`\n== targets\n${targets.join('\n')}`);
+  console.log(`\n(${fmt((performance.now() - began) / 1000)} s; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}; model ${model.version})`);
+  if (options.json) {
+    const json = {
+      ...medians,
+      e2e_p99_latency_s: medians.e2e_p99_latency_s_28_50,
+      original_fps_not_remeasured: ORIGINAL.fps,
+      original_median_ms_not_remeasured: ORIGINAL.medianMs,
+      model_version: model.version,
+      classify_batch_size: batch,
+      quick: options.quick,
+      runs: sizes.runs,
+      e2e_runs: sizes.e2eRuns,
+      cores: cpus().length,
+      load_average: loadavg()[0],
+      measured_at: new Date().toISOString(),
+    };
+    writeFileSync(options.json, `${JSON.stringify(json, null, 2)}\n`);
+    progress(`medians written to ${options.json}`);
+  }
+}
+
+/** Growth of the resident set over the second half of a run, MB per 10,000 frames. */
+function growthPer10k(series: readonly MemorySample[]): number {
+  const last = series[series.length - 1];
+  if (!last || last.frames === 0) return Number.NaN;
+  const half = series.find((s) => s.frames >= last.frames / 2);
+  if (!half || last.frames === half.frames) return Number.NaN;
+  return ((last.rssMb - half.rssMb) / (last.frames - half.frames)) * 10_000;
+}
+
+function memoryRow(name: string, series: readonly MemorySample[]): Row {
+  const rss = series.map((s) => s.rssMb);
+  const growth = growthPer10k(series);
+  return {
+    section: '4. memory of the pipeline process',
+    name,
+    value: figure(rss.length > 0 ? rss : [Number.NaN]),
+    unit: 'MB',
+    note: `${series.length} samples; second half grows ${fmt(growth)} MB per 10k frames`,
+  };
+}
+
+function memoryTimeline(series: readonly MemorySample[]): string {
+  const last = series[series.length - 1];
+  if (!last) return '';
+  const marks = [0.1, 0.25, 0.5, 0.75, 1].map((share) => series.find((s) => s.frames >= last.frames * share) ?? last);
+  return `memory timeline: ${marks.map((s) => `${s.frames} frames ${fmt(s.rssMb)} MB`).join(', ')}`;
+}
+
+function targetLines(m: Record<string, number>): string[] {
+  const lines: string[] = [];
+  const check = (name: string, value: number | undefined, target: number, unit: string, higher = true) => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    const met = higher ? value >= target : value < target;
+    lines.push(`${met ? 'MET    ' : 'NOT MET'}  ${name}: ${fmt(value)}${unit} (target ${higher ? '>=' : '<'} ${fmt(target)}${unit})`);
+  };
+  const ratio = (a: string, b: string) => (m[a] !== undefined && m[b] !== undefined ? ((m[a] as number) / (m[b] as number)) * 100 : undefined);
+  check('classify handler / limit, 28x28', ratio('classify_fps_28', 'limit_fps_28'), 90, '%');
+  check('classify handler / limit, 640x480', ratio('classify_fps_640', 'limit_fps_640'), 90, '%');
+  check('end to end / limit, 28x28', ratio('e2e_fps_28', 'limit_fps_28'), 75, '%');
+  check('end to end / limit, 640x480', ratio('e2e_fps_640', 'limit_fps_640'), 75, '%');
+  check('end to end 28x28', m.e2e_fps_28, 2000, ' frames/s');
+  check('end to end 640x480', m.e2e_fps_640, 250, ' frames/s');
+  check('p99 put to prediction at 50% rate, 28x28', m['e2e_p99_latency_s_28_50'], 1, ' s', false);
+  check('p99 put to prediction at 50% rate, 640x480', m['e2e_p99_latency_s_640_50'], 1, ' s', false);
+  if (m.long_rss_growth_mb_per_10k_frames !== undefined) {
+    check(`memory growth over the second half of ${m.long_frames} frames`, m.long_rss_growth_mb_per_10k_frames, 1, ' MB per 10k frames', false);
+  }
+  if (m.e2e_fps_28 !== undefined) lines.push(`         end to end 28x28 vs the original's ${ORIGINAL.fps} frames/s (not re-measured): ${fmt(m.e2e_fps_28 / ORIGINAL.fps)}x`);
+  return lines;
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exitCode = 1;
+});
