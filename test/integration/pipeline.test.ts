@@ -7,6 +7,7 @@
  * or rejects at home, nothing may be lost, and duplicates may only come from retries.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
@@ -20,6 +21,9 @@ import { LocalPipeline } from '../../local/pipeline';
 import { writeCentroidModel } from '../helpers/centroid-model';
 import { type FaultProxy, startFaultProxy } from '../helpers/kinesis-fault-proxy';
 import { streamReader } from '../helpers/stream-reader';
+
+/** The environment before the in-process pipeline sets the handlers' variables (endpoint included). */
+const launchEnv = { ...process.env };
 
 const FRAMES = 600;
 const TEST_FRAMES = 20;
@@ -154,3 +158,38 @@ it('accounts for every frame exactly once through transient write failures and r
   expect(certainPlusUncertain).toBe(rawPredictions.length);
   expect(jsonLines(home.path('metrics')).length).toBe(home.counts.metricsDocuments);
 }, 300_000);
+
+describe('npm start', () => {
+  it('replays frames end to end and writes the home outputs and the summary', async () => {
+    // Prepare
+    const out = mkdtempSync(join(tmpdir(), 'cli-out-'));
+    const cli = join(__dirname, '..', '..', 'local', 'cli.ts');
+    const tsx = join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx');
+
+    // Act
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(tsx, [cli, '--count', '150', '--camera', 'Test', '--port', '0', '--window', '1', '--out', out], {
+        env: { ...launchEnv, MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('close', (exit) => resolve({ code: exit, stdout, stderr }));
+    });
+
+    // Assess
+    expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Record<string, unknown>;
+    expect(summary).toMatchObject({ frames_in: 150, predicted: 150, uncertain: 150, rejected: 0, unaccounted: 0, dead_lettered: 0 });
+    expect(summary.accuracy).toEqual(expect.any(Number));
+    expect(summary.frames_per_second).toEqual(expect.any(Number));
+    expect(jsonLines(join(out, 'predictions.jsonl'))).toHaveLength(150);
+    expect(readdirSync(join(out, 'uncertain')).filter((f) => f.endsWith('.png'))).toHaveLength(150);
+    const documents = jsonLines(join(out, 'metrics.jsonl')) as Array<{ count: number }>;
+    expect(documents.reduce((sum, d) => sum + d.count, 0)).toBe(150);
+    expect(stdout).toMatch(/frames in\s+150/);
+    expect(stdout).toMatch(/camera\s+frames\s+certain\s+uncertain/);
+    rmSync(out, { recursive: true, force: true });
+  }, 180_000);
+});
