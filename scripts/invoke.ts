@@ -15,7 +15,7 @@
  * `<event>` is a file name in events/ (with or without .json) or a path.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { isAbsolute, join, relative } from 'node:path';
 
@@ -117,6 +117,12 @@ async function main(argv: string[]): Promise<number> {
   // The bundle runs from .esbuild/, where the model loader's repository fallback does not
   // reach: point it at the repository's models/ unless told otherwise.
   env.MODEL_DIR ??= join(ROOT, 'models');
+  // Its own bundle folder, so invocations running side by side (or beside a package) do not
+  // empty each other's. Under node_modules so the bundle still resolves the project's
+  // packages by walking up; removed when done (the plugin keeps it after an invoke).
+  const ownWorkFolder = env.ESBUILD_WORK_FOLDER === undefined;
+  env.ESBUILD_WORK_FOLDER ??= join('node_modules', '.cache', 'sls-esbuild', `invoke-${process.pid}`);
+  const workFolder = join(ROOT, env.ESBUILD_WORK_FOLDER);
   process.stderr.write(endpoint ? `outputs -> ${endpoint}\n` : 'outputs -> printed (no Kinesis endpoint)\n');
   const sls = join(ROOT, 'node_modules', '.bin', 'sls');
   const child = spawn(
@@ -124,13 +130,15 @@ async function main(argv: string[]): Promise<number> {
     ['invoke', 'local', '--stage', 'local', '-f', args.functionName, '-p', args.eventPath, ...args.slsArgs],
     { cwd: ROOT, env, stdio: 'inherit' },
   );
-  return new Promise((resolve) => {
+  const exitCode = await new Promise<number>((resolve) => {
     child.on('close', (code) => resolve(code ?? 1));
     child.on('error', (error) => {
       process.stderr.write(`could not run ${sls}: ${error.message}\n`);
       resolve(1);
     });
   });
+  if (ownWorkFolder) rmSync(workFolder, { recursive: true, force: true });
+  return exitCode;
 }
 
 if (require.main === module) {

@@ -232,6 +232,8 @@ beforeAll(async () => {
   env.AWS_SHARED_CREDENTIALS_FILE = join(packageDir, 'no-credentials');
   env.AWS_CONFIG_FILE = join(packageDir, 'no-config');
   env.AWS_EC2_METADATA_DISABLED = 'true';
+  // Its own bundle folder: invoke.test.ts may be bundling in parallel.
+  env.ESBUILD_WORK_FOLDER = join('node_modules', '.cache', 'sls-esbuild', `package-${process.pid}`);
   const params = Object.entries(PARAMS).map(([name, value]) => `--param=${name}=${value}`);
   const started = Date.now();
   await run('npm', ['run', 'package', '--', '--stage', STAGE, '--package', packageDir, ...params], {
