@@ -31,6 +31,8 @@ const MNIST_TEST_FRAMES = 10_000;
 
 interface Option {
   flag: string;
+  /** What the value is, in the help text (N, S, DIR...); none for switches. */
+  value?: string;
   env: string;
   type: 'string' | 'boolean';
   default: string;
@@ -39,35 +41,35 @@ interface Option {
 
 /** The options, their variables and defaults: the README's table mirrors this one. */
 const OPTIONS: Option[] = [
-  { flag: 'count', env: 'COUNT', type: 'string', default: 'all (10,000 per pass)', help: 'frames to publish' },
-  { flag: 'camera', env: 'CAMERA', type: 'string', default: 'Camera', help: 'camera parameter; the id is <camera>-<host>' },
-  { flag: 'cameras', env: 'CAMERAS', type: 'string', default: '1', help: 'replay as N cameras <camera>-1..N (N partition keys)' },
-  { flag: 'delay', env: 'DELAY', type: 'string', default: '0', help: 'seconds between frames' },
-  { flag: 'repeat', env: 'REPEAT', type: 'string', default: '1', help: 'passes over the source, 0 = forever' },
-  { flag: 'rate', env: 'RATE', type: 'string', default: '0', help: 'at most R frames per second, 0 = no cap' },
-  { flag: 'source', env: 'SOURCE', type: 'string', default: 'mnist', help: '"mnist" or a folder of PNG files' },
-  { flag: 'confidence', env: 'CONFIDENCE_THRESHOLD', type: 'string', default: '0.70', help: 'uncertain when probability <= P' },
-  { flag: 'window', env: 'METRICS_WINDOW_SECONDS', type: 'string', default: '10', help: 'metrics tumbling window, seconds' },
-  { flag: 'shards', env: 'SHARDS', type: 'string', default: '1', help: 'shards of camera-images' },
-  { flag: 'parallelism', env: 'PARALLELISM', type: 'string', default: '1 (N with --cameras N)', help: 'classify batches in flight per shard (1-10)' },
-  { flag: 'port', env: 'PORT', type: 'string', default: String(DEFAULT_EMULATOR_PORT), help: 'emulator port on 127.0.0.1' },
-  { flag: 'endpoint', env: 'KINESIS_ENDPOINT', type: 'string', default: 'embedded emulator', help: 'use this Kinesis endpoint instead' },
-  { flag: 'out', env: 'OUT_DIR', type: 'string', default: './out', help: 'home outputs folder' },
-  { flag: 'persist', env: 'PERSIST_DIR', type: 'string', default: 'off (in memory)', help: 'keep streams + checkpoints here; a restart resumes' },
+  { flag: 'count', value: 'N', env: 'COUNT', type: 'string', default: 'all (10,000 per pass)', help: 'frames to publish' },
+  { flag: 'camera', value: 'ID', env: 'CAMERA', type: 'string', default: 'Camera', help: 'camera parameter; the id is <camera>-<host>' },
+  { flag: 'cameras', value: 'N', env: 'CAMERAS', type: 'string', default: '1', help: 'replay as N cameras <camera>-1..N (N partition keys)' },
+  { flag: 'delay', value: 'S', env: 'DELAY', type: 'string', default: '0', help: 'seconds between frames' },
+  { flag: 'repeat', value: 'N', env: 'REPEAT', type: 'string', default: '1', help: 'passes over the source, 0 = forever' },
+  { flag: 'rate', value: 'R', env: 'RATE', type: 'string', default: '0', help: 'at most R frames per second, 0 = no cap' },
+  { flag: 'source', value: 'SRC', env: 'SOURCE', type: 'string', default: 'mnist', help: '"mnist" or a folder of PNG files' },
+  { flag: 'confidence', value: 'P', env: 'CONFIDENCE_THRESHOLD', type: 'string', default: '0.70', help: 'uncertain when probability <= P' },
+  { flag: 'window', value: 'S', env: 'METRICS_WINDOW_SECONDS', type: 'string', default: '10', help: 'metrics tumbling window, seconds' },
+  { flag: 'shards', value: 'N', env: 'CAMERA_SHARDS', type: 'string', default: '1', help: 'shards of camera-images' },
+  { flag: 'parallelism', value: 'N', env: 'PARALLELISM', type: 'string', default: '1 (N with --cameras N)', help: 'classify batches in flight per shard (1-10)' },
+  { flag: 'port', value: 'P', env: 'EMULATOR_PORT', type: 'string', default: String(DEFAULT_EMULATOR_PORT), help: 'emulator port on 127.0.0.1' },
+  { flag: 'endpoint', value: 'URL', env: 'KINESIS_ENDPOINT', type: 'string', default: 'embedded emulator', help: 'use this Kinesis endpoint instead' },
+  { flag: 'out', value: 'DIR', env: 'OUT_DIR', type: 'string', default: './out', help: 'home outputs folder' },
+  { flag: 'persist', value: 'DIR', env: 'PERSIST_DIR', type: 'string', default: 'off (in memory)', help: 'keep streams + checkpoints here; a restart resumes' },
   { flag: 'serve', env: 'SERVE', type: 'boolean', default: 'false', help: 'keep serving until Ctrl-C (publishes only with --count)' },
   { flag: 'quiet', env: 'QUIET', type: 'boolean', default: 'false', help: 'no progress bar or tables' },
 ];
 
 function helpText(): string {
   const rows = OPTIONS.map((o) => {
-    const flag = `--${o.flag}${o.type === 'string' ? ' V' : ''}`;
-    return `  ${flag.padEnd(17)} ${o.help.padEnd(52)} ${o.env.padEnd(22)} ${o.default}`;
+    const flag = `--${o.flag}${o.value ? ` ${o.value}` : ''}`;
+    return `  ${flag.padEnd(18)} ${o.help.padEnd(56)} ${o.env.padEnd(23)} ${o.default}`;
   });
   return [
     'usage: npm start -- [options]',
-    `  ${'flag'.padEnd(17)} ${'meaning'.padEnd(52)} ${'variable'.padEnd(22)} default`,
+    `  ${'flag'.padEnd(18)} ${'meaning'.padEnd(56)} ${'variable'.padEnd(23)} default`,
     ...rows,
-    '  --help            this text',
+    '  --help             this text',
   ].join('\n');
 }
 
@@ -370,6 +372,11 @@ main().then(
     if (error instanceof UsageError || (error instanceof TypeError && /Unknown option|argument/.test(error.message))) {
       console.error(`${error.message}\n\n${helpText()}`);
       process.exitCode = 2;
+      return;
+    }
+    if ((error as { code?: unknown }).code === 'EADDRINUSE') {
+      console.error(`${(error as Error).message}\nanother process holds the port: stop it, or pass --port (0 picks a free one)`);
+      process.exitCode = 1;
       return;
     }
     console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
