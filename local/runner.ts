@@ -968,7 +968,10 @@ class Lane {
     for (;;) {
       const outcome = await this.consumer.invoke([], { open, final: true, early });
       if (outcome.kind !== 'error') return;
-      if (await this.outageExcused()) continue;
+      if (await this.outageExcused()) {
+        if (this.consumer.stopped) return;
+        continue;
+      }
       if (this.exhausted(retries)) {
         this.consumer.deadLetter([], 'RetryAttemptsExhausted', retries + 1, outcome.message, open);
         return;
@@ -1041,6 +1044,9 @@ class Lane {
       }
       const reason = outcome.kind === 'error' ? outcome.message : 'the function reported batch item failures';
       if (await this.outageExcused()) {
+        // Not counted: the endpoint was gone. Stopping leaves the records unfinished, so the
+        // checkpoint stays before them.
+        if (this.consumer.stopped) return;
         attempt.entries = failed;
         continue;
       }

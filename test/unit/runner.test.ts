@@ -341,6 +341,35 @@ describe('checkpoints and outages', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('stops cleanly while the endpoint is down, leaving unfinished records unfinished', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runner-down-'));
+    const checkpointFile = join(dir, 'checkpoints.json');
+    const lonely = await KinesisEmulator.start({ port: 0 });
+    const local = createKinesisClient({ endpoint: lonely.endpoint, region: 'us-east-1' });
+    const stream = uniqueStream('down');
+    await ensureStreams(local, [{ name: stream, shards: 1 }]);
+    const seqs = await putJson(local, stream, range(4).map((n) => ({ n })));
+    const { handler, calls } = recordingHandler(async (event) => {
+      if (event.Records.some((r) => r.kinesis.sequenceNumber === seqs[2])) {
+        await lonely.stop();
+        throw new Error('downstream write failed');
+      }
+      return {};
+    });
+    const runner = runnerFor({ checkpointFile }, local);
+    runner.add(mappingFor(stream, { batchSize: 2, maximumRetryAttempts: 0 }), handler);
+    await runner.start();
+    while (calls.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+
+    await runner.stop();
+
+    const saved = JSON.parse(readFileSync(checkpointFile, 'utf8')) as Record<string, { sequenceNumber: string }>;
+    expect(Object.values(saved).map((c) => c.sequenceNumber)).toEqual([seqs[1]]);
+    expect(runner.deadLetters).toEqual([]);
+    local.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('keeps its place while the emulator is down and resumes without loss when it returns', async () => {
     // Prepare: a persistent emulator, so a stop and start keeps the stream's records.
     const dir = mkdtempSync(join(tmpdir(), 'runner-outage-'));
