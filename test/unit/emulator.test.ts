@@ -10,8 +10,11 @@ import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { applyOverrides, loadServiceDefinition, parseServiceDefinition } from '../../local/mappings';
 
 describe('KinesisEmulator', () => {
-  it('listens on loopback only and creates missing streams idempotently', async () => {
-    const emulator = await KinesisEmulator.start({ port: 0 });
+  it.each([
+    ['in a worker thread', false],
+    ['on the main thread', true],
+  ])('listens on loopback only and creates missing streams idempotently (%s)', async (_mode, sameThread) => {
+    const emulator = await KinesisEmulator.start({ port: 0, sameThread });
     const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
     try {
       expect(emulator.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
