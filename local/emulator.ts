@@ -56,17 +56,32 @@ const { parentPort, workerData } = require('node:worker_threads');
 const kinesalite = require(workerData.module);
 const server = kinesalite(workerData.options);
 server.keepAliveTimeout = 5000;
+let active = 0;
+server.on('request', (request, response) => {
+  active += 1;
+  response.once('close', () => { active -= 1; });
+});
 server.once('error', (error) => parentPort.postMessage({ type: 'error', message: error.message, code: error.code }));
 server.listen(workerData.port, workerData.host, () => {
   parentPort.postMessage({ type: 'listening', port: server.address().port });
 });
-parentPort.on('message', (message) => {
+parentPort.on('message', async (message) => {
   if (message !== 'stop') return;
+  // kinesalite's close() shuts its store first and the HTTP server after: a request still in
+  // flight then reads a closed LevelDB, which throws or crashes the process. So stop accepting
+  // first, let the requests in flight finish (bounded), and only then close the store.
+  require('node:http').Server.prototype.close.call(server);
+  server.closeIdleConnections();
+  for (const deadline = Date.now() + 2000; active > 0 && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  server.closeAllConnections();
   server.close((error) => {
-    parentPort.postMessage({ type: 'stopped', message: error ? error.message : undefined });
+    // The listener is already closed above; only a store error matters here.
+    const failed = error && error.code !== 'ERR_SERVER_NOT_RUNNING' ? error.message : undefined;
+    parentPort.postMessage({ type: 'stopped', message: failed });
     parentPort.close();
   });
-  server.closeAllConnections();
 });
 `;
 
