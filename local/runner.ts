@@ -691,7 +691,9 @@ class ShardConsumer {
     const event: Record<string, unknown> = { Records: entries.map((e) => e.record) };
     if (window) {
       event.window = { start: new Date(window.open.start).toISOString(), end: new Date(window.open.end).toISOString() };
-      event.state = window.open.state;
+      // Lambda hands each invocation its own JSON copy: a handler that mutates the state it
+      // was given must not change what a retry of the same batch receives.
+      event.state = structuredClone(window.open.state);
       event.shardId = this.shardId;
       event.eventSourceARN = this.streamArn;
       event.isFinalInvokeForWindow = window.final;
@@ -753,7 +755,13 @@ class ShardConsumer {
       if (!candidate || typeof candidate !== 'object' || Array.isArray(candidate)) {
         return { kind: 'error', message: 'the response carries no state object (required with tumbling windows)' };
       }
-      state = candidate as WindowState;
+      // The response crosses a JSON boundary on Lambda too: keep a serialised copy, so the
+      // state is plain JSON and later mutations of the handler's object cannot reach it.
+      try {
+        state = JSON.parse(JSON.stringify(candidate)) as WindowState;
+      } catch (error: unknown) {
+        return { kind: 'error', message: `the state cannot be serialised: ${error instanceof Error ? error.message : String(error)}` };
+      }
     }
     const failures =
       this.mapping.reportBatchItemFailures && response && typeof response === 'object'

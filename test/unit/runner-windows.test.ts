@@ -222,3 +222,23 @@ it('carries an open window state across a restart through the checkpoint file', 
   ]);
   rmSync(dir, { recursive: true, force: true });
 });
+
+it('gives each invocation its own copy of the state, so a failed one cannot corrupt the retry', async () => {
+  const stream = uniqueStream('win');
+  await ensureStreams(client, [{ name: stream, shards: 1 }]);
+  await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+  const { handler, calls } = counter((event, call) => {
+    if (call === 2) {
+      (event.state as { count: number }).count = 1000; // mutated in place, then the invocation fails
+      throw new Error('failed after touching its state');
+    }
+    return undefined;
+  });
+  const runner = runnerFor();
+  runner.add(mappingFor(stream, { tumblingWindowInSeconds: 900, batchSize: 2 }), handler);
+  await runner.start();
+  await runner.waitForIdle(20_000);
+  await runner.closeWindows();
+
+  expect(finals(calls)[0]?.event.state).toEqual({ count: 3 });
+});
