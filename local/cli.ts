@@ -337,7 +337,7 @@ async function main(): Promise<number> {
     duplicates_dropped: counts.duplicates,
     unreadable_outputs: counts.unreadable,
     rejected_by_reason: counts.rejectedByReason,
-    metrics_windows: home.mergedWindows().length,
+    metrics_windows: home.windowCount,
     model_versions: [...home.modelVersions],
     confidence: Number(process.env.CONFIDENCE_THRESHOLD),
     cameras: cameraIds,

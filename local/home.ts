@@ -62,11 +62,32 @@ export interface HomeCounts {
 export interface HomeOptions {
   /** Keep what the folder holds (a resumed run) instead of starting empty. */
   resume?: boolean;
+  /** Frame ids remembered per output for de-duplication (default {@link DEDUP_MEMORY}). */
+  dedupMemory?: number;
   /** Called with the merged document of a window each time a document for it arrives. */
   onWindow?: (merged: MetricsDocument) => void;
 }
 
 type Handler = (event: KinesisStreamEvent) => Promise<void>;
+
+/**
+ * Frame ids remembered per output for de-duplication. A duplicate only comes from a retry,
+ * which repeats records of the last few batches (or, after a restart, those past the last
+ * checkpoint), so the most recent 50,000 ids are plenty; bounding them keeps a long --serve
+ * run's memory flat.
+ */
+export const DEDUP_MEMORY = 50_000;
+/** Metrics windows kept for merging late shard documents and for the summary. */
+const WINDOWS_KEPT = 64;
+
+/** Adds to an insertion-ordered set, forgetting the oldest entry past `limit`. */
+function remember(set: Set<string>, id: string, limit = DEDUP_MEMORY): void {
+  set.add(id);
+  if (set.size > limit) {
+    const oldest = set.values().next();
+    if (!oldest.done) set.delete(oldest.value);
+  }
+}
 
 /** Writes the home outputs of one local run into `outDir`. */
 export class HomeOutputs {
@@ -113,6 +134,10 @@ export class HomeOutputs {
     return join(this.outDir, HOME_FILES[name]);
   }
 
+  private remember(set: Set<string>, id: string): void {
+    remember(set, id, this.options.dedupMemory ?? DEDUP_MEMORY);
+  }
+
   /** Seconds between the first and the last prediction seen (0 before two arrive). */
   get predictionSpanSeconds(): number {
     return this.lastPredictionAt > this.firstPredictionAt ? (this.lastPredictionAt - this.firstPredictionAt) / 1000 : 0;
@@ -157,7 +182,7 @@ export class HomeOutputs {
         this.counts.duplicates += 1;
         continue;
       }
-      this.predictedIds.add(p.frame_id);
+      this.remember(this.predictedIds, p.frame_id);
       this.countPrediction(p);
       lines.push(JSON.stringify(p));
     }
@@ -201,7 +226,7 @@ export class HomeOutputs {
         this.counts.duplicates += 1;
         continue;
       }
-      this.uncertainIds.add(tuple.frame_id);
+      this.remember(this.uncertainIds, tuple.frame_id);
       this.counts.uncertain += 1;
       const base = `${safeFileName(tuple.camera, 60)}_${safeFileName(tuple.frame_id, 100)}`;
       const dir = this.path('uncertain');
@@ -224,7 +249,7 @@ export class HomeOutputs {
         this.counts.duplicates += 1;
         continue;
       }
-      this.rejectedIds.add(r.frame_id);
+      this.remember(this.rejectedIds, r.frame_id);
       this.counts.rejected += 1;
       this.counts.rejectedByReason[r.reason] = (this.counts.rejectedByReason[r.reason] ?? 0) + 1;
       lines.push(JSON.stringify(r));
@@ -249,13 +274,15 @@ export class HomeOutputs {
         this.counts.duplicates += 1;
         continue;
       }
-      this.documentIds.add(doc.id);
+      this.remember(this.documentIds, doc.id);
       this.counts.metricsDocuments += 1;
       lines.push(JSON.stringify(doc));
       const key = `${doc.window.start}/${doc.window.end}`;
       const group = this.windows.get(key) ?? [];
+      if (group.length === 0) this.windowCount += 1;
       group.push(doc);
       this.windows.set(key, group);
+      if (this.windows.size > WINDOWS_KEPT) this.windows.delete(this.windows.keys().next().value as string);
       touched.add(key);
     }
     if (lines.length > 0) appendFileSync(this.path('metrics'), `${lines.join('\n')}\n`);
@@ -265,7 +292,10 @@ export class HomeOutputs {
     }
   }
 
-  /** Every metrics document received, merged per window, oldest first. */
+  /** Windows seen so far (documents of the most recent ones are kept). */
+  windowCount = 0;
+
+  /** The metrics documents of the most recent windows, merged per window, oldest first. */
   mergedWindows(): MetricsDocument[] {
     return [...this.windows.values()]
       .map((group) => mergeMetrics(group))
@@ -295,14 +325,14 @@ export class HomeOutputs {
     for (const value of lines(this.path('predictions'))) {
       const parsed = predictionSchema.safeParse(value);
       if (parsed.success && !this.predictedIds.has(parsed.data.frame_id)) {
-        this.predictedIds.add(parsed.data.frame_id);
+        this.remember(this.predictedIds, parsed.data.frame_id);
         this.countPrediction(parsed.data);
       }
     }
     for (const value of lines(this.path('rejected'))) {
       const parsed = rejectedImageSchema.safeParse(value);
       if (parsed.success && !this.rejectedIds.has(parsed.data.frame_id)) {
-        this.rejectedIds.add(parsed.data.frame_id);
+        this.remember(this.rejectedIds, parsed.data.frame_id);
         this.counts.rejected += 1;
         this.counts.rejectedByReason[parsed.data.reason] = (this.counts.rejectedByReason[parsed.data.reason] ?? 0) + 1;
       }
@@ -310,7 +340,7 @@ export class HomeOutputs {
     for (const value of lines(this.path('metrics'))) {
       const parsed = metricsDocumentSchema.safeParse(value);
       if (parsed.success && !this.documentIds.has(parsed.data.id)) {
-        this.documentIds.add(parsed.data.id);
+        this.remember(this.documentIds, parsed.data.id);
         this.counts.metricsDocuments += 1;
       }
     }
@@ -321,7 +351,7 @@ export class HomeOutputs {
         const [value] = lines(join(uncertainDir, name));
         const id = value && typeof value === 'object' ? (value as { frame_id?: unknown }).frame_id : undefined;
         if (typeof id === 'string' && !this.uncertainIds.has(id)) {
-          this.uncertainIds.add(id);
+          this.remember(this.uncertainIds, id);
           this.counts.uncertain += 1;
         }
       }

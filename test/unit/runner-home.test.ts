@@ -106,4 +106,16 @@ describe('HomeOutputs', () => {
     expect(fresh.counts.predicted).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(['uncertain']);
   });
+
+  it('remembers a bounded number of recent ids, so a long run stays flat in memory', async () => {
+    const home = new HomeOutputs(dir, { dedupMemory: 2 });
+    const { predictions } = home.handlers();
+
+    await predictions(event([prediction('f1'), prediction('f2'), prediction('f3')]));
+    await predictions(event([prediction('f3'), prediction('f1')]));
+
+    // f3 is recent: a duplicate. f1 was forgotten: far older than any retry could repeat.
+    expect(home.counts).toMatchObject({ predicted: 4, duplicates: 1 });
+    expect([...home.ids().predicted]).toEqual(['f3', 'f1']);
+  });
 });
