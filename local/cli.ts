@@ -225,6 +225,7 @@ async function main(): Promise<number> {
     ...(parallelism !== undefined ? { parallelism } : {}),
     env: { CAMERA: options.camera, DELAY: String(options.delay), REPEAT: String(options.repeat), SOURCE: options.source },
     onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
+    onResolve: () => console.error('reading the mappings from serverless.yml (sls print; cached after this run)...'),
   });
   const { home } = pipeline;
   const classify = pipeline.mapping('classify');

@@ -229,7 +229,7 @@ const cachedSchema = z.object({ hash: z.string(), printed: z.unknown() });
  * framework fails or the result cannot be parsed.
  */
 export async function loadServiceDefinition(
-  options: { serverlessYml?: string; cacheDir?: string; useCache?: boolean; stage?: string } = {},
+  options: { serverlessYml?: string; cacheDir?: string; useCache?: boolean; stage?: string; onResolve?: () => void } = {},
 ): Promise<ServiceDefinition> {
   const ymlPath = options.serverlessYml ?? join(REPO_ROOT, 'serverless.yml');
   const cacheDir = options.cacheDir ?? CACHE_DIR;
@@ -241,6 +241,7 @@ export async function loadServiceDefinition(
     const cached = cachedSchema.safeParse(JSON.parse(readFileSync(cacheFile, 'utf8')));
     if (cached.success && cached.data.hash === hash) return parseServiceDefinition(cached.data.printed);
   }
+  options.onResolve?.();
   const printed = await printServerless(resolve(ymlPath, '..'), stage);
   const definition = parseServiceDefinition(printed);
   mkdirSync(cacheDir, { recursive: true });

@@ -42,6 +42,8 @@ export interface LocalPipelineOptions {
   /** Kinesis client for the handlers' side is created by them; this one serves runner and home. */
   client?: KinesisClient;
   onInvocation?: (report: InvocationReport) => void;
+  /** Called when serverless.yml has to be resolved with the framework (not cached yet). */
+  onResolve?: () => void;
   onWindow?: (merged: MetricsDocument) => void;
   logger?: RunnerLogger;
   /** Runner retry base delay (ms). */
@@ -100,7 +102,9 @@ export class LocalPipeline {
    * Rejects when serverless.yml cannot be resolved, the port is taken or a stream is missing.
    */
   static async start(options: LocalPipelineOptions): Promise<LocalPipeline> {
-    const base = options.definition ?? (await loadServiceDefinition({ stage: 'local' }));
+    const base =
+      options.definition ??
+      (await loadServiceDefinition({ stage: 'local', ...(options.onResolve ? { onResolve: options.onResolve } : {}) }));
     const cameraStream = STREAMS.cameraImages;
     const definition = applyOverrides(base, {
       ...(options.windowSeconds !== undefined ? { windowSeconds: options.windowSeconds } : {}),
