@@ -169,11 +169,14 @@ const BG_OUTLIER = 16;
 /** Darkness (0-255) below which nothing counts as ink, however clean the frame. */
 const MIN_DETECT_CONTRAST = 12;
 /** Robust sigmas above the median darkness for detection / for the full-resolution floor. */
-const DETECT_SIGMAS = 5;
+const DETECT_SIGMAS = 4;
 const FLOOR_SIGMAS = 3.5;
 const BBOX_SIGMAS = 5;
 /** Blur the detection copy of unreduced frames from this much noise (robust sigma) up. */
 const BLUR_MIN_SIGMA = 1.5;
+/** A blob must be this much darker than the paper around it (and STEP_SIGMAS noise sigmas). */
+const MIN_STEP_CONTRAST = 10;
+const STEP_SIGMAS = 3;
 /** Smallest blob (detection pixels) that can be ink rather than a speck. */
 const MIN_BLOB_AREA = 3;
 /** A further blob joins the digit when it weighs this share of the heaviest blob... */
@@ -202,6 +205,7 @@ let regionBuf = new Float32Array(0);
 let cropBuf = new Float32Array(0);
 let passBuf = new Float32Array(0);
 const hist = new Uint32Array(256);
+const DIFF_BINS = 4;
 const hist2 = new Uint32Array(256);
 
 function grow<T extends Float32Array | Int32Array>(buf: T, n: number, make: (n: number) => T): T {
@@ -244,14 +248,15 @@ function diffSigma(img: Float32Array | Uint8Array, w: number, h: number, step: n
     const row = y * w;
     for (let x = step >> 1; x + 1 < w; x += step) {
       const d = (img[row + x + 1] as number) - (img[row + x] as number);
-      const a = d < 0 ? -d : d;
+      // Quarter-level bins: a blurred detection copy differs by fractions of a level.
+      const a = (d < 0 ? -d : d) * DIFF_BINS;
       const b = a > 255 ? 255 : (a + 0.5) | 0;
       hist2[b] = (hist2[b] as number) + 1;
       count++;
     }
   }
   if (count === 0) return 0;
-  return (1.4826 * histQuantile(hist2, count, 0.5)) / Math.SQRT2;
+  return (1.4826 * histQuantile(hist2, count, 0.5)) / DIFF_BINS / Math.SQRT2;
 }
 
 /**
@@ -260,34 +265,41 @@ function diffSigma(img: Float32Array | Uint8Array, w: number, h: number, step: n
  * (still paper while paper covers more than a tenth of the frame) anchors it.
  */
 function paperStats(h: Uint32Array, count: number, sigma: number): PaperStats {
-  return { offset: histQuantile(h, count, 0.1) + 1.28 * sigma, sigma };
+  return { offset: histQuantile(h, count, 0.1) - DARK_BIAS + 1.28 * sigma, sigma };
 }
 
-/** Bilinear weights from pixel positions on one axis to background-grid cell centres. */
+/**
+ * Darkness histograms are shifted by DARK_BIAS so that paper, which scatters around zero,
+ * keeps its negative half (clamping it at zero would halve the measured noise).
+ */
+const DARK_BIAS = 64;
+
+function darkBin(d: number): number {
+  const b = (d + DARK_BIAS + 0.5) | 0;
+  return b < 0 ? 0 : b > 255 ? 255 : b;
+}
+
+/**
+ * Bilinear weights from pixel positions on one axis to the background nodes, which sit on
+ * the cell corners (the frame's borders included, so nothing is extrapolated).
+ */
 function axisWeights(n: number, factor: number, cells: number, lowLen: number): { i0: Int32Array; frac: Float32Array } {
   const i0 = new Int32Array(n);
   const frac = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    // Linear beyond the outer cell centres (up to the half cell the border lies away), so a
-    // lighting gradient holds into the corners instead of flattening there.
-    let t = (((i + 0.5) / factor) * cells) / lowLen - 0.5;
-    if (t < -0.5) t = -0.5;
-    if (t > cells - 0.5) t = cells - 0.5;
-    let k = Math.max(0, Math.floor(t));
-    if (k > cells - 2) k = Math.max(0, cells - 2);
+    const t = Math.min(cells, (((i + 0.5) / factor) * cells) / lowLen);
+    const k = Math.min(cells - 1, Math.floor(t));
     i0[i] = k;
-    frac[i] = cells > 1 ? t - k : 0;
+    frac[i] = t - k;
   }
   return { i0, frac };
 }
 
-function bgAt(grid: Float32Array, nx: number, ny: number, xi: number, xf: number, yi: number, yf: number, cap: number): number {
-  const x1 = nx > 1 ? xi + 1 : xi;
-  const y1 = ny > 1 ? yi + 1 : yi;
+function bgAt(grid: Float32Array, nx: number, _ny: number, xi: number, xf: number, yi: number, yf: number, cap: number): number {
   const a = grid[yi * nx + xi] as number;
-  const b = grid[yi * nx + x1] as number;
-  const c = grid[y1 * nx + xi] as number;
-  const d = grid[y1 * nx + x1] as number;
+  const b = grid[yi * nx + xi + 1] as number;
+  const c = grid[(yi + 1) * nx + xi] as number;
+  const d = grid[(yi + 1) * nx + xi + 1] as number;
   const v = (a + (b - a) * xf) * (1 - yf) + (c + (d - c) * xf) * yf;
   return v > cap ? cap : v;
 }
@@ -388,6 +400,7 @@ function leastSquares(
 }
 
 interface Blob {
+  id: number;
   area: number;
   mass: number;
   x0: number;
@@ -420,16 +433,17 @@ export function prepareGray(image: GrayImage): PreparedImage {
     blockMean(data, w, h, f, low, lw, lh);
   }
 
-  // --- 2. paper: background grid on the detection copy ---
-  const nx = cellsFor(lw);
-  const ny = cellsFor(lh);
+  // --- 2. paper: a grid of nodes on the cell corners (borders included), each the bright
+  // percentile of the cell-sized window around it ---
+  const cellsX = cellsFor(lw);
+  const cellsY = cellsFor(lh);
+  const nx = cellsX + 1;
+  const ny = cellsY + 1;
   const grid = new Float32Array(nx * ny);
   for (let cy = 0; cy < ny; cy++) {
-    const ya = Math.floor((cy * lh) / ny);
-    const yb = Math.floor(((cy + 1) * lh) / ny);
+    const [ya, yb] = nodeWindow(cy, cellsY, lh);
     for (let cx = 0; cx < nx; cx++) {
-      const xa = Math.floor((cx * lw) / nx);
-      const xb = Math.floor(((cx + 1) * lw) / nx);
+      const [xa, xb] = nodeWindow(cx, cellsX, lw);
       hist.fill(0);
       for (let y = ya; y < yb; y++) {
         const row = y * lw;
@@ -441,6 +455,9 @@ export function prepareGray(image: GrayImage): PreparedImage {
       grid[cy * nx + cx] = histQuantile(hist, (yb - ya) * (xb - xa), BG_PERCENTILE);
     }
   }
+  let uneven = false;
+  for (let i = 1; i < grid.length; i++) if (grid[i] !== grid[0]) uneven = true;
+  if (uneven) refineNodes(low, lw, lh, cellsX, cellsY, grid, diffSigma(low, lw, lh, 1));
   repairInkCells(grid, nx, ny);
   // Paper is never brighter than the brightest cell: caps the linear extrapolation at the
   // frame's border (otherwise clean white paper would read as faintly inked there).
@@ -462,9 +479,8 @@ export function prepareGray(image: GrayImage): PreparedImage {
     if (bgLow === undefined) {
       for (let x = 0; x < lw; x++) {
         const d = gridMax - (low[row + x] as number);
-        const c = d > 0 ? d : 0;
-        dark[row + x] = c;
-        const b = c > 255 ? 255 : (c + 0.5) | 0;
+        dark[row + x] = d;
+        const b = darkBin(d);
         hist[b] = (hist[b] as number) + 1;
       }
     } else {
@@ -472,14 +488,13 @@ export function prepareGray(image: GrayImage): PreparedImage {
       const yf = bgLow.yf[y] as number;
       for (let x = 0; x < lw; x++) {
         const d = bgAt(grid, nx, ny, bgLow.xi[x] as number, bgLow.xf[x] as number, yi, yf, gridMax) - (low[row + x] as number);
-        const c = d > 0 ? d : 0;
-        dark[row + x] = c;
-        const b = c > 255 ? 255 : (c + 0.5) | 0;
+        dark[row + x] = d;
+        const b = darkBin(d);
         hist[b] = (hist[b] as number) + 1;
       }
     }
   }
-  const darkQ10 = histQuantile(hist, ln, 0.1);
+  const darkQ10 = histQuantile(hist, ln, 0.1) - DARK_BIAS;
 
   // Full-resolution noise: from the darkness itself when there is no reduction, else from
   // a strided sample of the frame.
@@ -496,7 +511,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
       for (let x = step >> 1; x < w; x += step) {
         const bg = bgFull === undefined ? gridMax : bgAt(grid, nx, ny, bgFull.xi[x] as number, bgFull.xf[x] as number, bgFull.yi[y] as number, bgFull.yf[y] as number, gridMax);
         const d = bg - (data[y * w + x] as number);
-        const b = d <= 0 ? 0 : d > 255 ? 255 : (d + 0.5) | 0;
+        const b = darkBin(d);
         hist[b] = (hist[b] as number) + 1;
         sampled++;
       }
@@ -514,8 +529,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
     detectImage = blurBuf;
     hist.fill(0);
     for (let i = 0; i < ln; i++) {
-      const c = detectImage[i] as number;
-      const b = c > 255 ? 255 : (c + 0.5) | 0;
+      const b = darkBin(detectImage[i] as number);
       hist[b] = (hist[b] as number) + 1;
     }
     // Neighbour differences of a 3x3 mean of white noise have sqrt(1/3) of its spread.
@@ -527,7 +541,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
   const detect = lowStats.offset + Math.max(DETECT_SIGMAS * lowStats.sigma, MIN_DETECT_CONTRAST);
 
   // --- 3. the digit: connected blobs above the detection threshold ---
-  const digit = findDigit(detectImage, lw, lh, detect);
+  const digit = findDigit(detectImage, lw, lh, detect, Math.max(MIN_STEP_CONTRAST, STEP_SIGMAS * lowStats.sigma));
   if (digit === undefined) return blankImage();
 
   // --- 4. full-resolution ink inside the digit's region (a margin of detection blocks) ---
@@ -538,14 +552,8 @@ export function prepareGray(image: GrayImage): PreparedImage {
   const ry1 = Math.min(h, (digit.y1 + 1 + margin) * f);
   const rw = rx1 - rx0;
   const rh = ry1 - ry0;
-  const floor = full.offset + FLOOR_SIGMAS * full.sigma;
-  const bboxLevel = full.offset + BBOX_SIGMAS * full.sigma;
-  const clearInk = full.offset + Math.max(DETECT_SIGMAS * full.sigma, MIN_DETECT_CONTRAST);
-
   regionBuf = grow(regionBuf, rw * rh, (n) => new Float32Array(n));
   const region = regionBuf;
-  hist.fill(0);
-  let inkCount = 0;
   for (let y = 0; y < rh; y++) {
     const gy = ry0 + y;
     const out = y * rw;
@@ -557,7 +565,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
       const src = gy * w + rx0;
       for (let x = 0; x < rw; x++) {
         const d = gridMax - (data[src + x] as number);
-        region[out + x] = d > 0 ? d : 0;
+        region[out + x] = d;
       }
     } else {
       const yi = bgFull.yi[gy] as number;
@@ -565,20 +573,37 @@ export function prepareGray(image: GrayImage): PreparedImage {
       for (let x = 0; x < rw; x++) {
         const gx = rx0 + x;
         const d = bgAt(grid, nx, ny, bgFull.xi[gx] as number, bgFull.xf[gx] as number, yi, yf, gridMax) - (data[gy * w + gx] as number);
-        region[out + x] = d > 0 ? d : 0;
-      }
-    }
-    for (let x = 0; x < rw; x++) {
-      const d = region[out + x] as number;
-      if (d > clearInk) {
-        const b = d > 255 ? 255 : (d + 0.5) | 0;
-        hist[b] = (hist[b] as number) + 1;
-        inkCount++;
+        region[out + x] = d;
       }
     }
   }
-  if (inkCount === 0) return blankImage();
-  const inkLevel = histQuantile(hist, inkCount, INK_PERCENTILE);
+  // A noisy frame's ink is measured on a 3x3 mean (noise / 3): per-pixel thresholds several
+  // sigmas above the noise would erase faint pencil strokes. Clean frames stay untouched.
+  let sigma = full.sigma;
+  if (sigma >= BLUR_MIN_SIGMA && rw >= 3 && rh >= 3) {
+    tmpBuf = grow(tmpBuf, rw * rh, (n) => new Float32Array(n));
+    cropBuf = grow(cropBuf, rw * rh, (n) => new Float32Array(n));
+    boxBlur3(region, tmpBuf, cropBuf, rw, rh);
+    region.set(cropBuf.subarray(0, rw * rh));
+    sigma /= 3;
+  }
+  const floor = full.offset + FLOOR_SIGMAS * sigma;
+  const bboxLevel = full.offset + BBOX_SIGMAS * sigma;
+  const clearInk = full.offset + Math.max(DETECT_SIGMAS * sigma, MIN_DETECT_CONTRAST);
+  hist.fill(0);
+  let inkCount = 0;
+  let darkest = 0;
+  for (let i = 0; i < rw * rh; i++) {
+    const d = region[i] as number;
+    if (d > darkest) darkest = d;
+    if (d > clearInk) {
+      const b = d > 255 ? 255 : (d + 0.5) | 0;
+      hist[b] = (hist[b] as number) + 1;
+      inkCount++;
+    }
+  }
+  if (darkest <= bboxLevel) return blankImage();
+  const inkLevel = inkCount > 0 ? histQuantile(hist, inkCount, INK_PERCENTILE) : darkest;
   // Ink that already reaches near-black keeps its levels (a clean MNIST frame is then
   // exactly the original's inverted image); fainter ink is stretched to reach 255.
   const range = inkLevel >= NEAR_BLACK_INK ? 255 - floor : Math.max(inkLevel - floor, MIN_INK_RANGE);
@@ -678,6 +703,77 @@ function blankImage(): PreparedImage {
   return { pixels: new Uint8Array(OUT * OUT), blank: true };
 }
 
+/**
+ * Replaces each node's bright percentile by the paper level at the node itself: a plane fitted
+ * to the window's pixels, refitted twice without the pixels well below it (ink), evaluated at
+ * the node. A percentile alone is biased towards the bright side of a window, which at the
+ * frame's border (one-sided windows) under vignetting reads as ink in the corners.
+ */
+function refineNodes(low: Float32Array, lw: number, lh: number, cellsX: number, cellsY: number, grid: Float32Array, sigma: number): void {
+  const nx = cellsX + 1;
+  const cut = Math.max(2.5 * sigma, 6);
+  for (let cy = 0; cy <= cellsY; cy++) {
+    const [ya, yb] = nodeWindow(cy, cellsY, lh);
+    const py = (cy * lh) / cellsY;
+    for (let cx = 0; cx <= cellsX; cx++) {
+      const [xa, xb] = nodeWindow(cx, cellsX, lw);
+      const px = (cx * lw) / cellsX;
+      // Start from the percentile as a flat plane: pixels far below it are ink.
+      let a = grid[cy * nx + cx] as number;
+      let b = 0;
+      let c = 0;
+      let ok = false;
+      for (let round = 0; round < 3; round++) {
+        let n = 0;
+        let sx = 0;
+        let sy = 0;
+        let sxx = 0;
+        let sxy = 0;
+        let syy = 0;
+        let sv = 0;
+        let svx = 0;
+        let svy = 0;
+        for (let y = ya; y < yb; y++) {
+          const dy = y + 0.5 - py;
+          const row = y * lw;
+          for (let x = xa; x < xb; x++) {
+            const dx = x + 0.5 - px;
+            const v = low[row + x] as number;
+            if (v < a + b * dx + c * dy - cut) continue;
+            n++;
+            sx += dx;
+            sy += dy;
+            sxx += dx * dx;
+            sxy += dx * dy;
+            syy += dy * dy;
+            sv += v;
+            svx += v * dx;
+            svy += v * dy;
+          }
+        }
+        if (n < 6) break;
+        // Solve the 3x3 normal equations [n sx sy; sx sxx sxy; sy sxy syy] [a b c] = [sv svx svy].
+        const det = n * (sxx * syy - sxy * sxy) - sx * (sx * syy - sxy * sy) + sy * (sx * sxy - sxx * sy);
+        if (Math.abs(det) < 1e-6 * n * n * n) break;
+        a = (sv * (sxx * syy - sxy * sxy) - sx * (svx * syy - sxy * svy) + sy * (svx * sxy - sxx * svy)) / det;
+        b = (n * (svx * syy - sxy * svy) - sv * (sx * syy - sxy * sy) + sy * (sx * svy - svx * sy)) / det;
+        c = (n * (sxx * svy - svx * sxy) - sx * (sx * svy - svx * sy) + sv * (sx * sxy - sxx * sy)) / det;
+        ok = true;
+      }
+      if (ok) grid[cy * nx + cx] = Math.max(0, Math.min(255, a));
+    }
+  }
+}
+
+/** Pixel range [a, b) of the window around node i of `cells` cells over `len` pixels. */
+function nodeWindow(i: number, cells: number, len: number): [number, number] {
+  const cell = len / cells;
+  const centre = i * cell;
+  const a = Math.min(len - 1, Math.max(0, Math.floor(centre - cell / 2)));
+  const b = Math.max(a + 1, Math.min(len, Math.ceil(centre + cell / 2)));
+  return [a, b];
+}
+
 function cellsFor(n: number): number {
   return Math.max(1, Math.min(BG_MAX_CELLS, Math.ceil(n / BG_CELL), Math.floor(n / BG_MIN_CELL)));
 }
@@ -724,8 +820,8 @@ function backgroundAxes(w: number, h: number, f: number, nx: number, ny: number,
   const key = `${w}x${h}/${f}/${nx}x${ny}`;
   const hit = axesCache.get(key);
   if (hit) return hit;
-  const x = axisWeights(w, f, nx, lw);
-  const y = axisWeights(h, f, ny, lh);
+  const x = axisWeights(w, f, nx - 1, lw);
+  const y = axisWeights(h, f, ny - 1, lh);
   const axes = { xi: x.i0, xf: x.frac, yi: y.i0, yf: y.frac };
   if (axesCache.size > 64) axesCache.clear();
   axesCache.set(key, axes);
@@ -743,7 +839,7 @@ interface Region {
  * Labels 8-connected blobs above `threshold` and returns the digit's box in detection
  * pixels: the heaviest blob plus sizeable blobs near it, or undefined for a blank page.
  */
-function findDigit(dark: Float32Array, lw: number, lh: number, threshold: number): Region | undefined {
+function findDigit(dark: Float32Array, lw: number, lh: number, threshold: number, minStep: number): Region | undefined {
   const ln = lw * lh;
   labelBuf = grow(labelBuf, ln, (n) => new Int32Array(n));
   stackBuf = grow(stackBuf, ln, (n) => new Int32Array(n));
@@ -754,7 +850,7 @@ function findDigit(dark: Float32Array, lw: number, lh: number, threshold: number
   for (let start = 0; start < ln; start++) {
     if (labels[start] !== 0 || (dark[start] as number) <= threshold) continue;
     const id = blobs.length + 1;
-    const blob: Blob = { area: 0, mass: 0, x0: lw, y0: lh, x1: -1, y1: -1 };
+    const blob: Blob = { id, area: 0, mass: 0, x0: lw, y0: lh, x1: -1, y1: -1 };
     let top = 0;
     stack[top++] = start;
     labels[start] = id;
@@ -784,14 +880,16 @@ function findDigit(dark: Float32Array, lw: number, lh: number, threshold: number
     }
     blobs.push(blob);
   }
-  if (blobs.length === 0) return undefined;
   blobs.sort((a, b) => b.mass - a.mass);
-  const main = blobs[0] as Blob;
-  if (main.area < MIN_BLOB_AREA) return undefined;
+  // Ink is a step down from the paper right around it; a lighting residual (a dim corner)
+  // crosses the threshold gradually and is hardly darker than its surroundings.
+  const real = blobs.slice(0, 64).filter((b) => b.area >= MIN_BLOB_AREA && stepContrast(dark, labels, lw, lh, b, threshold) >= minStep);
+  const main = real[0];
+  if (main === undefined) return undefined;
 
   // The digit: the heaviest blob, plus sizeable blobs close to it (a "5" whose bar is detached).
   const u: Region = { x0: main.x0, y0: main.y0, x1: main.x1, y1: main.y1 };
-  const candidates = blobs.slice(1, 64).filter((b) => b.area >= MIN_BLOB_AREA && b.mass >= JOIN_MASS_SHARE * main.mass);
+  const candidates = real.slice(1).filter((b) => b.mass >= JOIN_MASS_SHARE * main.mass);
   let joined = true;
   while (joined && candidates.length > 0) {
     joined = false;
@@ -812,6 +910,32 @@ function findDigit(dark: Float32Array, lw: number, lh: number, threshold: number
     }
   }
   return u;
+}
+
+/**
+ * Mean darkness of a blob minus the mean darkness of the unlabelled pixels in a ring around
+ * its box (a fifth of its size, at least 2 pixels). A blob with no paper around it (it fills
+ * the frame) counts as standing out by its own mean.
+ */
+function stepContrast(dark: Float32Array, labels: Int32Array, lw: number, lh: number, b: Blob, threshold: number): number {
+  const r = Math.max(2, Math.round(0.2 * Math.max(b.x1 - b.x0 + 1, b.y1 - b.y0 + 1)));
+  const x0 = Math.max(0, b.x0 - r);
+  const y0 = Math.max(0, b.y0 - r);
+  const x1 = Math.min(lw - 1, b.x1 + r);
+  const y1 = Math.min(lh - 1, b.y1 + r);
+  let sum = 0;
+  let n = 0;
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      const i = y * lw + x;
+      if (labels[i] === 0) {
+        sum += dark[i] as number;
+        n++;
+      }
+    }
+  }
+  const inside = b.mass / b.area + threshold;
+  return n === 0 ? inside : inside - sum / n;
 }
 
 /** 3x3 mean (edges replicate), separable, from `src` into `dst`. */
