@@ -304,8 +304,11 @@ async function main(): Promise<number> {
     await pipeline.drain(stop.signal.aborted ? 15_000 : 600_000).catch((error: unknown) => {
       console.error(`\nnot everything finished: ${error instanceof Error ? error.message : String(error)}`);
     });
-    // A resumed run's input includes what earlier runs published into the persisted stream.
-    if (options.persist) framesInStream = await pipeline.countRecords(STREAMS.cameraImages);
+    // A resumed run's input includes what earlier runs published into the persisted stream,
+    // and a served one's what other clients put: count the stream itself.
+    if (options.persist || (options.serve && pipeline.emulator)) {
+      framesInStream = await pipeline.countRecords(STREAMS.cameraImages);
+    }
   } finally {
     progress.stop();
     await pipeline.stop();
