@@ -31,30 +31,58 @@ export interface BuildOptions {
   /** Share of the images replaced by an augmented rendering (0 = all clean). */
   augmentShare: number;
   augment?: Augmenter;
+  /** prepareGray of every clean image, indexed like `images` (it never changes between epochs). */
+  clean?: Uint8Array;
   /** Blank (all-zero) inputs added, as a share of `indices.length`, with a uniform target. */
   blankShare: number;
+  /**
+   * Further frames to prepare and append: other digit styles (label 0-9), and blank paper
+   * (label null, uniform target, whatever noise the preparation takes for ink).
+   */
+  extra?: Iterable<{ image: GrayImage; label: number | null }>;
   rng: Rng;
 }
 
 /**
  * Sends each selected digit through the production preparation (prepareGray), optionally
- * after augmentation, and appends blank inputs. When preparation finds no ink in an
+ * after augmentation, then the extra frames, and appends all-zero blank inputs. When preparation finds no ink in an
  * augmented frame (the augmentation washed it out), the clean rendering is used instead,
  * so no digit is trained as blank and no blank as a digit.
  */
 export function buildPreparedSet(options: BuildOptions): PreparedSet {
   const { images, labels, indices, augmentShare, augment, blankShare, rng } = options;
+  const extraPixels: Uint8Array[] = [];
+  const extraLabels: number[] = [];
+  for (const frame of options.extra ?? []) {
+    const prepared = prepareGray(frame.image);
+    if (frame.label !== null && prepared.blank) continue; // a digit the preparation lost: not a blank example
+    extraPixels.push(prepared.pixels);
+    extraLabels.push(frame.label ?? BLANK_LABEL);
+  }
   const blanks = Math.round(indices.length * blankShare);
-  const count = indices.length + blanks;
+  const count = indices.length + extraPixels.length + blanks;
   const out: PreparedSet = { images: new Uint8Array(count * PIXELS), labels: new Int16Array(count), count };
   indices.forEach((index, k) => {
     const raw = images.subarray(index * PIXELS, (index + 1) * PIXELS);
     let prepared = augment !== undefined && rng.next() < augmentShare ? prepareGray(augment(raw, rng)) : undefined;
-    if (prepared === undefined || prepared.blank) prepared = prepareGray(rawToGray(raw));
+    if (prepared === undefined || prepared.blank) {
+      prepared = options.clean !== undefined ? { pixels: options.clean.subarray(index * PIXELS, (index + 1) * PIXELS), blank: false } : prepareGray(rawToGray(raw));
+    }
     out.images.set(prepared.pixels, k * PIXELS);
     out.labels[k] = labels[index]!;
   });
-  for (let k = indices.length; k < count; k++) out.labels[k] = BLANK_LABEL; // images stay zero
+  extraPixels.forEach((pixels, k) => {
+    out.images.set(pixels, (indices.length + k) * PIXELS);
+    out.labels[indices.length + k] = extraLabels[k]!;
+  });
+  for (let k = indices.length + extraPixels.length; k < count; k++) out.labels[k] = BLANK_LABEL; // images stay zero
+  return out;
+}
+
+/** prepareGray of every raw image, concatenated (n x 784). */
+export function prepareAll(images: Uint8Array, count: number): Uint8Array {
+  const out = new Uint8Array(count * PIXELS);
+  for (let k = 0; k < count; k++) out.set(prepareGray(rawToGray(images.subarray(k * PIXELS, (k + 1) * PIXELS))).pixels, k * PIXELS);
   return out;
 }
 

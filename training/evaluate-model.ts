@@ -37,6 +37,8 @@ export async function evaluateTestSet(model: DigitModel, threshold: number, limi
 export interface LabelledFrame {
   png: Buffer;
   label: number | null;
+  /** Reported separately as well (e.g. the digit's style). */
+  group?: string;
 }
 
 export interface CameraSummary {
@@ -53,6 +55,8 @@ export interface CameraSummary {
   blank_max_probability: number;
   /** Digit frames the preparation called blank (scored, counted as wrong unless right). */
   digits_prepared_blank: number;
+  /** Accuracy and digit frames per group. */
+  by_group: Record<string, { digits: number; accuracy: number }>;
 }
 
 /** Scores camera-like frames through preparePng; digits give accuracy, blank paper its max probability. */
@@ -66,6 +70,7 @@ export async function evaluateCameraFrames(model: DigitModel, threshold: number,
   let blanksWithInk = 0;
   let blankMax = 0;
   let digitsBlank = 0;
+  const groups = new Map<string, { digits: number; right: number }>();
   for (let from = 0; from < frames.length; from += BATCH) {
     const batch = frames.slice(from, from + BATCH);
     const prepared = await Promise.all(batch.map((f) => preparePng(f.png)));
@@ -82,6 +87,12 @@ export async function evaluateCameraFrames(model: DigitModel, threshold: number,
       if (prepared[k]!.blank) digitsBlank += 1;
       const ok = top.index === frame.label;
       if (ok) right += 1;
+      if (frame.group !== undefined) {
+        const g = groups.get(frame.group) ?? { digits: 0, right: 0 };
+        g.digits += 1;
+        if (ok) g.right += 1;
+        groups.set(frame.group, g);
+      }
       if (top.value <= threshold) under += 1;
       else {
         over += 1;
@@ -100,6 +111,7 @@ export async function evaluateCameraFrames(model: DigitModel, threshold: number,
     blank_frames_with_ink: blanksWithInk,
     blank_max_probability: r(blankMax),
     digits_prepared_blank: digitsBlank,
+    by_group: Object.fromEntries([...groups].sort().map(([k, g]) => [k, { digits: g.digits, accuracy: r(g.right / g.digits) }])),
   };
 }
 

@@ -7,15 +7,35 @@
  */
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { loadMnist } from '../functions/lib/mnist';
-import { buildPreparedSet, type PreparedSet } from './data';
+import { buildPreparedSet, prepareAll, type PreparedSet } from './data';
+import type { GrayImage } from '../functions/lib/prepare';
 import { cameraAugment, fromMnist } from './augment';
+import { cameraGrayAt, FRAME_SIZES } from './camera-frames';
 import { Rng } from './rng';
 
 export interface PrepareJob {
   indices: number[];
   augmentShare: number;
   blankShare: number;
+  /** Printed and pen-drawn digits from the camera-frame generator, per set. */
+  styledDigits: number;
+  /** Blank-paper frames from the camera-frame generator, per set (uniform target). */
+  blankFrames: number;
   seed: number;
+}
+
+/** Training frames stay small: large frames cost generation time and prepare to the same 28x28. */
+const TRAIN_SIZES = FRAME_SIZES.slice(0, 5);
+const BLANK_SIZES = FRAME_SIZES.slice(0, 6);
+
+/** Printed / pen digits and blank paper, drawn with the job's seed (never the evaluation seeds). */
+function* generatedFrames(job: PrepareJob): Generator<{ image: GrayImage; label: number | null }> {
+  for (let i = 0; i < job.styledDigits; i++) {
+    yield cameraGrayAt(i, { seed: job.seed, styles: ['printed', 'pen'], blankShare: 0, sizes: TRAIN_SIZES });
+  }
+  for (let i = 0; i < job.blankFrames; i++) {
+    yield cameraGrayAt(i, { seed: job.seed ^ 0x5bd1e995, blankShare: 1, sizes: BLANK_SIZES });
+  }
 }
 
 interface JobMessage extends PrepareJob {
@@ -66,16 +86,20 @@ export class PrepareWorker {
 
 if (!isMainThread && parentPort !== null) {
   const port = parentPort;
+  let clean: Uint8Array | undefined;
   port.on('message', (job: JobMessage) => {
     try {
       const mnist = loadMnist('train');
+      clean ??= prepareAll(mnist.images, mnist.count);
       const set = buildPreparedSet({
         images: mnist.images,
         labels: mnist.labels,
         indices: job.indices,
         augmentShare: job.augmentShare,
         augment: (raw, rng) => cameraAugment(fromMnist(raw), rng),
+        clean,
         blankShare: job.blankShare,
+        extra: generatedFrames(job),
         rng: new Rng(job.seed),
       });
       const result: ResultMessage = { id: job.id, set };

@@ -36,6 +36,10 @@ export interface TrainConfig {
   limit: number;
   augmentShare: number;
   blankShare: number;
+  /** Printed and pen-drawn digits from the camera-frame generator added per epoch. */
+  styledDigits: number;
+  /** Blank-paper frames from the camera-frame generator added per epoch. */
+  blankFrames: number;
   threshold: number;
   out: string;
   /** Stop starting new epochs after this many minutes (0 = no limit). */
@@ -53,6 +57,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   limit: 0,
   augmentShare: 0.5,
   blankShare: 0.01,
+  styledDigits: 4000,
+  blankFrames: 1500,
   threshold: 0.7,
   out: 'models',
   maxMinutes: 0,
@@ -147,8 +153,15 @@ export async function train(config: TrainConfig): Promise<void> {
   const heldOutClean = buildPreparedSet({ images: mnist.images, labels: mnist.labels, indices: split.heldOut, augmentShare: 0, blankShare: 0, rng: new Rng(1) });
   const worker = new PrepareWorker();
   const epochJob = (epoch: number) =>
-    worker.build({ indices: trainIndices, augmentShare: config.augmentShare, blankShare: config.blankShare, seed: config.seed * 31 + epoch + 1 });
-  const heldOutAugmentedReady = worker.build({ indices: split.heldOut, augmentShare: 1, blankShare: 0, seed: config.seed + 1 });
+    worker.build({
+      indices: trainIndices,
+      augmentShare: config.augmentShare,
+      blankShare: config.blankShare,
+      styledDigits: config.styledDigits,
+      blankFrames: config.blankFrames,
+      seed: config.seed * 31 + epoch + 1,
+    });
+  const heldOutAugmentedReady = worker.build({ indices: split.heldOut, augmentShare: 1, blankShare: 0, styledDigits: 0, blankFrames: 0, seed: config.seed + 1 });
   let nextSet = epochJob(0);
   const heldOutAugmented = await heldOutAugmentedReady;
   log(`data: ${trainIndices.length} training images, ${split.heldOut.length} held out (clean and augmented)`);
@@ -161,7 +174,7 @@ export async function train(config: TrainConfig): Promise<void> {
 
   const history: Record<string, number>[] = [];
   const epochTimes: number[] = [];
-  const stepsPerEpoch = Math.ceil((trainIndices.length * (1 + config.blankShare)) / config.batchSize);
+  const stepsPerEpoch = Math.ceil((trainIndices.length * (1 + config.blankShare) + config.styledDigits + config.blankFrames) / config.batchSize);
   const totalSteps = stepsPerEpoch * config.epochs;
   let step = 0;
   let epochsRun = 0;
@@ -182,7 +195,7 @@ export async function train(config: TrainConfig): Promise<void> {
     let lossCount = 0;
     for (let from = 0; from < set.count; from += config.batchSize) {
       const to = Math.min(set.count, from + config.batchSize);
-      const progress = step / Math.max(1, totalSteps - 1);
+      const progress = Math.min(1, step / Math.max(1, totalSteps - 1));
       optimizer.setLearningRate(config.finalLearningRate + 0.5 * (config.learningRate - config.finalLearningRate) * (1 + Math.cos(Math.PI * progress)));
       const x = scaled(set.images, from, to, order);
       const y = tf.tensor2d(targetsOf(gather(set.labels, order, from, to), 0, to - from), [to - from, 10]);
@@ -238,6 +251,7 @@ export async function train(config: TrainConfig): Promise<void> {
       steps: [
         'each training image rendered as the camera frame the original showed (inverted, black digit on white) and passed through the production prepareGray (ink/paper separation, crop to the ink box, 20x20 Lanczos, centred by mass in 28x28)',
         `each epoch ${Math.round(config.augmentShare * 100)}% of the images are first made camera-like (training/augment.ts cameraAugment, fresh draws every epoch): stroke thickness -0.6..+1.2 px, rotation +-12 deg, scale 0.8-1.15, aspect 0.9-1.1, shear +-0.2, placed anywhere in a 28-56 px frame; with probability 0.7 gray (140-250), unevenly lit, vignetted paper with ink 0..paper-70; 0.4 Gaussian blur (sigma 0.3-1.1); 0.6 noise (sigma 1-10); 0.15 specks; then prepared the same way (an augmented frame the preparation finds blank falls back to the clean one)`,
+        `per epoch ${config.styledDigits} printed and pen-drawn digits and ${config.blankFrames} blank-paper frames from the camera-frame generator (training/camera-frames.ts, 28x28 to 96x72 frames, seeds never used for evaluation), prepared the same way; the blank ones (and whatever noise the preparation keeps of them) train towards a uniform target`,
         `${Math.round(config.blankShare * 100)}% extra all-zero (blank) inputs with a uniform target, so a blank frame scores 0.1 per class`,
         `Adam (beta 0.9/0.999), batch ${config.batchSize}, learning rate ${config.learningRate} with cosine decay to ${config.finalLearningRate}, softmax cross-entropy, ${epochsRun} epochs, seed ${config.seed}`,
         'temperature scaling fitted on the clean held-out slice (minimum NLL)',

@@ -96,7 +96,8 @@ describe('loadDigitModel', () => {
   it('calls a file with flipped bytes corrupt, with both checksums', async () => {
     const dir = copyOfGood('corrupt');
     const bytes = readFileSync(join(dir, 'digits.onnx'));
-    bytes[bytes.length >> 1] ^= 0xff;
+    const middle = bytes.length >> 1;
+    bytes[middle] = bytes[middle]! ^ 0xff;
     writeFileSync(join(dir, 'digits.onnx'), bytes);
     const error = await loadError(dir);
     expect(error.modelPath).toBe(join(dir, 'digits.onnx'));
