@@ -8,7 +8,7 @@
  * API, so nothing here is specific to one of them: `--endpoint` points the same code at
  * either, or at AWS.
  */
-import type { Server } from 'node:http';
+import { Server as HttpServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
@@ -98,14 +98,36 @@ interface Host {
 }
 
 function hostOnThisThread(server: Server): Host {
+  // Same order as the worker: kinesalite's close() shuts its store before its HTTP server, so
+  // stop accepting, let requests in flight finish (bounded), and only then close the store.
+  let active = 0;
+  server.on('request', (_request, response: ServerResponse) => {
+    active += 1;
+    response.once('close', () => {
+      active -= 1;
+    });
+  });
   return {
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error?: Error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      }),
+    close: async () => {
+      httpServerClose.call(server);
+      server.closeIdleConnections();
+      for (const deadline = Date.now() + 2000; active > 0 && Date.now() < deadline; ) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      server.closeAllConnections();
+      await new Promise<void>((resolve, reject) => {
+        server.close((error?: Error) => {
+          const code = (error as { code?: unknown } | undefined)?.code;
+          if (error && code !== 'ERR_SERVER_NOT_RUNNING') reject(error);
+          else resolve();
+        });
+      });
+    },
   };
 }
+
+/** http.Server's own close: kinesalite replaces it on its instance with one that shuts the store first. */
+const httpServerClose = HttpServer.prototype.close;
 
 /** A running kinesalite server on loopback. */
 export class KinesisEmulator {
