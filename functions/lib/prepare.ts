@@ -241,7 +241,26 @@ interface PaperStats {
  * neither a large digit nor a lighting residual inflates it (the median of the values
  * themselves fails once ink covers a quarter of the frame).
  */
-function diffSigma(img: Float32Array | Uint8Array, w: number, h: number, step: number): number {
+function diffSigma(img: Float32Array, w: number, h: number, step: number): number {
+  hist2.fill(0);
+  let count = 0;
+  for (let y = step >> 1; y < h; y += step) {
+    const row = y * w;
+    for (let x = step >> 1; x + 1 < w; x += step) {
+      const d = (img[row + x + 1] as number) - (img[row + x] as number);
+      // Quarter-level bins: a blurred detection copy differs by fractions of a level.
+      const a = (d < 0 ? -d : d) * DIFF_BINS;
+      const b = a > 255 ? 255 : (a + 0.5) | 0;
+      hist2[b] = (hist2[b] as number) + 1;
+      count++;
+    }
+  }
+  if (count === 0) return 0;
+  return (1.4826 * histQuantile(hist2, count, 0.5)) / DIFF_BINS / Math.SQRT2;
+}
+
+/** {@link diffSigma} over bytes (a separate copy keeps each loop monomorphic: ~10x faster). */
+function diffSigmaBytes(img: Uint8Array, w: number, h: number, step: number): number {
   hist2.fill(0);
   let count = 0;
   for (let y = step >> 1; y < h; y += step) {
@@ -457,7 +476,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
   }
   let uneven = false;
   for (let i = 1; i < grid.length; i++) if (grid[i] !== grid[0]) uneven = true;
-  if (uneven) refineNodes(low, lw, lh, cellsX, cellsY, grid, diffSigma(low, lw, lh, 1));
+  if (uneven) refineNodes(low, lw, lh, cellsX, cellsY, grid, diffSigma(low, lw, lh, sampleStep(ln)));
   repairInkCells(grid, nx, ny);
   // Paper is never brighter than the brightest cell: caps the linear extrapolation at the
   // frame's border (otherwise clean white paper would read as faintly inked there).
@@ -501,7 +520,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
   const bgFull = flat ? undefined : f === 1 ? bgLow : backgroundAxes(w, h, f, nx, ny, lw, lh);
   let full: PaperStats;
   if (f === 1) {
-    const sigma = diffSigma(dark, lw, lh, 1);
+    const sigma = diffSigma(dark, lw, lh, sampleStep(ln));
     full = { offset: darkQ10 + 1.28 * sigma, sigma };
   } else {
     const step = Math.max(1, Math.floor(Math.sqrt((w * h) / 8192)));
@@ -516,7 +535,7 @@ export function prepareGray(image: GrayImage): PreparedImage {
         sampled++;
       }
     }
-    full = paperStats(hist, sampled, diffSigma(data, w, h, step));
+    full = paperStats(hist, sampled, diffSigmaBytes(data, w, h, step));
   }
 
   // A 3x3 blur lowers the noise for detection when the blocks are small and the frame noisy.
@@ -533,9 +552,9 @@ export function prepareGray(image: GrayImage): PreparedImage {
       hist[b] = (hist[b] as number) + 1;
     }
     // Neighbour differences of a 3x3 mean of white noise have sqrt(1/3) of its spread.
-    lowStats = paperStats(hist, ln, Math.sqrt(3) * diffSigma(detectImage, lw, lh, 1));
+    lowStats = paperStats(hist, ln, Math.sqrt(3) * diffSigma(detectImage, lw, lh, sampleStep(ln)));
   } else if (f > 1) {
-    const sigma = diffSigma(dark, lw, lh, 1);
+    const sigma = diffSigma(dark, lw, lh, sampleStep(ln));
     lowStats = { offset: darkQ10 + 1.28 * sigma, sigma };
   }
   const detect = lowStats.offset + Math.max(DETECT_SIGMAS * lowStats.sigma, MIN_DETECT_CONTRAST);
@@ -774,6 +793,11 @@ function nodeWindow(i: number, cells: number, len: number): [number, number] {
   return [a, b];
 }
 
+/** Grid step that leaves about 4,096 samples of n pixels for noise estimates. */
+function sampleStep(n: number): number {
+  return Math.max(1, Math.floor(Math.sqrt(n / 4096)));
+}
+
 function cellsFor(n: number): number {
   return Math.max(1, Math.min(BG_MAX_CELLS, Math.ceil(n / BG_CELL), Math.floor(n / BG_MIN_CELL)));
 }
@@ -785,11 +809,20 @@ function blockMean(data: Uint8Array, w: number, h: number, f: number, low: Float
   for (let y = 0; y < h; y++) {
     const lrow = ((y / f) | 0) * lw;
     let p = y * w;
-    for (let lx = 0; lx < fullBlocks; lx++) {
-      let s = 0;
-      for (let i = 0; i < f; i++) s += data[p + i] as number;
-      low[lrow + lx] = (low[lrow + lx] as number) + s;
-      p += f;
+    // Unrolled for the common factors (320x240 -> 2, 640x480 -> 4): ~3x faster than the loop.
+    if (f === 2) {
+      for (let lx = 0; lx < fullBlocks; lx++, p += 2) low[lrow + lx] = (low[lrow + lx] as number) + (data[p] as number) + (data[p + 1] as number);
+    } else if (f === 4) {
+      for (let lx = 0; lx < fullBlocks; lx++, p += 4) {
+        low[lrow + lx] = (low[lrow + lx] as number) + (data[p] as number) + (data[p + 1] as number) + (data[p + 2] as number) + (data[p + 3] as number);
+      }
+    } else {
+      for (let lx = 0; lx < fullBlocks; lx++) {
+        let s = 0;
+        for (let i = 0; i < f; i++) s += data[p + i] as number;
+        low[lrow + lx] = (low[lrow + lx] as number) + s;
+        p += f;
+      }
     }
     if (fullBlocks < lw) {
       let s = 0;
