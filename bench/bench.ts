@@ -14,14 +14,16 @@
  * min / median / max over repeated runs; ratios compare medians of the same run.
  */
 import { cpus, loadavg } from 'node:os';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDigitModel } from '../functions/lib/model';
 import { loadServiceDefinition } from '../local/mappings';
 import { classifyRate } from './classify-stage';
 import { PipelineUnderTest, type MemorySample, type PipelineSettings } from './e2e';
 import { type BenchFrame, type FrameKind, framesOf, kinesisRecords } from './frames';
-import { decodeRate, inferenceRate, normaliseRate, prepareAndPredictRate, prepareRate, preparedOf } from './limits';
+import { decodeRate, inferenceRate, type Measured, normaliseRate, prepareAndPredictRate, prepareRate, preparedOf } from './limits';
 import { type Figure, figure, fmt, percentile, renderTable, type Row } from './stats';
 
 /**
@@ -37,8 +39,10 @@ const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--frames N] [--r
   --json FILE      write the medians as JSON
   --frames N       also publish N 28x28 frames at 75% of the sustained rate and report memory over time
   --runs R         repetitions of every figure (default 5, quick 3; end to end 3, quick 2)
+  --cameras C      cameras publishing in turn in the end-to-end runs (default 4)
   --shards S       shards of camera-images for the end-to-end runs (default: serverless.yml's)
   --parallelism P  classify batches in flight per shard for the end-to-end runs (default: serverless.yml's)
+  --persist        the long memory run keeps the emulator's streams in LevelDB (npm start --persist) instead of memory
   --skip LIST      comma-separated sections to leave out: limits, classify, e2e, 640`;
 
 interface Sizes {
@@ -53,6 +57,8 @@ interface Sizes {
   e2e28: number;
   e2e640: number;
   latencySeconds: number;
+  warm28: number;
+  warm640: number;
 }
 
 const FULL: Sizes = {
@@ -67,6 +73,8 @@ const FULL: Sizes = {
   e2e28: 10_000,
   e2e640: 1000,
   latencySeconds: 10,
+  warm28: 4000,
+  warm640: 200,
 };
 const QUICK: Sizes = {
   runs: 3,
@@ -80,6 +88,8 @@ const QUICK: Sizes = {
   e2e28: 3000,
   e2e640: 150,
   latencySeconds: 3,
+  warm28: 1500,
+  warm640: 40,
 };
 
 function parseOptions() {
@@ -90,6 +100,8 @@ function parseOptions() {
       frames: { type: 'string' },
       runs: { type: 'string' },
       shards: { type: 'string' },
+      cameras: { type: 'string' },
+      persist: { type: 'boolean' },
       parallelism: { type: 'string' },
       skip: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -111,6 +123,8 @@ function parseOptions() {
     frames: int('frames', values.frames, 1000),
     runs: int('runs', values.runs, 1),
     shards: int('shards', values.shards, 1),
+    cameras: int('cameras', values.cameras, 1) ?? 4,
+    persist: values.persist === true,
     parallelism: int('parallelism', values.parallelism, 1),
     skip,
   };
@@ -156,12 +170,19 @@ async function main(): Promise<void> {
   const add = (row: Row, key?: string): Figure => {
     rows.push(row);
     if (key) medians[key] = row.value.median;
+    if (key && row.cpuMs !== undefined) medians[`${key.replace(/_fps/, '')}_cpu_ms_per_frame`] = row.cpuMs;
     return row.value;
   };
-  const repeat = async (runs: number, measure: () => Promise<number>): Promise<Figure> => {
-    const values: number[] = [];
-    for (let r = 0; r < runs; r++) values.push(await measure());
-    return figure(values);
+  /** Repeats a measurement; the row shows frames/s and the median CPU time per frame. */
+  const repeat = async (runs: number, measure: () => Promise<Measured>): Promise<{ value: Figure; cpuMs: number }> => {
+    const fps: number[] = [];
+    const cpu: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const m = await measure();
+      fps.push(m.fps);
+      cpu.push(m.cpuMsPerFrame);
+    }
+    return { value: figure(fps), cpuMs: figure(cpu).median };
   };
   const label = (kind: FrameKind) => (kind === '28' ? '28x28' : '640x480');
   const limits: Partial<Record<FrameKind, Figure>> = {};
@@ -173,11 +194,11 @@ async function main(): Promise<void> {
       progress('limits: inference');
       await inferenceRate(model, prepared, batch, batch * 5); // warm-up
       add(
-        { section: '1. limits, in process', name: 'inference alone, batch 1', value: await repeat(sizes.runs, () => inferenceRate(model, prepared, 1, sizes.inferB1)), unit: 'frames/s' },
+        { section: '1. limits, in process', name: 'inference alone, batch 1', ...await repeat(sizes.runs, () => inferenceRate(model, prepared, 1, sizes.inferB1)), unit: 'frames/s' },
         'infer_fps_batch1',
       );
       add(
-        { section: '1. limits, in process', name: `inference alone, batch ${batch}`, value: await repeat(sizes.runs, () => inferenceRate(model, prepared, batch, sizes.inferBatch)), unit: 'frames/s' },
+        { section: '1. limits, in process', name: `inference alone, batch ${batch}`, ...await repeat(sizes.runs, () => inferenceRate(model, prepared, batch, sizes.inferBatch)), unit: 'frames/s' },
         'infer_fps_batch',
       );
     }
@@ -187,15 +208,15 @@ async function main(): Promise<void> {
       progress(`limits: ${label(kind)} preparation`);
       await prepareAndPredictRate(model, f, batch, Math.min(total, batch * 2)); // warm-up
       if (!options.skip.has('limits')) {
-        add({ section: '1. limits, in process', name: `${label(kind)} decode alone`, value: await repeat(sizes.runs, () => decodeRate(f, batch, total)), unit: 'frames/s' }, `decode_fps_${kind}`);
-        add({ section: '1. limits, in process', name: `${label(kind)} normalise alone`, value: await repeat(sizes.runs, () => normaliseRate(f, total)), unit: 'frames/s' }, `normalise_fps_${kind}`);
-        add({ section: '1. limits, in process', name: `${label(kind)} prepare (decode + normalise)`, value: await repeat(sizes.runs, () => prepareRate(f, batch, total)), unit: 'frames/s' }, `prepare_fps_${kind}`);
+        add({ section: '1. limits, in process', name: `${label(kind)} decode alone`, ...await repeat(sizes.runs, () => decodeRate(f, batch, total)), unit: 'frames/s' }, `decode_fps_${kind}`);
+        add({ section: '1. limits, in process', name: `${label(kind)} normalise alone`, ...await repeat(sizes.runs, () => normaliseRate(f, total)), unit: 'frames/s' }, `normalise_fps_${kind}`);
+        add({ section: '1. limits, in process', name: `${label(kind)} prepare (decode + normalise)`, ...await repeat(sizes.runs, () => prepareRate(f, batch, total)), unit: 'frames/s' }, `prepare_fps_${kind}`);
       }
       limits[kind] = add(
         {
           section: '1. limits, in process',
           name: `${label(kind)} prepare + predict = LIMIT`,
-          value: await repeat(sizes.runs, () => prepareAndPredictRate(model, f, batch, total)),
+          ...await repeat(sizes.runs, () => prepareAndPredictRate(model, f, batch, total)),
           unit: 'frames/s',
         },
         `limit_fps_${kind}`,
@@ -220,12 +241,13 @@ async function main(): Promise<void> {
         const records = kinesisRecords(frames[kind], 'bench-classify');
         const total = kind === '28' ? sizes.limit28 : sizes.limit640;
         await classifyRate(model, records, batch, Math.min(total, batch * 2)); // warm-up
-        const value = await repeat(sizes.runs, () => classifyRate(model, records, batch, total));
+        const { value, cpuMs } = await repeat(sizes.runs, () => classifyRate(model, records, batch, total));
         add(
           {
             section: '2. classify handler, Kinesis-shaped batches, no streams',
             name: `${label(kind)} classify batch module, batch ${batch}`,
             value,
+            cpuMs,
             unit: 'frames/s',
             ...(limits[kind] ? { ratio: { to: 'limit', value: value.median / (limits[kind] as Figure).median } } : {}),
           },
@@ -240,25 +262,31 @@ async function main(): Promise<void> {
     ...(options.shards !== undefined ? { shards: options.shards } : {}),
     ...(options.parallelism !== undefined ? { parallelism: options.parallelism } : {}),
   };
+  const { cameras } = options;
   let sustained28: number | undefined;
   if (!options.skip.has('e2e')) {
     progress('end to end: starting the pipeline (npm start -- --serve)');
     const pipeline = await PipelineUnderTest.start(settings);
     try {
-      const section = `3. end to end, npm start -- --serve${options.shards ? ` --shards ${options.shards}` : ''}${options.parallelism ? ` --parallelism ${options.parallelism}` : ''}`;
+      const section = `3. end to end, ${cameras} cameras, npm start -- --serve${options.shards ? ` --shards ${options.shards}` : ''}${options.parallelism ? ` --parallelism ${options.parallelism}` : ''}`;
       let runId = 0;
       for (const kind of kinds) {
         const count = kind === '28' ? sizes.e2e28 : sizes.e2e640;
-        // Warm-up: the handlers' first batches (JIT, model session) are not the steady state.
-        await pipeline.run(frames[kind], base64[kind], `bench-warm-${kind}`, Math.min(count, batch * 5), 0);
+        // Warm-up: the first thousands of frames (JIT of handlers, SDK, emulator) run measurably
+        // slower than the steady state.
+        await pipeline.run(frames[kind], base64[kind], `bench-warm-${kind}`, kind === '28' ? sizes.warm28 : sizes.warm640, 0, cameras);
         const fps: number[] = [];
         const publish: number[] = [];
+        const cpu: number[] = [];
+        const mainCpu: number[] = [];
         for (let r = 0; r < sizes.e2eRuns; r++) {
           progress(`end to end: ${label(kind)} sustained, run ${r + 1}/${sizes.e2eRuns} (${count} frames)`);
-          const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-max-${++runId}`, count, 0);
+          const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-max-${++runId}`, count, 0, cameras);
           if (result.missing > 0) throw new Error(`${result.missing} of ${count} frames never came back`);
           fps.push(result.fps);
           publish.push(result.publishFps);
+          cpu.push(result.cpuMsPerFrame);
+          mainCpu.push(result.mainCpuMsPerFrame);
         }
         const value = figure(fps);
         if (kind === '28') sustained28 = value.median;
@@ -267,12 +295,14 @@ async function main(): Promise<void> {
             section,
             name: `${label(kind)} sustained, camera-images to predictions`,
             value,
+            cpuMs: figure(cpu).median,
             unit: 'frames/s',
             ...(limits[kind] ? { ratio: { to: 'limit', value: value.median / (limits[kind] as Figure).median } } : {}),
-            note: `backlog of ${count} frames; camera put ${fmt(figure(publish).median)} frames/s`,
+            note: `backlog of ${count} frames; main thread ${fmt(figure(mainCpu).median)} cpu ms/frame; camera put ${fmt(figure(publish).median)} frames/s`,
           },
           `e2e_fps_${kind}`,
         );
+        medians[`e2e_${kind}_main_thread_cpu_ms_per_frame`] = figure(mainCpu).median;
         for (const share of [0.5, 0.9]) {
           const rate = value.median * share;
           const p50: number[] = [];
@@ -281,7 +311,7 @@ async function main(): Promise<void> {
           for (let r = 0; r < sizes.e2eRuns; r++) {
             progress(`end to end: ${label(kind)} latency at ${share * 100}% (${fmt(rate)} frames/s), run ${r + 1}/${sizes.e2eRuns}`);
             const n = Math.max(20, Math.round(rate * sizes.latencySeconds));
-            const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-lat-${++runId}`, n, rate);
+            const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-lat-${++runId}`, n, rate, cameras);
             if (result.missing > 0) throw new Error(`${result.missing} of ${n} frames never came back`);
             p50.push(percentile(result.latencies, 50));
             p99.push(percentile(result.latencies, 99));
@@ -305,9 +335,10 @@ async function main(): Promise<void> {
   if (options.frames !== undefined) {
     const rate = Math.round(0.75 * (sustained28 ?? 1000));
     progress(`memory: ${options.frames} 28x28 frames at ${rate} frames/s through a fresh pipeline`);
-    const pipeline = await PipelineUnderTest.start(settings);
+    const persistDir = options.persist ? mkdtempSync(join(tmpdir(), 'bench-persist-')) : undefined;
+    const pipeline = await PipelineUnderTest.start({ ...settings, ...(persistDir ? { persistDir } : {}) });
     try {
-      const result = await pipeline.run(frames['28'], base64['28'], 'bench-memory', options.frames, rate, 3_600_000);
+      const result = await pipeline.run(frames['28'], base64['28'], 'bench-memory', options.frames, rate, cameras, 3_600_000);
       if (result.missing > 0) throw new Error(`${result.missing} of ${options.frames} frames never came back`);
       const series = pipeline.samples;
       const row = memoryRow(`RSS over ${options.frames} frames at ${rate} frames/s`, series);
@@ -320,6 +351,7 @@ async function main(): Promise<void> {
       console.error(memoryTimeline(series));
     } finally {
       await pipeline.stop();
+      if (persistDir) rmSync(persistDir, { recursive: true, force: true });
     }
   }
 

@@ -9,6 +9,7 @@ import { classifyBatch } from '../functions/lib/classify-batch';
 import { loadConfig } from '../functions/lib/config';
 import type { DigitModel } from '../functions/lib/model';
 import type { OutputRecord, RecordSink, WriteResult } from '../functions/lib/stream-writer';
+import { type Measured, measure } from './limits';
 
 /** Accepts every record and keeps only a count (so the encoded records are really built). */
 export class DiscardSink implements RecordSink {
@@ -25,7 +26,7 @@ export class DiscardSink implements RecordSink {
  * Classifies `total` records (cycling `records`) in batches of `batch`; frames per second.
  * Throws if any record is rejected or fails: the figure must be of frames really scored.
  */
-export async function classifyRate(model: DigitModel, records: readonly KinesisStreamRecord[], batch: number, total: number): Promise<number> {
+export async function classifyRate(model: DigitModel, records: readonly KinesisStreamRecord[], batch: number, total: number): Promise<Measured> {
   const config = loadConfig({ ...process.env, STREAM_PREFIX: '', LOG_LEVEL: 'WARN' });
   const sink = new DiscardSink();
   const streams = { predictions: 'predictions', uncertainImages: 'uncertain-images', rejectedImages: 'rejected-images' };
@@ -35,16 +36,16 @@ export async function classifyRate(model: DigitModel, records: readonly KinesisS
     for (let i = start; i < Math.min(total, start + batch); i++) chunk.push(records[i % records.length] as KinesisStreamRecord);
     batches.push(chunk);
   }
-  const started = performance.now();
   let predicted = 0;
-  for (const chunk of batches) {
-    const result = await classifyBatch(chunk, { model, sink, streams, config });
-    predicted += result.counts.predicted;
-    if (result.counts.rejected > 0 || result.counts.failed > 0) {
-      throw new Error(`classify rejected ${result.counts.rejected} and failed ${result.counts.failed} benchmark frames`);
+  const result = await measure(batches.length, 1, async (index) => {
+    const chunk = batches[index] as KinesisStreamRecord[];
+    const outcome = await classifyBatch(chunk, { model, sink, streams, config });
+    predicted += outcome.counts.predicted;
+    if (outcome.counts.rejected > 0 || outcome.counts.failed > 0) {
+      throw new Error(`classify rejected ${outcome.counts.rejected} and failed ${outcome.counts.failed} benchmark frames`);
     }
-  }
-  const seconds = (performance.now() - started) / 1000;
+  });
   if (predicted !== total) throw new Error(`classify predicted ${predicted} of ${total} frames`);
-  return total / seconds;
+  // measure() counted batches: per frame, not per batch.
+  return { fps: (result.fps * total) / batches.length, cpuMsPerFrame: (result.cpuMsPerFrame * batches.length) / total };
 }

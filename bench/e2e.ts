@@ -1,23 +1,21 @@
 /**
  * End to end: the local pipeline exactly as `npm start -- --serve` runs it (embedded emulator,
  * the mapping runner, the real handlers, the home readers), in its own process, fed by a
- * camera in this process through the stream writer and watched by a reader of `predictions`
- * here. Latency is put to prediction: from the moment a frame is handed to PutRecords (its
- * `timestamp`) to the moment its prediction is read back from the `predictions` stream.
+ * camera in this process through the stream writer; what reaches home is watched here. Latency is put to prediction: from the moment a frame is handed to PutRecords (its
+ * `timestamp`) to the moment its prediction reaches home (a line in `predictions.jsonl`).
  * Memory is the pipeline process's resident set, read from /proc.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import type { KinesisStreamEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { STREAMS } from '../functions/lib/contracts';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { KinesisStreamWriter, type OutputRecord } from '../functions/lib/stream-writer';
+import { HOME_FILES } from '../local/home';
 import { REPO_ROOT } from '../local/mappings';
-import { EventSourceMappingRunner, type StreamHandler } from '../local/runner';
 import { type BenchFrame, frameJson } from './frames';
 
 /** Options of the local pipeline under test (the CLI's flags). */
@@ -26,6 +24,12 @@ export interface PipelineSettings {
   parallelism?: number;
   /** Extra environment for the pipeline process (e.g. UV_THREADPOOL_SIZE). */
   env?: Record<string, string>;
+  /** Extra node flags for the pipeline process (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
+  /** Keep the emulator's streams in LevelDB under this folder instead of in memory (`--persist`). */
+  persistDir?: string;
+  /** Another script to serve the pipeline instead of local/cli.ts (it must print "serving on <endpoint>"). */
+  script?: string;
 }
 
 /** One resident-set sample of the pipeline process. */
@@ -50,47 +54,113 @@ function procStatus(pid: number): { rssKb: number; hwmKb: number } | undefined {
   }
 }
 
-/** Per-camera arrivals of predictions (and rejects), de-duplicated on frame_id. */
+/**
+ * CPU time (user + system) used so far, seconds, NaN once gone: of the whole process (every
+ * thread), or with `tid` of one thread (the main thread's id is the process id).
+ */
+export function processCpuSeconds(pid: number, tid?: number): number {
+  try {
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** USER_HZ: 100 on every Linux platform Node supports. */
+const CLOCK_TICKS = 100;
+
+/**
+ * Watches the home outputs of the pipeline (`predictions.jsonl`, `rejected.jsonl` in its
+ * output folder) and counts arrivals per run, de-duplicated on frame_id. Reading the files
+ * the home side writes, instead of a further reader of the streams, adds no load to the
+ * pipeline process: "a prediction arrived" means it reached home, as a user sees it.
+ */
 class Observer {
   private readonly seen = new Set<string>();
-  private cameras = new Map<string, { count: number; last: number; latencies: number[] }>();
-  rejected = 0;
+  private runs = new Map<string, { count: number; last: number; latencies: number[] }>();
+  private readonly files: Array<{ path: string; offset: number; partial: string }>;
+  private readonly timer: NodeJS.Timeout;
+  private readonly buffer = Buffer.alloc(4 * 1024 * 1024);
   total = 0;
 
-  reset(): void {
-    this.seen.clear();
-    this.cameras = new Map();
+  constructor(outDir: string) {
+    this.files = [HOME_FILES.predictions, HOME_FILES.rejected].map((name) => ({ path: join(outDir, name), offset: 0, partial: '' }));
+    this.timer = setInterval(() => this.poll(), 5);
   }
 
-  handler(kind: 'prediction' | 'reject'): StreamHandler {
-    return (async (event: KinesisStreamEvent) => {
-      const now = Date.now();
-      for (const record of event.Records) {
-        let value: unknown;
-        try {
-          value = JSON.parse(Buffer.from(record.kinesis.data, 'base64').toString('utf8'));
-        } catch {
-          continue;
-        }
-        const parsed = outputSchema.safeParse(value);
-        if (!parsed.success || this.seen.has(parsed.data.frame_id)) continue;
-        this.seen.add(parsed.data.frame_id);
-        if (kind === 'reject') this.rejected += 1;
-        this.total += 1;
-        const camera = parsed.data.camera ?? '';
-        const entry = this.cameras.get(camera) ?? { count: 0, last: 0, latencies: [] };
-        entry.count += 1;
-        entry.last = now;
-        const put = parsed.data.timestamp === undefined ? Number.NaN : Date.parse(parsed.data.timestamp);
-        if (Number.isFinite(put)) entry.latencies.push((now - put) / 1000);
-        this.cameras.set(camera, entry);
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private poll(): void {
+    const now = Date.now();
+    for (const file of this.files) {
+      let fd: number;
+      try {
+        fd = openSync(file.path, 'r');
+      } catch {
+        continue; // not written yet
       }
-    }) as StreamHandler;
+      try {
+        for (;;) {
+          const read = readSync(fd, this.buffer, 0, this.buffer.length, file.offset);
+          if (read <= 0) break;
+          file.offset += read;
+          const text = file.partial + this.buffer.toString('utf8', 0, read);
+          const lines = text.split('\n');
+          file.partial = lines.pop() ?? '';
+          for (const line of lines) if (line !== '') this.arrived(line, now);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
   }
 
-  of(camera: string): { count: number; last: number; latencies: number[] } {
-    return this.cameras.get(camera) ?? { count: 0, last: 0, latencies: [] };
+  private arrived(line: string, now: number): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      return;
+    }
+    const parsed = outputSchema.safeParse(value);
+    if (!parsed.success || this.seen.has(parsed.data.frame_id)) return;
+    this.seen.add(parsed.data.frame_id);
+    this.total += 1;
+    // Cameras of one run are `<run>.<k>`: arrivals are counted per run.
+    const run = (parsed.data.camera ?? '').replace(/\.\d+$/, '');
+    const entry = this.runs.get(run) ?? { count: 0, last: 0, latencies: [] };
+    entry.count += 1;
+    entry.last = now;
+    const put = parsed.data.timestamp === undefined ? Number.NaN : Date.parse(parsed.data.timestamp);
+    if (Number.isFinite(put)) entry.latencies.push((now - put) / 1000);
+    this.runs.set(run, entry);
   }
+
+  of(run: string): { count: number; last: number; latencies: number[] } {
+    return this.runs.get(run) ?? { count: 0, last: 0, latencies: [] };
+  }
+}
+
+/** What one run of frames through the pipeline measured. */
+export interface RunResult {
+  /** Frames back home per second, from the first put to the last arrival. */
+  fps: number;
+  /** Frames per second PutRecords took from the camera. */
+  publishFps: number;
+  /** Put-to-home latency of every frame, seconds. */
+  latencies: number[];
+  seconds: number;
+  /** Frames that never came back (within the timeout). */
+  missing: number;
+  /** CPU time of the pipeline process per frame (every thread), ms. */
+  cpuMsPerFrame: number;
+  /** CPU time of its main thread per frame (handlers, runner, SDK, home; not the emulator's worker), ms. */
+  mainCpuMsPerFrame: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -107,7 +177,6 @@ export class PipelineUnderTest {
     private readonly client: KinesisClient,
     private readonly writer: KinesisStreamWriter,
     private readonly observer: Observer,
-    private readonly reader: EventSourceMappingRunner,
     private readonly outDir: string,
   ) {
     this.sampler = setInterval(() => this.sample(), 250);
@@ -116,9 +185,10 @@ export class PipelineUnderTest {
   /** Starts `npm start -- --serve` on a free loopback port and a reader of its outputs. */
   static async start(settings: PipelineSettings = {}): Promise<PipelineUnderTest> {
     const outDir = mkdtempSync(join(tmpdir(), 'bench-out-'));
-    const args = ['--import', 'tsx', join(REPO_ROOT, 'local', 'cli.ts'), '--serve', '--quiet', '--port', '0', '--out', outDir];
+    const args = [...(settings.nodeArgs ?? []), '--import', 'tsx', settings.script ?? join(REPO_ROOT, 'local', 'cli.ts'), '--serve', '--quiet', '--port', '0', '--out', outDir];
     if (settings.shards !== undefined) args.push('--shards', String(settings.shards));
     if (settings.parallelism !== undefined) args.push('--parallelism', String(settings.parallelism));
+    if (settings.persistDir !== undefined) args.push('--persist', settings.persistDir);
     const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: { ...process.env, ...settings.env, NODE_NO_WARNINGS: '1' },
@@ -143,25 +213,7 @@ export class PipelineUnderTest {
       });
     });
     const client = createKinesisClient({ endpoint });
-    const observer = new Observer();
-    const reader = new EventSourceMappingRunner({ client, maxIdlePollMs: 5, logger: { debug: () => undefined, warn: () => undefined } });
-    const mapping = {
-      batchSize: 10_000,
-      batchWindowSeconds: 0,
-      startingPosition: 'LATEST' as const,
-      parallelizationFactor: 1,
-      reportBatchItemFailures: false,
-      bisectBatchOnFunctionError: false,
-      maximumRetryAttempts: -1,
-      maximumRecordAgeInSeconds: -1,
-      tumblingWindowInSeconds: 0,
-      onFailure: undefined,
-      timeoutSeconds: 300,
-    };
-    reader.add({ ...mapping, functionName: 'bench-predictions', stream: STREAMS.predictions }, observer.handler('prediction'));
-    reader.add({ ...mapping, functionName: 'bench-rejects', stream: STREAMS.rejectedImages }, observer.handler('reject'));
-    await reader.start();
-    return new PipelineUnderTest(child, endpoint, client, new KinesisStreamWriter(client), observer, reader, outDir);
+    return new PipelineUnderTest(child, endpoint, client, new KinesisStreamWriter(client), new Observer(outDir), outDir);
   }
 
   get pid(): number {
@@ -180,7 +232,9 @@ export class PipelineUnderTest {
   }
 
   /**
-   * Publishes `count` frames (cycling `frames`) as camera `camera`, at most `rate` frames/s
+   * Publishes `count` frames (cycling `frames`) from `cameras` cameras `<run>.<k>` in turn
+   * (frames of one camera keep their order; different cameras may be spread over shards and
+   * parallel batches), at most `rate` frames/s
    * (0 = as fast as PutRecords takes them), each stamped with the time it is handed to
    * PutRecords, and waits until every prediction is back. Returns put-to-prediction figures.
    */
@@ -190,8 +244,11 @@ export class PipelineUnderTest {
     camera: string,
     count: number,
     rate: number,
+    cameras = 1,
     timeoutMs = 600_000,
-  ): Promise<{ fps: number; publishFps: number; latencies: number[]; seconds: number; missing: number }> {
+  ): Promise<RunResult> {
+    const cpuBefore = processCpuSeconds(this.pid);
+    const mainBefore = processCpuSeconds(this.pid, this.pid);
     const started = Date.now();
     const startedPerf = performance.now();
     // Paced: a batch every 10 ms; unpaced: 500-record PutRecords calls, 4 in flight.
@@ -207,8 +264,9 @@ export class PipelineUnderTest {
       const n = Math.min(perBatch, count - sent);
       for (let k = 0; k < n; k++) {
         const i = (sent + k) % frames.length;
-        const body = frameJson(base64[i] as string, camera, timestamp, (frames[i] as BenchFrame).label);
-        records.push({ partitionKey: camera, data: Buffer.from(body, 'utf8') });
+        const id = `${camera}.${(sent + k) % cameras}`;
+        const body = frameJson(base64[i] as string, id, timestamp, (frames[i] as BenchFrame).label);
+        records.push({ partitionKey: id, data: Buffer.from(body, 'utf8') });
       }
       sent += n;
       const job: Promise<void> = this.writer.put(STREAMS.cameraImages, records).then((result) => {
@@ -224,12 +282,16 @@ export class PipelineUnderTest {
     while (this.observer.of(camera).count < count - failed && Date.now() < deadline) await sleep(5);
     const seen = this.observer.of(camera);
     const seconds = (seen.last - started) / 1000;
+    const cpuMsPerFrame = ((processCpuSeconds(this.pid) - cpuBefore) * 1000) / Math.max(1, seen.count);
+    const mainCpuMsPerFrame = ((processCpuSeconds(this.pid, this.pid) - mainBefore) * 1000) / Math.max(1, seen.count);
     return {
       fps: seen.count / seconds,
       publishFps: count / publishSeconds,
       latencies: seen.latencies,
       seconds,
       missing: count - seen.count,
+      cpuMsPerFrame,
+      mainCpuMsPerFrame,
     };
   }
 
@@ -237,7 +299,7 @@ export class PipelineUnderTest {
   async stop(): Promise<void> {
     if (this.sampler) clearInterval(this.sampler);
     this.sampler = undefined;
-    await this.reader.stop();
+    this.observer.stop();
     this.client.destroy();
     const exited = new Promise<void>((resolve) => {
       if (this.child.exitCode !== null) resolve();

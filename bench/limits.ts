@@ -7,11 +7,20 @@ import type { DigitModel } from '../functions/lib/model';
 import { decodePng, type PreparedImage, prepareGray, preparePng } from '../functions/lib/prepare';
 import type { BenchFrame } from './frames';
 
-/** Runs `work` over `total` items in chunks of `batch` and returns items per second. */
-async function rate(total: number, batch: number, work: (start: number, end: number) => Promise<void>): Promise<number> {
+/** Items per second, and CPU time per item (this process, every thread: onnxruntime's and libuv's too). */
+export interface Measured {
+  fps: number;
+  cpuMsPerFrame: number;
+}
+
+/** Runs `work` over `total` items in chunks of `batch`. */
+export async function measure(total: number, batch: number, work: (start: number, end: number) => Promise<void>): Promise<Measured> {
+  const cpu = process.cpuUsage();
   const started = performance.now();
   for (let start = 0; start < total; start += batch) await work(start, Math.min(total, start + batch));
-  return total / ((performance.now() - started) / 1000);
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  return { fps: total / seconds, cpuMsPerFrame: (used.user + used.system) / 1000 / total };
 }
 
 /** Prepared 28x28 images of `frames` (for the inference-only figures). */
@@ -20,9 +29,9 @@ export async function preparedOf(frames: readonly BenchFrame[]): Promise<Prepare
 }
 
 /** Inference alone: `total` images scored `batch` at a time; images per second. */
-export function inferenceRate(model: DigitModel, images: readonly PreparedImage[], batch: number, total: number): Promise<number> {
+export function inferenceRate(model: DigitModel, images: readonly PreparedImage[], batch: number, total: number): Promise<Measured> {
   const pixels = images.map((p) => p.pixels);
-  return rate(total, batch, async (start, end) => {
+  return measure(total, batch, async (start, end) => {
     const chunk: Uint8Array[] = [];
     for (let i = start; i < end; i++) chunk.push(pixels[i % pixels.length] as Uint8Array);
     await model.scoreBatch(chunk);
@@ -30,8 +39,8 @@ export function inferenceRate(model: DigitModel, images: readonly PreparedImage[
 }
 
 /** Decoding alone (PNG to 8-bit gray through prepare.ts's decoder), a batch at a time. */
-export function decodeRate(frames: readonly BenchFrame[], batch: number, total: number): Promise<number> {
-  return rate(total, batch, async (start, end) => {
+export function decodeRate(frames: readonly BenchFrame[], batch: number, total: number): Promise<Measured> {
+  return measure(total, batch, async (start, end) => {
     const jobs: Promise<unknown>[] = [];
     for (let i = start; i < end; i++) jobs.push(decodePng((frames[i % frames.length] as BenchFrame).png));
     await Promise.all(jobs);
@@ -39,16 +48,16 @@ export function decodeRate(frames: readonly BenchFrame[], batch: number, total: 
 }
 
 /** Normalisation alone (prepareGray on already decoded frames). */
-export async function normaliseRate(frames: readonly BenchFrame[], total: number): Promise<number> {
+export async function normaliseRate(frames: readonly BenchFrame[], total: number): Promise<Measured> {
   const decoded = await Promise.all(frames.map((f) => decodePng(f.png)));
-  return rate(total, total, async (start, end) => {
+  return measure(total, total, async (start, end) => {
     for (let i = start; i < end; i++) prepareGray(decoded[i % decoded.length] as (typeof decoded)[number]);
   });
 }
 
 /** Preparation alone: decode + normalisation (preparePng), a batch prepared concurrently. */
-export function prepareRate(frames: readonly BenchFrame[], batch: number, total: number): Promise<number> {
-  return rate(total, batch, async (start, end) => {
+export function prepareRate(frames: readonly BenchFrame[], batch: number, total: number): Promise<Measured> {
+  return measure(total, batch, async (start, end) => {
     const jobs: Promise<PreparedImage>[] = [];
     for (let i = start; i < end; i++) jobs.push(preparePng((frames[i % frames.length] as BenchFrame).png));
     await Promise.all(jobs);
@@ -56,8 +65,8 @@ export function prepareRate(frames: readonly BenchFrame[], batch: number, total:
 }
 
 /** Preparation + prediction: the classify stage's physics, a batch at a time. */
-export function prepareAndPredictRate(model: DigitModel, frames: readonly BenchFrame[], batch: number, total: number): Promise<number> {
-  return rate(total, batch, async (start, end) => {
+export function prepareAndPredictRate(model: DigitModel, frames: readonly BenchFrame[], batch: number, total: number): Promise<Measured> {
+  return measure(total, batch, async (start, end) => {
     const jobs: Promise<PreparedImage>[] = [];
     for (let i = start; i < end; i++) jobs.push(preparePng((frames[i % frames.length] as BenchFrame).png));
     const prepared = await Promise.all(jobs);

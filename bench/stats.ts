@@ -49,6 +49,8 @@ export interface Row {
   unit: string;
   /** Ratio of the median to a reference figure's median, shown as a percentage. */
   ratio?: { to: string; value: number };
+  /** Median CPU time per frame (ms), all threads of the process doing the work. */
+  cpuMs?: number;
   note?: string;
 }
 
@@ -60,14 +62,15 @@ export function renderTable(rows: readonly Row[]): string {
     fmt(r.value.median),
     fmt(r.value.max),
     r.unit,
+    r.cpuMs === undefined ? '' : fmt(r.cpuMs),
     r.ratio ? `${fmt(r.ratio.value * 100)}% of ${r.ratio.to}` : '',
     r.note ?? '',
   ]);
-  const header = ['figure', 'min', 'median', 'max', 'unit', 'ratio', 'note'];
+  const header = ['figure', 'min', 'median', 'max', 'unit', 'cpu ms/frame', 'ratio', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
   const line = (c: string[]) =>
     c
-      .map((v, i) => (i >= 1 && i <= 3 ? v.padStart(widths[i] as number) : v.padEnd(widths[i] as number)))
+      .map((v, i) => ((i >= 1 && i <= 3) || i === 5 ? v.padStart(widths[i] as number) : v.padEnd(widths[i] as number)))
       .join('  ')
       .trimEnd();
   const out: string[] = [];
