@@ -202,7 +202,12 @@ async function main(): Promise<number> {
   // Lambda keeps one partition key's records in order, so concurrency needs several keys:
   // with N cameras, N batches of one shard can be classified at once.
   const parallelism = options.parallelism ?? (options.cameras > 1 ? Math.min(options.cameras, 10) : undefined);
-  const cameraIds = options.cameras > 1 ? range(options.cameras).map((i) => cameraId(`${options.camera}-${i + 1}`)) : [cameraId(options.camera)];
+  let cameraIds: string[];
+  try {
+    cameraIds = options.cameras > 1 ? range(options.cameras).map((i) => cameraId(`${options.camera}-${i + 1}`)) : [cameraId(options.camera)];
+  } catch (error: unknown) {
+    throw new UsageError(`--camera: ${error instanceof Error ? error.message : String(error)}`);
+  }
   if (options.help) {
     console.log(helpText());
     return 0;
@@ -262,6 +267,14 @@ async function main(): Promise<number> {
   let summary: PublishSummary | undefined;
   let framesInStream: number | undefined;
   try {
+    if (options.serve) {
+      progress.around(() =>
+        console.error(
+          `serving on ${pipeline.endpoint}: put PNG frames into "${STREAMS.cameraImages}" and read ` +
+            `${[STREAMS.predictions, STREAMS.uncertainImages, STREAMS.rejectedImages, STREAMS.metrics].join(', ')}; Ctrl-C stops`,
+        ),
+      );
+    }
     if (publish) {
       const writer = new KinesisStreamWriter(pipeline.client);
       const frames = shared(framesFrom(options.source, options.repeat));
@@ -291,10 +304,6 @@ async function main(): Promise<number> {
       published = summary.published;
     }
     if (options.serve) {
-      console.error(
-        `serving on ${pipeline.endpoint}: put PNG frames into "${STREAMS.cameraImages}" and read ` +
-          `${[STREAMS.predictions, STREAMS.uncertainImages, STREAMS.rejectedImages, STREAMS.metrics].join(', ')}; Ctrl-C stops`,
-      );
       await new Promise<void>((resolve) => {
         if (stop.signal.aborted) resolve();
         stop.signal.addEventListener('abort', () => resolve(), { once: true });
