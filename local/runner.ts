@@ -459,6 +459,8 @@ class ShardConsumer {
   /** Running average size of fetched records, sizing the next GetRecords call. */
   private averageRecordBytes = 1024;
   private iterator: string | undefined;
+  /** When a LATEST starting position was first resolved (ms). */
+  private latestSince: number | undefined;
   private lastFetchedSeq: string | undefined;
   private checkpointSeq: string | undefined;
   private shardClosed = false;
@@ -593,19 +595,26 @@ class ShardConsumer {
         return this.iteratorAt('TRIM_HORIZON');
       }
     }
+    // LATEST is resolved once: a reconnection before the first record must not skip what
+    // arrived in between, so it resumes from the time the mapping first started reading.
+    if (this.latestSince !== undefined) return this.iteratorAt('AT_TIMESTAMP', this.latestSince);
     const position = this.mapping.startingPosition;
-    return this.iteratorAt(position);
+    if (position === 'LATEST') {
+      const startedAt = Date.now();
+      const iterator = await this.iteratorAt('LATEST');
+      this.latestSince = startedAt;
+      return iterator;
+    }
+    return this.iteratorAt(position, (this.mapping.startingPositionTimestamp ?? 0) * 1000);
   }
 
-  private async iteratorAt(type: ShardIteratorType): Promise<string> {
+  private async iteratorAt(type: ShardIteratorType, timestampMs?: number): Promise<string> {
     const out = await this.runner.options.client.send(
       new GetShardIteratorCommand({
         StreamName: this.streamName,
         ShardId: this.shardId,
         ShardIteratorType: type,
-        ...(type === 'AT_TIMESTAMP'
-          ? { Timestamp: new Date((this.mapping.startingPositionTimestamp ?? 0) * 1000) }
-          : {}),
+        ...(type === 'AT_TIMESTAMP' ? { Timestamp: new Date(timestampMs ?? 0) } : {}),
       }),
     );
     if (!out.ShardIterator) throw new Error(`no shard iterator for ${this.streamName}/${this.shardId}`);

@@ -370,6 +370,34 @@ describe('checkpoints and outages', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('starts at LATEST and, reconnecting before any record came, skips nothing that arrived meanwhile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runner-latest-'));
+    const store = join(dir, 'kinesis');
+    let persistent = await KinesisEmulator.start({ port: 0, persistPath: store });
+    const port = persistent.port;
+    const local = createKinesisClient({ endpoint: persistent.endpoint, region: 'us-east-1' });
+    const stream = uniqueStream('latest');
+    await ensureStreams(local, [{ name: stream, shards: 1 }]);
+    await putJson(local, stream, [{ n: 0 }, { n: 1 }]);
+    const { handler, calls } = recordingHandler();
+    const runner = runnerFor({}, local);
+    runner.add(mappingFor(stream, { startingPosition: 'LATEST' }), handler);
+    await runner.start();
+    await runner.waitForIdle(30_000);
+
+    await persistent.stop();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    persistent = await KinesisEmulator.start({ port, persistPath: store });
+    await putJson(local, stream, [{ n: 2 }, { n: 3 }]);
+    await runner.waitForIdle(30_000);
+    await runner.stop();
+
+    expect(calls.flatMap((c) => c.ns)).toEqual([2, 3]);
+    local.destroy();
+    await persistent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('keeps its place while the emulator is down and resumes without loss when it returns', async () => {
     // Prepare: a persistent emulator, so a stop and start keeps the stream's records.
     const dir = mkdtempSync(join(tmpdir(), 'runner-outage-'));
