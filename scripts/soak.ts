@@ -1,0 +1,319 @@
+/**
+ * `npm run soak -- --minutes N --rate R`: the served pipeline (`npm start -- --serve`, in its
+ * own process, on 127.0.0.1 only) under a steady camera load for a bounded time, reporting:
+ *
+ * - throughput and put-to-home latency (p50 / p99 / max), per interval and overall;
+ * - memory over time: the pipeline process's resident set (every 250 ms) and each thread's
+ *   heap after a full collection (every 5 s), with a growth verdict from a least-squares
+ *   slope over the steady part of the run;
+ * - the loss/duplicate ledger read back from the streams: frames in = predicted + rejected,
+ *   uncertain within predicted, no frame missing, and how many duplicates were written.
+ *
+ * The load is MNIST test frames from several cameras, with one corrupt PNG in 100 (so the
+ * reject path is loaded too). Bounded in time (at most 120 minutes) and count (rate x time,
+ * at most 5,000 frames/s); nothing but loopback is used.
+ *
+ *   npm run soak -- --minutes 5 --rate 100
+ *   npm run soak -- --minutes 1 --rate 50 --json soak.json
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PipelineUnderTest, type RunResult } from '../bench/e2e';
+import { type BenchFrame, mnistFrames } from '../bench/frames';
+import { percentile } from '../bench/stats';
+import { createKinesisClient } from '../functions/lib/kinesis';
+import { balance, type Ledger, readStreams } from '../test/helpers/accounting';
+
+interface Options {
+  minutes: number;
+  rate: number;
+  cameras: number;
+  intervalSeconds: number;
+  persist: boolean;
+  json: string | undefined;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      minutes: { type: 'string' },
+      rate: { type: 'string' },
+      cameras: { type: 'string' },
+      interval: { type: 'string' },
+      memory: { type: 'boolean' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(
+      [
+        'usage: npm run soak -- [--minutes N] [--rate R] [--cameras C] [--interval S] [--memory] [--json FILE]',
+        '  --minutes N   how long the load lasts (0.5-120, default 5)',
+        '  --rate R      frames per second offered (1-5000, default 100)',
+        '  --cameras C   cameras the frames come from (1-100, default 4)',
+        '  --interval S  seconds per reporting interval (10-600, default 30)',
+        '  --memory      keep the emulator in memory (default: LevelDB in a temporary folder, as',
+        '                with --persist, so the resident set is the pipeline and not the data)',
+        '  --json FILE   also write the figures as JSON',
+      ].join('\n'),
+    );
+    process.exit(0);
+  }
+  const num = (name: string, value: string | undefined, fallback: number, min: number, max: number): number => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number from ${min} to ${max}, got ${value}`);
+    return n;
+  };
+  return {
+    minutes: num('minutes', values.minutes, 5, 0.5, 120),
+    rate: num('rate', values.rate, 100, 1, 5000),
+    cameras: Math.round(num('cameras', values.cameras, 4, 1, 100)),
+    intervalSeconds: num('interval', values.interval, 30, 10, 600),
+    persist: values.memory !== true,
+    json: values.json,
+  };
+}
+
+interface HeapSample {
+  t: number;
+  at: number;
+  thread: string;
+  rss: number;
+  heapUsed: number;
+}
+
+/** Least-squares slope of y over x, units of y per unit of x. */
+function slope(points: ReadonlyArray<readonly [number, number]>): number {
+  const n = points.length;
+  if (n < 2) return Number.NaN;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den === 0 ? Number.NaN : num / den;
+}
+
+interface Growth {
+  /** MB at the start and end of the steady part (fitted line), and the slope per 10 minutes. */
+  fromMb: number;
+  toMb: number;
+  mbPer10Min: number;
+  mbPer10kFrames: number;
+  verdict: string;
+}
+
+/**
+ * Growth of a series over the steady part (after the warm-up): the fitted line's rise. "flat"
+ * when it rises less than 2 MB (or 2% of its level) over the steady part; otherwise "grows"
+ * with the rate, so a reader can tell a leak from a bounded cost per frame.
+ */
+function growth(points: ReadonlyArray<readonly [number, number]>, framesPerSecond: number): Growth {
+  const mb = points.map(([t, bytes]) => [t, bytes / 1024 / 1024] as const);
+  if (mb.length < 3) {
+    return { fromMb: Number.NaN, toMb: Number.NaN, mbPer10Min: Number.NaN, mbPer10kFrames: Number.NaN, verdict: 'too short to tell (needs samples past the warm-up)' };
+  }
+  const s = slope(mb);
+  const t0 = mb[0]?.[0] ?? 0;
+  const t1 = mb[mb.length - 1]?.[0] ?? 0;
+  const mean = mb.reduce((sum, [, y]) => sum + y, 0) / Math.max(1, mb.length);
+  const mt = mb.reduce((sum, [t]) => sum + t, 0) / Math.max(1, mb.length);
+  const fromMb = mean + s * (t0 - mt);
+  const toMb = mean + s * (t1 - mt);
+  const rise = toMb - fromMb;
+  const flat = !(rise > Math.max(2, 0.02 * mean));
+  return {
+    fromMb,
+    toMb,
+    mbPer10Min: s * 600,
+    mbPer10kFrames: framesPerSecond > 0 ? (s / framesPerSecond) * 10_000 : Number.NaN,
+    verdict: flat ? 'flat (no growth)' : `grows ${(s * 600).toFixed(1)} MB per 10 min`,
+  };
+}
+
+const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
+const ms = (seconds: number): string => (Number.isFinite(seconds) ? `${Math.round(seconds * 1000)} ms` : '-');
+
+/** A one-in-a-hundred corrupt frame: the PNG cut in half (its camera and time stay valid). */
+function withCorruptFrames(frames: BenchFrame[]): BenchFrame[] {
+  return frames.map((frame, i) => (i % 100 === 99 ? { png: frame.png.subarray(0, frame.png.length >> 1), label: null } : frame));
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  const work = mkdtempSync(join(tmpdir(), 'soak-'));
+  const heapFile = join(work, 'heap.jsonl');
+  const probe = join(__dirname, 'soak-heap-probe.cjs');
+  const frames = withCorruptFrames(mnistFrames(10_000));
+  const base64 = frames.map((f) => f.png.toString('base64'));
+  const totalFrames = Math.round(options.minutes * 60 * options.rate);
+  const perInterval = Math.max(1, Math.round(options.intervalSeconds * options.rate));
+
+  console.error(
+    `soak: ${options.minutes} min at ${options.rate} frames/s from ${options.cameras} cameras (${totalFrames} frames), ` +
+      `emulator ${options.persist ? 'on LevelDB' : 'in memory'}; ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`,
+  );
+  const pipeline = await PipelineUnderTest.start({
+    nodeArgs: ['--expose-gc', '--require', probe],
+    env: { SOAK_HEAP_FILE: heapFile, SOAK_HEAP_INTERVAL_MS: '5000' },
+    ...(options.persist ? { persistDir: join(work, 'persist') } : {}),
+  });
+  const host = new URL(pipeline.endpoint).hostname;
+  if (host !== '127.0.0.1') throw new Error(`the pipeline serves on ${host}, not loopback`);
+
+  const intervals: Array<{ n: number; result: RunResult; endedAt: number }> = [];
+  let ledger: Ledger | undefined;
+  let unreadable = 0;
+  const began = performance.now();
+  try {
+    console.error(`serving on ${pipeline.endpoint}, pid ${pipeline.pid}`);
+    console.error('interval  frames  frames/s   p50     p99     max    missing   RSS MB  main heap MB');
+    let sent = 0;
+    for (let k = 1; sent < totalFrames; k++) {
+      const n = Math.min(perInterval, totalFrames - sent);
+      const result = await pipeline.run(frames, base64, `soak-${k}`, n, options.rate, options.cameras, 300_000);
+      sent += n;
+      intervals.push({ n, result, endedAt: (performance.now() - began) / 1000 });
+      const rss = pipeline.samples[pipeline.samples.length - 1]?.rssMb ?? Number.NaN;
+      const heap = heapSamples(heapFile).filter((h) => h.thread === 'main');
+      const lastHeap = heap[heap.length - 1];
+      console.error(
+        `${String(k).padStart(8)}  ${String(n).padStart(6)}  ${f1(result.fps).padStart(8)}  ${ms(percentile(result.latencies, 50)).padStart(6)}  ` +
+          `${ms(percentile(result.latencies, 99)).padStart(6)}  ${ms(Math.max(...result.latencies)).padStart(6)}  ${String(result.missing).padStart(7)}  ` +
+          `${f1(rss).padStart(7)}  ${f1((lastHeap?.heapUsed ?? Number.NaN) / 1024 / 1024).padStart(12)}`,
+      );
+    }
+    const client = createKinesisClient({ endpoint: pipeline.endpoint });
+    try {
+      const contents = await readStreams(client);
+      unreadable = contents.unreadable;
+      ledger = balance(contents);
+    } finally {
+      client.destroy();
+    }
+  } finally {
+    await pipeline.stop();
+  }
+
+  // ---- figures ------------------------------------------------------------------------------
+  const seconds = (performance.now() - began) / 1000;
+  const latencies = intervals.flatMap((i) => i.result.latencies);
+  const published = intervals.reduce((sum, i) => sum + i.n, 0);
+  const missing = intervals.reduce((sum, i) => sum + i.result.missing, 0);
+  const loadSeconds = intervals.reduce((sum, i) => sum + i.result.seconds, 0);
+  const fps = (published - missing) / loadSeconds;
+  const warmup = Math.max(60, seconds * 0.2);
+  const rssPoints = pipeline.samples.filter((s) => s.t >= warmup).map((s) => [s.t, s.rssMb * 1024 * 1024] as const);
+  const heap = heapSamples(heapFile);
+  const threads = [...new Set(heap.map((h) => h.thread))];
+  const heapGrowth = Object.fromEntries(
+    threads.map((thread) => {
+      const series = heap.filter((h) => h.thread === thread);
+      const first = series[0]?.at ?? 0;
+      const steady = series.filter((h) => (h.at - first) / 1000 >= warmup).map((h) => [(h.at - first) / 1000, h.heapUsed] as const);
+      return [thread, growth(steady, options.rate)];
+    }),
+  );
+  const rssGrowth = growth(rssPoints, options.rate);
+  const peakRss = Math.max(...pipeline.samples.map((s) => s.rssMb));
+  const timeline = pipeline.samples.filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 12)) === 0);
+  const result = {
+    command: `npm run soak -- --minutes ${options.minutes} --rate ${options.rate}`,
+    minutes: options.minutes,
+    offered_rate: options.rate,
+    cameras: options.cameras,
+    emulator: options.persist ? 'leveldb' : 'memory',
+    frames_published: published,
+    frames_per_second: Math.round(fps * 10) / 10,
+    latency_p50_s: percentile(latencies, 50),
+    latency_p99_s: percentile(latencies, 99),
+    latency_max_s: Math.max(...latencies),
+    intervals: intervals.map((i) => ({
+      frames: i.n,
+      fps: Math.round(i.result.fps * 10) / 10,
+      p99_s: percentile(i.result.latencies, 99),
+      missing: i.result.missing,
+      cpu_ms_per_frame: Math.round(i.result.cpuMsPerFrame * 100) / 100,
+    })),
+    rss_mb: { peak: peakRss, growth: rssGrowth, timeline: timeline.map((s) => [Math.round(s.t), Math.round(s.rssMb)]) },
+    heap_mb_after_gc: heapGrowth,
+    ledger: ledger && {
+      frames_in: ledger.framesIn,
+      predicted: ledger.predicted,
+      rejected: ledger.rejected,
+      uncertain: ledger.uncertain,
+      missing: ledger.missing.length,
+      predicted_and_rejected: ledger.predictedAndRejected.length,
+      uncertain_not_predicted: ledger.uncertainNotPredicted.length,
+      duplicates_written: ledger.duplicates,
+      unreadable_outputs: unreadable,
+    },
+    seconds: Math.round(seconds),
+    cores: cpus().length,
+    load_average: loadavg()[0],
+    measured_at: new Date().toISOString(),
+  };
+
+  const lines = [
+    '',
+    `== soak: ${result.command}`,
+    `frames      ${published} published, ${published - missing} back home in time, ${missing} missing`,
+    `throughput  ${f1(fps)} frames/s (offered ${options.rate})`,
+    `latency     put to home: p50 ${ms(result.latency_p50_s)}, p99 ${ms(result.latency_p99_s)}, max ${ms(result.latency_max_s)}`,
+    `RSS         peak ${f1(peakRss)} MB; steady part ${f1(rssGrowth.fromMb)} -> ${f1(rssGrowth.toMb)} MB: ${rssGrowth.verdict}`,
+    ...Object.entries(heapGrowth).map(
+      ([thread, g]) => `heap ${thread.padEnd(9)} after GC ${f1(g.fromMb)} -> ${f1(g.toMb)} MB: ${g.verdict} (${f1(g.mbPer10kFrames)} MB per 10k frames)`,
+    ),
+    `RSS over time (s, MB): ${result.rss_mb.timeline.map(([t, mb]) => `${t}:${mb}`).join(' ')}`,
+    ledger
+      ? `ledger      in ${ledger.framesIn} = predicted ${ledger.predicted} + rejected ${ledger.rejected}; uncertain ${ledger.uncertain} (${ledger.uncertainNotPredicted.length} not predicted); ` +
+        `missing ${ledger.missing.length}; duplicates written ${ledger.duplicates.predictions}/${ledger.duplicates.uncertain}/${ledger.duplicates.rejected} (predictions/uncertain/rejected)`
+      : 'ledger      not read',
+    `(${Math.round(seconds)} s; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')})`,
+  ];
+  console.log(lines.join('\n'));
+  if (options.json) writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
+  rmSync(work, { recursive: true, force: true });
+  const balanced =
+    ledger !== undefined &&
+    missing === 0 &&
+    ledger.missing.length === 0 &&
+    ledger.predictedAndRejected.length === 0 &&
+    ledger.uncertainNotPredicted.length === 0 &&
+    ledger.predicted + ledger.rejected === ledger.framesIn &&
+    unreadable === 0;
+  return balanced ? 0 : 1;
+}
+
+function heapSamples(file: string): HeapSample[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as HeapSample];
+      } catch {
+        return [];
+      }
+    });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    process.exitCode = 1;
+  },
+);
