@@ -576,4 +576,5 @@ function main(argv: string[]): void {
   process.stdout.write(`wrote ${count} frames to ${out}\n`);
 }
 
-if (require.main === module) main(process.argv.slice(2));
+// Run as a script only (bundlers make every module `require.main`; check the file name too).
+if (require.main === module && /camera-frames\.[cm]?[jt]s$/.test(process.argv[1] ?? '')) main(process.argv.slice(2));
