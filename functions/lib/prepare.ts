@@ -587,42 +587,72 @@ export function prepareGray(image: GrayImage): PreparedImage {
   const digit = findDigit(detectImage, lw, lh, detect, Math.max(MIN_STEP_CONTRAST, STEP_SIGMAS * lowStats.sigma));
   if (digit === undefined) return blankImage();
 
-  // --- 4. full-resolution ink inside the digit's region (a margin of detection blocks) ---
+  // --- 4. the ink inside the digit's region (a margin of detection blocks) ---
   const margin = f === 1 ? 2 : 1;
   const rx0 = Math.max(0, (digit.x0 - margin) * f);
   const ry0 = Math.max(0, (digit.y0 - margin) * f);
   const rx1 = Math.min(w, (digit.x1 + 1 + margin) * f);
   const ry1 = Math.min(h, (digit.y1 + 1 + margin) * f);
-  const rw = rx1 - rx0;
-  const rh = ry1 - ry0;
+  const fullW = rx1 - rx0;
+  const fullH = ry1 - ry0;
+  // A big digit is measured on r x r block means: the 20x20 box cannot use finer detail than
+  // a third of its pixel, and this bounds the work at ~(3 x 20)^2 region pixels.
+  const r = Math.max(1, Math.floor(Math.max(fullW, fullH) / (PRE_REDUCE * BOX)));
+  const rw = Math.ceil(fullW / r);
+  const rh = Math.ceil(fullH / r);
   regionBuf = grow(regionBuf, rw * rh, (n) => new Float32Array(n));
   const region = regionBuf;
-  for (let y = 0; y < rh; y++) {
-    const gy = ry0 + y;
-    const out = y * rw;
-    if (f === 1) {
-      // No reduction: the darkness is already computed.
-      const src = gy * w + rx0;
-      for (let x = 0; x < rw; x++) region[out + x] = dark[src + x] as number;
-    } else if (bgFull === undefined) {
-      const src = gy * w + rx0;
-      for (let x = 0; x < rw; x++) {
-        const d = gridMax - (data[src + x] as number);
-        region[out + x] = d;
+  if (r === 1) {
+    for (let y = 0; y < rh; y++) {
+      const gy = ry0 + y;
+      const out = y * rw;
+      if (f === 1) {
+        // No reduction: the darkness is already computed.
+        const src = gy * w + rx0;
+        for (let x = 0; x < rw; x++) region[out + x] = dark[src + x] as number;
+      } else if (bgFull === undefined) {
+        const src = gy * w + rx0;
+        for (let x = 0; x < rw; x++) region[out + x] = gridMax - (data[src + x] as number);
+      } else {
+        const yi = bgFull.yi[gy] as number;
+        const yf = bgFull.yf[gy] as number;
+        for (let x = 0; x < rw; x++) {
+          const gx = rx0 + x;
+          region[out + x] = bgAt(grid, nx, ny, bgFull.xi[gx] as number, bgFull.xf[gx] as number, yi, yf, gridMax) - (data[gy * w + gx] as number);
+        }
       }
-    } else {
-      const yi = bgFull.yi[gy] as number;
-      const yf = bgFull.yf[gy] as number;
-      for (let x = 0; x < rw; x++) {
-        const gx = rx0 + x;
-        const d = bgAt(grid, nx, ny, bgFull.xi[gx] as number, bgFull.xf[gx] as number, yi, yf, gridMax) - (data[gy * w + gx] as number);
-        region[out + x] = d;
+    }
+  } else {
+    region.fill(0, 0, rw * rh);
+    const source: Float32Array | Uint8Array = f === 1 ? dark : data;
+    for (let y = 0; y < fullH; y++) {
+      const row = ((y / r) | 0) * rw;
+      const src = (ry0 + y) * w + rx0;
+      for (let x = 0; x < fullW; x++) {
+        const at = row + ((x / r) | 0);
+        region[at] = (region[at] as number) + (source[src + x] as number);
+      }
+    }
+    for (let by = 0; by < rh; by++) {
+      const bh = Math.min(r, fullH - by * r);
+      const gy = Math.min(h - 1, ry0 + by * r + (bh >> 1));
+      for (let bx = 0; bx < rw; bx++) {
+        const bw = Math.min(r, fullW - bx * r);
+        const i = by * rw + bx;
+        const mean = (region[i] as number) / (bw * bh);
+        if (f === 1) {
+          region[i] = mean;
+        } else {
+          const gx = Math.min(w - 1, rx0 + bx * r + (bw >> 1));
+          const bg = bgFull === undefined ? gridMax : bgAt(grid, nx, ny, bgFull.xi[gx] as number, bgFull.xf[gx] as number, bgFull.yi[gy] as number, bgFull.yf[gy] as number, gridMax);
+          region[i] = bg - mean;
+        }
       }
     }
   }
   // A noisy frame's ink is measured on a 3x3 mean (noise / 3): per-pixel thresholds several
   // sigmas above the noise would erase faint pencil strokes. Clean frames stay untouched.
-  let sigma = full.sigma;
+  let sigma = full.sigma / r;
   if (sigma >= BLUR_MIN_SIGMA && rw >= 3 && rh >= 3) {
     tmpBuf = grow(tmpBuf, rw * rh, (n) => new Float32Array(n));
     cropBuf = grow(cropBuf, rw * rh, (n) => new Float32Array(n));
