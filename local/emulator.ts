@@ -11,6 +11,7 @@
 import { Server as HttpServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
   CreateStreamCommand,
@@ -39,6 +40,11 @@ export interface EmulatorOptions {
    * handlers' JavaScript.
    */
   sameThread?: boolean;
+  /**
+   * Use the BigInt versions of kinesalite's sequence-number helpers (default). Off runs
+   * kinesalite exactly as published, for comparisons.
+   */
+  fastPaths?: boolean;
 }
 
 interface KinesaliteOptions {
@@ -50,9 +56,13 @@ interface KinesaliteOptions {
 }
 type KinesaliteFactory = (options: KinesaliteOptions) => Server;
 
+/** BigInt versions of kinesalite's sequence-number helpers (see the file for the measurements). */
+const FAST_PATHS = join(__dirname, 'kinesalite-fast-paths.js');
+
 /** kinesalite in a worker thread: plain CommonJS, so it runs the same under tsx and jest. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+if (workerData.fastPaths) require(workerData.fastPaths).install();
 const kinesalite = require(workerData.module);
 const server = kinesalite(workerData.options);
 server.keepAliveTimeout = 5000;
@@ -159,7 +169,9 @@ export class KinesisEmulator {
       ...(options.persistPath ? { path: options.persistPath } : {}),
     };
     const port = options.port ?? DEFAULT_EMULATOR_PORT;
-    if (!options.sameThread) return KinesisEmulator.startWorker(kinesaliteOptions, port, options.persistPath);
+    const fastPaths = options.fastPaths !== false;
+    if (!options.sameThread) return KinesisEmulator.startWorker(kinesaliteOptions, port, options.persistPath, fastPaths);
+    if (fastPaths) (require(FAST_PATHS) as { install(): void }).install();
     // kinesalite ships no types; its factory returns a plain http.Server.
     const kinesalite = require('kinesalite') as KinesaliteFactory;
     const server = kinesalite(kinesaliteOptions);
@@ -179,10 +191,11 @@ export class KinesisEmulator {
     options: KinesaliteOptions,
     port: number,
     persistPath: string | undefined,
+    fastPaths: boolean,
   ): Promise<KinesisEmulator> {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { module: require.resolve('kinesalite'), options, port, host: EMULATOR_HOST },
+      workerData: { module: require.resolve('kinesalite'), fastPaths: fastPaths ? FAST_PATHS : undefined, options, port, host: EMULATOR_HOST },
     });
     // The worker must not keep a finished CLI alive; stop() waits for it explicitly.
     worker.unref();
