@@ -615,3 +615,40 @@ describe('decodePng accepts every kind of valid PNG', () => {
     expect(out.pixels[14 * 28 + 14]).toBe(255);
   });
 });
+
+describe('decodePng on damaged input', () => {
+  it('turns every mutation of a valid PNG (CRCs repaired) into a frame or a FrameRejectedError', async () => {
+    const { crc32 } = require('node:zlib') as typeof import('node:zlib');
+    const r = rng(21);
+    const fixCrcs = (b: Buffer): void => {
+      let o = 8;
+      while (o + 12 <= b.length) {
+        const len = b.readUInt32BE(o);
+        if (o + 12 + len > b.length) break;
+        b.writeUInt32BE(crc32(b.subarray(o + 4, o + 8 + len)), o + 8 + len);
+        o += 12 + len;
+      }
+    };
+    const small = encodePng(new Uint8Array(28 * 28).map(() => Math.floor(r() * 256)), 28, 28, 1);
+    const big = encodePng(new Uint8Array(300 * 200 * 3).map(() => Math.floor(r() * 256)), 300, 200, 3);
+    let decoded = 0;
+    let rejected = 0;
+    for (let t = 0; t < 300; t++) {
+      const b = Buffer.from(t % 2 === 0 ? small : big);
+      // Headers (first 40 bytes) a third of the time, anywhere otherwise.
+      const span = t % 3 === 0 ? 40 : b.length - 8;
+      for (let k = 0; k < 1 + (t % 4); k++) b[8 + Math.floor(r() * span)] = Math.floor(r() * 256);
+      fixCrcs(b);
+      try {
+        const g = await decodePng(b);
+        expect(prepareGray(g).pixels).toHaveLength(784);
+        decoded++;
+      } catch (error: unknown) {
+        expect(error).toBeInstanceOf(FrameRejectedError);
+        rejected++;
+      }
+    }
+    expect(decoded + rejected).toBe(300);
+    expect(rejected).toBeGreaterThan(150);
+  });
+});
