@@ -2,15 +2,12 @@
  * The frames the benchmark feeds the pipeline, and the records that carry them:
  * - 28x28: the MNIST test set rendered exactly as the original camera source rendered it
  *   (inverted, 28x28 RGB PNG);
- * - 640x480: camera-like frames, a digit drawn at a random place and size on gray, unevenly
- *   lit paper with blur, sensor noise and sometimes coloured ink, as RGB PNG.
+ * - 640x480: camera-like frames from training/camera-frames.ts.
  * Both are deterministic, so every run scores the same bytes.
  */
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../functions/lib/mnist';
-import { encodePng } from '../functions/lib/png';
-import { addNoise, fromMnist, gaussianBlur, placeOnCanvas, unevenBackground, warp } from '../training/augment';
-import { Rng } from '../training/rng';
+import { generateCameraFrames } from '../training/camera-frames';
 
 export interface BenchFrame {
   png: Buffer;
@@ -31,46 +28,12 @@ export function mnistFrames(count: number): BenchFrame[] {
 }
 
 /**
- * `count` 640x480 camera-like frames (seeded): a test-set digit 80-220 pixels tall, rotated
- * a little, anywhere on the page; gray paper 150-245 with a light gradient and vignetting;
- * blur; sensor noise (sigma 2-8); a third in blue or red ink.
+ * `count` 640x480 camera-like frames from the project's generator (training/camera-frames.ts,
+ * seeded): a digit anywhere on gray or unevenly lit paper, black or blue pen or pencil,
+ * blur, sensor noise, and some blank pages.
  */
 export function cameraFrames640(count: number, seed = 640): BenchFrame[] {
-  const mnist = loadMnist('t10k');
-  const rng = new Rng(seed);
-  const frames: BenchFrame[] = [];
-  const width = 640;
-  const height = 480;
-  for (let i = 0; i < count; i++) {
-    const index = (i * 7919) % mnist.count;
-    const side = Math.round(rng.uniform(80, 220));
-    const digit = warp(fromMnist(mnistImage(mnist, index)), { angle: rng.uniform(-10, 10), scale: side / 28 }, { width: side, height: side });
-    const x = rng.int(width - side);
-    const y = rng.int(height - side);
-    let page = placeOnCanvas(digit, width, height, x, y, 255);
-    const paper = rng.uniform(150, 245);
-    page = unevenBackground(page, {
-      paper,
-      ink: rng.uniform(10, Math.max(10, paper - 90)),
-      gradient: rng.uniform(0, 0.3),
-      gradientAngle: rng.uniform(0, 360),
-      vignette: rng.uniform(0, 0.25),
-    });
-    page = gaussianBlur(page, rng.uniform(0.4, 1.2));
-    page = addNoise(page, rng.uniform(2, 8), rng);
-    // Coloured ink: the gray level goes to one channel more than the others.
-    const tint = rng.int(3); // 0: gray, 1: blue ink, 2: red ink
-    const rgb = new Uint8Array(width * height * 3);
-    for (let p = 0; p < width * height; p++) {
-      const v = page.data[p] as number;
-      const dark = 255 - v;
-      rgb[p * 3] = tint === 1 ? Math.max(0, v - dark * 0.2) : v;
-      rgb[p * 3 + 1] = tint === 0 ? v : Math.max(0, v - dark * 0.1);
-      rgb[p * 3 + 2] = tint === 2 ? Math.max(0, v - dark * 0.2) : tint === 1 ? Math.min(255, v + dark * 0.4) : v;
-    }
-    frames.push({ png: encodePng(rgb, width, height, 3), label: mnist.labels[index] ?? null });
-  }
-  return frames;
+  return generateCameraFrames(count, { seed, sizes: [[640, 480]] });
 }
 
 /** The frames of a kind. */
