@@ -235,13 +235,14 @@ describe('the emulator stopping mid-run', () => {
     const dead = pipeline.runner.deadLetters.length;
     warnings.length = 0;
 
-    // Act: 1,500 frames in; the emulator stops once some have come home, and returns 1 s later.
+    // Act: 1,500 frames in; the emulator stops once some have come home, and returns 4 s later
+    // (longer than classify's writes and the runner's retries take to give up).
     await publish('Camera-outage', 1500);
     while (pipeline.home.counts.predicted < predictedBefore + 200) await new Promise((resolve) => setTimeout(resolve, 20));
     const port = emulator.port;
     await emulator.stop();
     const stoppedAt = pipeline.home.counts.predicted;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 4000));
     emulator = await KinesisEmulator.start({ port, persistPath: join(dir, 'kinesis') });
     await pipeline.drain(300_000);
 
