@@ -82,42 +82,57 @@ export async function decodePng(png: Buffer, limits: DecodeLimits = DEFAULT_DECO
 
 /**
  * Compressed image data from this size up is decoded by sharp, on libvips/libuv threads.
- * Measured on this 2-core machine (bench/decode-compare.ts, median of 3, CPU time per frame
- * over all threads):
- * - 28x28 MNIST frame (~400 bytes): here 0.045 ms, sharp 0.77 ms sequential / 1.46 ms in
- *   batches of 50 (its per-call cost dominates);
- * - 640x480 noisy camera frame (~470 kB): here 7.0 ms, sharp 7.3-7.9 ms; the CPU is a wash
- *   (sharp's zlib-ng inflates faster, its pipeline costs more), but sharp's whole decode runs
- *   off the main thread, so concurrent frames decode on both cores while the main thread
- *   prepares: 233 frames/s in batches of 50 against 78 frames/s here.
+ * Measured on this 2-core machine (bench/decode-compare.ts; CPU time per frame over all
+ * threads, the steadier figure while other work shares the machine):
+ * - 28x28 MNIST frame (~400 bytes): pure decoder 0.03-0.05 ms, sharp 0.8-1.5 ms (its
+ *   per-call cost dominates), so small frames never go to sharp;
+ * - 640x480 noisy camera frame (~470 kB): pure 6-7 ms, sharp raw 8-bit + our luma 6.7 ms
+ *   (sharp's zlib-ng inflates faster; its recomb/flatten/grayscale variants cost 7.2-8.8 ms).
+ *   The CPU is a wash, but sharp runs entirely off the main thread, so concurrent frames
+ *   decode on both cores while the main thread prepares others (in batches of 50: 4-8 ms
+ *   wall per frame against 12-16 ms on the main thread).
  * Our chunk walk (signature, CRCs, pixel bound) still runs first on every frame.
  */
 const SHARP_DECODE_BYTES = 64 * 1024;
 
-/** ITU-R 601-2 luma (PIL's convert('L')), as the pure decoder computes it. */
-const LUMA: [number, number, number] = [0.299, 0.587, 0.114];
-
 async function decodeWithSharp(png: Buffer, chunks: PngChunks, limits: DecodeLimits): Promise<GrayImage> {
-  const { width, height, colorType } = chunks.header;
-  const colour = colorType === 2 || colorType === 3 || colorType === 6;
+  const { width, height } = chunks.header;
+  let data: Buffer;
+  let channels: number;
   try {
-    let pipeline = sharp(png, { limitInputPixels: limits.maxPixels, failOn: 'error' }).flatten({ background: '#ffffff' });
-    pipeline = colour ? pipeline.recomb([LUMA, LUMA, LUMA]).extractChannel(0) : pipeline.extractChannel(0);
-    const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (info.width !== width || info.height !== height || info.channels !== 1 || data.length !== width * height) {
-      throw new PngFormatError('corrupt_png', `the PNG decoded to ${info.width}x${info.height}x${info.channels}, not the ${width}x${height} its header declares`);
+    // Raw 8-bit samples only: grey conversion and alpha below are the pure decoder's own
+    // integer arithmetic, so both paths give the same grey (libvips' recomb/flatten work in
+    // float and cost ~2 ms more per 640x480 frame).
+    const out = await sharp(png, { limitInputPixels: limits.maxPixels, failOn: 'error' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    data = out.data;
+    channels = out.info.channels;
+    if (out.info.width !== width || out.info.height !== height || data.length !== width * height * channels) {
+      throw new PngFormatError('corrupt_png', `the PNG decoded to ${out.info.width}x${out.info.height}, not the ${width}x${height} its header declares`);
     }
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height };
   } catch (error: unknown) {
     if (error instanceof PngFormatError) throw asRejection(error);
     const detail = error instanceof Error ? error.message : String(error);
     throw asRejection(new PngFormatError('corrupt_png', `the PNG image data cannot be decoded (${detail})`));
   }
+  return { data: samplesToGrey(data, width * height, channels), width, height };
+}
+
+/** Grey (ITU-R 601-2 luma, alpha composited onto white) from 1-4 interleaved 8-bit channels. */
+function samplesToGrey(data: Buffer, n: number, channels: number): Uint8Array {
+  if (channels === 1) return new Uint8Array(data.buffer, data.byteOffset, n);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = i * channels;
+    const v = channels <= 2 ? (data[p] as number) : ((data[p] as number) * 19595 + (data[p + 1] as number) * 38470 + (data[p + 2] as number) * 7471 + 0x8000) >>> 16;
+    const a = channels === 2 ? (data[p + 1] as number) : channels === 4 ? (data[p + 3] as number) : 255;
+    out[i] = a === 255 ? v : ((v * a + 255 * (255 - a) + 127) / 255) | 0;
+  }
+  return out;
 }
 
 /**
- * Synchronous {@link decodePng} (everything on the calling thread), for callers that batch
- * their own work, such as training.
+ * Synchronous {@link decodePng} (everything on the calling thread, pure decoder for every
+ * size), for callers that batch their own work, such as training.
  */
 export function decodePngSync(png: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): GrayImage {
   return decodeChecked(checkedChunks(png, limits));
