@@ -13,11 +13,21 @@ import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda
 import type { Config } from './config';
 import { FrameRejectedError, type RejectReason } from './errors';
 import type { DigitModel } from './model';
+import { declaredPixels, PixelBudget } from './pixel-budget';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits, type PreparedImage, preparePng } from './prepare';
 import { MAX_KINESIS_RECORD_BYTES, encodeUncertain, predictionRecord, rejectRecord, topClass, uncertainReason } from './route';
 import type { OutputRecord, RecordSink } from './stream-writer';
 import { checkFrame } from './validate-frame';
 import type { CameraFrame } from './contracts';
+
+/**
+ * Decoded pixels in flight at once in this process, over all batches. Frames are prepared
+ * concurrently; unbounded, 100 records of 130 kB each declaring 4096x4096 16-bit RGBA (legal
+ * under the pixel cap) held 2.75 GB at the peak. 32 Mpx lets a whole batch of 100 640x480
+ * frames decode at once, while frames at the cap go two at a time (+0.19 GB for the same batch).
+ */
+const MAX_PIXELS_IN_FLIGHT = 32 * 1024 * 1024;
+const pixelBudget = new PixelBudget(MAX_PIXELS_IN_FLIGHT);
 
 /** The logger calls the stage makes; Powertools' Logger satisfies it. */
 export interface StageLogger {
@@ -133,7 +143,7 @@ export async function classifyBatch(
     accepted.map(async (frame): Promise<Prepared | Refused> => {
       const start = performance.now();
       try {
-        const prepared = await preparePng(frame.png, limits);
+        const prepared = await pixelBudget.run(declaredPixels(frame.png), () => preparePng(frame.png, limits));
         return { ...frame, prepared, elapsedMs: performance.now() - start };
       } catch (error: unknown) {
         const known = { index: frame.index, frameId: frame.frameId, camera: frame.frame.camera, timestamp: frame.frame.timestamp };
