@@ -162,7 +162,7 @@ function checkedChunks(png: Uint8Array, limits: DecodeLimits): PngChunks {
   if (png.length > limits.maxBytes) {
     throw new FrameRejectedError(
       'image_too_large',
-      `the PNG is ${png.length} bytes, over the limit of ${limits.maxBytes} bytes: send smaller frames (a 640x480 grey PNG is typically under 100 kB)`,
+      `the PNG is ${png.length} bytes, over the limit of ${limits.maxBytes} bytes: send smaller frames (a 640x480 camera PNG is typically 100-500 kB)`,
     );
   }
   let chunks: PngChunks;
