@@ -76,7 +76,8 @@ const ACTIONS = {
  */
 export async function decodePng(png: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<GrayImage> {
   const chunks = checkedChunks(png, limits);
-  if (chunks.idatBytes < SHARP_DECODE_BYTES) return decodeChecked(chunks);
+  const { width, height } = chunks.header;
+  if (chunks.idatBytes < SHARP_DECODE_BYTES && width * height < SHARP_DECODE_PIXELS) return decodeChecked(chunks);
   return decodeWithSharp(png, chunks, limits);
 }
 
@@ -94,6 +95,11 @@ export async function decodePng(png: Buffer, limits: DecodeLimits = DEFAULT_DECO
  * Our chunk walk (signature, CRCs, pixel bound) still runs first on every frame.
  */
 const SHARP_DECODE_BYTES = 64 * 1024;
+/**
+ * Frames of this many pixels or more go to sharp too, however well they compress: a clean
+ * 4096x4096 page is ~16 kB of PNG but 16 MB to inflate, which must not block the main thread.
+ */
+const SHARP_DECODE_PIXELS = 256 * 1024;
 
 async function decodeWithSharp(png: Buffer, chunks: PngChunks, limits: DecodeLimits): Promise<GrayImage> {
   const { width, height } = chunks.header;

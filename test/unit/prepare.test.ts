@@ -605,6 +605,20 @@ describe('decodePng accepts every kind of valid PNG', () => {
     expect(e.message).toMatch(/cannot be decoded|cannot be decompressed|truncated/);
   });
 
+  it('a frame exactly at the pixel bound (4096x4096) decodes and prepares; one more row is refused', async () => {
+    const side = 4096;
+    const page = sharp({ create: { width: side, height: side, channels: 3, background: '#f0f0f0' } }).composite([
+      { input: { create: { width: 400, height: 900, channels: 3, background: '#202020' } }, left: 3000, top: 200 },
+    ]);
+    const png = await page.png().toBuffer();
+    expect(png.length).toBeLessThan(DEFAULT_DECODE_LIMITS.maxBytes);
+    const out = await preparePng(png);
+    expect(out.blank).toBe(false);
+    expect(out.pixels[14 * 28 + 14]).toBe(255);
+    const tooTall = await sharp({ create: { width: side, height: side + 1, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    expect((await rejection(decodePng(tooTall))).reason).toBe('image_too_large');
+  });
+
   it('a very large frame decodes', async () => {
     const big = new Uint8Array(3000 * 2000).fill(255);
     fillRect({ data: big, width: 3000, height: 2000 }, 2000, 1200, 300, 500, 0);
