@@ -57,6 +57,7 @@ const OPTIONS: Option[] = [
   { flag: 'out', value: 'DIR', env: 'OUT_DIR', type: 'string', default: './out', help: 'home outputs folder' },
   { flag: 'persist', value: 'DIR', env: 'PERSIST_DIR', type: 'string', default: 'off (in memory)', help: 'keep streams + checkpoints here; a restart resumes' },
   { flag: 'serve', env: 'SERVE', type: 'boolean', default: 'false', help: 'keep serving until Ctrl-C (publishes only with --count)' },
+  { flag: 'in-process', env: 'IN_PROCESS', type: 'boolean', default: 'false', help: 'run the functions in this thread, not one worker each' },
   { flag: 'quiet', env: 'QUIET', type: 'boolean', default: 'false', help: 'no progress bar or tables' },
 ];
 
@@ -131,6 +132,7 @@ function parseOptions(argv: string[]) {
     persist: raw('persist') === undefined ? undefined : resolve(raw('persist') as string),
     serve: bool('serve'),
     quiet: bool('quiet'),
+    inProcess: bool('in-process'),
   };
 }
 
@@ -228,6 +230,7 @@ async function main(): Promise<number> {
     ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
     ...(options.shards !== undefined ? { shards: options.shards } : {}),
     ...(parallelism !== undefined ? { parallelism } : {}),
+    isolation: options.inProcess ? 'in-process' : 'worker',
     env: { CAMERA: options.camera, DELAY: String(options.delay), REPEAT: String(options.repeat), SOURCE: options.source },
     onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
     onResolve: () => console.error('reading the mappings from serverless.yml (sls print; cached after this run)...'),
@@ -332,6 +335,9 @@ async function main(): Promise<number> {
   // Publish start to the last frame's output arriving home: the end-to-end time of the run.
   const pipelineSeconds = home.lastOutputAt > startedAt ? (home.lastOutputAt - startedAt) / 1000 : seconds;
   const [p50, p99] = home.endToEnd.percentiles([50, 99]);
+  const deadLetteredFrames = pipeline.runner.deadLetters
+    .filter((d) => d.KinesisBatchInfo.streamArn.endsWith(`/${STREAMS.cameraImages}`))
+    .reduce((sum, d) => sum + d.KinesisBatchInfo.batchSize, 0);
   const result = {
     frames_in: framesIn,
     predicted: counts.predicted,
@@ -344,9 +350,11 @@ async function main(): Promise<number> {
     output_span_seconds: Math.round(outputSpan * 1000) / 1000,
     latency_p50_seconds: p50 ?? null,
     latency_p99_seconds: p99 ?? null,
-    unaccounted: Math.max(0, framesIn - counts.predicted - counts.rejected),
+    // Frames neither predicted, rejected nor held by the dead-letter file: lost.
+    unaccounted: Math.max(0, framesIn - counts.predicted - counts.rejected - deadLetteredFrames),
     publish_failed: summary?.failed ?? 0,
     dead_lettered: pipeline.runner.deadLetters.length,
+    dead_lettered_frames: deadLetteredFrames,
     duplicates_dropped: counts.duplicates,
     unreadable_outputs: counts.unreadable,
     rejected_by_reason: counts.rejectedByReason,
@@ -369,7 +377,7 @@ async function main(): Promise<number> {
         `accuracy    ${result.accuracy === null ? '-' : `${(result.accuracy * 100).toFixed(2)}% of ${counts.labelled} labelled`}`,
         `throughput  ${result.frames_per_second} frames/s end to end (${result.seconds} s)`,
         `latency     p50 ${p50 === null || p50 === undefined ? '-' : `${(p50 * 1000).toFixed(0)} ms`}, p99 ${p99 === null || p99 === undefined ? '-' : `${(p99 * 1000).toFixed(0)} ms`} capture to scoring`,
-        `dead-letter ${result.dead_lettered}   duplicates dropped ${counts.duplicates}   unaccounted ${result.unaccounted}`,
+        `dead-letter ${result.dead_lettered} batches (${deadLetteredFrames} frames, see dead-letter.jsonl)   duplicates dropped ${counts.duplicates}   unaccounted ${result.unaccounted}`,
         `outputs     ${options.out}`,
       ].join('\n'),
     );

@@ -9,6 +9,7 @@ import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListSha
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
+import { HandlerPool } from './handler-pool';
 import { HOME_FILES, HomeOutputs } from './home';
 import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './mappings';
 import { EventSourceMappingRunner, type InvocationReport, type RunnerLogger, type StreamHandler } from './runner';
@@ -46,6 +47,11 @@ export interface LocalPipelineOptions {
   onResolve?: () => void;
   onWindow?: (merged: MetricsDocument) => void;
   logger?: RunnerLogger;
+  /**
+   * Where the functions run: each concurrent invocation in its own worker thread, like a
+   * Lambda container (default), or all in this thread.
+   */
+  isolation?: 'worker' | 'in-process';
   /** Runner retry base delay (ms). */
   retryBaseDelayMs?: number;
 }
@@ -72,10 +78,13 @@ function handlerEnvironment(definition: ServiceDefinition, options: LocalPipelin
   return { ...env, ...options.env };
 }
 
-function loadHandler(mapping: StreamMapping): StreamHandler {
+function handlerLocation(mapping: StreamMapping): { modulePath: string; exportName: string } {
   const dot = mapping.handler.lastIndexOf('.');
-  const modulePath = join(REPO_ROOT, mapping.handler.slice(0, dot));
-  const exportName = mapping.handler.slice(dot + 1);
+  return { modulePath: join(REPO_ROOT, mapping.handler.slice(0, dot)), exportName: mapping.handler.slice(dot + 1) };
+}
+
+function loadHandler(mapping: StreamMapping): StreamHandler {
+  const { modulePath, exportName } = handlerLocation(mapping);
   // The handler modules read their configuration at load time: required only now, after
   // the environment is set, exactly as Lambda loads them in a fresh container.
   const loaded = require(modulePath) as Record<string, unknown>;
@@ -94,6 +103,7 @@ export class LocalPipeline {
     readonly definition: ServiceDefinition,
     readonly emulator: KinesisEmulator | undefined,
     private readonly ownsClient: boolean,
+    private readonly pools: HandlerPool[] = [],
   ) {}
 
   /**
@@ -119,6 +129,7 @@ export class LocalPipeline {
         });
     const endpoint = options.endpoint ?? (emulator as KinesisEmulator).endpoint;
     const client = options.client ?? createKinesisClient({ endpoint });
+    const pools: HandlerPool[] = [];
     try {
       const declared = new Map(definition.streams.map((s) => [s.name, s.shards]));
       const names = [cameraStream, ...OUTPUT_STREAMS];
@@ -143,8 +154,20 @@ export class LocalPipeline {
         ...(options.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: options.retryBaseDelayMs } : {}),
       });
       for (const mapping of definition.mappings) {
-        runner.add(mapping, options.handlers?.[mapping.functionKey] ?? loadHandler(mapping));
+        const override = options.handlers?.[mapping.functionKey];
+        if (override) {
+          runner.add(mapping, override);
+        } else if ((options.isolation ?? 'worker') === 'worker') {
+          const { modulePath, exportName } = handlerLocation(mapping);
+          const pool = new HandlerPool(`${modulePath}.ts`, exportName);
+          pools.push(pool);
+          runner.add(mapping, pool.handler);
+        } else {
+          runner.add(mapping, loadHandler(mapping));
+        }
       }
+      // Cold starts before the first record (and a handler that cannot load fails start-up).
+      await Promise.all(pools.map((pool) => pool.warm()));
       const homeHandlers = home.handlers();
       for (const stream of OUTPUT_STREAMS) {
         runner.add(
@@ -167,8 +190,9 @@ export class LocalPipeline {
         );
       }
       await runner.start();
-      return new LocalPipeline(endpoint, client, runner, home, definition, emulator, options.client === undefined);
+      return new LocalPipeline(endpoint, client, runner, home, definition, emulator, options.client === undefined, pools);
     } catch (error: unknown) {
+      await Promise.all(pools.map((pool) => pool.close()));
       if (options.client === undefined) client.destroy();
       await emulator?.stop();
       throw error;
@@ -217,6 +241,7 @@ export class LocalPipeline {
   /** Stops the runner (checkpoints written), then the emulator. */
   async stop(): Promise<void> {
     await this.runner.stop();
+    await Promise.all(this.pools.map((pool) => pool.close()));
     if (this.ownsClient) this.client.destroy();
     await this.emulator?.stop();
   }

@@ -1,0 +1,70 @@
+/**
+ * Runs inside a worker thread: one "container" of a function. Loads the handler module once
+ * (its cold start), then answers invocations posted by {@link ./handler-pool}. Each message
+ * carries the event and the context fields; the reply is the handler's response or its error.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Context } from 'aws-lambda';
+
+interface HostData {
+  modulePath: string;
+  exportName: string;
+}
+
+export interface InvokeMessage {
+  id: number;
+  event: unknown;
+  context: Omit<Context, 'getRemainingTimeInMillis' | 'done' | 'fail' | 'succeed'> & { deadline: number };
+}
+
+export type HostReply =
+  | { type: 'ready' }
+  | { type: 'init-error'; name: string; message: string }
+  | { type: 'result'; id: number; response: unknown }
+  | { type: 'error'; id: number; name: string; message: string };
+
+function describe(error: unknown): { name: string; message: string } {
+  return error instanceof Error ? { name: error.name, message: error.message } : { name: 'Error', message: String(error) };
+}
+
+const port = parentPort;
+if (port) {
+  const { modulePath, exportName } = workerData as HostData;
+  let handler: ((event: unknown, context: Context, callback: never) => unknown) | undefined;
+  try {
+    const loaded = require(modulePath) as Record<string, unknown>;
+    const candidate = loaded[exportName];
+    if (typeof candidate !== 'function') throw new Error(`${modulePath}: no exported function ${exportName}`);
+    handler = candidate as typeof handler;
+    port.postMessage({ type: 'ready' } satisfies HostReply);
+  } catch (error: unknown) {
+    port.postMessage({ type: 'init-error', ...describe(error) } satisfies HostReply);
+  }
+  port.on('message', (message: InvokeMessage) => {
+    const { deadline, ...fields } = message.context;
+    const unsupported = (): never => {
+      throw new Error('callback-style completion is not supported by the local runner; return a promise');
+    };
+    const context: Context = {
+      ...fields,
+      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+      done: unsupported,
+      fail: unsupported,
+      succeed: unsupported,
+    };
+    Promise.resolve()
+      .then(() => {
+        if (!handler) throw new Error('the handler module failed to load');
+        return handler(message.event, context, undefined as never);
+      })
+      .then(
+        (response: unknown) => port.postMessage({ type: 'result', id: message.id, response } satisfies HostReply),
+        (error: unknown) => port.postMessage({ type: 'error', id: message.id, ...describe(error) } satisfies HostReply),
+      )
+      .catch((error: unknown) => {
+        // The response could not be cloned (a function, a class instance...): Lambda would fail
+        // to serialise it too.
+        port.postMessage({ type: 'error', id: message.id, name: 'Runtime.ResponseNotSerializable', message: describe(error).message });
+      });
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * Functions in worker threads, one per concurrent invocation, like Lambda containers: the
+ * event and context cross over, errors come back, a timeout discards the container, a
+ * failed initialisation fails loudly, and concurrent invocations get their own containers.
+ */
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { HandlerPool } from '../../local/handler-pool';
+import { createLambdaContext } from '../../local/lambda-context';
+
+const HANDLERS = join(__dirname, '..', 'helpers', 'pool-handlers.ts');
+const pools: HandlerPool[] = [];
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+});
+
+function pool(exportName: string, module = HANDLERS): HandlerPool {
+  const created = new HandlerPool(module, exportName);
+  pools.push(created);
+  return created;
+}
+
+const call = (p: HandlerPool, event: unknown, timeoutSeconds = 30) =>
+  (p.handler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(event, createLambdaContext({ functionName: 'fn', timeoutSeconds }));
+
+it('runs the handler in a worker thread with the event and the context', async () => {
+  const echo = pool('echo');
+  const out = (await call(echo, { Records: [{ n: 1 }] })) as Record<string, unknown>;
+
+  expect(out.event).toEqual({ Records: [{ n: 1 }] });
+  expect(out.functionName).toBe('fn');
+  expect(out.awsRequestId).toMatch(/^[0-9a-f-]{36}$/);
+  expect(out.remaining).toBeGreaterThan(0);
+  expect(out.threadId).not.toBe(threadId);
+});
+
+it('returns the handler error as the invocation error', async () => {
+  await expect(call(pool('fail'), {})).rejects.toMatchObject({ name: 'TypeError', message: 'the record is not what it should be' });
+});
+
+it('stops a handler at its timeout and serves the next invocation from a fresh container', async () => {
+  const hang = pool('hang');
+  await expect(call(hang, {}, 0.3)).rejects.toThrow(/Task timed out after 0\.[0-3]\d seconds/);
+  await expect(call(hang, {}, 0.3)).rejects.toThrow(/Task timed out/);
+  expect(hang.size).toBeLessThanOrEqual(1);
+});
+
+it('fails at warm-up with the error of a module that cannot initialise', async () => {
+  const broken = pool('handler', join(__dirname, '..', 'helpers', 'pool-broken-handler.ts'));
+  await expect(broken.warm()).rejects.toThrow(/cannot initialise: configuration is missing/);
+});
+
+it('gives concurrent invocations their own containers and reuses warm ones', async () => {
+  const slow = pool('slow');
+  const [a, b] = (await Promise.all([call(slow, {}), call(slow, {})])) as Array<{ threadId: number }>;
+  const c = (await call(slow, {})) as { threadId: number };
+
+  expect(a?.threadId).not.toBe(b?.threadId);
+  expect([a?.threadId, b?.threadId]).toContain(c.threadId);
+  expect(slow.size).toBe(2);
+});
