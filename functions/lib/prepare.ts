@@ -7,25 +7,30 @@
  * noise, pencil or blue ink and a small digit anywhere in a 640x480 frame, where "every
  * non-zero pixel" is the whole frame. So before that crop we separate ink from paper:
  *
- * 1. background: a coarse grid of high percentiles of brightness (paper is the bright
- *    majority of any cell), bilinearly interpolated, follows gray paper and uneven light;
- * 2. detection on a reduced, smoothed copy: darkness below the local paper, thresholded well
- *    above the noise (median + 5 robust sigmas, at least {@link MIN_DETECT_CONTRAST}), split
- *    into connected blobs; the heaviest blob and the sizeable blobs near it are the digit,
- *    specks and far-away marks are not; no blob at all means a blank page;
- * 3. ink at full resolution inside that region: darkness minus the noise floor, stretched so
- *    the ink's own level maps to 255 (pencil and blue pen look like MNIST ink), graded, not
- *    binary. On a clean white MNIST frame the floor is 0 and the stretch is 1, so the ink is
- *    exactly the original's inverted image;
- * 4. the original's crop: the ink's bounding box widened to a square centred on it, 20x20
- *    with PIL's Lanczos (large crops are first box-reduced to at most 3x the target, which
- *    bounds the cost at ~S^2 instead of ~6 S^2 operations), pasted into 28x28 at
- *    round(14 - centre of mass).
+ * 1. detection copy: block means, at most 160 pixels on the long side (640x480 -> 160x120);
+ * 2. paper: nodes on the corners of a grid of up to 6x6 cells (frame borders included); each
+ *    node is a plane fitted to the window around it, refitted without the pixels well below
+ *    it (ink), evaluated at the node; nodes still far below a smooth quadratic (or plane)
+ *    surface through the others (a cell covered by a thick stroke) take the surface's value.
+ *    Bilinear between nodes, this follows gray paper, gradients and vignetting;
+ * 3. noise: robust sigma of neighbour differences (ink edges and lighting cancel out), paper
+ *    level from the 10th percentile of darkness;
+ * 4. the digit: darkness below the paper on the detection copy (3x3-smoothed when noisy),
+ *    thresholded at 4 sigmas (at least {@link MIN_DETECT_CONTRAST}), 8-connected blobs; a blob
+ *    counts only if it is a step darker than the paper right around it (a dim corner is not);
+ *    the heaviest blob and sizeable blobs near it are the digit; none means a blank page;
+ * 5. ink inside that region (block means for big digits, 3x3 mean when noisy): darkness minus
+ *    a noise floor, stretched so the ink's own level reaches 255 (pencil and blue pen look
+ *    like MNIST ink), graded, not binary. On a clean white MNIST frame the floor is 0 and
+ *    the stretch 1: the ink is exactly the original's inverted image;
+ * 6. the original's crop: the ink's bounding box widened to a square centred on it, 20x20
+ *    with PIL's Lanczos (byte-identical to Pillow), pasted into 28x28 at
+ *    round(14 - centre of mass), Python's rounding.
  *
  * Everything runs over reused typed arrays (no per-pixel allocation) and is synchronous.
  */
-import { FrameRejectedError } from './errors';
 import sharp from 'sharp';
+import { FrameRejectedError } from './errors';
 import { decodePngChunks, PngFormatError, type PngChunks, readPngChunks } from './png';
 
 /** A prepared frame: 784 bytes, 28x28 row-major, ink 255, paper 0. */
@@ -214,13 +219,13 @@ const DETECT_MAX_SIDE = 160;
 const BG_CELL = 12;
 const BG_MIN_CELL = 8;
 const BG_MAX_CELLS = 6;
-/** The paper level of a cell is this brightness percentile: right while ink covers < 90%. */
+/** A node's starting paper level is this brightness percentile of its window (ink < 90%). */
 const BG_PERCENTILE = 0.9;
 /** A cell this much darker than the smooth lighting surface through the others is ink. */
 const BG_OUTLIER = 16;
 /** Darkness (0-255) below which nothing counts as ink, however clean the frame. */
 const MIN_DETECT_CONTRAST = 12;
-/** Robust sigmas above the median darkness for detection / for the full-resolution floor. */
+/** Noise sigmas above the paper level: detection, the ink floor, the ink's bounding box. */
 const DETECT_SIGMAS = 4;
 const FLOOR_SIGMAS = 3.5;
 const BBOX_SIGMAS = 5;
@@ -243,7 +248,7 @@ const MIN_INK_RANGE = 24;
 const NEAR_BLACK_INK = 239;
 const OUT = 28;
 const BOX = 20;
-/** Larger crops are box-reduced to at most this many times the 20-pixel box first. */
+/** Larger regions and crops are read as block means of at most this many times the box. */
 const PRE_REDUCE = 3;
 
 // Scratch buffers reused across calls (prepareGray is synchronous, so they are never shared).
