@@ -119,8 +119,9 @@ interface Growth {
  */
 function growth(points: ReadonlyArray<readonly [number, number]>, framesPerSecond: number): Growth {
   const mb = points.map(([t, bytes]) => [t, bytes / 1024 / 1024] as const);
-  if (mb.length < 3) {
-    return { fromMb: Number.NaN, toMb: Number.NaN, mbPer10Min: Number.NaN, mbPer10kFrames: Number.NaN, verdict: 'too short to tell (needs samples past the warm-up)' };
+  const span = (mb[mb.length - 1]?.[0] ?? 0) - (mb[0]?.[0] ?? 0);
+  if (mb.length < 3 || span < 60) {
+    return { fromMb: Number.NaN, toMb: Number.NaN, mbPer10Min: Number.NaN, mbPer10kFrames: Number.NaN, verdict: 'too short to tell (needs a minute of samples past the warm-up)' };
   }
   const s = slope(mb);
   const t0 = mb[0]?.[0] ?? 0;
@@ -171,6 +172,10 @@ async function main(): Promise<number> {
   if (host !== '127.0.0.1') throw new Error(`the pipeline serves on ${host}, not loopback`);
 
   const intervals: Array<{ n: number; result: RunResult; endedAt: number }> = [];
+  // Memory samples taken while the load ran (reading the streams back afterwards costs memory
+  // of its own and is not part of the soak).
+  let loadRssSamples = 0;
+  let loadHeapSamples = 0;
   let ledger: Ledger | undefined;
   let unreadable = 0;
   const began = performance.now();
@@ -192,6 +197,8 @@ async function main(): Promise<number> {
           `${f1(rss).padStart(7)}  ${f1((lastHeap?.heapUsed ?? Number.NaN) / 1024 / 1024).padStart(12)}`,
       );
     }
+    loadRssSamples = pipeline.samples.length;
+    loadHeapSamples = heapSamples(heapFile).length;
     const client = createKinesisClient({ endpoint: pipeline.endpoint });
     try {
       const contents = await readStreams(client);
@@ -212,8 +219,9 @@ async function main(): Promise<number> {
   const loadSeconds = intervals.reduce((sum, i) => sum + i.result.seconds, 0);
   const fps = (published - missing) / loadSeconds;
   const warmup = Math.max(60, seconds * 0.2);
-  const rssPoints = pipeline.samples.filter((s) => s.t >= warmup).map((s) => [s.t, s.rssMb * 1024 * 1024] as const);
-  const heap = heapSamples(heapFile);
+  const loadSamples = pipeline.samples.slice(0, loadRssSamples);
+  const rssPoints = loadSamples.filter((s) => s.t >= warmup).map((s) => [s.t, s.rssMb * 1024 * 1024] as const);
+  const heap = heapSamples(heapFile).slice(0, loadHeapSamples);
   const threads = [...new Set(heap.map((h) => h.thread))];
   const heapGrowth = Object.fromEntries(
     threads.map((thread) => {
@@ -224,8 +232,8 @@ async function main(): Promise<number> {
     }),
   );
   const rssGrowth = growth(rssPoints, options.rate);
-  const peakRss = Math.max(...pipeline.samples.map((s) => s.rssMb));
-  const timeline = pipeline.samples.filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 12)) === 0);
+  const peakRss = Math.max(...loadSamples.map((s) => s.rssMb));
+  const timeline = loadSamples.filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 12)) === 0);
   const result = {
     command: `npm run soak -- --minutes ${options.minutes} --rate ${options.rate}`,
     minutes: options.minutes,
