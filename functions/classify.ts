@@ -21,9 +21,13 @@ const streams = {
   rejectedImages: streamName('rejectedImages', config.streamPrefix),
 };
 // Loaded once per container, during init. CommonJS has no top-level await, so a load failure
-// is logged now and rethrown by every invocation: the container can never score.
+// is logged now and rethrown by every invocation: the container can never score. Hosts that
+// can wait for asynchronous init (the local runner) await `ready` and refuse to start.
 const model = loadDigitModel(config.modelDir);
 model.catch((error: unknown) => logger.error('model failed to load', { error }));
+
+/** Settles when the cold start is complete; rejects with the ModelLoadError if it failed. */
+export const ready: Promise<void> = model.then(() => undefined);
 
 export const handler = middy(async (event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> => {
   const { batchItemFailures } = await classifyBatch(event.Records, { model: await model, sink, streams, config, logger });

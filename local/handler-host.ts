@@ -31,15 +31,18 @@ const port = parentPort;
 if (port) {
   const { modulePath, exportName } = workerData as HostData;
   let handler: ((event: unknown, context: Context, callback: never) => unknown) | undefined;
-  try {
+  // Cold start: load the module, then wait for its `ready` promise (asynchronous init such as
+  // the model session), so a handler that can never work fails here and not at its first event.
+  (async () => {
     const loaded = require(modulePath) as Record<string, unknown>;
     const candidate = loaded[exportName];
     if (typeof candidate !== 'function') throw new Error(`${modulePath}: no exported function ${exportName}`);
+    await loaded.ready;
     handler = candidate as typeof handler;
-    port.postMessage({ type: 'ready' } satisfies HostReply);
-  } catch (error: unknown) {
-    port.postMessage({ type: 'init-error', ...describe(error) } satisfies HostReply);
-  }
+  })().then(
+    () => port.postMessage({ type: 'ready' } satisfies HostReply),
+    (error: unknown) => port.postMessage({ type: 'init-error', ...describe(error) } satisfies HostReply),
+  );
   port.on('message', (message: InvokeMessage) => {
     const { deadline, ...fields } = message.context;
     const unsupported = (): never => {

@@ -83,13 +83,15 @@ function handlerLocation(mapping: StreamMapping): { modulePath: string; exportNa
   return { modulePath: join(REPO_ROOT, mapping.handler.slice(0, dot)), exportName: mapping.handler.slice(dot + 1) };
 }
 
-function loadHandler(mapping: StreamMapping): StreamHandler {
+async function loadHandler(mapping: StreamMapping): Promise<StreamHandler> {
   const { modulePath, exportName } = handlerLocation(mapping);
   // The handler modules read their configuration at load time: required only now, after
   // the environment is set, exactly as Lambda loads them in a fresh container.
   const loaded = require(modulePath) as Record<string, unknown>;
   const handler = loaded[exportName];
   if (typeof handler !== 'function') throw new Error(`${mapping.handler}: no exported function ${exportName}`);
+  // Asynchronous cold-start work (the model session) must succeed before the first event.
+  await loaded.ready;
   return handler as StreamHandler;
 }
 
@@ -163,7 +165,7 @@ export class LocalPipeline {
           pools.push(pool);
           runner.add(mapping, pool.handler);
         } else {
-          runner.add(mapping, loadHandler(mapping));
+          runner.add(mapping, await loadHandler(mapping));
         }
       }
       // Cold starts before the first record (and a handler that cannot load fails start-up).
