@@ -78,7 +78,7 @@ describe('wasm training kernels', () => {
     ] as const) {
       // Prepare
       const rng = new Rng(shape[1] * 7 + size);
-      const x = random(shape.reduce((a, b) => a * b, 1), rng);
+      const x = random(shape.reduce<number>((a, b) => a * b, 1), rng);
       const r = random(1024, rng);
       const grad = async () => {
         const xt = tf.tensor4d(x, [...shape]);
