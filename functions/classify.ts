@@ -28,6 +28,8 @@ model.catch((error: unknown) => logger.error('model failed to load', { error }))
 
 /** Settles when the cold start is complete; rejects with the ModelLoadError if it failed. */
 export const ready: Promise<void> = model.then(() => undefined);
+// Hosts that never await `ready` (Lambda) must not see an unhandled rejection: logged above.
+ready.catch(() => undefined);
 
 export const handler = middy(async (event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> => {
   const { batchItemFailures } = await classifyBatch(event.Records, { model: await model, sink, streams, config, logger });
