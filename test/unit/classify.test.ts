@@ -17,36 +17,13 @@ import { type DigitModel, loadDigitModel } from '../../functions/lib/model';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../../functions/lib/mnist';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { type FaultRules, withPutRecordsFaults } from '../helpers/failing-kinesis-client';
+import { cameraRecord, frameIdOf } from '../helpers/frames';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 
 const sampleEvent = (): KinesisStreamEvent =>
   JSON.parse(readFileSync(join(__dirname, '../../events/classify.json'), 'utf8')) as KinesisStreamEvent;
 
 const config = loadConfig({ DEVICE_ID: 'edge-test' });
-const SHARD = 'shardId-000000000000';
-let sequence = 49659580453262040838183519227452711853474233516389318658n;
-
-/** A camera-images record as Lambda delivers it. */
-function kinesisRecord(data: string | Buffer, partitionKey = 'Camera-edge1'): KinesisStreamRecord {
-  sequence += 1000n;
-  const sequenceNumber = sequence.toString();
-  return {
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey,
-      sequenceNumber,
-      data: Buffer.from(data).toString('base64'),
-      approximateArrivalTimestamp: Date.now() / 1000,
-    },
-    eventSource: 'aws:kinesis',
-    eventVersion: '1.0',
-    eventID: `${SHARD}:${sequenceNumber}`,
-    eventName: 'aws:kinesis:record',
-    invokeIdentityArn: 'arn:aws:iam::123456789012:role/classify',
-    awsRegion: 'us-east-1',
-    eventSourceARN: 'arn:aws:kinesis:us-east-1:123456789012:stream/camera-images',
-  };
-}
 
 const mnist = loadMnist('t10k');
 const frameJson = (index: number, camera = 'Camera-edge1', extra: Record<string, unknown> = {}) =>
@@ -86,7 +63,6 @@ const writerWith = (rules: FaultRules = {}) => {
   return { sink: new KinesisStreamWriter(faulty.client, { maxAttempts: 3, baseDelayMs: 1 }), calls: faulty.calls };
 };
 
-const frameIdOf = (record: KinesisStreamRecord) => `${SHARD}-${record.kinesis.sequenceNumber}`;
 
 beforeAll(async () => {
   kinesis = await startKinesalite();
@@ -170,7 +146,7 @@ describe('classifyBatch scoring', () => {
         return model.scoreBatch(images);
       },
     };
-    const records = Array.from({ length: 200 }, (_, i) => kinesisRecord(frameJson(i)));
+    const records = Array.from({ length: 200 }, (_, i) => cameraRecord(frameJson(i)));
 
     const result = await classifyBatch(records, { model: counted, sink: writerWith().sink, streams, config });
 
@@ -189,7 +165,7 @@ describe('classifyBatch scoring', () => {
       path: model.path,
       scoreBatch: () => Promise.reject(new Error('onnxruntime session lost')),
     };
-    const records = [kinesisRecord(frameJson(0)), kinesisRecord('not json')];
+    const records = [cameraRecord(frameJson(0)), cameraRecord('not json')];
 
     await expect(classifyBatch(records, { model: broken, sink: writerWith().sink, streams, config })).rejects.toThrow(
       'session lost',
@@ -200,7 +176,7 @@ describe('classifyBatch scoring', () => {
 
   it('rejects a frame stamped beyond the allowed skew of the configured clock', async () => {
     const streams = await newStreams();
-    const records = [kinesisRecord(frameJson(0, 'Camera-edge1', { timestamp: '2026-11-27T15:10:00Z' }))];
+    const records = [cameraRecord(frameJson(0, 'Camera-edge1', { timestamp: '2026-11-27T15:10:00Z' }))];
     const now = () => Date.parse('2026-11-27T15:00:00Z');
 
     await classifyBatch(records, { model, sink: writerWith().sink, streams, config, now });
@@ -231,7 +207,7 @@ describe('classifyBatch scoring', () => {
     }
     const padding = low;
 
-    const result = await classifyBatch([kinesisRecord(record(padding), 'Test-big')], {
+    const result = await classifyBatch([cameraRecord(record(padding), 'Test-big')], {
       model,
       sink: writerWith().sink,
       streams,
