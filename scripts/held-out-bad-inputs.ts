@@ -11,7 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
+import { PNG_SIGNATURE, pngChunk } from '../functions/lib/png';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../functions/lib/mnist';
 import { encodePng } from '../functions/lib/png';
@@ -43,15 +44,8 @@ const now = () => new Date(Date.now() - 1000).toISOString();
 const body = (fields: Record<string, unknown>): Buffer => Buffer.from(JSON.stringify({ camera: 'Held-out', timestamp: now(), ...fields }));
 const frame = (png: Uint8Array, fields: Record<string, unknown> = {}): Buffer => body({ image: Buffer.from(png).toString('base64'), ...fields });
 
-function chunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-const SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const chunk = pngChunk;
+const SIG = PNG_SIGNATURE;
 function header(width: number, height: number, depth: number, colour: number, interlace = 0): Buffer {
   const b = Buffer.alloc(13);
   b.writeUInt32BE(width, 0);

@@ -466,7 +466,8 @@ function unpackPixels(c: PngChunks, raw: Buffer, expected: number): { data: Uint
   return { data: out, width: header.width, height: header.height };
 }
 
-function chunk(type: string, body: Uint8Array): Buffer {
+/** One PNG chunk: length, type, body and CRC. */
+export function pngChunk(type: string, body: Uint8Array): Buffer {
   const out = Buffer.alloc(12 + body.length);
   out.writeUInt32BE(body.length, 0);
   out.write(type, 4, 'latin1');
@@ -495,8 +496,8 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
   ihdr[9] = channels === 1 ? 0 : channels === 3 ? 2 : 6;
   return Buffer.concat([
     PNG_SIGNATURE,
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(filtered, { level })),
-    chunk('IEND', new Uint8Array(0)),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(filtered, { level })),
+    pngChunk('IEND', new Uint8Array(0)),
   ]);
 }

@@ -3,7 +3,7 @@
  * frame bodies, and PNG files of every shape a camera (or an attacker) can send, built byte
  * by byte where sharp would refuse to write them.
  */
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import type { KinesisStreamRecord } from 'aws-lambda';
 import sharp from 'sharp';
 import { loadMnist, mnistImage } from '../../functions/lib/mnist';
@@ -46,17 +46,8 @@ export function frameBody(png: Uint8Array, fields: Record<string, unknown> = {})
   };
 }
 
-export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** One PNG chunk with its length and CRC. */
-export function pngChunk(type: string, body: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.write(type, 4, 'latin1');
-  out.set(body, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-  return out;
-}
+export { PNG_SIGNATURE, pngChunk } from '../../functions/lib/png';
+import { PNG_SIGNATURE, pngChunk } from '../../functions/lib/png';
 
 /** An IHDR body. */
 export function ihdr(width: number, height: number, bitDepth: number, colorType: number, interlace = 0): Buffer {
