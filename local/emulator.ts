@@ -41,8 +41,8 @@ export interface EmulatorOptions {
    */
   sameThread?: boolean;
   /**
-   * Use the BigInt versions of kinesalite's sequence-number helpers (default). Off runs
-   * kinesalite exactly as published, for comparisons.
+   * Use the BigInt versions of kinesalite's sequence-number helpers and read request bodies
+   * in one piece (default). Off runs kinesalite exactly as published, for comparisons.
    */
   fastPaths?: boolean;
 }
@@ -56,15 +56,21 @@ interface KinesaliteOptions {
 }
 type KinesaliteFactory = (options: KinesaliteOptions) => Server;
 
-/** BigInt versions of kinesalite's sequence-number helpers (see the file for the measurements). */
+/** BigInt versions of kinesalite's sequence-number helpers and a linear body reader (see the file for the measurements). */
 const FAST_PATHS = join(__dirname, 'kinesalite-fast-paths.js');
+interface FastPaths {
+  install(): void;
+  collectRequestBodies(server: Server): Server;
+}
 
 /** kinesalite in a worker thread: plain CommonJS, so it runs the same under tsx and jest. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-if (workerData.fastPaths) require(workerData.fastPaths).install();
+const fastPaths = workerData.fastPaths ? require(workerData.fastPaths) : undefined;
+if (fastPaths) fastPaths.install();
 const kinesalite = require(workerData.module);
 const server = kinesalite(workerData.options);
+if (fastPaths) fastPaths.collectRequestBodies(server);
 server.keepAliveTimeout = 5000;
 let active = 0;
 server.on('request', (request, response) => {
@@ -171,10 +177,12 @@ export class KinesisEmulator {
     const port = options.port ?? DEFAULT_EMULATOR_PORT;
     const fastPaths = options.fastPaths !== false;
     if (!options.sameThread) return KinesisEmulator.startWorker(kinesaliteOptions, port, options.persistPath, fastPaths);
-    if (fastPaths) (require(FAST_PATHS) as { install(): void }).install();
+    const paths = fastPaths ? (require(FAST_PATHS) as FastPaths) : undefined;
+    paths?.install();
     // kinesalite ships no types; its factory returns a plain http.Server.
     const kinesalite = require('kinesalite') as KinesaliteFactory;
     const server = kinesalite(kinesaliteOptions);
+    paths?.collectRequestBodies(server);
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(error);

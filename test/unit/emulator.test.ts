@@ -4,7 +4,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListStreamsCommand, PutRecordCommand, DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
+import {
+  DescribeStreamSummaryCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  ListStreamsCommand,
+  PutRecordCommand,
+  PutRecordsCommand,
+} from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { applyOverrides, loadServiceDefinition, parseServiceDefinition } from '../../local/mappings';
@@ -52,6 +61,50 @@ describe('KinesisEmulator', () => {
 
     expect(summary.StreamDescriptionSummary?.StreamStatus).toBe('ACTIVE');
     expect(listed.StreamNames).toEqual([]);
+  });
+
+  it.each([
+    ['in a worker thread', false],
+    ['on the main thread', true],
+  ])('takes multi-megabyte bodies whole, still answers 413 above 7 MB and survives aborted requests (%s)', async (_mode, sameThread) => {
+    const emulator = await KinesisEmulator.start({ port: 0, sameThread });
+    const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+    try {
+      await ensureStreams(client, [{ name: 'big', shards: 1 }]);
+      // Five 900 kB records: a 6 MB JSON body arriving in ~100 chunks.
+      const records = [1, 2, 3, 4, 5].map((seed) => Buffer.alloc(900_000, seed));
+      const put = await client.send(
+        new PutRecordsCommand({ StreamName: 'big', Records: records.map((data) => ({ PartitionKey: 'k', Data: data })) }),
+      );
+      expect(put.FailedRecordCount).toBe(0);
+
+      // A request the client abandons half way must not take the emulator down.
+      await new Promise<void>((resolve) => {
+        const half = request(`${emulator.endpoint}/`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-amz-json-1.1', 'content-length': '1000000', 'x-amz-target': 'Kinesis_20131202.PutRecords' },
+        });
+        half.on('error', () => undefined);
+        half.on('close', () => resolve());
+        half.write('{"StreamName":"big","Records":[', () => setTimeout(() => half.destroy(), 50));
+      });
+
+      const tooBig = Array.from({ length: 8 }, () => ({ PartitionKey: 'k', Data: Buffer.alloc(700_000, 9) }));
+      await expect(client.send(new PutRecordsCommand({ StreamName: 'big', Records: tooBig }))).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 413 },
+      });
+
+      const iterator = await client.send(
+        new GetShardIteratorCommand({ StreamName: 'big', ShardId: 'shardId-000000000000', ShardIteratorType: 'TRIM_HORIZON' }),
+      );
+      const read = await client.send(new GetRecordsCommand({ ShardIterator: iterator.ShardIterator }));
+      // Compared as digests: jest's deep equality walks buffers byte by byte.
+      const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+      expect(read.Records?.map((r) => digest(r.Data ?? new Uint8Array()))).toEqual(records.map(digest));
+    } finally {
+      client.destroy();
+      await emulator.stop();
+    }
   });
 
   it('refuses a port that is already taken', async () => {
