@@ -115,8 +115,60 @@ function install(db = require(join(dirname(KINESALITE), 'db'))) {
   db.parseSequence = parseSequence;
   db.stringifySequence = stringifySequence;
   db.partitionKeyToHashKey = partitionKeyToHashKey;
+  db.create = keepRecordsAsObjects(db.create);
   db.__fastPaths = original;
   return db;
+}
+
+/**
+ * An encoding for records held in memory: the stored object itself, handed out as a shallow
+ * copy (kinesalite's GetRecords adds fields to what it reads, which must not reach the store).
+ */
+const recordObjects = {
+  type: 'record-objects',
+  // "Buffer" values tell memdown to hand back what it holds rather than call toString() on it.
+  buffer: true,
+  encode: (value) => value,
+  decode: (value) => Object.assign({}, value),
+};
+
+/**
+ * Wraps kinesalite's `db.create` so that, in memory (no `path`), stream records are kept as
+ * the objects PutRecords built instead of JSON text in Buffers.
+ *
+ * Why: memdown stores every value as a Buffer, so each record was JSON.stringify'd and UTF-8
+ * encoded on put, then UTF-8 decoded and JSON.parse'd on every read: four full passes over
+ * the record's base64 data (816 kB for a 640x480 frame) that do nothing in a process-local
+ * store. The persisted LevelDB store (`path`) keeps kinesalite's JSON unchanged.
+ */
+function keepRecordsAsObjects(create) {
+  if (create.__recordObjects) return create;
+  const sub = require(require.resolve('subleveldown', { paths: [dirname(KINESALITE)] }));
+  function createStore(options) {
+    const store = create.apply(this, arguments);
+    if (options && options.path) return store;
+    // levelup -> deferred-leveldown -> memdown: the one that turns values into Buffers.
+    let memory = store.db;
+    while (memory && !memory._store) memory = memory._db || memory.db;
+    if (!memory) return store;
+    const serializeValue = memory._serializeValue;
+    memory._serializeValue = function (value) {
+      return typeof value === 'object' && value !== null && !Buffer.isBuffer(value) ? value : serializeValue.call(this, value);
+    };
+    const streamDbs = new Map();
+    store.getStreamDb = function (name) {
+      let streamDb = streamDbs.get(name);
+      if (!streamDb) {
+        streamDb = sub(store.db, 'stream-' + name, { valueEncoding: recordObjects });
+        streamDb.lock = require(require.resolve('lock', { paths: [dirname(KINESALITE)] })).Lock();
+        streamDbs.set(name, streamDb);
+      }
+      return streamDb;
+    };
+    return store;
+  }
+  createStore.__recordObjects = true;
+  return createStore;
 }
 
 /** kinesalite's request size bound (its index.js): bodies above it get a 413. */
