@@ -33,7 +33,6 @@ import { dirname } from 'node:path';
 import {
   DescribeStreamSummaryCommand,
   ExpiredIteratorException,
-  GetRecordsCommand,
   GetShardIteratorCommand,
   InvalidArgumentException,
   type KinesisClient,
@@ -41,8 +40,8 @@ import {
   ProvisionedThroughputExceededException,
   type Shard,
   type ShardIteratorType,
-  type _Record,
 } from '@aws-sdk/client-kinesis';
+import { getRecordsRaw, type RawRecord } from './get-records-raw';
 import type { Context, KinesisStreamRecord } from 'aws-lambda';
 import { createLambdaContext, LOCAL_ACCOUNT_ID } from './lambda-context';
 import type { StreamMapping } from './mappings';
@@ -227,6 +226,15 @@ interface OpenWindow {
   state: WindowState;
 }
 
+/** Where one consumer (a mapping on one shard) stands. */
+export interface ConsumerPosition {
+  functionName: string;
+  stream: string;
+  shardId: string;
+  /** The last record finished (the checkpoint); undefined until the first one is. */
+  sequenceNumber: string | undefined;
+}
+
 /** One checkpoint: the last finished record of a shard (and, for windows, the open window). */
 export interface CheckpointEntry {
   sequenceNumber: string;
@@ -389,6 +397,16 @@ export class EventSourceMappingRunner {
     await Promise.all(this.consumers.map((c) => c.closeWindow()));
   }
 
+  /**
+   * Where every consumer started by `start` stands. Each record at or before the lowest
+   * position of a shard is finished for every mapping of this runner reading that shard:
+   * handled, or sent to the on-failure destination; none of them reads it again, not even after
+   * a restart from persisted checkpoints.
+   */
+  positions(): ConsumerPosition[] {
+    return this.consumers.map((c) => c.position());
+  }
+
   /** Stops polling, lets in-flight invocations finish and writes the checkpoints. */
   async stop(): Promise<void> {
     await Promise.all(this.consumers.map((c) => c.stop()));
@@ -511,6 +529,10 @@ class ShardConsumer {
     return Promise.all(this.lanes.map((lane) => lane.requestClose())).then(() => undefined);
   }
 
+  position(): ConsumerPosition {
+    return { functionName: this.mapping.functionName, stream: this.streamName, shardId: this.shardId, sequenceNumber: this.checkpointSeq };
+  }
+
   isQuietSince(mark: number): boolean {
     if (this.unfinished.length > 0) return false;
     if (this.lanes.some((lane) => lane.busy)) return false;
@@ -533,12 +555,10 @@ class ShardConsumer {
         // Few large calls are far cheaper than many small ones; the byte budget keeps a call
         // of large frames near Kinesis' own 10 MB response cap.
         const byBytes = Math.floor(GET_RECORDS_TARGET_BYTES / Math.max(1, this.averageRecordBytes));
-        const page = await this.runner.options.client.send(
-          new GetRecordsCommand({
-            ShardIterator: this.iterator,
-            Limit: Math.max(1, Math.min(10_000, this.maxBuffered - this.unfinished.length, byBytes)),
-          }),
-        );
+        const page = await getRecordsRaw(this.runner.options.client, {
+          ShardIterator: this.iterator,
+          Limit: Math.max(1, Math.min(10_000, this.maxBuffered - this.unfinished.length, byBytes)),
+        });
         errorDelay = 100;
         const records = page.Records ?? [];
         this.iterator = page.NextShardIterator;
@@ -621,17 +641,17 @@ class ShardConsumer {
     return out.ShardIterator;
   }
 
-  private accept(records: _Record[]): void {
+  private accept(records: readonly RawRecord[]): void {
     const now = Date.now();
     const windowMs = this.mapping.tumblingWindowInSeconds * 1000;
     const region = this.runner.region;
     const invokeIdentityArn = `arn:aws:iam::${LOCAL_ACCOUNT_ID}:role/${this.mapping.functionName}-role`;
     for (const r of records) {
-      const seq = r.SequenceNumber ?? '';
-      const bytes = r.Data ?? new Uint8Array(0);
-      const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-      const arrivalMs = r.ApproximateArrivalTimestamp?.getTime() ?? now;
-      const partitionKey = r.PartitionKey ?? '';
+      const seq = r.SequenceNumber;
+      // Already the base64 a Lambda event carries: passed on without decoding.
+      const data = r.Data;
+      const arrivalMs = r.ApproximateArrivalTimestamp !== undefined ? r.ApproximateArrivalTimestamp * 1000 : now;
+      const partitionKey = r.PartitionKey;
       const entry: Entry = {
         seq,
         arrivalMs,
