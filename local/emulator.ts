@@ -63,16 +63,29 @@ interface FastPaths {
   collectRequestBodies(server: Server): Server;
 }
 
+/** Deletes records every in-process consumer has finished from kinesalite's store (see the file). */
+const TRIM = join(__dirname, 'kinesalite-trim.js');
+/** kinesalite's store: opaque here, handed back to the functions of kinesalite-trim.js. */
+type KinesaliteStore = object;
+interface StoreTrimming {
+  createServer(kinesalite: KinesaliteFactory, options: KinesaliteOptions): { server: Server; store: KinesaliteStore };
+  trim(store: KinesaliteStore, stream: string, shardId: string, upToExclusive: string): Promise<number>;
+  trimmedCount(store: KinesaliteStore, stream: string): Promise<number>;
+}
+/** The store operations the host runs next to kinesalite (in its worker, when it has one). */
+type StoreCall = { method: 'trim'; args: [stream: string, shardId: string, upToExclusive: string] } | { method: 'trimmedCount'; args: [stream: string] };
+
 /** kinesalite in a worker thread: plain CommonJS, so it runs the same under tsx and jest. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fastPaths = workerData.fastPaths ? require(workerData.fastPaths) : undefined;
 if (fastPaths) fastPaths.install();
-const kinesalite = require(workerData.module);
-const server = kinesalite(workerData.options);
+const trimming = require(workerData.trim);
+const { server, store } = trimming.createServer(require(workerData.module), workerData.options);
 if (fastPaths) fastPaths.collectRequestBodies(server);
 server.keepAliveTimeout = 5000;
 let active = 0;
+let calls = 0;
 server.on('request', (request, response) => {
   active += 1;
   response.once('close', () => { active -= 1; });
@@ -82,13 +95,27 @@ server.listen(workerData.port, workerData.host, () => {
   parentPort.postMessage({ type: 'listening', port: server.address().port });
 });
 parentPort.on('message', async (message) => {
+  if (message && message.type === 'call') {
+    // Store operations asked by the main thread (trimming consumed records).
+    calls += 1;
+    try {
+      const value = await trimming[message.method](store, ...message.args);
+      parentPort.postMessage({ type: 'result', id: message.id, value });
+    } catch (error) {
+      parentPort.postMessage({ type: 'result', id: message.id, message: error instanceof Error ? error.message : String(error) });
+    } finally {
+      calls -= 1;
+    }
+    return;
+  }
   if (message !== 'stop') return;
   // kinesalite's close() shuts its store first and the HTTP server after: a request still in
   // flight then reads a closed LevelDB, which throws or crashes the process. So stop accepting
-  // first, let the requests in flight finish (bounded), and only then close the store.
+  // first, let the requests (and store calls) in flight finish (bounded), and only then close
+  // the store.
   require('node:http').Server.prototype.close.call(server);
   server.closeIdleConnections();
-  for (const deadline = Date.now() + 2000; active > 0 && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 2000; (active > 0 || calls > 0) && Date.now() < deadline; ) {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   server.closeAllConnections();
@@ -102,21 +129,27 @@ parentPort.on('message', async (message) => {
 `;
 
 interface WorkerMessage {
-  type: 'listening' | 'error' | 'stopped';
+  type: 'listening' | 'error' | 'stopped' | 'result';
   port?: number;
   message?: string;
   code?: string;
+  /** A store call's id and result ('result'). */
+  id?: number;
+  value?: unknown;
 }
 
 /** The two ways of hosting kinesalite: an http.Server here, or one in a worker thread. */
 interface Host {
   close(): Promise<void>;
+  /** Runs a store operation where kinesalite lives. */
+  call(call: StoreCall): Promise<unknown>;
 }
 
-function hostOnThisThread(server: Server): Host {
+function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: StoreTrimming): Host {
   // Same order as the worker: kinesalite's close() shuts its store before its HTTP server, so
   // stop accepting, let requests in flight finish (bounded), and only then close the store.
   let active = 0;
+  let calls = 0;
   server.on('request', (_request, response: ServerResponse) => {
     active += 1;
     response.once('close', () => {
@@ -124,10 +157,18 @@ function hostOnThisThread(server: Server): Host {
     });
   });
   return {
+    call: async (call) => {
+      calls += 1;
+      try {
+        return call.method === 'trim' ? await trimming.trim(store, ...call.args) : await trimming.trimmedCount(store, ...call.args);
+      } finally {
+        calls -= 1;
+      }
+    },
     close: async () => {
       httpServerClose.call(server);
       server.closeIdleConnections();
-      for (const deadline = Date.now() + 2000; active > 0 && Date.now() < deadline; ) {
+      for (const deadline = Date.now() + 2000; (active > 0 || calls > 0) && Date.now() < deadline; ) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       server.closeAllConnections();
@@ -181,7 +222,8 @@ export class KinesisEmulator {
     paths?.install();
     // kinesalite ships no types; its factory returns a plain http.Server.
     const kinesalite = require('kinesalite') as KinesaliteFactory;
-    const server = kinesalite(kinesaliteOptions);
+    const trimming = require(TRIM) as StoreTrimming;
+    const { server, store } = trimming.createServer(kinesalite, kinesaliteOptions);
     paths?.collectRequestBodies(server);
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
@@ -192,7 +234,7 @@ export class KinesisEmulator {
         resolve();
       });
     });
-    return new KinesisEmulator(hostOnThisThread(server), (server.address() as AddressInfo).port, options.persistPath);
+    return new KinesisEmulator(hostOnThisThread(server, store, trimming), (server.address() as AddressInfo).port, options.persistPath);
   }
 
   private static async startWorker(
@@ -203,7 +245,7 @@ export class KinesisEmulator {
   ): Promise<KinesisEmulator> {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { module: require.resolve('kinesalite'), fastPaths: fastPaths ? FAST_PATHS : undefined, options, port, host: EMULATOR_HOST },
+      workerData: { module: require.resolve('kinesalite'), fastPaths: fastPaths ? FAST_PATHS : undefined, trim: TRIM, options, port, host: EMULATOR_HOST },
     });
     // The worker must not keep a finished CLI alive; stop() waits for it explicitly.
     worker.unref();
@@ -221,19 +263,61 @@ export class KinesisEmulator {
         reject(error);
       });
     });
+    // Store calls in flight, by id: answered by 'result' messages, failed if the worker goes.
+    const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+    let nextId = 0;
+    const failPending = (why: string): void => {
+      for (const { reject } of pending.values()) reject(new Error(why));
+      pending.clear();
+    };
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type !== 'result' || message.id === undefined) return;
+      const call = pending.get(message.id);
+      pending.delete(message.id);
+      if (message.message !== undefined) call?.reject(new Error(message.message));
+      else call?.resolve(message.value);
+    });
+    worker.once('exit', () => failPending('the kinesalite worker has exited'));
     const host: Host = {
+      call: (call) =>
+        new Promise<unknown>((resolve, reject) => {
+          const id = (nextId += 1);
+          pending.set(id, { resolve, reject });
+          worker.postMessage({ type: 'call', id, method: call.method, args: call.args });
+        }),
       close: () =>
         new Promise<void>((resolve, reject) => {
-          worker.once('message', (message: WorkerMessage) => {
+          const onMessage = (message: WorkerMessage): void => {
             if (message.type !== 'stopped') return;
+            worker.off('message', onMessage);
             if (message.message) reject(new Error(message.message));
             else resolve();
-          });
+          };
+          worker.on('message', onMessage);
           worker.once('exit', () => resolve());
           worker.postMessage('stop');
         }),
     };
     return new KinesisEmulator(host, bound, persistPath);
+  }
+
+  /**
+   * Deletes the records of a shard whose sequence number is below `upToExclusive` (a decimal
+   * sequence number; compared as a number, not as text) from the emulator's store, in memory
+   * or persisted alike. For records every reader has finished: kinesalite would otherwise keep
+   * them for the stream's whole retention. Afterwards TRIM_HORIZON starts at the first record
+   * kept. Resolves with the number of records deleted; rejects for an unknown stream or shard,
+   * a malformed sequence number, or a stopped emulator.
+   */
+  async trim(stream: string, shardId: string, upToExclusive: string): Promise<number> {
+    if (this.stopped) throw new Error('the emulator is stopped');
+    return Number(await this.host.call({ method: 'trim', args: [stream, shardId, upToExclusive] }));
+  }
+
+  /** Records {@link trim} has deleted from a stream so far (kept in the store, so persisted ones count after a restart too). */
+  async trimmedRecords(stream: string): Promise<number> {
+    if (this.stopped) throw new Error('the emulator is stopped');
+    return Number(await this.host.call({ method: 'trimmedCount', args: [stream] }));
   }
 
   /**
