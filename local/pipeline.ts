@@ -13,6 +13,7 @@ import { HandlerPool } from './handler-pool';
 import { HOME_FILES, HomeOutputs } from './home';
 import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './mappings';
 import { EventSourceMappingRunner, type InvocationReport, type RunnerLogger, type StreamHandler } from './runner';
+import { ConsumedRecordTrimmer } from './trimmer';
 import type { MetricsDocument } from '../functions/lib/metrics/document';
 
 export interface LocalPipelineOptions {
@@ -54,6 +55,15 @@ export interface LocalPipelineOptions {
   isolation?: 'worker' | 'in-process';
   /** Runner retry base delay (ms). */
   retryBaseDelayMs?: number;
+  /**
+   * Delete records from the embedded emulator once every consumer in this process (the
+   * functions' mappings and the home readers) has finished them and this many seconds have
+   * passed (0 = at once). Unset keeps every record for the stream's retention, as kinesalite
+   * does. Never applies with `endpoint`: other readers may need the records there.
+   */
+  retainConsumedSeconds?: number;
+  /** Time between trimming passes, ms (default: see {@link ConsumedRecordTrimmer}). */
+  trimIntervalMs?: number;
 }
 
 /** The streams' base names; run locally with no prefix, they are the stream names. */
@@ -106,6 +116,8 @@ export class LocalPipeline {
     readonly emulator: KinesisEmulator | undefined,
     private readonly ownsClient: boolean,
     private readonly pools: HandlerPool[] = [],
+    /** Deletes consumed records from the embedded emulator; undefined when it keeps them. */
+    readonly trimmer?: ConsumedRecordTrimmer,
   ) {}
 
   /**
@@ -192,7 +204,16 @@ export class LocalPipeline {
         );
       }
       await runner.start();
-      return new LocalPipeline(endpoint, client, runner, home, definition, emulator, options.client === undefined, pools);
+      let trimmer: ConsumedRecordTrimmer | undefined;
+      if (emulator && options.retainConsumedSeconds !== undefined) {
+        trimmer = new ConsumedRecordTrimmer(emulator, runner, {
+          retainSeconds: options.retainConsumedSeconds,
+          ...(options.trimIntervalMs !== undefined ? { intervalMs: options.trimIntervalMs } : {}),
+          ...(options.logger ? { logger: options.logger } : {}),
+        });
+        trimmer.start();
+      }
+      return new LocalPipeline(endpoint, client, runner, home, definition, emulator, options.client === undefined, pools, trimmer);
     } catch (error: unknown) {
       await Promise.all(pools.map((pool) => pool.close()));
       if (options.client === undefined) client.destroy();
@@ -217,31 +238,39 @@ export class LocalPipeline {
   }
 
   /**
-   * Records a stream holds now (every shard, from the oldest). A resumed run counts its
-   * input this way, since frames published before a restart are part of it.
+   * Records a stream has held: those it holds now (every shard, from the oldest) plus those
+   * the embedded emulator deleted after every consumer had finished them (counted in its
+   * store, so a persisted stream's earlier runs count too). A resumed run counts its input
+   * this way, since frames published before a restart are part of it.
    */
   async countRecords(stream: string): Promise<number> {
-    const shards = (await this.client.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
-    let total = 0;
-    for (const shard of shards) {
-      let iterator = (
-        await this.client.send(
-          new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
-        )
-      ).ShardIterator;
-      while (iterator) {
-        const page = await this.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));
-        const count = page.Records?.length ?? 0;
-        total += count;
-        if (count === 0) break;
-        iterator = page.NextShardIterator;
+    // A record trimmed between reading the stream and reading the trimmed count would count
+    // twice (or not at all, the other way round): no trimming pass runs while this counts.
+    const count = async (): Promise<number> => {
+      const shards = (await this.client.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
+      let total = 0;
+      for (const shard of shards) {
+        let iterator = (
+          await this.client.send(
+            new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
+          )
+        ).ShardIterator;
+        while (iterator) {
+          const page = await this.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));
+          const n = page.Records?.length ?? 0;
+          total += n;
+          if (n === 0) break;
+          iterator = page.NextShardIterator;
+        }
       }
-    }
-    return total;
+      return total + (this.emulator ? await this.emulator.trimmedRecords(stream) : 0);
+    };
+    return this.trimmer ? this.trimmer.exclusive(count) : count();
   }
 
-  /** Stops the runner (checkpoints written), then the emulator. */
+  /** Stops trimming, then the runner (checkpoints written), then the emulator. */
   async stop(): Promise<void> {
+    await this.trimmer?.stop();
     await this.runner.stop();
     await Promise.all(this.pools.map((pool) => pool.close()));
     if (this.ownsClient) this.client.destroy();

@@ -53,7 +53,8 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
   // Prepare
   const persist = join(dir, 'state');
   const out = join(dir, 'out');
-  const common = ['--persist', persist, '--out', out, '--port', '0', '--quiet', '--window', '2'];
+  // Every record stays in the persisted streams: the ledger below reads them back.
+  const common = ['--persist', persist, '--out', out, '--port', '0', '--quiet', '--window', '2', '--retain-consumed', 'all'];
 
   // Act 1: publish the frames and kill the process once some have come home.
   const first = startCli([...common, '--count', String(FRAMES), '--camera', 'Resume']);
