@@ -26,6 +26,7 @@ export const handler = middy(async (event: unknown, context: Context): Promise<P
     const summary = await publishFrames(framesFrom(params.source ?? config.source, params.repeat ?? config.repeat), sink, {
       camera: cameraId(params.camera ?? config.camera, config.deviceId),
       stream: streamName('cameraImages', config.streamPrefix),
+      recordFormat: config.recordFormat,
       delay: params.delay ?? config.delay,
       count: params.count,
       rate: params.rate,

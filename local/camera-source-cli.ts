@@ -23,6 +23,7 @@ const HELP = `usage: camera-source-cli [options]
   --count N            stop after N frames                     (COUNT, default: all)
   --rate R             at most R frames per second, 0 = no cap (RATE, default 0)
   --folder DIR         publish DIR/*.png instead of MNIST      (SOURCE, default mnist)
+  --record-format F    json (base64 image) or png (tEXt fields) (RECORD_FORMAT, default json)
   --endpoint URL       Kinesis endpoint, or "aws"              (KINESIS_ENDPOINT, default http://127.0.0.1:4567)
   --stream-prefix P    stream name prefix                      (STREAM_PREFIX, default none)
   --quiet              no progress on stderr`;
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
       count: { type: 'string' },
       rate: { type: 'string' },
       folder: { type: 'string' },
+      'record-format': { type: 'string' },
       endpoint: { type: 'string' },
       'stream-prefix': { type: 'string' },
       quiet: { type: 'boolean', default: false },
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
     DELAY: values.delay ?? process.env.DELAY,
     REPEAT: values.repeat ?? process.env.REPEAT,
     SOURCE: values.folder ?? process.env.SOURCE,
+    RECORD_FORMAT: values['record-format'] ?? process.env.RECORD_FORMAT,
     STREAM_PREFIX: values['stream-prefix'] ?? process.env.STREAM_PREFIX,
   });
   const count = numberFlag('count', values.count ?? process.env.COUNT);
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
     const summary = await publishFrames(framesFrom(config.source, config.repeat), writer, {
       camera: cameraId(config.camera, config.deviceId),
       stream: streamName('cameraImages', config.streamPrefix),
+      recordFormat: config.recordFormat,
       delay: config.delay,
       count: count === undefined ? undefined : Math.floor(count),
       rate,

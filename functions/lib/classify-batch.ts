@@ -18,7 +18,7 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits, type PreparedImage, preparePn
 import { MAX_KINESIS_RECORD_BYTES, encodeUncertain, predictionRecord, rejectRecord, topClass, uncertainReason } from './route';
 import type { OutputRecord, RecordSink } from './stream-writer';
 import { checkFrame } from './validate-frame';
-import type { CameraFrame } from './contracts';
+import type { FrameFields } from './contracts';
 
 /**
  * Decoded pixels in flight at once in this process, over all batches. Frames are prepared
@@ -81,8 +81,10 @@ export function frameIdOf(record: KinesisStreamRecord): string {
 interface Accepted {
   index: number;
   frameId: string;
-  frame: CameraFrame;
+  frame: FrameFields;
   png: Buffer;
+  /** The JSON record's base64 image, when it came as JSON. */
+  imageBase64: string | undefined;
 }
 
 interface Prepared extends Accepted {
@@ -134,7 +136,7 @@ export async function classifyBatch(
     const payload = Buffer.from(record.kinesis.data, 'base64');
     payloads[index] = payload;
     const check = checkFrame(payload, { nowMs: receivedMs, maxFutureSkewSeconds: config.maxFutureSkewSeconds });
-    if (check.ok) accepted.push({ index, frameId, frame: check.frame, png: check.png });
+    if (check.ok) accepted.push({ index, frameId, frame: check.frame, png: check.png, imageBase64: check.imageBase64 });
     else refused.push({ index, frameId, reason: check.reason, error: check.error, camera: check.camera, timestamp: check.timestamp });
   });
 
@@ -210,7 +212,9 @@ export async function classifyBatch(
     const reason = uncertainReason(item.frame.camera, topClass(scores).resultProbability, item.prepared.blank, config);
     if (reason !== undefined) {
       const maxBytes = MAX_KINESIS_RECORD_BYTES - Buffer.byteLength(partitionKey, 'utf8');
-      const encoded = encodeUncertain(json, { image: item.frame.image, pixels: item.prepared.pixels, probabilities: scores, reason }, maxBytes);
+      // A JSON record's checked base64 is copied; a PNG record's bytes are encoded once, here.
+      const image = item.imageBase64 ?? item.png.toString('base64');
+      const encoded = encodeUncertain(json, { image, pixels: item.prepared.pixels, probabilities: scores, reason }, maxBytes);
       if (encoded.imageOmitted) imagesOmitted++;
       uncertain.push({ partitionKey, data: encoded.data });
       uncertainSources.push(item.index);

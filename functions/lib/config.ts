@@ -38,6 +38,7 @@ const envSchema = z.object({
   DELAY: number(0, 3600, 0),
   REPEAT: integer(0, 1_000_000, 1),
   SOURCE: z.preprocess(unsetIfEmpty, z.string().min(1).default('mnist')),
+  RECORD_FORMAT: z.preprocess(unsetIfEmpty, z.enum(['json', 'png']).default('json')),
   LOG_LEVEL: z.preprocess(
     (v) => (typeof v === 'string' && v !== '' ? v.toUpperCase() : undefined),
     z.enum(LOG_LEVELS).default('INFO'),
@@ -73,6 +74,8 @@ export interface Config {
   readonly repeat: number;
   /** Camera-source: `mnist` or a folder of PNG files. */
   readonly source: string;
+  /** Camera-source: `json` records (base64 image) or `png` records (the PNG, fields in tEXt chunks). */
+  readonly recordFormat: 'json' | 'png';
   readonly logLevel: LogLevelName;
   /** Frames stamped further than this in the future are rejected (`future_timestamp`). */
   readonly maxFutureSkewSeconds: number;
@@ -115,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     delay: e.DELAY,
     repeat: e.REPEAT,
     source: e.SOURCE,
+    recordFormat: e.RECORD_FORMAT,
     logLevel: e.LOG_LEVEL,
     maxFutureSkewSeconds: e.MAX_FUTURE_SKEW_SECONDS,
     maxImagePixels: e.MAX_IMAGE_PIXELS,

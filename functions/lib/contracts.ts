@@ -46,6 +46,13 @@ export const cameraFrameSchema = z.object({
 });
 export type CameraFrame = z.infer<typeof cameraFrameSchema>;
 
+/**
+ * A frame's fields besides its image. A `camera-images` record is either the JSON above or a
+ * PNG record: the PNG file itself with these fields as tEXt chunks (png-frame-record.ts).
+ */
+export const frameFieldsSchema = cameraFrameSchema.omit({ image: true });
+export type FrameFields = z.infer<typeof frameFieldsSchema>;
+
 const probabilitySchema = z.number().min(0).max(1);
 
 /** `predictions`: one per accepted frame. */

@@ -4,15 +4,21 @@
  * throws: every way a record can be wrong is a value the caller routes to `rejected-images`.
  */
 import type { z } from 'zod';
-import { type CameraFrame, MAX_CAMERA_ID_LENGTH, cameraFrameSchema, cameraIdSchema } from './contracts';
+import { type FrameFields, MAX_CAMERA_ID_LENGTH, cameraFrameSchema, cameraIdSchema, frameFieldsSchema } from './contracts';
 import type { RejectReason } from './errors';
+import { isPngRecord, readPngRecordText } from './png-frame-record';
 import { MAX_KINESIS_RECORD_BYTES } from './route';
 
 export interface AcceptedFrame {
   ok: true;
-  frame: CameraFrame;
-  /** The PNG bytes decoded from `frame.image`. */
+  frame: FrameFields;
+  /** The PNG file: decoded from the JSON's base64 `image`, or the PNG record itself. */
   png: Buffer;
+  /**
+   * The image as the JSON record carried it (checked base64), so the uncertain record can
+   * copy it instead of encoding the PNG again; absent for PNG records.
+   */
+  imageBase64?: string;
 }
 
 export interface RefusedFrame {
@@ -111,9 +117,10 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
     return {
       ok: false,
       reason: 'record_too_large',
-      error: `the record is ${data.byteLength} bytes; Kinesis carries at most ${MAX_KINESIS_RECORD_BYTES} bytes per record, so send a PNG of at most about 760 KB`,
+      error: `the record is ${data.byteLength} bytes; Kinesis carries at most ${MAX_KINESIS_RECORD_BYTES} bytes per record, so send a PNG of at most about 760 KB (1 MB as a PNG record)`,
     };
   }
+  if (isPngRecord(data)) return checkPngRecord(data, options);
   let parsed: unknown;
   try {
     parsed = JSON.parse(decoder.decode(data));
@@ -132,27 +139,18 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
   if (!result.success) {
     return { ok: false, ...describeIssues(result.error.issues, parsed as Record<string, unknown>), ...readable(parsed) };
   }
+  const { image, ...fields } = result.data;
   const frame = result.data;
   const known = { camera: frame.camera, timestamp: frame.timestamp.slice(0, MAX_TIMESTAMP_KEPT) };
-  const captured = Date.parse(frame.timestamp);
-  if (!Number.isFinite(captured)) {
-    return { ok: false, reason: 'invalid_timestamp', error: `timestamp ${JSON.stringify(known.timestamp)} is not a real date: send the capture time as ISO-8601, e.g. 2026-11-27T15:04:05.123Z`, ...known };
-  }
-  if (captured > options.nowMs + options.maxFutureSkewSeconds * 1000) {
-    return {
-      ok: false,
-      reason: 'future_timestamp',
-      error: `timestamp ${frame.timestamp} is more than ${options.maxFutureSkewSeconds} s in the future: check the camera's clock (NTP)`,
-      ...known,
-    };
-  }
-  if (frame.image.length === 0) {
+  const late = checkCaptureTime(fields, options);
+  if (late) return late;
+  if (image.length === 0) {
     return { ok: false, reason: 'image_empty', error: 'image is empty: the camera sent no picture; check that it captures a frame, and send it as base64 PNG', ...known };
   }
   // Node's decoder silently skips characters outside the alphabet, so check them first; the
   // image is later copied unescaped into the uncertain record's JSON, which this makes safe.
-  const expected = BASE64.test(frame.image) ? base64DecodedLength(frame.image) : -1;
-  const png = expected < 0 ? undefined : Buffer.from(frame.image, 'base64');
+  const expected = BASE64.test(image) ? base64DecodedLength(image) : -1;
+  const png = expected < 0 ? undefined : Buffer.from(image, 'base64');
   if (png === undefined || png.byteLength !== expected) {
     return {
       ok: false,
@@ -164,5 +162,50 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
   if (png.byteLength === 0) {
     return { ok: false, reason: 'image_empty', error: 'image decodes to zero bytes: the camera sent no picture; check that it captures a frame, and send it as base64 PNG', ...known };
   }
-  return { ok: true, frame, png };
+  return { ok: true, frame: fields, png, imageBase64: image };
+}
+
+/** The capture time is a real date and not too far ahead; undefined when it is fine. */
+function checkCaptureTime(fields: FrameFields, options: FrameCheckOptions): RefusedFrame | undefined {
+  const known = { camera: fields.camera, timestamp: fields.timestamp.slice(0, MAX_TIMESTAMP_KEPT) };
+  const captured = Date.parse(fields.timestamp);
+  if (!Number.isFinite(captured)) {
+    return { ok: false, reason: 'invalid_timestamp', error: `timestamp ${JSON.stringify(known.timestamp)} is not a real date: send the capture time as ISO-8601, e.g. 2026-11-27T15:04:05.123Z`, ...known };
+  }
+  if (captured > options.nowMs + options.maxFutureSkewSeconds * 1000) {
+    return {
+      ok: false,
+      reason: 'future_timestamp',
+      error: `timestamp ${fields.timestamp} is more than ${options.maxFutureSkewSeconds} s in the future: check the camera's clock (NTP)`,
+      ...known,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Checks a PNG record: camera, timestamp and optional label read from its tEXt chunks and
+ * held to the same contract as the JSON fields. The PNG bytes themselves are the decoder's
+ * to judge, as for a JSON record's image.
+ */
+function checkPngRecord(data: Uint8Array, options: FrameCheckOptions): FrameCheck {
+  const read = readPngRecordText(data);
+  if (!read.ok) return { ok: false, reason: 'invalid_record', error: `${read.error} (a PNG record carries camera, timestamp and optional label as tEXt chunks)` };
+  const { camera, timestamp, label } = read.text;
+  const missing = [camera === undefined ? 'camera' : '', timestamp === undefined ? 'timestamp' : ''].filter((name) => name !== '');
+  if (missing.length > 0) {
+    return {
+      ok: false,
+      reason: 'invalid_record',
+      error: `the PNG record has no ${missing.join(' or ')} text chunk: a PNG record carries camera and timestamp (ISO-8601) as tEXt chunks before its image data; or send JSON with image, camera and timestamp`,
+      ...readable({ camera, timestamp }),
+    };
+  }
+  const candidate: Record<string, unknown> = { camera, timestamp };
+  if (label !== undefined) candidate.label = /^[0-9]$/.test(label) ? Number(label) : label;
+  const result = frameFieldsSchema.safeParse(candidate);
+  if (!result.success) return { ok: false, ...describeIssues(result.error.issues, candidate), ...readable(candidate) };
+  const late = checkCaptureTime(result.data, options);
+  if (late) return late;
+  return { ok: true, frame: result.data, png: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
 }

@@ -6,7 +6,9 @@ import { folderFrames, labelFromFileName, mnistFrames } from '../../functions/li
 import { cameraId, publishFrames } from '../../functions/lib/camera-source/publish';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../../functions/lib/mnist';
+import { readPngChunks } from '../../functions/lib/png';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
+import { checkFrame } from '../../functions/lib/validate-frame';
 import { createLambdaContext } from '../../local/lambda-context';
 import { withPutRecordsFaults } from '../helpers/failing-kinesis-client';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
@@ -70,6 +72,22 @@ describe('publishFrames against kinesalite', () => {
       expect(frame.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       expect(frame.label).toBe(mnist.labels[i]);
       expect(Buffer.from(frame.image, 'base64').equals(renderOriginalFrameSync(mnistImage(mnist, i)))).toBe(true);
+    });
+  });
+
+  it('publishes PNG records that the classify stage reads back field for field', async () => {
+    const stream = await newStream();
+    const writer = new KinesisStreamWriter(kinesis.client);
+    const summary = await publishFrames(mnistFrames(1), writer, { camera: 'Camera-edge1', stream, count: 5, recordFormat: 'png' });
+
+    expect(summary).toMatchObject({ published: 5, failed: 0 });
+    const mnist = loadMnist('t10k');
+    const stored = await kinesis.readAll(stream);
+    expect(stored).toHaveLength(5);
+    stored.forEach((record, i) => {
+      const check = checkFrame(record.data, { nowMs: Date.now(), maxFutureSkewSeconds: 300 });
+      expect(check).toMatchObject({ ok: true, frame: { camera: 'Camera-edge1', label: mnist.labels[i] } });
+      if (check.ok) expect(readPngChunks(check.png).idat).toEqual(readPngChunks(renderOriginalFrameSync(mnistImage(mnist, i))).idat);
     });
   });
 

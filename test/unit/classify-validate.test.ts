@@ -12,7 +12,9 @@ describe('checkFrame accepts', () => {
     const result = checkFrame(bytes({ ...good, label: 3 }), options);
     expect(result.ok).toBe(true);
     if (!result.ok) return;
-    expect(result.frame).toEqual({ ...good, label: 3 });
+    const { image, ...fields } = good;
+    expect(result.frame).toEqual({ ...fields, label: 3 });
+    expect(result.imageBase64).toBe(image);
     expect(result.png.equals(Buffer.from(PNG_B64, 'base64'))).toBe(true);
   });
 

@@ -15,6 +15,7 @@ import {
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { type DigitModel, loadDigitModel } from '../../functions/lib/model';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../../functions/lib/mnist';
+import { encodePngRecord } from '../../functions/lib/png-frame-record';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { type FaultRules, withPutRecordsFaults } from '../helpers/failing-kinesis-client';
 import { cameraRecord, frameIdOf } from '../helpers/frames';
@@ -156,6 +157,32 @@ describe('classifyBatch scoring', () => {
     expect(out.predictions).toHaveLength(200);
     const correct = out.predictions.filter((p) => p.result_class === p.label).length;
     expect(correct).toBeGreaterThanOrEqual(190);
+  });
+
+  it('scores PNG records exactly as the same frames sent as JSON, and sends their PNG home', async () => {
+    const jsonStreams = await newStreams();
+    const pngStreams = await newStreams();
+    const indexes = Array.from({ length: 40 }, (_, i) => i);
+    const camera = (i: number) => (i % 10 === 0 ? 'Test-edge1' : 'Camera-edge1');
+    const pngRecords = indexes.map((i) =>
+      encodePngRecord(renderOriginalFrameSync(mnistImage(mnist, i)), { camera: camera(i), timestamp: '2026-11-27T15:00:00.000Z', label: mnist.labels[i] ?? null }),
+    );
+
+    await classifyBatch(indexes.map((i) => cameraRecord(frameJson(i, camera(i)))), { model, sink: writerWith().sink, streams: jsonStreams, config });
+    const result = await classifyBatch(pngRecords.map((r) => cameraRecord(r)), { model, sink: writerWith().sink, streams: pngStreams, config });
+
+    expect(result.batchItemFailures).toEqual([]);
+    const fromJson = await outputs(jsonStreams);
+    const fromPng = await outputs(pngStreams);
+    const scores = (p: Prediction) => [p.camera, p.label, p.result_class, p.result_probability];
+    expect(fromPng.predictions.map(scores)).toEqual(fromJson.predictions.map(scores));
+    expect(fromPng.rejected).toEqual([]);
+    expect(fromPng.uncertain.length).toBeGreaterThanOrEqual(4);
+    expect(fromPng.uncertain.map((u) => u.prepared_image)).toEqual(fromJson.uncertain.map((u) => u.prepared_image));
+    // The image sent home is the record's PNG, fields and all, still base64 as the contract says.
+    for (const u of fromPng.uncertain) {
+      expect(pngRecords.some((r) => r.equals(Buffer.from(u.image, 'base64')))).toBe(true);
+    }
   });
 
   it('fails the whole batch when inference throws, writing nothing', async () => {

@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { cameraIdSchema } from '../contracts';
+import { encodePngRecord } from '../png-frame-record';
 import type { OutputRecord, RecordSink } from '../stream-writer';
 import type { SourceFrame } from './frames';
 
@@ -15,6 +16,8 @@ export interface PublishOptions {
   stream: string;
   /** Seconds between frames, as the original's `delay`; 0 = as fast as allowed. */
   delay?: number;
+  /** `json` (default: base64 image in JSON, the original's record) or `png` (the PNG, fields in tEXt chunks). */
+  recordFormat?: 'json' | 'png';
   /** Stop after this many frames; undefined = when the source ends. */
   count?: number;
   /** Frames per second at most; 0 or undefined = unlimited. */
@@ -59,8 +62,9 @@ export function cameraId(camera: string, host: string = hostname()): string {
   return parsed.data;
 }
 
-/** Encodes one frame as a `camera-images` record (JSON, base64 image). */
-export function frameRecord(frame: SourceFrame, camera: string, timestamp: string): OutputRecord {
+/** Encodes one frame as a `camera-images` record: JSON with a base64 image, or a PNG record. */
+export function frameRecord(frame: SourceFrame, camera: string, timestamp: string, format: 'json' | 'png' = 'json'): OutputRecord {
+  if (format === 'png') return { partitionKey: camera, data: encodePngRecord(frame.png, { camera, timestamp, label: frame.label }) };
   const body =
     frame.label === undefined
       ? { image: frame.png.toString('base64'), camera, timestamp }
@@ -150,7 +154,7 @@ export async function publishFrames(
         stopped = 'aborted';
         break;
       }
-      batch.push(frameRecord(frame, options.camera, now().toISOString()));
+      batch.push(frameRecord(frame, options.camera, now().toISOString(), options.recordFormat));
       if (frame.label !== undefined) labelled++;
       taken++;
       if (taken >= limit) {
