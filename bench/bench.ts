@@ -22,7 +22,7 @@ import { loadDigitModel } from '../functions/lib/model';
 import { loadServiceDefinition } from '../local/mappings';
 import { classifyRate } from './classify-stage';
 import { PipelineUnderTest, type MemorySample, type PipelineSettings } from './e2e';
-import { type BenchFrame, type FrameKind, framesOf, kinesisRecords } from './frames';
+import { type BenchFrame, type FrameKind, type RecordFormat, framesOf, kinesisRecords } from './frames';
 import { decodeRate, inferenceRate, type Measured, normaliseRate, prepareAndPredictRate, prepareRate, preparedOf } from './limits';
 import { type Figure, figure, fmt, percentile, renderTable, type Row } from './stats';
 
@@ -34,7 +34,7 @@ import { type Figure, figure, fmt, percentile, renderTable, type Row } from './s
  */
 export const ORIGINAL = { fps: 147, medianMs: 6.6, accuracy: 0.98 } as const;
 
-const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--frames N] [--runs R] [--shards S] [--parallelism P] [--skip LIST]
+const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--frames N] [--runs R] [--shards S] [--parallelism P] [--record-format F] [--skip LIST]
   --quick          a short version of everything (under a minute)
   --json FILE      write the medians as JSON
   --frames N       also publish N 28x28 frames at 75% of the sustained rate and report memory over time
@@ -42,6 +42,9 @@ const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--frames N] [--r
   --cameras C      cameras publishing in turn in the end-to-end runs (default 4)
   --shards S       shards of camera-images for the end-to-end runs (default: serverless.yml's)
   --parallelism P  classify batches in flight per shard for the end-to-end runs (default: serverless.yml's)
+  --record-format F  camera-images records for the end-to-end runs and the headline classify figure:
+                   json, png, or auto (default: JSON for 28x28 as the original sent them, PNG records
+                   for 640x480); the classify stage is measured in both formats either way
   --persist        the long memory run keeps the emulator's streams in LevelDB (npm start --persist) instead of memory
   --skip LIST      comma-separated sections to leave out: limits, classify, e2e, 640`;
 
@@ -104,6 +107,7 @@ function parseOptions() {
       persist: { type: 'boolean' },
       parallelism: { type: 'string' },
       skip: { type: 'string' },
+      'record-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -114,6 +118,8 @@ function parseOptions() {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
     return n;
   };
+  const recordFormat = values['record-format'] ?? 'auto';
+  if (!['json', 'png', 'auto'].includes(recordFormat)) throw new Error(`--record-format must be json, png or auto, got ${JSON.stringify(recordFormat)}`);
   const skip = new Set((values.skip ?? '').split(',').filter((s) => s !== ''));
   for (const s of skip) if (!['limits', 'classify', 'e2e', '640'].includes(s)) throw new Error(`--skip: unknown section ${s}`);
   return {
@@ -126,6 +132,7 @@ function parseOptions() {
     cameras: int('cameras', values.cameras, 1) ?? 4,
     persist: values.persist === true,
     parallelism: int('parallelism', values.parallelism, 1),
+    recordFormat: recordFormat as RecordFormat | 'auto',
     skip,
   };
 }
@@ -185,6 +192,9 @@ async function main(): Promise<void> {
     return { value: figure(fps), cpuMs: figure(cpu).median };
   };
   const label = (kind: FrameKind) => (kind === '28' ? '28x28' : '640x480');
+  /** The record format of a kind's end-to-end runs and headline classify figure. */
+  const formatOf = (kind: FrameKind): RecordFormat => (options.recordFormat !== 'auto' ? options.recordFormat : kind === '28' ? 'json' : 'png');
+  const formatName = (format: RecordFormat) => (format === 'json' ? 'JSON records' : 'PNG records');
   const limits: Partial<Record<FrameKind, Figure>> = {};
   const limitCpuMs: Partial<Record<FrameKind, number>> = {};
   const classifyRows: Array<{ key: string; row: Row }> = [];
@@ -216,15 +226,16 @@ async function main(): Promise<void> {
       }
       // The limit and the classify stage alternate run by run, so both see the same load on a
       // shared machine; the ratio is the median of the paired ratios.
-      const records = kinesisRecords(f, 'bench-classify');
+      const formats: RecordFormat[] = formatOf(kind) === 'json' ? ['json', 'png'] : ['png', 'json'];
+      const records = formats.map((format) => kinesisRecords(f, 'bench-classify', format));
       const withClassify = !options.skip.has('classify');
-      if (withClassify) await classifyRate(model, records, batch, Math.min(total, batch * 2)); // warm-up
+      if (withClassify) for (const r of records) await classifyRate(model, r, batch, Math.min(total, batch * 2)); // warm-up
       const limitRuns: Measured[] = [];
-      const classifyRuns: Measured[] = [];
+      const classifyRuns: Measured[][] = formats.map(() => []);
       for (let r = 0; r < sizes.runs; r++) {
         progress(`limit and classify: ${label(kind)}, run ${r + 1}/${sizes.runs}`);
         limitRuns.push(await prepareAndPredictRate(model, f, batch, total));
-        if (withClassify) classifyRuns.push(await classifyRate(model, records, batch, total));
+        if (withClassify) for (const [k, kindRecords] of records.entries()) (classifyRuns[k] as Measured[]).push(await classifyRate(model, kindRecords, batch, total));
       }
       const limitCpu = figure(limitRuns.map((m) => m.cpuMsPerFrame)).median;
       limits[kind] = add(
@@ -239,20 +250,26 @@ async function main(): Promise<void> {
       );
       limitCpuMs[kind] = limitCpu;
       if (withClassify) {
-        const cpuMs = figure(classifyRuns.map((m) => m.cpuMsPerFrame)).median;
-        classifyRows.push({
-          key: `classify_fps_${kind}`,
-          row: {
-            section: '2. classify handler, Kinesis-shaped batches, no streams',
-            name: `${label(kind)} classify batch module, batch ${batch}`,
-            value: figure(classifyRuns.map((m) => m.fps)),
-            cpuMs,
-            unit: 'frames/s',
-            ratio: { to: 'limit', value: figure(classifyRuns.map((m, k) => m.fps / (limitRuns[k] as Measured).fps)).median },
-            note: `CPU per frame: ${fmt((limitCpu / cpuMs) * 100)}% of the limit's efficiency`,
-          },
-        });
-        medians[`classify_limit_ratio_${kind}`] = figure(classifyRuns.map((m, k) => m.fps / (limitRuns[k] as Measured).fps)).median;
+        for (const [k, format] of formats.entries()) {
+          const runs = classifyRuns[k] as Measured[];
+          const cpuMs = figure(runs.map((m) => m.cpuMsPerFrame)).median;
+          // The headline keys are the kind's own format; the other format's carry its name.
+          const suffix = k === 0 ? '' : `_${format}`;
+          const paired = figure(runs.map((m, j) => m.fps / (limitRuns[j] as Measured).fps)).median;
+          classifyRows.push({
+            key: `classify_fps_${kind}${suffix}`,
+            row: {
+              section: '2. classify handler, Kinesis-shaped batches, no streams',
+              name: `${label(kind)} classify batch module, batch ${batch}, ${formatName(format)}`,
+              value: figure(runs.map((m) => m.fps)),
+              cpuMs,
+              unit: 'frames/s',
+              ratio: { to: 'limit', value: paired },
+              note: `CPU per frame: ${fmt((limitCpu / cpuMs) * 100)}% of the limit's efficiency`,
+            },
+          });
+          medians[`classify_limit_ratio_${kind}${suffix}`] = paired;
+        }
       }
     }
     if (kinds.includes('28')) {
@@ -288,7 +305,7 @@ async function main(): Promise<void> {
         const count = kind === '28' ? sizes.e2e28 : sizes.e2e640;
         // Warm-up: the first thousands of frames (JIT of handlers, SDK, emulator) run measurably
         // slower than the steady state.
-        await pipeline.run(frames[kind], base64[kind], `bench-warm-${kind}`, kind === '28' ? sizes.warm28 : sizes.warm640, 0, cameras);
+        await pipeline.run(frames[kind], base64[kind], `bench-warm-${kind}`, kind === '28' ? sizes.warm28 : sizes.warm640, 0, cameras, undefined, formatOf(kind));
         const fps: number[] = [];
         const publish: number[] = [];
         const cpu: number[] = [];
@@ -298,7 +315,7 @@ async function main(): Promise<void> {
           progress(`end to end: ${label(kind)} sustained, run ${r + 1}/${sizes.e2eRuns} (${count} frames)`);
           // The limit again, right before the run, while the pipeline idles: the pair sees the same load.
           const limitNow = await prepareAndPredictRate(model, frames[kind], batch, kind === '28' ? sizes.limit28 : sizes.limit640);
-          const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-max-${++runId}`, count, 0, cameras);
+          const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-max-${++runId}`, count, 0, cameras, undefined, formatOf(kind));
           if (result.missing > 0) throw new Error(`${result.missing} of ${count} frames never came back`);
           fps.push(result.fps);
           publish.push(result.publishFps);
@@ -311,7 +328,7 @@ async function main(): Promise<void> {
         add(
           {
             section,
-            name: `${label(kind)} sustained, camera-images to predictions`,
+            name: `${label(kind)} sustained, camera-images to predictions, ${formatName(formatOf(kind))}`,
             value,
             cpuMs: figure(cpu).median,
             unit: 'frames/s',
@@ -330,7 +347,7 @@ async function main(): Promise<void> {
           for (let r = 0; r < sizes.e2eRuns; r++) {
             progress(`end to end: ${label(kind)} latency at ${share * 100}% (${fmt(rate)} frames/s), run ${r + 1}/${sizes.e2eRuns}`);
             const n = Math.max(20, Math.round(rate * sizes.latencySeconds));
-            const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-lat-${++runId}`, n, rate, cameras);
+            const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-lat-${++runId}`, n, rate, cameras, undefined, formatOf(kind));
             if (result.missing > 0) throw new Error(`${result.missing} of ${n} frames never came back`);
             p50.push(percentile(result.latencies, 50));
             p99.push(percentile(result.latencies, 99));
@@ -357,7 +374,7 @@ async function main(): Promise<void> {
     const persistDir = options.persist ? mkdtempSync(join(tmpdir(), 'bench-persist-')) : undefined;
     const pipeline = await PipelineUnderTest.start({ ...settings, ...(persistDir ? { persistDir } : {}) });
     try {
-      const result = await pipeline.run(frames['28'], base64['28'], 'bench-memory', options.frames, rate, cameras, 3_600_000);
+      const result = await pipeline.run(frames['28'], base64['28'], 'bench-memory', options.frames, rate, cameras, 3_600_000, formatOf('28'));
       if (result.missing > 0) throw new Error(`${result.missing} of ${options.frames} frames never came back`);
       const series = pipeline.samples;
       const row = memoryRow(`RSS over ${options.frames} frames at ${rate} frames/s`, series);
@@ -376,7 +393,7 @@ async function main(): Promise<void> {
 
   // ---- report ------------------------------------------------------------------------------
   console.log(renderTable(rows));
-  const targets = targetLines(medians);
+  const targets = targetLines(medians, { '28': formatName(formatOf('28')), '640': formatName(formatOf('640')) });
   console.log(`\n== targets\n${targets.join('\n')}`);
   console.log(`\n(${fmt((performance.now() - began) / 1000)} s; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}; model ${model.version})`);
   if (options.json) {
@@ -427,7 +444,7 @@ function memoryTimeline(series: readonly MemorySample[]): string {
   return `memory timeline: ${marks.map((s) => `${s.frames} frames ${fmt(s.rssMb)} MB`).join(', ')}`;
 }
 
-function targetLines(m: Record<string, number>): string[] {
+function targetLines(m: Record<string, number>, formats: Record<FrameKind, string>): string[] {
   const lines: string[] = [];
   const check = (name: string, value: number | undefined, target: number, unit: string, higher = true) => {
     if (value === undefined || !Number.isFinite(value)) return;
@@ -435,8 +452,12 @@ function targetLines(m: Record<string, number>): string[] {
     lines.push(`${met ? 'MET    ' : 'NOT MET'}  ${name}: ${fmt(value)}${unit} (target ${higher ? '>=' : '<'} ${fmt(target)}${unit})`);
   };
   const pct = (key: string) => (m[key] === undefined ? undefined : (m[key] as number) * 100);
-  check('classify handler / limit, 28x28 (paired runs)', pct('classify_limit_ratio_28'), 90, '%');
-  check('classify handler / limit, 640x480 (paired runs)', pct('classify_limit_ratio_640'), 90, '%');
+  check(`classify handler / limit, 28x28, ${formats['28']} (paired runs)`, pct('classify_limit_ratio_28'), 90, '%');
+  check(`classify handler / limit, 640x480, ${formats['640']} (paired runs)`, pct('classify_limit_ratio_640'), 90, '%');
+  for (const [kind, format] of [['28', 'png'], ['28', 'json'], ['640', 'png'], ['640', 'json']] as const) {
+    const name = format === 'png' ? 'PNG records' : 'JSON records';
+    check(`classify handler / limit, ${kind === '28' ? '28x28' : '640x480'}, ${name} (paired runs)`, pct(`classify_limit_ratio_${kind}_${format}`), 90, '%');
+  }
   const ratio = (a: string, b: string) => (m[a] !== undefined && m[b] !== undefined ? ((m[a] as number) / (m[b] as number)) * 100 : undefined);
   check('end to end / limit, 28x28', ratio('e2e_fps_28', 'limit_fps_28'), 75, '%');
   check('end to end / limit, 28x28 (limit re-measured beside each run)', pct('e2e_limit_ratio_28'), 75, '%');
@@ -448,8 +469,8 @@ function targetLines(m: Record<string, number>): string[] {
     const e = cpu(`e2e_${kind}_cpu_ms_per_frame`, `limit_${kind}_cpu_ms_per_frame`);
     if (c !== undefined) lines.push(`         CPU per frame, ${kind}: the limit's is ${fmt(c)}% of classify's${e === undefined ? '' : ` and ${fmt(e)}% of the end-to-end pipeline's`}`);
   }
-  check('end to end 28x28', m.e2e_fps_28, 2000, ' frames/s');
-  check('end to end 640x480', m.e2e_fps_640, 250, ' frames/s');
+  check(`end to end 28x28, ${formats['28']}`, m.e2e_fps_28, 2000, ' frames/s');
+  check(`end to end 640x480, ${formats['640']}`, m.e2e_fps_640, 250, ' frames/s');
   check('p99 put to prediction at 50% rate, 28x28', m['e2e_p99_latency_s_28_50'], 1, ' s', false);
   check('p99 put to prediction at 50% rate, 640x480', m['e2e_p99_latency_s_640_50'], 1, ' s', false);
   if (m.long_rss_growth_mb_per_10k_frames !== undefined) {

@@ -16,7 +16,7 @@ import { createKinesisClient } from '../functions/lib/kinesis';
 import { KinesisStreamWriter, type OutputRecord } from '../functions/lib/stream-writer';
 import { HOME_FILES } from '../local/home';
 import { REPO_ROOT } from '../local/mappings';
-import { type BenchFrame, frameJson } from './frames';
+import { type BenchFrame, type RecordFormat, frameRecordData } from './frames';
 
 /** Options of the local pipeline under test (the CLI's flags). */
 export interface PipelineSettings {
@@ -246,6 +246,7 @@ export class PipelineUnderTest {
     rate: number,
     cameras = 1,
     timeoutMs = 600_000,
+    format: RecordFormat = 'json',
   ): Promise<RunResult> {
     const cpuBefore = processCpuSeconds(this.pid);
     const mainBefore = processCpuSeconds(this.pid, this.pid);
@@ -265,8 +266,7 @@ export class PipelineUnderTest {
       for (let k = 0; k < n; k++) {
         const i = (sent + k) % frames.length;
         const id = `${camera}.${(sent + k) % cameras}`;
-        const body = frameJson(base64[i] as string, id, timestamp, (frames[i] as BenchFrame).label);
-        records.push({ partitionKey: id, data: Buffer.from(body, 'utf8') });
+        records.push({ partitionKey: id, data: frameRecordData(frames[i] as BenchFrame, base64[i] as string, id, timestamp, format) });
       }
       sent += n;
       const job: Promise<void> = this.writer.put(STREAMS.cameraImages, records).then((result) => {

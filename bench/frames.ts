@@ -7,6 +7,7 @@
  */
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../functions/lib/mnist';
+import { encodePngRecord } from '../functions/lib/png-frame-record';
 import { generateCameraFrames } from '../training/camera-frames';
 
 export interface BenchFrame {
@@ -15,6 +16,9 @@ export interface BenchFrame {
 }
 
 export type FrameKind = '28' | '640';
+
+/** The two encodings of a `camera-images` record: JSON with a base64 image, or the PNG with tEXt fields. */
+export type RecordFormat = 'json' | 'png';
 
 /** `count` MNIST test frames as the original rendered them (the test set cycled). */
 export function mnistFrames(count: number): BenchFrame[] {
@@ -50,13 +54,24 @@ export function frameJson(base64: string, camera: string, timestamp: string, lab
   return `{"image":"${base64}","camera":"${camera}","timestamp":"${timestamp}"${labelPart}}`;
 }
 
+/** A frame's `camera-images` record bytes in either format (`base64` is the PNG's, for JSON). */
+export function frameRecordData(frame: BenchFrame, base64: string, camera: string, timestamp: string, format: RecordFormat): Buffer {
+  if (format === 'png') return encodePngRecord(frame.png, { camera, timestamp, label: frame.label });
+  return Buffer.from(frameJson(base64, camera, timestamp, frame.label), 'utf8');
+}
+
 /** Kinesis-shaped records of `frames`, as the event source mapping delivers them. */
-export function kinesisRecords(frames: readonly BenchFrame[], camera: string, shardId = 'shardId-000000000000'): KinesisStreamRecord[] {
+export function kinesisRecords(
+  frames: readonly BenchFrame[],
+  camera: string,
+  format: RecordFormat = 'json',
+  shardId = 'shardId-000000000000',
+): KinesisStreamRecord[] {
   const now = Date.now();
   const timestamp = new Date(now).toISOString();
   return frames.map((frame, i) => {
     const sequenceNumber = (49_650_000_000_000_000_000_000_000_000_000n + BigInt(i)).toString();
-    const data = Buffer.from(frameJson(frame.png.toString('base64'), camera, timestamp, frame.label), 'utf8').toString('base64');
+    const data = frameRecordData(frame, frame.png.toString('base64'), camera, timestamp, format).toString('base64');
     return {
       kinesis: {
         kinesisSchemaVersion: '1.0',
