@@ -122,6 +122,25 @@ describe('classifyBatch over the sample event', () => {
     expect(Buffer.from(bad?.payload ?? '', 'base64').equals(Buffer.from(event.Records[5]?.kinesis.data ?? '', 'base64'))).toBe(true);
   });
 
+  it('routes the PNG-record sample event: two predictions, the Test frame home, one reject', async () => {
+    const streams = await newStreams();
+    const event = JSON.parse(readFileSync(join(__dirname, '../../events/classify-png-records.json'), 'utf8')) as KinesisStreamEvent;
+
+    const result = await classifyBatch(event.Records, { model, sink: writerWith().sink, streams, config });
+
+    expect(result.batchItemFailures).toEqual([]);
+    const out = await outputs(streams);
+    const ids = event.Records.map(frameIdOf);
+    expect(out.predictions.map((p) => [p.frame_id, p.camera, p.result_class, p.label])).toEqual([
+      [ids[0], 'Camera-edge1', 7, 7],
+      [ids[1], 'Test-edge1', 0, 0],
+    ]);
+    expect(out.uncertain.map((u) => [u.frame_id, u.reason])).toEqual([[ids[1], 'test_camera']]);
+    expect(out.uncertain[0]?.image).toBe(event.Records[1]?.kinesis.data);
+    expect(out.rejected.map((r) => [r.frame_id, r.reason, r.camera])).toEqual([[ids[2], 'invalid_record', 'Camera-edge2']]);
+    expect(out.rejected[0]?.error).toMatch(/no timestamp text chunk/);
+  });
+
   it('gives the same frame ids when the batch is delivered again', async () => {
     const streams = await newStreams();
     const { sink } = writerWith();
