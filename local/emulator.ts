@@ -99,6 +99,7 @@ parentPort.on('message', async (message) => {
     // Store operations asked by the main thread (trimming consumed records).
     calls += 1;
     try {
+      if (message.method !== 'trim' && message.method !== 'trimmedCount') throw new Error('unknown store call ' + message.method);
       const value = await trimming[message.method](store, ...message.args);
       parentPort.postMessage({ type: 'result', id: message.id, value });
     } catch (error) {
