@@ -49,6 +49,7 @@ const OPTIONS: Option[] = [
   { flag: 'repeat', value: 'N', env: 'REPEAT', type: 'string', default: '1', help: 'passes over the source, 0 = forever' },
   { flag: 'rate', value: 'R', env: 'RATE', type: 'string', default: '0', help: 'at most R frames per second, 0 = no cap' },
   { flag: 'source', value: 'SRC', env: 'SOURCE', type: 'string', default: 'mnist', help: '"mnist" or a folder of PNG files' },
+  { flag: 'record-format', value: 'F', env: 'RECORD_FORMAT', type: 'string', default: 'json', help: 'camera-images records: json or png (tEXt fields)' },
   { flag: 'confidence', value: 'P', env: 'CONFIDENCE_THRESHOLD', type: 'string', default: '0.70', help: 'uncertain when probability <= P' },
   { flag: 'window', value: 'S', env: 'METRICS_WINDOW_SECONDS', type: 'string', default: '10', help: 'metrics tumbling window, seconds' },
   { flag: 'shards', value: 'N', env: 'CAMERA_SHARDS', type: 'string', default: '1', help: 'shards of camera-images' },
@@ -124,6 +125,7 @@ function parseOptions(argv: string[]) {
     repeat: num('repeat', 0, 1_000_000, true) ?? 1,
     rate: num('rate', 0, 1_000_000) ?? 0,
     source: raw('source') ?? 'mnist',
+    recordFormat: recordFormat(raw('record-format')),
     confidence: num('confidence', 0, 1),
     window: num('window', 1, 900, true),
     shards: num('shards', 1, 100, true),
@@ -137,6 +139,11 @@ function parseOptions(argv: string[]) {
     quiet: bool('quiet'),
     inProcess: bool('in-process'),
   };
+}
+
+function recordFormat(value: string | undefined): 'json' | 'png' {
+  if (value === undefined || value === 'json' || value === 'png') return value ?? 'json';
+  throw new UsageError(`--record-format must be json or png, got ${JSON.stringify(value)}`);
 }
 
 /**
@@ -309,6 +316,7 @@ async function main(): Promise<number> {
           publishFrames(frames, writer, {
             camera,
             stream: STREAMS.cameraImages,
+            recordFormat: options.recordFormat,
             delay: options.delay,
             ...(options.count !== undefined ? { count: share(options.count, cameraIds.length, i) } : {}),
             rate: options.rate / cameraIds.length,

@@ -5,7 +5,8 @@
  * benchmark use it too.
  */
 import { join } from 'node:path';
-import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { getRecordsRaw } from './get-records-raw';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
@@ -256,8 +257,9 @@ export class LocalPipeline {
           )
         ).ShardIterator;
         while (iterator) {
-          const page = await this.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));
-          const n = page.Records?.length ?? 0;
+          // Counted, not read: the data stays base64 (no decoding of 640x480 frames).
+          const page = await getRecordsRaw(this.client, { ShardIterator: iterator, Limit: 10_000 });
+          const n = page.Records.length;
           total += n;
           if (n === 0) break;
           iterator = page.NextShardIterator;
