@@ -171,6 +171,24 @@ function keepRecordsAsObjects(create) {
   return createStore;
 }
 
+/** Response bodies above this many characters are written as a Buffer (see below). */
+const LARGE_BODY_CHARS = 64 * 1024;
+
+/**
+ * Makes `response.end(text)` write a large text body as one UTF-8 Buffer: the same bytes
+ * (kinesalite's Content-Length is already the UTF-8 length), but Node writes a Buffer to the
+ * socket with a fraction of the CPU it spends writing a string of that size: 15 against 43 ms
+ * per 10 MB GetRecords response measured here, and GetRecords responses were half of the
+ * emulator thread's time with 640x480 frames.
+ */
+function sendLargeBodiesAsBuffers(response) {
+  const end = response.end;
+  response.end = function (chunk, ...rest) {
+    if (typeof chunk === 'string' && chunk.length > LARGE_BODY_CHARS) return end.call(this, Buffer.from(chunk, 'utf8'), ...rest);
+    return end.call(this, chunk, ...rest);
+  };
+}
+
 /** kinesalite's request size bound (its index.js): bodies above it get a 413. */
 const MAX_REQUEST_BYTES = 7 * 1024 * 1024;
 
@@ -200,6 +218,7 @@ function collectRequestBodies(server) {
       length += chunk.length;
     });
     request.on('error', () => response.destroy());
+    sendLargeBodiesAsBuffers(response);
     request.on('end', () => {
       // kinesalite reads only method, url and headers and listens for data/end/error.
       const whole = new EventEmitter();
