@@ -97,11 +97,11 @@ export function readPngRecordText(data: Uint8Array): PngRecordText {
       if ((PNG_RECORD_KEYWORDS as readonly string[]).includes(keyword)) {
         const name = keyword as PngRecordKeyword;
         if (crc32(data.subarray(offset + 4, offset + 8 + length)) !== view.getUint32(offset + 8 + length)) {
-          return { ok: false, error: `the PNG's ${name} text chunk is damaged (CRC mismatch)` };
+          return { ok: false, error: `the PNG record's ${name} text chunk is damaged (CRC mismatch): resend the frame` };
         }
-        if (text[name] !== undefined) return { ok: false, error: `the PNG has two ${name} text chunks: send each field once` };
+        if (text[name] !== undefined) return { ok: false, error: `the PNG record has two ${name} text chunks: send each field once` };
         if (length - nul - 1 > MAX_TEXT_VALUE_BYTES) {
-          return { ok: false, error: `the PNG's ${name} text chunk is ${length - nul - 1} bytes long; at most ${MAX_TEXT_VALUE_BYTES} are read` };
+          return { ok: false, error: `the PNG record's ${name} text chunk is ${length - nul - 1} bytes long: send at most ${MAX_TEXT_VALUE_BYTES}` };
         }
         text[name] = Buffer.from(body.subarray(nul + 1)).toString('latin1');
       }

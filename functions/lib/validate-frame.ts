@@ -190,7 +190,7 @@ function checkCaptureTime(fields: FrameFields, options: FrameCheckOptions): Refu
  */
 function checkPngRecord(data: Uint8Array, options: FrameCheckOptions): FrameCheck {
   const read = readPngRecordText(data);
-  if (!read.ok) return { ok: false, reason: 'invalid_record', error: `${read.error} (a PNG record carries camera, timestamp and optional label as tEXt chunks)` };
+  if (!read.ok) return { ok: false, reason: 'invalid_record', error: read.error };
   const { camera, timestamp, label } = read.text;
   const missing = [camera === undefined ? 'camera' : '', timestamp === undefined ? 'timestamp' : ''].filter((name) => name !== '');
   if (missing.length > 0) {

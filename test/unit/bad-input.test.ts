@@ -26,6 +26,7 @@ import {
 import type { RejectReason } from '../../functions/lib/errors';
 import { type DigitModel, loadDigitModel } from '../../functions/lib/model';
 import { encodePng } from '../../functions/lib/png';
+import { encodePngRecord } from '../../functions/lib/png-frame-record';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { HomeOutputs } from '../../local/home';
 import {
@@ -140,6 +141,51 @@ const rejectCases: RejectCase[] = [
   { name: 'a camera id with a NUL', record: () => json(frameBody(goodPng(), { camera: 'cam\u0000era' })), reason: 'invalid_camera', mentions: /control characters/ },
   { name: 'a camera id with an escape sequence', record: () => json(frameBody(goodPng(), { camera: 'cam\u001b[31mera' })), reason: 'invalid_camera' },
   { name: 'a camera id with a newline', record: () => json(frameBody(goodPng(), { camera: 'Camera\nforged log line' })), reason: 'invalid_camera' },
+  {
+    name: 'a PNG record without its text chunks (a bare PNG file)',
+    record: () => goodPng(),
+    reason: 'invalid_record',
+    mentions: /tEXt/,
+  },
+  {
+    name: 'a PNG record whose camera text chunk was damaged in transit (CRC mismatch)',
+    record: () => {
+      const record = encodePngRecord(goodPng(), { camera: 'Camera-edge1', timestamp: new Date(Date.now() - 60_000).toISOString() });
+      record[record.indexOf('Camera-edge1', 0, 'latin1')] = 0x4b; // "Kamera-edge1": a valid id the CRC no longer matches
+      return record;
+    },
+    reason: 'invalid_record',
+    mentions: /camera text chunk is damaged/,
+  },
+  {
+    name: 'a PNG record with an unsafe camera id',
+    record: () => encodePngRecord(goodPng(), { camera: '../x', timestamp: new Date(Date.now() - 60_000).toISOString() }),
+    reason: 'invalid_camera',
+    mentions: /slashes/,
+  },
+  {
+    name: 'a PNG record whose image data is corrupt keeps its camera in the reject',
+    record: () => {
+      const record = encodePngRecord(goodPng(), { camera: 'Camera-edge1', timestamp: new Date(Date.now() - 60_000).toISOString() });
+      const idat = chunksOf(record).find((c) => c.type === 'IDAT');
+      const at = (idat?.offset ?? 0) + 8 + 3;
+      record[at] = (record[at] as number) ^ 0x10;
+      return record;
+    },
+    reason: 'corrupt_png',
+    mentions: /CRC/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a PNG record over Kinesis’ 1 MiB',
+    record: () =>
+      encodePngRecord(Buffer.concat([goodPng().subarray(0, 33), pngChunk('zTXt', Buffer.alloc(1024 * 1024, 1)), goodPng().subarray(33)]), {
+        camera: 'Camera-edge1',
+        timestamp: new Date(Date.now() - 60_000).toISOString(),
+      }),
+    reason: 'record_too_large',
+    mentions: /1048576 bytes/,
+  },
   { name: "the camera id '../x'", record: () => json(frameBody(goodPng(), { camera: '../x' })), reason: 'invalid_camera', mentions: /slashes/ },
   { name: "the camera id 'a/b'", record: () => json(frameBody(goodPng(), { camera: 'a/b' })), reason: 'invalid_camera' },
   { name: "the camera id 'a\\b'", record: () => json(frameBody(goodPng(), { camera: 'a\\b' })), reason: 'invalid_camera' },

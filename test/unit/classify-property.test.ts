@@ -11,6 +11,7 @@ import { predictionSchema, rejectedImageSchema, uncertainImageSchema } from '../
 import { REJECT_REASONS } from '../../functions/lib/errors';
 import { type DigitModel, loadDigitModel } from '../../functions/lib/model';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../../functions/lib/mnist';
+import { pngChunk } from '../../functions/lib/png';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 
@@ -80,9 +81,37 @@ const frameObject = fc.record(
   { requiredKeys: ['image', 'camera', 'timestamp'] },
 );
 
-/** Record payloads: valid-looking frames, arbitrary JSON, arbitrary bytes. */
+/** A tEXt chunk from any keyword and value bytes (Latin-1 or not, NULs included). */
+const textChunk = fc
+  .tuple(fc.oneof(fc.constantFrom('camera', 'timestamp', 'label'), fc.string({ maxLength: 12 })), fc.oneof(fc.string({ maxLength: 60 }), fc.uint8Array({ maxLength: 80 })))
+  .map(([keyword, value]) => pngChunk('tEXt', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0]), Buffer.from(value)])));
+
+/**
+ * PNG records: a PNG-ish image with mostly valid camera / timestamp / label chunks after its
+ * first 33 bytes (where IHDR ends in a real PNG), sometimes other or repeated text chunks, and
+ * sometimes bytes changed anywhere afterwards (damaging a field chunk's CRC or its length).
+ */
+const pngRecord = fc
+  .tuple(
+    imageBytes,
+    frameObject,
+    fc.array(textChunk, { maxLength: 3 }),
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 2 }),
+  )
+  .map(([image, fields, extra, edits]) => {
+    const chunks = [...extra];
+    if (typeof fields.camera === 'string') chunks.push(pngChunk('tEXt', Buffer.from(`camera\u0000${fields.camera}`, 'latin1')));
+    if (typeof fields.timestamp === 'string') chunks.push(pngChunk('tEXt', Buffer.from(`timestamp\u0000${fields.timestamp}`, 'latin1')));
+    if (fields.label !== undefined) chunks.push(pngChunk('tEXt', Buffer.from(`label\u0000${String(fields.label)}`, 'latin1')));
+    const record = Buffer.concat([image.subarray(0, 33), ...chunks, image.subarray(33)]);
+    for (const [at, value] of edits) record[8 + (at % Math.max(1, record.length - 8))] = value;
+    return record;
+  });
+
+/** Record payloads: valid-looking frames as JSON and as PNG records, arbitrary JSON, arbitrary bytes. */
 const payload = fc.oneof(
   { weight: 3, arbitrary: frameObject.map((o) => Buffer.from(JSON.stringify(o))) },
+  { weight: 2, arbitrary: pngRecord },
   { weight: 1, arbitrary: fc.json({ maxDepth: 3 }).map((text) => Buffer.from(text)) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)) },
 );
