@@ -28,6 +28,8 @@ export interface PipelineSettings {
   nodeArgs?: string[];
   /** Keep the emulator's streams in LevelDB under this folder instead of in memory (`--persist`). */
   persistDir?: string;
+  /** `--retain-consumed`: seconds finished records stay in the emulator, or `all` to keep them. */
+  retainConsumed?: number | 'all';
   /** Another script to serve the pipeline instead of local/cli.ts (it must print "serving on <endpoint>"). */
   script?: string;
 }
@@ -189,6 +191,7 @@ export class PipelineUnderTest {
     if (settings.shards !== undefined) args.push('--shards', String(settings.shards));
     if (settings.parallelism !== undefined) args.push('--parallelism', String(settings.parallelism));
     if (settings.persistDir !== undefined) args.push('--persist', settings.persistDir);
+    if (settings.retainConsumed !== undefined) args.push('--retain-consumed', String(settings.retainConsumed));
     const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: { ...process.env, ...settings.env, NODE_NO_WARNINGS: '1' },

@@ -167,6 +167,8 @@ async function main(): Promise<number> {
     nodeArgs: ['--expose-gc', '--require', probe],
     env: { SOAK_HEAP_FILE: heapFile, SOAK_HEAP_INTERVAL_MS: '5000' },
     ...(options.persist ? { persistDir: join(work, 'persist') } : {}),
+    // The ledger reads every stream back from the oldest record: nothing may be trimmed.
+    retainConsumed: 'all',
   });
   const host = new URL(pipeline.endpoint).hostname;
   if (host !== '127.0.0.1') throw new Error(`the pipeline serves on ${host}, not loopback`);
