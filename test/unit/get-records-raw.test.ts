@@ -11,7 +11,8 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { getRecordsRaw } from '../../local/get-records-raw';
+import fc from 'fast-check';
+import { getRecordsRaw, parseGetRecordsBody } from '../../local/get-records-raw';
 
 let emulator: KinesisEmulator;
 let client: ReturnType<typeof createKinesisClient>;
@@ -70,5 +71,41 @@ describe('getRecordsRaw', () => {
       other.destroy();
       await deleted.stop();
     }
+  });
+});
+
+describe('parseGetRecordsBody', () => {
+  const big = Buffer.alloc(300_000, 0xab).toString('base64');
+  const page = (records: unknown[]) => ({ MillisBehindLatest: 0, NextShardIterator: 'AAAA/b+c==', Records: records });
+  const body = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
+
+  it('gives what JSON.parse gives for any page, large or small', () => {
+    const record = fc.record({
+      SequenceNumber: fc.bigInt({ min: 0n, max: 10n ** 56n }).map(String),
+      // Partition keys may hold anything, the text of a Data field included.
+      PartitionKey: fc.oneof(fc.string({ maxLength: 20, unit: 'grapheme' }), fc.constant('"Data":"x'), fc.constant('\\"Data\\":\\"')),
+      Data: fc.oneof(fc.constant(big), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b).toString('base64'))),
+      ApproximateArrivalTimestamp: fc.double({ min: 0, max: 2e9, noNaN: true }),
+    });
+    fc.assert(
+      fc.property(fc.array(record, { maxLength: 6 }), (records) => {
+        const value = page(records);
+        expect(parseGetRecordsBody(body(value))).toEqual(value);
+      }),
+      { numRuns: 200, seed: 11 },
+    );
+  });
+
+  it('falls back to JSON.parse when the data is escaped or a Data field sits elsewhere', () => {
+    const escaped = Buffer.from(`{"Records":[{"SequenceNumber":"1","PartitionKey":"k","Data":"${big.slice(0, 100)}\\/${big}"}]}`, 'utf8');
+    expect(parseGetRecordsBody(escaped)).toEqual(JSON.parse(escaped.toString('utf8')));
+    const elsewhere = page([{ SequenceNumber: '1', PartitionKey: 'k', Data: big }]);
+    const extra = { ...elsewhere, ChildShards: [{ Data: 'not a record' }] };
+    expect(parseGetRecordsBody(body(extra))).toEqual(extra);
+  });
+
+  it('throws as JSON.parse does on a malformed body', () => {
+    const cut = body(page([{ SequenceNumber: '1', PartitionKey: 'k', Data: big }])).subarray(0, 350_000);
+    expect(() => parseGetRecordsBody(cut)).toThrow(SyntaxError);
   });
 });
