@@ -12,10 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deflateSync } from 'node:zlib';
-import { PNG_SIGNATURE, pngChunk } from '../functions/lib/png';
+import { PNG_SIGNATURE, encodePng, ihdrBody, pngChunk } from '../functions/lib/png';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../functions/lib/mnist';
-import { encodePng } from '../functions/lib/png';
 import { LocalPipeline } from '../local/pipeline';
 import { balance, readStreams } from '../test/helpers/accounting';
 import { streamReader } from '../test/helpers/stream-reader';
@@ -46,15 +45,8 @@ const frame = (png: Uint8Array, fields: Record<string, unknown> = {}): Buffer =>
 
 const chunk = pngChunk;
 const SIG = PNG_SIGNATURE;
-function header(width: number, height: number, depth: number, colour: number, interlace = 0): Buffer {
-  const b = Buffer.alloc(13);
-  b.writeUInt32BE(width, 0);
-  b.writeUInt32BE(height, 4);
-  b[8] = depth;
-  b[9] = colour;
-  b[12] = interlace;
-  return chunk('IHDR', b);
-}
+const header = (width: number, height: number, depth: number, colour: number, interlace = 0): Buffer =>
+  chunk('IHDR', ihdrBody(width, height, depth, colour, interlace));
 const IEND = chunk('IEND', new Uint8Array(0));
 /** Splits a PNG into its chunks (after the signature). */
 function chunks(png: Buffer): Buffer[] {

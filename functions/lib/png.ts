@@ -476,6 +476,17 @@ export function pngChunk(type: string, body: Uint8Array): Buffer {
   return out;
 }
 
+/** An IHDR chunk's 13-byte body (compression and filter method 0, the only ones defined). */
+export function ihdrBody(width: number, height: number, bitDepth: number, colorType: number, interlace = 0): Buffer {
+  const body = Buffer.alloc(13);
+  body.writeUInt32BE(width, 0);
+  body.writeUInt32BE(height, 4);
+  body[8] = bitDepth;
+  body[9] = colorType;
+  body[12] = interlace;
+  return body;
+}
+
 /**
  * Encodes 8-bit pixels (1 = grey, 3 = RGB, 4 = RGBA channels, row-major) as a PNG with no
  * row filters. Fast and dependency-free: used to render camera frames, not to archive them.
@@ -489,14 +500,9 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
   for (let y = 0; y < height; y++) {
     filtered.set(pixels.subarray(y * width * channels, (y + 1) * width * channels), y * stride + 1);
   }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = channels === 1 ? 0 : channels === 3 ? 2 : 6;
   return Buffer.concat([
     PNG_SIGNATURE,
-    pngChunk('IHDR', ihdr),
+    pngChunk('IHDR', ihdrBody(width, height, 8, channels === 1 ? 0 : channels === 3 ? 2 : 6)),
     pngChunk('IDAT', deflateSync(filtered, { level })),
     pngChunk('IEND', new Uint8Array(0)),
   ]);

@@ -46,19 +46,9 @@ export function frameBody(png: Uint8Array, fields: Record<string, unknown> = {})
   };
 }
 
-export { PNG_SIGNATURE, pngChunk } from '../../functions/lib/png';
+/** `ihdr`: an IHDR body. */
+export { PNG_SIGNATURE, ihdrBody as ihdr, pngChunk } from '../../functions/lib/png';
 import { PNG_SIGNATURE, pngChunk } from '../../functions/lib/png';
-
-/** An IHDR body. */
-export function ihdr(width: number, height: number, bitDepth: number, colorType: number, interlace = 0): Buffer {
-  const body = Buffer.alloc(13);
-  body.writeUInt32BE(width, 0);
-  body.writeUInt32BE(height, 4);
-  body[8] = bitDepth;
-  body[9] = colorType;
-  body[12] = interlace;
-  return body;
-}
 
 /** A PNG from its chunks (signature added). */
 export function pngOf(...chunks: Buffer[]): Buffer {
