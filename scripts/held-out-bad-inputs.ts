@@ -18,22 +18,14 @@ import { loadMnist, mnistImage, renderOriginalFrameSync } from '../functions/lib
 import { LocalPipeline } from '../local/pipeline';
 import { balance, readStreams } from '../test/helpers/accounting';
 import { streamReader } from '../test/helpers/stream-reader';
+import { seededRandom } from '../training/rng';
 
 const { values } = parseArgs({ options: { seed: { type: 'string' }, copies: { type: 'string' } } });
 const SEED = Number(values.seed ?? 7919);
 const COPIES = Number(values.copies ?? 3);
 
-/** Mulberry32: a small seeded generator, so a run can be repeated exactly. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded draws (mulberry32), so a run repeats exactly. */
+const rng = seededRandom;
 const random = rng(SEED);
 const int = (n: number): number => Math.floor(random() * n);
 

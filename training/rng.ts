@@ -61,3 +61,9 @@ export class Rng {
     return items;
   }
 }
+
+/** A plain uniform [0, 1) function over a fresh {@link Rng}, for code that only needs draws. */
+export function seededRandom(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
+}

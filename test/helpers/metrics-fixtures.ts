@@ -1,17 +1,9 @@
 import type { Prediction } from '../../functions/lib/contracts';
 import type { MetricsConfig } from '../../functions/lib/metrics/document';
+import { seededRandom } from '../../training/rng';
 
 /** Deterministic uniform [0, 1) generator (mulberry32), so failures reproduce. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** Log-normal sample with the given median and sigma (Box-Muller). */
 export function logNormal(random: () => number, median: number, sigma: number): number {

@@ -4,6 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { seededRandom } from '../../training/rng';
 
 type SeqObj = Record<string, unknown>;
 interface Db {
@@ -23,16 +24,8 @@ const BigNumber = localRequire(localRequire.resolve('bignumber.js', { paths: [ki
   div(n: number): { integerValue(mode: number): { times(n: number): { toFixed(): string } } };
 };
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded draws (mulberry32), so a run repeats exactly. */
+const rng = seededRandom;
 
 const outcome = <T>(f: () => T): { value?: T; error?: string } => {
   try {

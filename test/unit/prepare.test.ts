@@ -13,6 +13,7 @@ import {
   resizeLanczos,
 } from '../../functions/lib/prepare';
 import { originalPrep } from '../helpers/original-prep';
+import { seededRandom } from '../../training/rng';
 
 // ---- helpers --------------------------------------------------------------------------
 
@@ -24,17 +25,8 @@ function fillRect(img: GrayImage, x0: number, y0: number, w: number, h: number, 
   for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) img.data[y * img.width + x] = level;
 }
 
-/** Mulberry32: a small seeded generator so noisy fixtures are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded draws (mulberry32), so a run repeats exactly. */
+const rng = seededRandom;
 
 function gaussian(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
