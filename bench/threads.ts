@@ -8,21 +8,22 @@
  *   npx tsx bench/threads.ts 640 300     # kind (28 or 640), frames
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { PipelineUnderTest } from './e2e';
+import { PipelineUnderTest, processCpuSeconds } from './e2e';
 import { type FrameKind, framesOf } from './frames';
 
 /** CPU seconds of every thread of `pid`, keyed by "tid name". */
 function threadCpu(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const cpu = processCpuSeconds(pid, Number(tid));
+    if (Number.isNaN(cpu)) continue; // the thread ended between listing and reading
+    let name = '?';
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(`${tid} ${name}${Number(tid) === pid ? ' (main)' : ''}`, (Number(fields[11]) + Number(fields[12])) / 100);
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
     } catch {
-      // The thread ended between listing and reading.
+      // as above
     }
+    out.set(`${tid} ${name}${Number(tid) === pid ? ' (main)' : ''}`, cpu);
   }
   return out;
 }
