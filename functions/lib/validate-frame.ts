@@ -140,8 +140,7 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
     return { ok: false, ...describeIssues(result.error.issues, parsed as Record<string, unknown>), ...readable(parsed) };
   }
   const { image, ...fields } = result.data;
-  const frame = result.data;
-  const known = { camera: frame.camera, timestamp: frame.timestamp.slice(0, MAX_TIMESTAMP_KEPT) };
+  const known = knownOf(fields);
   const late = checkCaptureTime(fields, options);
   if (late) return late;
   if (image.length === 0) {
@@ -165,9 +164,14 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
   return { ok: true, frame: fields, png, imageBase64: image };
 }
 
+/** A valid frame's camera and timestamp, as a reject record keeps them. */
+function knownOf(fields: FrameFields): { camera: string; timestamp: string } {
+  return { camera: fields.camera, timestamp: fields.timestamp.slice(0, MAX_TIMESTAMP_KEPT) };
+}
+
 /** The capture time is a real date and not too far ahead; undefined when it is fine. */
 function checkCaptureTime(fields: FrameFields, options: FrameCheckOptions): RefusedFrame | undefined {
-  const known = { camera: fields.camera, timestamp: fields.timestamp.slice(0, MAX_TIMESTAMP_KEPT) };
+  const known = knownOf(fields);
   const captured = Date.parse(fields.timestamp);
   if (!Number.isFinite(captured)) {
     return { ok: false, reason: 'invalid_timestamp', error: `timestamp ${JSON.stringify(known.timestamp)} is not a real date: send the capture time as ISO-8601, e.g. 2026-11-27T15:04:05.123Z`, ...known };
