@@ -149,7 +149,7 @@ export function lockDataFolder(dir: string): () => void {
     } catch (error: unknown) {
       if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
       const pid = Number(readFileSync(file, 'utf8'));
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && isRunning(pid)) {
         throw new Error(`another home (pid ${pid}) is using the data folder ${dir}: stop it, or pass another --data folder`);
       }
       unlinkSync(file);
