@@ -338,7 +338,8 @@ describe('home API', () => {
     });
 
     it('answers 401 JSON without it, and with a wrong one', async () => {
-      for (const init of [undefined, { headers: { Authorization: 'Bearer wrong' } }, { headers: { Cookie: 'home_token=wrong' } }]) {
+      const attempts: Array<RequestInit | undefined> = [undefined, { headers: { Authorization: 'Bearer wrong' } }, { headers: { Cookie: 'home_token=wrong' } }];
+      for (const init of attempts) {
         const response = await get('/api/status', init);
         expect(response.status).toBe(401);
         expect(response.body.error).toContain('needs its token');
