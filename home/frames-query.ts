@@ -123,6 +123,10 @@ function sortValue(sort: FramesQuery['sort'], frame: StoredFrame): number {
   }
 }
 
+function* reversed<T>(list: readonly T[]): Generator<T> {
+  for (let i = list.length - 1; i >= 0; i -= 1) yield list[i] as T;
+}
+
 function after(a: Cursor, b: Cursor): boolean {
   return a[0] > b[0] || (a[0] === b[0] && a[1] < b[1]);
 }
@@ -135,7 +139,11 @@ function after(a: Cursor, b: Cursor): boolean {
 export function queryFrames(store: HomeStore, query: FramesQuery): { frames: FrameView[]; next: string | null; total: number } {
   const start = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   const matching: Array<{ frame: StoredFrame; label: LabelEntry | undefined; key: Cursor }> = [];
-  for (const frame of store.frames.list) {
+  const list = store.frames.list;
+  // Arrival order needs no sort: the list is in it already (newest = read it backwards).
+  const inArrivalOrder = query.sort === 'newest' || query.sort === 'oldest';
+  const frames = query.sort === 'newest' ? reversed(list) : list;
+  for (const frame of frames) {
     if (query.camera !== undefined && frame.camera !== query.camera) continue;
     if (query.predicted !== undefined && frame.result_class !== query.predicted) continue;
     if (query.reason !== undefined && frame.reason !== query.reason) continue;
@@ -147,7 +155,7 @@ export function queryFrames(store: HomeStore, query: FramesQuery): { frames: Fra
     if (query.label !== undefined && label?.label !== query.label) continue;
     matching.push({ frame, label, key: [sortValue(query.sort, frame), frame.seq] });
   }
-  matching.sort((a, b) => (after(a.key, b.key) ? 1 : after(b.key, a.key) ? -1 : 0));
+  if (!inArrivalOrder) matching.sort((a, b) => (after(a.key, b.key) ? 1 : after(b.key, a.key) ? -1 : 0));
   const from = start === undefined ? 0 : matching.findIndex((m) => after(m.key, start));
   const page = from < 0 ? [] : matching.slice(from, from + query.limit);
   const last = page.at(-1);

@@ -75,6 +75,14 @@ export function preparedPng(pixels: Uint8Array): Buffer {
   return encodePng(pixels, PREPARED_SIZE, PREPARED_SIZE, 1);
 }
 
+/** The 28x28 rows as one byte array (a loop: `flat()` allocates an array per frame). */
+function pixelsOf(rows: readonly (readonly number[])[]): Uint8Array {
+  const pixels = new Uint8Array(PREPARED_SIZE * PREPARED_SIZE);
+  let i = 0;
+  for (const row of rows) for (const value of row) pixels[i++] = value;
+  return pixels;
+}
+
 export interface AddResult {
   added: StoredFrame[];
   duplicates: number;
@@ -157,7 +165,7 @@ export class FrameStore {
     const pending = new Map<string, StoredFrame>();
     for (const record of records) {
       const original = record.image ? Buffer.from(record.image, 'base64') : undefined;
-      const pixels = Uint8Array.from(record.prepared_image.flat());
+      const pixels = pixelsOf(record.prepared_image);
       const imageSha = sha256(original && original.length > 0 ? original : preparedPng(pixels));
       const fingerprint = sha256(`${record.camera}\n${record.timestamp}\n${imageSha}`);
       const key = this.keyFor(record.frame_id, fingerprint);
