@@ -21,9 +21,12 @@ export function connectEvents(onState) {
       bus.dispatchEvent(new CustomEvent(name, { detail: data }));
     });
   }
+  let opened = false;
   source.addEventListener('open', () => {
     onState('live');
-    bus.dispatchEvent(new CustomEvent('reconnected'));
+    // Only a reconnection means events may have been missed; the first open does not.
+    if (opened) bus.dispatchEvent(new CustomEvent('reconnected'));
+    opened = true;
   });
   source.addEventListener('error', () => onState(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting'));
 }

@@ -9,7 +9,7 @@ import { html } from './html.js';
 import { NOT_A_DIGIT, QueueModel } from './queue-model.js';
 import { Tile } from './tile.js';
 
-const PAGE = 120;
+const PAGE = 60;
 const DIGITS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 export const SORTS = [
@@ -252,7 +252,14 @@ export function QueueView({ params, models, cameras, notify }) {
     if (pending.has(entry.frame_id)) return; // our own write: its answer updates the tile
     if (model.setLabel(entry.frame_id, entry.label ?? undefined, entry.labelled_at)) rerender();
   });
-  useServerEvent('reconnected', () => load());
+  // Events may have been missed while disconnected: refresh the shown labels in place
+  // (reloading the list would move the tiles under the person's cursor).
+  useServerEvent('reconnected', async () => {
+    if (model.frames.length === 0) return load();
+    const answers = await Promise.allSettled(model.frames.slice(0, 500).map((f) => api.frame(f.frame_id)));
+    for (const answer of answers) if (answer.status === 'fulfilled') model.setLabel(answer.value.frame_id, answer.value.label);
+    rerender();
+  });
 
   const groups = model.groups();
   const selecting = model.selected.size > 0;
