@@ -123,10 +123,6 @@ function sortValue(sort: FramesQuery['sort'], frame: StoredFrame): number {
   }
 }
 
-function* reversed<T>(list: readonly T[]): Generator<T> {
-  for (let i = list.length - 1; i >= 0; i -= 1) yield list[i] as T;
-}
-
 function after(a: Cursor, b: Cursor): boolean {
   return a[0] > b[0] || (a[0] === b[0] && a[1] < b[1]);
 }
@@ -138,24 +134,48 @@ function after(a: Cursor, b: Cursor): boolean {
  */
 export function queryFrames(store: HomeStore, query: FramesQuery): { frames: FrameView[]; next: string | null; total: number } {
   const start = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-  const matching: Array<{ frame: StoredFrame; label: LabelEntry | undefined; key: Cursor }> = [];
-  const list = store.frames.list;
-  // Arrival order needs no sort: the list is in it already (newest = read it backwards).
-  const inArrivalOrder = query.sort === 'newest' || query.sort === 'oldest';
-  const frames = query.sort === 'newest' ? reversed(list) : list;
-  for (const frame of frames) {
-    if (query.camera !== undefined && frame.camera !== query.camera) continue;
-    if (query.predicted !== undefined && frame.result_class !== query.predicted) continue;
-    if (query.reason !== undefined && frame.reason !== query.reason) continue;
-    if (query.model_version !== undefined && frame.model_version !== query.model_version) continue;
+  const labelOf = (frame: StoredFrame): LabelEntry | null | undefined => {
+    if (query.camera !== undefined && frame.camera !== query.camera) return null;
+    if (query.predicted !== undefined && frame.result_class !== query.predicted) return null;
+    if (query.reason !== undefined && frame.reason !== query.reason) return null;
+    if (query.model_version !== undefined && frame.model_version !== query.model_version) return null;
     const label = store.labels.current(frame.key);
     const labelled = label !== undefined && label.label !== null;
-    if (query.status === 'labelled' && !labelled) continue;
-    if (query.status === 'unlabelled' && labelled) continue;
-    if (query.label !== undefined && label?.label !== query.label) continue;
-    matching.push({ frame, label, key: [sortValue(query.sort, frame), frame.seq] });
+    if (query.status === 'labelled' && !labelled) return null;
+    if (query.status === 'unlabelled' && labelled) return null;
+    if (query.label !== undefined && label?.label !== query.label) return null;
+    return label;
+  };
+  const list = store.frames.list;
+  if (query.sort === 'newest' || query.sort === 'oldest') {
+    // Arrival order needs no sort and no list of matches: count them, keep one page.
+    const page: FrameView[] = [];
+    let total = 0;
+    let more = false;
+    let last: Cursor | undefined;
+    const newest = query.sort === 'newest';
+    for (let i = 0; i < list.length; i += 1) {
+      const frame = list[newest ? list.length - 1 - i : i] as StoredFrame;
+      const label = labelOf(frame);
+      if (label === null) continue;
+      total += 1;
+      const key: Cursor = [sortValue(query.sort, frame), frame.seq];
+      if (start !== undefined && !after(key, start)) continue;
+      if (page.length < query.limit) {
+        page.push(frameView(frame, label));
+        last = key;
+      } else {
+        more = true;
+      }
+    }
+    return { frames: page, next: more && last ? encodeCursor(last) : null, total };
   }
-  if (!inArrivalOrder) matching.sort((a, b) => (after(a.key, b.key) ? 1 : after(b.key, a.key) ? -1 : 0));
+  const matching: Array<{ frame: StoredFrame; label: LabelEntry | undefined; key: Cursor }> = [];
+  for (const frame of list) {
+    const label = labelOf(frame);
+    if (label !== null) matching.push({ frame, label, key: [sortValue(query.sort, frame), frame.seq] });
+  }
+  matching.sort((a, b) => (after(a.key, b.key) ? 1 : after(b.key, a.key) ? -1 : 0));
   const from = start === undefined ? 0 : matching.findIndex((m) => after(m.key, start));
   const page = from < 0 ? [] : matching.slice(from, from + query.limit);
   const last = page.at(-1);
