@@ -66,7 +66,7 @@ const OPTIONS: Option[] = [
   { flag: 'home-port', value: 'P', env: 'HOME_PORT', type: 'string', default: String(DEFAULT_HOME_PORT), help: 'home page port, 0 = any free port' },
   { flag: 'home-host', value: 'H', env: 'HOME_HOST', type: 'string', default: DEFAULT_HOME_HOST, help: 'home page address (not loopback: needs --token)' },
   { flag: 'token', value: 'T', env: 'HOME_TOKEN', type: 'string', default: 'none', help: 'every home page request must carry this token' },
-  { flag: 'data', value: 'DIR', env: 'HOME_DATA', type: 'string', default: DEFAULT_DATA_DIR, help: 'home data folder: frames, labels, metrics (outlives runs)' },
+  { flag: 'data', value: 'DIR', env: 'HOME_DATA', type: 'string', default: DEFAULT_DATA_DIR, help: 'home data folder: frames, labels (outlives runs)' },
   { flag: 'no-home', env: 'NO_HOME', type: 'boolean', default: 'false', help: 'do not serve the home page' },
   { flag: 'in-process', env: 'IN_PROCESS', type: 'boolean', default: 'false', help: 'run the functions in this thread, not one worker each' },
   { flag: 'quiet', env: 'QUIET', type: 'boolean', default: 'false', help: 'no progress bar or tables' },
