@@ -43,7 +43,12 @@ async function main(): Promise<void> {
     const events = [];
     for (let start = 0; start < total; start += HOME_BATCH_SIZE) {
       const n = Math.min(HOME_BATCH_SIZE, total - start);
-      events.push(kinesisEvent('uncertain-images', Array.from({ length: n }, (_, i) => uncertainRecord(start + i))));
+      events.push(
+        kinesisEvent(
+          'uncertain-images',
+          Array.from({ length: n }, (_, i) => uncertainRecord(start + i)),
+        ),
+      );
     }
     const started = performance.now();
     const cpuBefore = process.cpuUsage();
@@ -55,9 +60,13 @@ async function main(): Promise<void> {
     global.gc?.();
     const heapAfter = process.memoryUsage().heapUsed;
     const onDisk = statSync(join(dir, 'frames.jsonl')).size + statSync(join(dir, 'images.bin')).size;
-    console.log(`ingest     ${total} frames in ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} frames/s (batches of ${HOME_BATCH_SIZE})`);
+    console.log(
+      `ingest     ${total} frames in ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} frames/s (batches of ${HOME_BATCH_SIZE})`,
+    );
     // CPU time does not depend on what else the machine runs: the figure to compare.
-    console.log(`cpu        ${((cpuSeconds * 1000) / total).toFixed(3)} ms/frame = ${Math.round(total / cpuSeconds)} frames/s per core`);
+    console.log(
+      `cpu        ${((cpuSeconds * 1000) / total).toFixed(3)} ms/frame = ${Math.round(total / cpuSeconds)} frames/s per core`,
+    );
     console.log(`disk       ${(onDisk / total).toFixed(0)} bytes/frame (frames.jsonl + images.bin)`);
     if (global.gc) console.log(`memory     ${((heapAfter - heapBefore) / total).toFixed(0)} heap bytes/frame in the index`);
 
@@ -65,18 +74,24 @@ async function main(): Promise<void> {
     const newest = await timed(20, async () => app.request('/api/frames?limit=60'));
     const confidence = await timed(20, async () => app.request('/api/frames?sort=confidence&limit=60'));
     const filtered = await timed(20, async () => app.request('/api/frames?sort=entropy&predicted=3&camera=Test-edge1&limit=60'));
-    const image = await timed(50, async () => (await app.request(`/api/frames/${store.frames.list[12_345 % total]?.key}/prepared.png`)).arrayBuffer());
+    const image = await timed(50, async () =>
+      (await app.request(`/api/frames/${store.frames.list[12_345 % total]?.key}/prepared.png`)).arrayBuffer(),
+    );
     let i = 0;
     const label = await timed(50, async () =>
       app.request('/api/labels', { method: 'POST', body: JSON.stringify({ frame_id: store.frames.list[i++]?.key, label: 4 }) }),
     );
     const dataset = await timed(20, async () => app.request('/api/dataset'));
-    console.log(`GET /api/frames (median, ${total} frames): newest ${newest}, by confidence ${confidence}, filtered by entropy ${filtered}`);
+    console.log(
+      `GET /api/frames (median, ${total} frames): newest ${newest}, by confidence ${confidence}, filtered by entropy ${filtered}`,
+    );
     console.log(`GET prepared.png ${image}; POST /api/labels ${label} (fsync included); GET /api/dataset ${dataset}`);
     const reopenStart = performance.now();
     store.close();
     const reopened = new HomeStore(dir);
-    console.log(`restart    ${((performance.now() - reopenStart) / 1000).toFixed(2)} s to read ${reopened.frames.size} frames back`);
+    console.log(
+      `restart    ${((performance.now() - reopenStart) / 1000).toFixed(2)} s to read ${reopened.frames.size} frames back`,
+    );
     reopened.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

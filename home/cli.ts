@@ -30,12 +30,36 @@ interface Option {
 
 /** The options, their variables and defaults: the README's table mirrors this one. */
 export const HOME_OPTIONS: Option[] = [
-  { flag: 'endpoint', value: 'URL', env: 'KINESIS_ENDPOINT', default: '(required)', help: 'Kinesis endpoint to read, or "aws" for AWS itself' },
-  { flag: 'stream-prefix', value: 'P', env: 'STREAM_PREFIX', default: '""', help: "the streams' name prefix (the stack's, on AWS)" },
+  {
+    flag: 'endpoint',
+    value: 'URL',
+    env: 'KINESIS_ENDPOINT',
+    default: '(required)',
+    help: 'Kinesis endpoint to read, or "aws" for AWS itself',
+  },
+  {
+    flag: 'stream-prefix',
+    value: 'P',
+    env: 'STREAM_PREFIX',
+    default: '""',
+    help: "the streams' name prefix (the stack's, on AWS)",
+  },
   { flag: 'region', value: 'R', env: 'AWS_REGION', default: 'us-east-1', help: 'AWS region' },
-  { flag: 'data', value: 'DIR', env: 'HOME_DATA', default: DEFAULT_DATA_DIR, help: 'data folder: frames, labels, metrics, checkpoints' },
+  {
+    flag: 'data',
+    value: 'DIR',
+    env: 'HOME_DATA',
+    default: DEFAULT_DATA_DIR,
+    help: 'data folder: frames, labels, metrics, checkpoints',
+  },
   { flag: 'port', value: 'P', env: 'HOME_PORT', default: String(DEFAULT_HOME_PORT), help: 'port of the page, 0 = any free port' },
-  { flag: 'host', value: 'H', env: 'HOME_HOST', default: DEFAULT_HOME_HOST, help: 'address to listen on (not loopback: needs --token)' },
+  {
+    flag: 'host',
+    value: 'H',
+    env: 'HOME_HOST',
+    default: DEFAULT_HOME_HOST,
+    help: 'address to listen on (not loopback: needs --token)',
+  },
   { flag: 'token', value: 'T', env: 'HOME_TOKEN', default: 'none', help: 'every request must carry this token' },
 ];
 
@@ -68,7 +92,8 @@ function parseOptions(argv: string[]) {
   };
   const portText = raw('port');
   const port = portText === undefined ? DEFAULT_HOME_PORT : Number(portText);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(portText)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(portText)}`);
   return {
     help: values.help === true,
     endpoint: raw('endpoint'),
@@ -93,7 +118,10 @@ async function main(): Promise<number> {
 
   const store = new HomeStore(options.data);
   const endpoint = options.endpoint === 'aws' ? undefined : options.endpoint;
-  const client = createKinesisClient({ ...(endpoint ? { endpoint } : {}), ...(options.region ? { region: options.region } : {}) });
+  const client = createKinesisClient({
+    ...(endpoint ? { endpoint } : {}),
+    ...(options.region ? { region: options.region } : {}),
+  });
   const runner = new EventSourceMappingRunner({
     client,
     streamPrefix: options.prefix,
@@ -117,7 +145,9 @@ async function main(): Promise<number> {
     throw error;
   }
   console.log(`home on ${home.url}`);
-  console.error(`reading ${options.prefix}uncertain-images, ${options.prefix}rejected-images, ${options.prefix}metrics from ${options.endpoint}; data in ${options.data}; Ctrl-C stops`);
+  console.error(
+    `reading ${options.prefix}uncertain-images, ${options.prefix}rejected-images, ${options.prefix}metrics from ${options.endpoint}; data in ${options.data}; Ctrl-C stops`,
+  );
 
   await new Promise<void>((resolveStop) => {
     process.once('SIGINT', () => resolveStop());

@@ -118,11 +118,19 @@ const USAGE = [
   `  --data DIR     the home data folder (default ${DEFAULT_DATA_DIR}, variable HOME_DATA)`,
 ].join('\n');
 
+function parseDatasetArgs(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: { data: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+  });
+}
+
 /** `npm run dataset`: returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
+  let parsed: ReturnType<typeof parseDatasetArgs>;
   try {
-    parsed = parseArgs({ args: argv, options: { data: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+    parsed = parseDatasetArgs(argv);
   } catch (error: unknown) {
     console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
     return 2;
@@ -132,8 +140,15 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if ((command !== 'export' && command !== 'status') || (command === 'export' && !target) || rest.length > 0 || (command === 'status' && target)) {
-    console.error(`${command === undefined ? 'a command is missing' : `cannot read ${JSON.stringify(parsed.positionals.join(' '))}`}\n\n${USAGE}`);
+  if (
+    (command !== 'export' && command !== 'status') ||
+    (command === 'export' && !target) ||
+    rest.length > 0 ||
+    (command === 'status' && target)
+  ) {
+    console.error(
+      `${command === undefined ? 'a command is missing' : `cannot read ${JSON.stringify(parsed.positionals.join(' '))}`}\n\n${USAGE}`,
+    );
     return 2;
   }
   const data = resolve(parsed.values.data ?? process.env.HOME_DATA ?? DEFAULT_DATA_DIR);

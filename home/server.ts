@@ -62,7 +62,10 @@ export interface HomeAppOptions {
 
 const labelValue = z.union([digitSchema, z.literal(NOT_A_DIGIT)]);
 const labelBodySchema = z.object({ frame_id: z.string(), label: z.union([labelValue, z.literal('accept')]) });
-const bulkBodySchema = z.object({ frame_ids: z.array(z.string()).min(1).max(MAX_BULK), label: z.union([labelValue, z.literal('accept')]) });
+const bulkBodySchema = z.object({
+  frame_ids: z.array(z.string()).min(1).max(MAX_BULK),
+  label: z.union([labelValue, z.literal('accept')]),
+});
 const undoBodySchema = z.object({ frame_id: z.string().optional() });
 const exportBodySchema = z.object({ dir: z.string().optional() });
 
@@ -91,7 +94,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function parseLabelBody(body: unknown): z.infer<typeof labelBodySchema> {
   if (!isObject(body)) throw new BadRequest('the request body must be a JSON object {"frame_id":"...","label":3}');
-  if (typeof body.frame_id !== 'string' || body.frame_id === '') throw new BadRequest('frame_id must be the frame_id string of a frame from GET /api/frames');
+  if (typeof body.frame_id !== 'string' || body.frame_id === '')
+    throw new BadRequest('frame_id must be the frame_id string of a frame from GET /api/frames');
   const parsed = labelBodySchema.safeParse(body);
   if (!parsed.success) throw new BadRequest(`${LABEL_RULE}; got ${JSON.stringify(body.label ?? null)}`);
   return parsed.data;
@@ -143,9 +147,12 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
   const webRoot = options.webRoot ?? WEB_ROOT;
 
   app.onError((error, c) => {
-    if (error instanceof BadRequest || error instanceof CursorError || error instanceof ExportTargetError) return fail(c, 400, error.message);
+    if (error instanceof BadRequest || error instanceof CursorError || error instanceof ExportTargetError)
+      return fail(c, 400, error.message);
     if (error instanceof HomeRequestError) return fail(c, error.status, error.message);
-    console.error(`home: ${c.req.method} ${c.req.path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    console.error(
+      `home: ${c.req.method} ${c.req.path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
     return fail(c, 500, 'the home could not answer this request; its log says why');
   });
   app.notFound((c) => fail(c, 404, `there is no ${c.req.method} ${c.req.path}: see the Home API in the README`));
@@ -165,7 +172,11 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
     }
     const cookie = getCookie(c, TOKEN_COOKIE);
     if ((bearer !== undefined && sameSecret(bearer, token)) || (cookie !== undefined && sameSecret(cookie, token))) return next();
-    return fail(c, 401, 'this home needs its token: send "Authorization: Bearer <token>", or open the page once with ?token=<token>');
+    return fail(
+      c,
+      401,
+      'this home needs its token: send "Authorization: Bearer <token>", or open the page once with ?token=<token>',
+    );
   });
   app.use(
     '/api/*',
@@ -197,7 +208,8 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
   app.get('/api/frames/:id/image.png', (c) => {
     const frame = frameParam(c);
     const original = store.frames.original(frame);
-    if (!original) throw new HomeRequestError(404, `frame ${frame.key} arrived without its original image (image_omitted): use prepared_url`);
+    if (!original)
+      throw new HomeRequestError(404, `frame ${frame.key} arrived without its original image (image_omitted): use prepared_url`);
     return png(c, original);
   });
   app.get('/api/frames/:id/prepared.png', (c) => png(c, store.frames.prepared(frameParam(c))));
@@ -224,7 +236,9 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
     const { dir } = parsed.data;
     // A request may only name a folder under <data>/exports: it never picks a path on the machine.
     if (dir !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(dir)) {
-      throw new BadRequest('dir must be a folder name of letters, digits, ".", "_" and "-" (it is created under the data folder\'s exports/)');
+      throw new BadRequest(
+        'dir must be a folder name of letters, digits, ".", "_" and "-" (it is created under the data folder\'s exports/)',
+      );
     }
     const name = dir ?? store.dataset().version.replace(':', '-');
     const result = exportDataset(store, join(store.dir, 'exports', name));
@@ -292,10 +306,12 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
         });
       });
       const keepAlive = setInterval(() => {
-        chain = chain.then(() => stream.write(': keep-alive\n\n')).then(
-          () => undefined,
-          () => stream.abort(),
-        );
+        chain = chain
+          .then(() => stream.write(': keep-alive\n\n'))
+          .then(
+            () => undefined,
+            () => stream.abort(),
+          );
       }, KEEP_ALIVE_MS);
       void done.then(() => clearInterval(keepAlive));
       await stream.writeSSE({ event: 'hello', data: JSON.stringify({ frames: store.frames.size, windows: store.metrics.size }) });
@@ -309,8 +325,10 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
     const folders = VENDOR_FOLDERS[pkg];
     const rel = decodePath(c.req.path.slice(`/vendor/${pkg}/`.length));
     const folder = folders && rel !== undefined ? folders.find((f) => rel.startsWith(`${f}/`)) : undefined;
-    const file = folder && rel ? fileUnder(join(REPO_ROOT, 'node_modules', pkg, folder), rel.slice(folder.length + 1)) : undefined;
-    if (!file) return fail(c, 404, `there is no ${c.req.path}: /vendor serves only ${Object.keys(VENDOR_FOLDERS).join(', ')} dist files`);
+    const file =
+      folder && rel ? fileUnder(join(REPO_ROOT, 'node_modules', pkg, folder), rel.slice(folder.length + 1)) : undefined;
+    if (!file)
+      return fail(c, 404, `there is no ${c.req.path}: /vendor serves only ${Object.keys(VENDOR_FOLDERS).join(', ')} dist files`);
     return c.body(new Uint8Array(file.body), 200, { 'Content-Type': file.type, 'Cache-Control': 'public, max-age=3600' });
   });
   app.get('*', (c) => {

@@ -25,7 +25,8 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
  */
 export const REJECT_ADVICE: Readonly<Record<RejectReason, string>> = {
   invalid_json: 'send one JSON object per record, encoded as UTF-8 (or a PNG record)',
-  invalid_record: 'send a JSON object with image (base64 PNG), camera and timestamp (ISO-8601), or a PNG record carrying camera and timestamp as tEXt chunks',
+  invalid_record:
+    'send a JSON object with image (base64 PNG), camera and timestamp (ISO-8601), or a PNG record carrying camera and timestamp as tEXt chunks',
   invalid_camera: 'use a camera id of at most 128 letters, digits and . _ - : @ +, starting with a letter or digit',
   invalid_timestamp: 'send the capture time as ISO-8601 with Z or an offset, e.g. 2026-11-27T15:04:05.123Z',
   future_timestamp: "check the camera's clock (NTP): its capture times lie in the future",

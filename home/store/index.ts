@@ -153,7 +153,11 @@ export class HomeStore {
 
   private frameOrThrow(key: string): StoredFrame {
     const frame = this.frames.get(key);
-    if (!frame) throw new HomeRequestError(400, `there is no frame ${JSON.stringify(key.slice(0, 200))}: label only frame_ids that GET /api/frames returned`);
+    if (!frame)
+      throw new HomeRequestError(
+        400,
+        `there is no frame ${JSON.stringify(key.slice(0, 200))}: label only frame_ids that GET /api/frames returned`,
+      );
     return frame;
   }
 
@@ -190,7 +194,11 @@ export class HomeStore {
   undo(key?: string): LabelEntry {
     if (key !== undefined) this.frameOrThrow(key);
     const target = this.labels.undoable(key);
-    if (!target) throw new HomeRequestError(409, key === undefined ? 'there is no label to undo' : `frame ${JSON.stringify(key)} has no label to undo`);
+    if (!target)
+      throw new HomeRequestError(
+        409,
+        key === undefined ? 'there is no label to undo' : `frame ${JSON.stringify(key)} has no label to undo`,
+      );
     const [entry] = this.labels.append([
       {
         frame_id: target.frame_id,

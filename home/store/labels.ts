@@ -33,7 +33,10 @@ export const labelEntrySchema = z.object({
 export type LabelEntry = z.infer<typeof labelEntrySchema>;
 
 /** What a new entry needs besides what the log assigns (seq, previous, time). */
-export type LabelRequest = Pick<LabelEntry, 'frame_id' | 'label' | 'predicted' | 'model_version' | 'camera' | 'action' | 'undoes'>;
+export type LabelRequest = Pick<
+  LabelEntry,
+  'frame_id' | 'label' | 'predicted' | 'model_version' | 'camera' | 'action' | 'undoes'
+>;
 
 export const LABELS_FILE = 'labels.jsonl';
 

@@ -60,7 +60,11 @@ export class MetricsStore {
    * Adds shard documents (redeliveries dropped) and returns the merged windows they touched.
    * Persisting is {@link add}'s job; this only updates memory.
    */
-  private addDocuments(docs: readonly MetricsDocument[]): { added: MetricsDocument[]; touched: WindowView[]; duplicates: number } {
+  private addDocuments(docs: readonly MetricsDocument[]): {
+    added: MetricsDocument[];
+    touched: WindowView[];
+    duplicates: number;
+  } {
     const added: MetricsDocument[] = [];
     const touched = new Set<string>();
     let duplicates = 0;

@@ -40,7 +40,9 @@ export interface RejectReasonView {
   reason: string;
   count: number;
   hint: string;
-  samples: Array<Pick<StoredReject, 'frame_id' | 'camera' | 'timestamp' | 'error' | 'received_at' | 'payload_bytes' | 'payload_preview'>>;
+  samples: Array<
+    Pick<StoredReject, 'frame_id' | 'camera' | 'timestamp' | 'error' | 'received_at' | 'payload_bytes' | 'payload_preview'>
+  >;
 }
 
 export class RejectStore {

@@ -11,7 +11,9 @@ import { makePrediction, TEST_CONFIG } from './metrics-fixtures';
 
 /** A 28x28 grey image with a bright square whose place depends on `i` (distinct per frame). */
 export function pixelsOf(i: number): number[][] {
-  return Array.from({ length: 28 }, (_, y) => Array.from({ length: 28 }, (_, x) => (Math.abs(x - (i % 20) - 4) < 4 && Math.abs(y - 14) < 6 ? 255 : (i * 7) % 50)));
+  return Array.from({ length: 28 }, (_, y) =>
+    Array.from({ length: 28 }, (_, x) => (Math.abs(x - (i % 20) - 4) < 4 && Math.abs(y - 14) < 6 ? 255 : (i * 7) % 50)),
+  );
 }
 
 /** Ten probabilities with `top` on `digit` and the rest spread evenly. */
@@ -65,7 +67,13 @@ export function rejectRecord(i: number, overrides: Partial<RejectedImage> = {}):
 }
 
 /** A metrics shard document of the 10 s window starting at `start`, over `n` predictions. */
-export function metricsDocument(start: Date, shard: string, n: number, camera = 'Test-edge1', firstSequence = '1'): MetricsDocument {
+export function metricsDocument(
+  start: Date,
+  shard: string,
+  n: number,
+  camera = 'Test-edge1',
+  firstSequence = '1',
+): MetricsDocument {
   const acc = new WindowAccumulator(TEST_CONFIG.confidence);
   acc.noteSequence(firstSequence);
   for (let i = 0; i < n; i += 1) {

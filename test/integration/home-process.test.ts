@@ -13,6 +13,10 @@ import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { metricsDocument, rejectRecord, uncertainRecord } from '../helpers/home-fixtures';
 
 const HOME_LINE = /home on (http:\/\/\S+)/;
+
+/** A JSON answer, read loosely: the assertions say what each field must be. */
+// biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field below
+type Body = Record<string, any>;
 const TOKEN = 'process-token-0123456789';
 
 interface HomeProcess {
@@ -37,7 +41,12 @@ function spawnHome(args: string[]): { child: ChildProcess; output(): string; exi
 }
 
 /** Waits for `check` to hold, polling; fails with `what` and the process output after `timeoutMs`. */
-async function waitUntil<T>(what: string, check: () => Promise<T | undefined> | T | undefined, output: () => string, timeoutMs = 60_000): Promise<T> {
+async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  output: () => string,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -90,19 +99,26 @@ describe('npm run home (real process, real emulator)', () => {
 
   const put = async (stream: string, values: unknown[]): Promise<void> => {
     const out = await kinesis.client.send(
-      new PutRecordsCommand({ StreamName: stream, Records: values.map((v, i) => ({ PartitionKey: `k${i}`, Data: Buffer.from(JSON.stringify(v)) })) }),
+      new PutRecordsCommand({
+        StreamName: stream,
+        Records: values.map((v, i) => ({ PartitionKey: `k${i}`, Data: Buffer.from(JSON.stringify(v)) })),
+      }),
     );
     expect(out.FailedRecordCount ?? 0).toBe(0);
   };
-  const api = async (home: HomeProcess, path: string, init?: RequestInit): Promise<{ status: number; body: any }> => {
+  const api = async (home: HomeProcess, path: string, init?: RequestInit): Promise<{ status: number; body: Body }> => {
     const response = await fetch(`${home.url}${path}`, init);
     return { status: response.status, body: await response.json() };
   };
-  const framesTotal = (home: HomeProcess, status = 'all') => api(home, `/api/frames?status=${status}&limit=500`).then((r) => r.body);
+  const framesTotal = (home: HomeProcess, status = 'all') =>
+    api(home, `/api/frames?status=${status}&limit=500`).then((r) => r.body);
 
   it('reads the streams, keeps acknowledged labels across a SIGKILL, resumes from its checkpoints and stops on SIGTERM', async () => {
     const base = 1000;
-    await put('uncertain-images', Array.from({ length: 20 }, (_, i) => uncertainRecord(base + i)));
+    await put(
+      'uncertain-images',
+      Array.from({ length: 20 }, (_, i) => uncertainRecord(base + i)),
+    );
     await put('rejected-images', [rejectRecord(base), rejectRecord(base + 1)]);
     await put('metrics', [metricsDocument(new Date(), 'shardId-000000000000', 25)]);
     const args = ['--endpoint', kinesis.endpoint, '--data', data, '--port', '0'];
@@ -111,10 +127,14 @@ describe('npm run home (real process, real emulator)', () => {
     running.push(first.child);
     // Loopback unless told otherwise.
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    await waitUntil('20 frames, 2 rejects and a window at home', async () => {
-      const status = (await api(first, '/api/status')).body;
-      return status.frames === 20 && status.rejected === 2 && status.windows === 1 ? status : undefined;
-    }, first.output);
+    await waitUntil(
+      '20 frames, 2 rejects and a window at home',
+      async () => {
+        const status = (await api(first, '/api/status')).body;
+        return status.frames === 20 && status.rejected === 2 && status.windows === 1 ? status : undefined;
+      },
+      first.output,
+    );
 
     const ids: string[] = (await framesTotal(first)).frames.map((f: { frame_id: string }) => f.frame_id);
     const labelled = new Map<string, number | string>([
@@ -126,9 +146,14 @@ describe('npm run home (real process, real emulator)', () => {
       const response = await api(first, '/api/labels', { method: 'POST', body: JSON.stringify({ frame_id, label }) });
       expect(response.status).toBe(201);
     }
-    const bulk = await api(first, '/api/labels/bulk', { method: 'POST', body: JSON.stringify({ frame_ids: [ids[3], ids[4]], label: 'accept' }) });
+    const bulk = await api(first, '/api/labels/bulk', {
+      method: 'POST',
+      body: JSON.stringify({ frame_ids: [ids[3], ids[4]], label: 'accept' }),
+    });
     expect(bulk.status).toBe(201);
-    expect((await api(first, '/api/labels/undo', { method: 'POST', body: JSON.stringify({ frame_id: ids[4] }) })).status).toBe(201);
+    expect((await api(first, '/api/labels/undo', { method: 'POST', body: JSON.stringify({ frame_id: ids[4] }) })).status).toBe(
+      201,
+    );
     labelled.set(ids[3] as string, bulk.body.entries[0].label);
 
     // No goodbye: the labels were acknowledged, so they must be on disk.
@@ -138,7 +163,9 @@ describe('npm run home (real process, real emulator)', () => {
     const second = await startHome(args);
     running.push(second.child);
     const after = await framesTotal(second, 'labelled');
-    expect(new Map(after.frames.map((f: { frame_id: string; label: number | string }) => [f.frame_id, f.label]))).toEqual(labelled);
+    expect(new Map(after.frames.map((f: { frame_id: string; label: number | string }) => [f.frame_id, f.label]))).toEqual(
+      labelled,
+    );
     // New records after the restart arrive; the old ones are not counted twice.
     await put('uncertain-images', [uncertainRecord(base + 100), uncertainRecord(base + 101)]);
     await waitUntil('the 2 new frames', async () => ((await framesTotal(second)).total === 22 ? true : undefined), second.output);

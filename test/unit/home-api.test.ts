@@ -8,15 +8,27 @@ import { metricsDocument, rejectRecord, uncertainRecord } from '../helpers/home-
 
 const TOKEN = 'test-token-0123456789abcdef';
 
+/** A JSON answer, read loosely: the assertions say what each field must be. */
+// biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field below
+type Body = Record<string, any>;
+
 describe('home API', () => {
   let dir: string;
   let web: string;
   let store: HomeStore;
   let app: Hono;
-  const json = (body: unknown): RequestInit => ({ method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+  const json = (body: unknown): RequestInit => ({
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json' },
+  });
   const get = async (path: string, init?: RequestInit) => {
     const response = await app.request(path, init);
-    return { status: response.status, type: response.headers.get('content-type'), body: (await response.json()) as Record<string, any> };
+    return {
+      status: response.status,
+      type: response.headers.get('content-type'),
+      body: (await response.json()) as Body,
+    };
   };
 
   beforeEach(() => {
@@ -73,26 +85,32 @@ describe('home API', () => {
       expect(Buffer.from(await image.arrayBuffer())).toEqual(Buffer.from(record.image, 'base64'));
       const prepared = await app.request(frame.prepared_url);
       expect(prepared.headers.get('content-type')).toBe('image/png');
-      expect(Buffer.from(await prepared.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+      expect(
+        Buffer.from(await prepared.arrayBuffer())
+          .subarray(1, 4)
+          .toString(),
+      ).toBe('PNG');
       expect((await get(`/api/frames/${record.frame_id}`)).body).toEqual(frame);
     });
 
     it('sorts by confidence, margin and entropy and filters by camera, class, reason, model and label', async () => {
-      const byConfidence = (await get('/api/frames?sort=confidence&limit=500')).body.frames.map((f: any) => f.result_probability);
+      const byConfidence = (await get('/api/frames?sort=confidence&limit=500')).body.frames.map(
+        (f: Body) => f.result_probability,
+      );
       expect(byConfidence).toEqual([...byConfidence].sort((a, b) => a - b));
-      const byMargin = (await get('/api/frames?sort=margin&limit=500')).body.frames.map((f: any) => f.margin);
+      const byMargin = (await get('/api/frames?sort=margin&limit=500')).body.frames.map((f: Body) => f.margin);
       expect(byMargin).toEqual([...byMargin].sort((a, b) => a - b));
-      const byEntropy = (await get('/api/frames?sort=entropy&limit=500')).body.frames.map((f: any) => f.entropy);
+      const byEntropy = (await get('/api/frames?sort=entropy&limit=500')).body.frames.map((f: Body) => f.entropy);
       expect(byEntropy).toEqual([...byEntropy].sort((a, b) => b - a));
-      expect((await get('/api/frames?predicted=3')).body.frames.map((f: any) => f.result_class)).toEqual([3, 3, 3]);
+      expect((await get('/api/frames?predicted=3')).body.frames.map((f: Body) => f.result_class)).toEqual([3, 3, 3]);
       expect((await get('/api/frames?camera=Nobody')).body.total).toBe(0);
       expect((await get('/api/frames?model_version=digits-2.0.0')).body.total).toBe(10);
       const lowConfidence = (await get('/api/frames?reason=low_confidence&limit=500')).body;
-      expect(lowConfidence.frames.every((f: any) => f.reason === 'low_confidence')).toBe(true);
+      expect(lowConfidence.frames.every((f: Body) => f.reason === 'low_confidence')).toBe(true);
       store.label([uncertainRecord(3).frame_id], 8);
       expect((await get('/api/frames')).body.total).toBe(29);
       const labelled = (await get('/api/frames?status=labelled&label=8&predicted=3')).body;
-      expect(labelled.frames.map((f: any) => [f.frame_id, f.label])).toEqual([[uncertainRecord(3).frame_id, 8]]);
+      expect(labelled.frames.map((f: Body) => [f.frame_id, f.label])).toEqual([[uncertainRecord(3).frame_id, 8]]);
       expect(labelled.frames[0].labelled_at).toMatch(/^\d{4}-/);
       expect((await get('/api/frames?status=all')).body.total).toBe(30);
     });
@@ -149,10 +167,24 @@ describe('home API', () => {
     it('stores a label and answers 201 with the entry', async () => {
       const { status, body } = await get('/api/labels', json({ frame_id: uncertainRecord(4).frame_id, label: 7 }));
       expect(status).toBe(201);
-      expect(body).toMatchObject({ seq: 0, frame_id: uncertainRecord(4).frame_id, label: 7, previous: null, predicted: 4, model_version: 'digits-1.0.0', camera: 'Test-edge1', action: 'label' });
+      expect(body).toMatchObject({
+        seq: 0,
+        frame_id: uncertainRecord(4).frame_id,
+        label: 7,
+        previous: null,
+        predicted: 4,
+        model_version: 'digits-1.0.0',
+        camera: 'Test-edge1',
+        action: 'label',
+      });
       expect(readFileSync(join(store.dir, 'labels.jsonl'), 'utf8')).toContain('"label":7');
-      expect((await get('/api/labels', json({ frame_id: uncertainRecord(4).frame_id, label: 'not_a_digit' }))).body).toMatchObject({ label: 'not_a_digit', previous: 7 });
-      expect((await get('/api/labels', json({ frame_id: uncertainRecord(5).frame_id, label: 'accept' }))).body).toMatchObject({ label: 5, action: 'accept' });
+      expect(
+        (await get('/api/labels', json({ frame_id: uncertainRecord(4).frame_id, label: 'not_a_digit' }))).body,
+      ).toMatchObject({ label: 'not_a_digit', previous: 7 });
+      expect((await get('/api/labels', json({ frame_id: uncertainRecord(5).frame_id, label: 'accept' }))).body).toMatchObject({
+        label: 5,
+        action: 'accept',
+      });
     });
 
     it.each([
@@ -171,7 +203,11 @@ describe('home API', () => {
     });
 
     it('refuses a malformed JSON body with 400 and writes nothing', async () => {
-      const response = await get('/api/labels', { method: 'POST', body: '{"frame_id": "x", "label": ', headers: { 'Content-Type': 'application/json' } });
+      const response = await get('/api/labels', {
+        method: 'POST',
+        body: '{"frame_id": "x", "label": ',
+        headers: { 'Content-Type': 'application/json' },
+      });
       expect(response.status).toBe(400);
       expect(response.body.error).toContain('not valid JSON');
       expect(store.labels.entries).toHaveLength(0);
@@ -181,26 +217,44 @@ describe('home API', () => {
       const ids = [1, 2, 3].map((i) => uncertainRecord(i).frame_id);
       const accepted = await get('/api/labels/bulk', json({ frame_ids: ids, label: 'accept' }));
       expect(accepted.status).toBe(201);
-      expect(accepted.body.entries.map((e: any) => e.label)).toEqual([1, 2, 3]);
+      expect(accepted.body.entries.map((e: Body) => e.label)).toEqual([1, 2, 3]);
       const set = await get('/api/labels/bulk', json({ frame_ids: ids, label: 0 }));
-      expect(set.body.entries.map((e: any) => [e.label, e.previous])).toEqual([[0, 1], [0, 2], [0, 3]]);
+      expect(set.body.entries.map((e: Body) => [e.label, e.previous])).toEqual([
+        [0, 1],
+        [0, 2],
+        [0, 3],
+      ]);
       const partly = await get('/api/labels/bulk', json({ frame_ids: [...ids, 'missing'], label: 4 }));
       expect(partly.status).toBe(400);
       expect(partly.body.error).toContain('"missing"');
       expect(store.labels.entries).toHaveLength(6);
-      for (const bad of [{ frame_ids: [], label: 1 }, { frame_ids: 'x', label: 1 }, { frame_ids: Array(1001).fill(ids[0]), label: 1 }, { frame_ids: ids, label: 'yes' }]) {
+      for (const bad of [
+        { frame_ids: [], label: 1 },
+        { frame_ids: 'x', label: 1 },
+        { frame_ids: Array(1001).fill(ids[0]), label: 1 },
+        { frame_ids: ids, label: 'yes' },
+      ]) {
         expect((await get('/api/labels/bulk', json(bad))).status).toBe(400);
       }
     });
 
-    it('undoes the latest label, or a frame\'s, and answers 409 when there is nothing to undo', async () => {
+    it("undoes the latest label, or a frame's, and answers 409 when there is nothing to undo", async () => {
       expect((await get('/api/labels/undo', json({}))).status).toBe(409);
       await get('/api/labels', json({ frame_id: uncertainRecord(1).frame_id, label: 3 }));
       await get('/api/labels', json({ frame_id: uncertainRecord(2).frame_id, label: 4 }));
       const undone = await get('/api/labels/undo', { method: 'POST' });
       expect(undone.status).toBe(201);
-      expect(undone.body).toMatchObject({ frame_id: uncertainRecord(2).frame_id, label: null, previous: 4, action: 'undo', undoes: 1 });
-      expect((await get('/api/labels/undo', json({ frame_id: uncertainRecord(1).frame_id }))).body).toMatchObject({ label: null, previous: 3 });
+      expect(undone.body).toMatchObject({
+        frame_id: uncertainRecord(2).frame_id,
+        label: null,
+        previous: 4,
+        action: 'undo',
+        undoes: 1,
+      });
+      expect((await get('/api/labels/undo', json({ frame_id: uncertainRecord(1).frame_id }))).body).toMatchObject({
+        label: null,
+        previous: 3,
+      });
       expect((await get('/api/labels/undo', json({ frame_id: 'nope' }))).status).toBe(400);
       expect((await get('/api/labels/undo', json({ frame_id: 5 }))).status).toBe(400);
       expect((await get('/api/dataset')).body.labelled).toBe(0);
@@ -231,15 +285,18 @@ describe('home API', () => {
 
   it('GET /api/metrics serves merged windows, by camera and since a time', async () => {
     const start = new Date('2026-12-06T04:00:00.000Z');
-    store.addMetrics([metricsDocument(start, 'shardId-000000000000', 30), metricsDocument(start, 'shardId-000000000001', 20, 'Camera-b')]);
+    store.addMetrics([
+      metricsDocument(start, 'shardId-000000000000', 30),
+      metricsDocument(start, 'shardId-000000000001', 20, 'Camera-b'),
+    ]);
     store.addMetrics([metricsDocument(new Date(start.getTime() + 10_000), 'shardId-000000000000', 5)]);
     const all = (await get('/api/metrics')).body.windows;
-    expect(all.map((w: any) => w.count)).toEqual([50, 5]);
+    expect(all.map((w: Body) => w.count)).toEqual([50, 5]);
     expect(all[0]).not.toHaveProperty('histograms');
     const b = (await get('/api/metrics?camera=Camera-b')).body.windows;
     expect(b).toHaveLength(1);
     expect(Object.keys(b[0].camera_metrics)).toEqual(['Camera-b']);
-    expect((await get('/api/metrics?since=2026-12-06T04:00:10Z')).body.windows.map((w: any) => w.count)).toEqual([5]);
+    expect((await get('/api/metrics?since=2026-12-06T04:00:10Z')).body.windows.map((w: Body) => w.count)).toEqual([5]);
     const bad = await get('/api/metrics?since=yesterday');
     expect(bad.status).toBe(400);
     expect(bad.body.error).toContain('since must be an ISO-8601 time');
@@ -248,11 +305,17 @@ describe('home API', () => {
   it('GET /api/rejected and GET /api/status', async () => {
     store.addRejects([rejectRecord(1), rejectRecord(2, { reason: 'not_png', error: 'a JPEG arrived' })]);
     const rejected = (await get('/api/rejected')).body;
-    expect(rejected.reasons.map((r: any) => r.reason).sort()).toEqual(['image_not_base64', 'not_png']);
-    expect(rejected.reasons.find((r: any) => r.reason === 'not_png').hint).toContain('re-encode the frame as PNG');
+    expect(rejected.reasons.map((r: Body) => r.reason).sort()).toEqual(['image_not_base64', 'not_png']);
+    expect(rejected.reasons.find((r: Body) => r.reason === 'not_png').hint).toContain('re-encode the frame as PNG');
     expect(rejected.series).toHaveLength(1);
     const status = (await get('/api/status')).body;
-    expect(status).toMatchObject({ source: { endpoint: 'http://127.0.0.1:4567', prefix: '' }, frames: 30, labelled: 0, windows: 0, rejected: 2 });
+    expect(status).toMatchObject({
+      source: { endpoint: 'http://127.0.0.1:4567', prefix: '' },
+      frames: 30,
+      labelled: 0,
+      windows: 0,
+      rejected: 2,
+    });
     expect(status.models.sort()).toEqual(['digits-1.0.0', 'digits-2.0.0']);
   });
 
@@ -303,7 +366,13 @@ describe('home API', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(await page.text()).toContain('<title>home</title>');
-    for (const path of ['/vendor/preact/dist/preact.mjs', '/vendor/preact/hooks/dist/hooks.mjs', '/vendor/htm/dist/htm.mjs', '/vendor/uplot/dist/uPlot.esm.js', '/vendor/uplot/dist/uPlot.min.css']) {
+    for (const path of [
+      '/vendor/preact/dist/preact.mjs',
+      '/vendor/preact/hooks/dist/hooks.mjs',
+      '/vendor/htm/dist/htm.mjs',
+      '/vendor/uplot/dist/uPlot.esm.js',
+      '/vendor/uplot/dist/uPlot.min.css',
+    ]) {
       const response = await app.request(path);
       expect(response.status).toBe(200);
     }
@@ -338,7 +407,11 @@ describe('home API', () => {
     });
 
     it('answers 401 JSON without it, and with a wrong one', async () => {
-      const attempts: Array<RequestInit | undefined> = [undefined, { headers: { Authorization: 'Bearer wrong' } }, { headers: { Cookie: 'home_token=wrong' } }];
+      const attempts: Array<RequestInit | undefined> = [
+        undefined,
+        { headers: { Authorization: 'Bearer wrong' } },
+        { headers: { Cookie: 'home_token=wrong' } },
+      ];
       for (const init of attempts) {
         const response = await get('/api/status', init);
         expect(response.status).toBe(401);

@@ -30,7 +30,10 @@ describe('dataset export', () => {
     store = new HomeStore(join(root, 'data'));
     store.addFrames(Array.from({ length: 12 }, (_, i) => uncertainRecord(i)));
     store.addFrames([uncertainRecord(40, { image: '', image_omitted: true })]);
-    store.label([0, 1, 2, 3].map((i) => uncertainRecord(i).frame_id), 'accept');
+    store.label(
+      [0, 1, 2, 3].map((i) => uncertainRecord(i).frame_id),
+      'accept',
+    );
     store.label([uncertainRecord(4).frame_id, uncertainRecord(40).frame_id], 7);
     store.label([uncertainRecord(5).frame_id, uncertainRecord(6).frame_id], 'not_a_digit');
     store.label([uncertainRecord(8).frame_id], 1);
@@ -44,7 +47,10 @@ describe('dataset export', () => {
 
   /** Checks an export folder against the store's labels; returns the metadata lines. */
   function checkExport(dir: string): MetadataLine[] {
-    const classes = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const classes = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
     // Only digit folders: ImageFolder takes every folder for a class.
     expect(classes).toEqual(['0', '1', '2', '7', '9']);
     const lines = readLines(join(dir, 'metadata.jsonl'));
@@ -54,7 +60,12 @@ describe('dataset export', () => {
       expect(frame).toBeDefined();
       expect(line.file_name).toBe(`${line.label}/${line.frame_id}.png`);
       expect(line.label).toBe(store.labels.labelOf(line.frame_id));
-      expect(line).toMatchObject({ camera: frame!.camera, model_version: frame!.model_version, predicted: frame!.result_class, probabilities: frame!.predictions });
+      expect(line).toMatchObject({
+        camera: frame!.camera,
+        model_version: frame!.model_version,
+        predicted: frame!.result_class,
+        probabilities: frame!.predictions,
+      });
       expect(readFileSync(join(dir, line.file_name))).toEqual(store.frames.exportImage(frame!));
     }
     const byFolder = classes.flatMap((c) => readdirSync(join(dir, c)).map((f) => `${c}/${f}`)).sort();
@@ -69,9 +80,16 @@ describe('dataset export', () => {
       [5, 6].map((i) => [`${uncertainRecord(i).frame_id}.png`, 'not_a_digit']).sort(),
     );
     for (const l of others) expect(existsSync(join(`${dir}.not_a_digit`, l.file_name))).toBe(true);
-    const manifest = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as { version: string; counts: { total: number; not_a_digit: number; per_class: Record<string, number> } };
+    const manifest = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as {
+      version: string;
+      counts: { total: number; not_a_digit: number; per_class: Record<string, number> };
+    };
     expect(manifest.version).toBe(store.dataset().version);
-    expect(manifest.counts).toMatchObject({ total: 8, not_a_digit: 2, per_class: { '0': 1, '1': 1, '2': 1, '7': 2, '9': 1, '8': 0 } });
+    expect(manifest.counts).toMatchObject({
+      total: 8,
+      not_a_digit: 2,
+      per_class: { '0': 1, '1': 1, '2': 1, '7': 2, '9': 1, '8': 0 },
+    });
     return lines;
   }
 

@@ -104,7 +104,15 @@ describe('home store', () => {
     const [a, b] = [uncertainRecord(1), uncertainRecord(2)];
     s.addFrames([a, b]);
     const first = s.label([a.frame_id], 3)[0];
-    expect(first).toMatchObject({ seq: 0, frame_id: a.frame_id, label: 3, previous: null, predicted: 1, action: 'label', camera: 'Test-edge1' });
+    expect(first).toMatchObject({
+      seq: 0,
+      frame_id: a.frame_id,
+      label: 3,
+      previous: null,
+      predicted: 1,
+      action: 'label',
+      camera: 'Test-edge1',
+    });
     expect(s.label([a.frame_id], 5)[0]).toMatchObject({ label: 5, previous: 3 });
     expect(s.label([b.frame_id], 'accept')[0]).toMatchObject({ label: 2, action: 'accept' });
     expect(s.undo()).toMatchObject({ frame_id: b.frame_id, label: null, previous: 2, action: 'undo', undoes: 2 });
