@@ -65,7 +65,7 @@ export function TimeChart({ testid, title, series, data, format = (v) => String(
         { ...AXIS, size: 56, values: (u, values) => values.map((v) => format(v)) },
       ],
       series: [
-        { value: (u, v) => (v === null ? '–' : new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false })) },
+        { label: 'at', value: (u, v) => (v === null ? '–' : new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false })) },
         ...series.map((s, i) => ({
           label: s.label,
           stroke: s.color ?? COLORS[i % COLORS.length],

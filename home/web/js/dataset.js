@@ -7,6 +7,17 @@ import { html } from './html.js';
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
+/** "0: 12 · 1: 9 · … · not a digit: 2 · total: 123" from the export's counts (nested or flat). */
+function countsText(counts) {
+  const perClass = counts && typeof counts.per_class === 'object' ? counts.per_class : counts ?? {};
+  const parts = Object.entries(perClass)
+    .filter(([, n]) => typeof n === 'number')
+    .map(([k, n]) => `${k}: ${count(n)}`);
+  if (typeof counts?.not_a_digit === 'number' && perClass !== counts) parts.push(`not a digit: ${count(counts.not_a_digit)}`);
+  if (typeof counts?.total === 'number' && perClass !== counts) parts.push(`total: ${count(counts.total)}`);
+  return parts.join(' · ');
+}
+
 export function DatasetView({ notify }) {
   const [data, setData] = useState(null);
   const [error, setError] = useState(null);
@@ -78,7 +89,7 @@ export function DatasetView({ notify }) {
           ? html`<div class="export-result" data-testid="export-result" data-dir=${result.dir} data-version=${result.version}>
               <div><span class="muted">written to</span> <code data-testid="export-dir-written">${result.dir}</code></div>
               <div><span class="muted">version</span> <code>${result.version}</code></div>
-              <div class="muted">${Object.entries(result.counts).map(([k, n]) => `${k}: ${n}`).join(' · ')}</div>
+              <div class="muted" data-testid="export-counts">${countsText(result.counts)}</div>
             </div>`
           : null}
       </section>

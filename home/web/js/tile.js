@@ -3,6 +3,9 @@
 import { clock, labelText, prob } from './format.js';
 import { html } from './html.js';
 
+/** Short names of the reasons a frame was sent home. */
+const REASONS = { low_confidence: 'low conf.', test_camera: 'test cam' };
+
 /** Indices of the two largest probabilities. */
 export function topTwo(probabilities) {
   let first = 0;
@@ -56,6 +59,7 @@ export function Tile({ frame, focused, selected, pending, onClick }) {
   >
     <header class="tile-head">
       <span class="tile-camera ellipsis" title=${frame.camera}>${frame.camera}</span>
+      <span class="chip reason" title=${`sent home: ${frame.reason}`}>${REASONS[frame.reason] ?? frame.reason}</span>
       <span class="tile-time mono" title=${frame.timestamp}>${clock(frame.timestamp)}</span>
     </header>
     <div class="tile-images">
@@ -73,12 +77,14 @@ export function Tile({ frame, focused, selected, pending, onClick }) {
     <${ProbabilityBars} probabilities=${frame.probabilities} label=${frame.label} />
     <footer class="tile-foot">
       <span class="guess" title="the model's guess and the runner-up">
-        <b class="top1-text">${first}</b> ${prob(frame.probabilities[first])}
-        <span class="muted"> · ${second} ${prob(frame.probabilities[second])}</span>
+        <b class="top1-text">${first}</b> ${prob(frame.probabilities[first])}<span class="muted"> · ${second} ${prob(frame.probabilities[second])}</span>
       </span>
+      ${frame.camera_label !== undefined && frame.camera_label !== null
+        ? html`<span class="muted camera-label" title="the label the camera sent with the frame">cam ${frame.camera_label}</span>`
+        : null}
       ${labelled
-        ? html`<span class=${`label-badge${agrees ? ' agrees' : ' differs'}`} data-testid="tile-label">${labelText(frame.label)}</span>`
-        : html`<span class="chip reason" title=${`sent home: ${frame.reason}`}>${frame.reason}</span>`}
+        ? html`<span class=${`label-badge${agrees ? ' agrees' : ' differs'}`} data-testid="tile-label" title="the label given">${labelText(frame.label)}</span>`
+        : html`<span class="label-badge none" title="not labelled yet">–</span>`}
     </footer>
     ${selected ? html`<span class="check" aria-hidden="true">✓</span>` : null}
   </article>`;
