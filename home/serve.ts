@@ -7,30 +7,11 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createHomeApp, type HomeAppOptions } from './server';
 import type { HomeStore } from './store';
+import { checkHomeAccess, DEFAULT_HOME_HOST } from './access';
 
-export const DEFAULT_HOME_HOST = '127.0.0.1';
+export { checkHomeAccess, DEFAULT_HOME_HOST, isLoopback, MIN_TOKEN_LENGTH } from './access';
+
 export const DEFAULT_HOME_PORT = 8080;
-/** Shortest token accepted: guessing one must not be practical. */
-export const MIN_TOKEN_LENGTH = 16;
-
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-/**
- * Why these settings may not serve, or undefined when they may: another host than loopback
- * needs a token, and a token must be long enough.
- */
-export function checkHomeAccess(host: string, token: string | undefined): string | undefined {
-  if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
-    return `the home token must be at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 16)`;
-  }
-  if (!isLoopback(host) && token === undefined) {
-    return `the home would listen on ${host}, reachable from other machines, without a token: pass --token T (or HOME_TOKEN), or keep the default host ${DEFAULT_HOME_HOST}`;
-  }
-  return undefined;
-}
 
 export interface RunningHome {
   url: string;

@@ -14,6 +14,7 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { digitSchema } from '../functions/lib/contracts';
 import { CursorError, frameView, framesQuerySchema, queryFrames } from './frames-query';
+import { refuseRequest } from './access';
 import { exportDataset, ExportTargetError } from './dataset';
 import { HomeRequestError, type HomeEvent, type HomeStore, NOT_A_DIGIT } from './store';
 import { STORE_KEY_PATTERN } from './store/frames';
@@ -73,7 +74,7 @@ class BadRequest extends Error {}
 
 const LABEL_RULE = 'label must be a digit 0-9 (a number), "not_a_digit" or "accept"';
 
-function fail(c: Context, status: 400 | 401 | 404 | 409 | 413 | 500, error: string): Response {
+function fail(c: Context, status: 400 | 401 | 403 | 404 | 409 | 413 | 500, error: string): Response {
   return c.json({ error }, status);
 }
 
@@ -160,6 +161,11 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
   app.use('*', async (c, next) => {
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Referrer-Policy', 'no-referrer');
+    const refused = refuseRequest(
+      { url: c.req.url, method: c.req.method, origin: c.req.header('origin') },
+      options.token !== undefined,
+    );
+    if (refused) return fail(c, 403, refused);
     if (options.token === undefined) return next();
     const token = options.token;
     const header = c.req.header('authorization');

@@ -401,6 +401,28 @@ describe('home API', () => {
     expect(((await response.json()) as { camera: string }).camera).toBe(markup);
   });
 
+  it("refuses requests to a non-loopback host name (DNS rebinding) and changes from another site's page", async () => {
+    const rebound = await get('http://evil.example:8080/api/status');
+    expect(rebound.status).toBe(403);
+    expect(rebound.body.error).toContain('only requests to a loopback address');
+    const frame_id = uncertainRecord(1).frame_id;
+    const crossSite = await get('/api/labels', {
+      method: 'POST',
+      body: JSON.stringify({ frame_id, label: 1 }),
+      headers: { 'Content-Type': 'text/plain', Origin: 'http://evil.example' },
+    });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.body.error).toContain("another site's page");
+    expect(store.labels.entries).toHaveLength(0);
+    const sameSite = await get('http://127.0.0.1:8080/api/labels', {
+      method: 'POST',
+      body: JSON.stringify({ frame_id, label: 1 }),
+      headers: { Origin: 'http://127.0.0.1:8080' },
+    });
+    expect(sameSite.status).toBe(201);
+    expect((await get('http://[::1]:8080/api/status')).status).toBe(200);
+  });
+
   describe('with a token', () => {
     beforeEach(() => {
       app = createHomeApp(store, { webRoot: web, token: TOKEN });
@@ -419,6 +441,11 @@ describe('home API', () => {
       }
       expect((await app.request('/')).status).toBe(401);
       expect((await app.request('/?token=wrong')).status).toBe(401);
+    });
+
+    it('answers on any host name once the token is given', async () => {
+      const response = await app.request('http://192.168.1.5:8080/api/status', { headers: { Authorization: `Bearer ${TOKEN}` } });
+      expect(response.status).toBe(200);
     });
 
     it('answers with the Bearer header, or with the cookie that ?token= sets once', async () => {
