@@ -22,9 +22,10 @@ interface FramePage {
 }
 
 async function api<T>(base: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${base}${path}`, body === undefined
-    ? {}
-    : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await fetch(
+    `${base}${path}`,
+    body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+  );
   if (!response.ok) throw new Error(`${path} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as T;
 }
@@ -51,15 +52,35 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   const scratch = mkdtempSync(join(tmpdir(), 'home-screenshots-'));
   const pipeline = await startPipeline(
-    ['--count', '6000', '--rate', '50', '--camera', 'Test', '--port', '0', '--home-port', '0', '--window', '2',
-      '--data', join(scratch, 'data'), '--out', join(scratch, 'out'), '--quiet'],
+    [
+      '--count',
+      '6000',
+      '--rate',
+      '50',
+      '--camera',
+      'Test',
+      '--port',
+      '0',
+      '--home-port',
+      '0',
+      '--window',
+      '2',
+      '--data',
+      join(scratch, 'data'),
+      '--out',
+      join(scratch, 'out'),
+      '--quiet',
+    ],
     WAIT_MS,
   );
   const browser = await launchChromium();
   try {
     const base = pipeline.url;
     console.log(`pipeline serving the home on ${base}; waiting for ${WINDOWS_WANTED} windows...`);
-    await until(`${WINDOWS_WANTED} metrics windows`, async () => (await api<{ windows: number }>(base, '/api/status')).windows >= WINDOWS_WANTED);
+    await until(
+      `${WINDOWS_WANTED} metrics windows`,
+      async () => (await api<{ windows: number }>(base, '/api/status')).windows >= WINDOWS_WANTED,
+    );
 
     // A reviewer's first pass: the least confident frames, labelled with their true digit.
     const { frames } = await api<FramePage>(base, `/api/frames?sort=confidence&limit=${LABELLED_WANTED + 40}`);
@@ -72,22 +93,42 @@ async function main(): Promise<void> {
 
     const page = await browser.context.newPage();
     await page.goto(`${base}/#/live`);
-    await page.waitForFunction((n) => Number(document.querySelector('[data-testid="chart-throughput"]')?.getAttribute('data-points')) >= n, WINDOWS_WANTED, { timeout: WAIT_MS });
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('[data-testid="chart-throughput"]')?.getAttribute('data-points')) >= n,
+      WINDOWS_WANTED,
+      { timeout: WAIT_MS },
+    );
     await shot(page, out, 'live');
 
     await page.goto(`${base}/#/queue?sort=confidence`);
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="tile"] img.pixelated').length >= 10, null, { timeout: WAIT_MS });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="tile"] img.pixelated').length >= 10, null, {
+      timeout: WAIT_MS,
+    });
     // Lazy images below the fold never load: wait only for the ones on screen.
-    await page.waitForFunction(() => [...document.images].filter((img) => img.getBoundingClientRect().top < innerHeight).every((img) => img.complete && img.naturalWidth > 0), null, { timeout: WAIT_MS });
+    await page.waitForFunction(
+      () =>
+        [...document.images]
+          .filter((img) => img.getBoundingClientRect().top < innerHeight)
+          .every((img) => img.complete && img.naturalWidth > 0),
+      null,
+      { timeout: WAIT_MS },
+    );
     // Label the first three the way a reviewer does: the digit key, focus moves on.
     for (let i = 0; i < 3; i += 1) {
       const id = await page.locator('[data-testid="tile"][aria-current="true"]').getAttribute('data-frame-id');
-      const frame = await api<{ camera_label?: number; result_class: number }>(base, `/api/frames/${encodeURIComponent(id ?? '')}`);
+      const frame = await api<{ camera_label?: number; result_class: number }>(
+        base,
+        `/api/frames/${encodeURIComponent(id ?? '')}`,
+      );
       await page.keyboard.press(String(frame.camera_label ?? frame.result_class));
-      await page.waitForFunction((fid) => {
-        const tile = document.getElementById(`tile-${fid}`);
-        return tile?.hasAttribute('data-label') && !tile.hasAttribute('data-pending');
-      }, id, { timeout: WAIT_MS });
+      await page.waitForFunction(
+        (fid) => {
+          const tile = document.getElementById(`tile-${fid}`);
+          return tile?.hasAttribute('data-label') && !tile.hasAttribute('data-pending');
+        },
+        id,
+        { timeout: WAIT_MS },
+      );
     }
     await page.keyboard.down('Control');
     await page.locator('[data-testid="tile"]').nth(6).click();

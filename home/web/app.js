@@ -48,8 +48,17 @@ function App() {
   const loadStatus = () =>
     api
       .status()
-      .then((s) => { setStatus(s); setFatal(null); })
-      .catch((e) => setFatal(e.status === 401 ? 'This home needs its token: open the page once as /?token=<token> (it is then kept in a cookie).' : e.message));
+      .then((s) => {
+        setStatus(s);
+        setFatal(null);
+      })
+      .catch((e) =>
+        setFatal(
+          e.status === 401
+            ? 'This home needs its token: open the page once as /?token=<token> (it is then kept in a cookie).'
+            : e.message,
+        ),
+      );
   const [reloadStatus] = useState(() => debounce(loadStatus, 1000));
 
   useEffect(() => {
@@ -58,7 +67,10 @@ function App() {
     // The token, when given in the URL, is now in a cookie: keep it out of the address bar.
     if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', `/${location.hash}`);
     loadStatus();
-    api.dataset().then(setDataset).catch(() => {});
+    api
+      .dataset()
+      .then(setDataset)
+      .catch(() => {});
     connectEvents(setConnection);
     return () => window.removeEventListener('hashchange', onHash);
   }, []);
@@ -73,9 +85,14 @@ function App() {
     <header class="topbar">
       <div class="brand"><span class="logo" aria-hidden="true">◧</span> home <span class="muted">edge-camera-classifier</span></div>
       <nav class="tabs" role="tablist">
-        ${TABS.map(([id, name]) => html`<a key=${id} role="tab" href=${`#/${id}`} data-testid=${`tab-${id}`} class=${route.tab === id ? 'on' : ''} aria-selected=${route.tab === id ? 'true' : 'false'}>
+        ${TABS.map(
+          ([
+            id,
+            name,
+          ]) => html`<a key=${id} role="tab" href=${`#/${id}`} data-testid=${`tab-${id}`} class=${route.tab === id ? 'on' : ''} aria-selected=${route.tab === id ? 'true' : 'false'}>
           ${name}${badge[id] !== undefined ? html` <span class="badge">${count(badge[id])}</span>` : null}
-        </a>`)}
+        </a>`,
+        )}
       </nav>
       <div class="source">
         <span class=${`dot ${connection}`} data-testid="connection" data-state=${connection} title=${`event stream: ${connection}`}></span>

@@ -4,7 +4,12 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import { html } from './html.js';
 
-const AXIS = { stroke: '#8b95a5', grid: { stroke: '#262b35', width: 1 }, ticks: { stroke: '#262b35', width: 1 }, font: '11px system-ui, sans-serif' };
+const AXIS = {
+  stroke: '#8b95a5',
+  grid: { stroke: '#262b35', width: 1 },
+  ticks: { stroke: '#262b35', width: 1 },
+  font: '11px system-ui, sans-serif',
+};
 
 /** Series colours, in order. */
 export const COLORS = ['#4c9aff', '#f5a524', '#3ecf8e', '#e5534b', '#b083f0', '#39c5cf', '#d4a72c', '#ec6cb9'];
@@ -59,20 +64,23 @@ export function TimeChart({ testid, title, series, data, format = (v) => String(
       height,
       cursor: { sync: { key: syncKey(group) } },
       legend: { live: true },
-      scales: { x: { time: true }, y: yMin === undefined ? {} : { range: (u, min, max) => [yMin, Math.max(max, yMin + 1e-9)] } },
+      scales: {
+        x: { time: true },
+        y: yMin === undefined ? {} : { range: (_u, _min, max) => [yMin, Math.max(max, yMin + 1e-9)] },
+      },
       axes: [
         { ...AXIS, values: (u, splits) => splits.map((v) => timeTick(v, u.scales.x)) },
-        { ...AXIS, size: 56, values: (u, values) => values.map((v) => format(v)) },
+        { ...AXIS, size: 56, values: (_u, values) => values.map((v) => format(v)) },
       ],
       series: [
-        { label: 'at', value: (u, v) => (v === null ? '–' : new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false })) },
+        { label: 'at', value: (_u, v) => (v === null ? '–' : new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false })) },
         ...series.map((s, i) => ({
           label: s.label,
           stroke: s.color ?? COLORS[i % COLORS.length],
           width: 1.5,
           spanGaps: false,
           points: { size: 4 },
-          value: (u, v) => (v === null || v === undefined ? '–' : format(v)),
+          value: (_u, v) => (v === null || v === undefined ? '–' : format(v)),
         })),
       ],
     }),
@@ -96,15 +104,29 @@ export function DigitBars({ testid, title, certain, uncertain, height = 150 }) {
       height,
       legend: { live: false },
       cursor: { show: true, points: { show: false }, drag: { x: false, y: false } },
-      scales: { x: { time: false, range: [-0.6, 9.6] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      scales: { x: { time: false, range: [-0.6, 9.6] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       axes: [
-        { ...AXIS, splits: () => digits, values: (u, values) => values.map((v) => String(v)), grid: { show: false } },
+        { ...AXIS, splits: () => digits, values: (_u, values) => values.map((v) => String(v)), grid: { show: false } },
         { ...AXIS, size: 44 },
       ],
       series: [
         {},
-        { label: 'certain', fill: '#4c9affcc', stroke: '#4c9aff', width: 0, paths: uPlot.paths.bars({ size: [0.38, 40], align: -1 }), points: { show: false } },
-        { label: 'uncertain', fill: '#f5a524cc', stroke: '#f5a524', width: 0, paths: uPlot.paths.bars({ size: [0.38, 40], align: 1 }), points: { show: false } },
+        {
+          label: 'certain',
+          fill: '#4c9affcc',
+          stroke: '#4c9aff',
+          width: 0,
+          paths: uPlot.paths.bars({ size: [0.38, 40], align: -1 }),
+          points: { show: false },
+        },
+        {
+          label: 'uncertain',
+          fill: '#f5a524cc',
+          stroke: '#f5a524',
+          width: 0,
+          paths: uPlot.paths.bars({ size: [0.38, 40], align: 1 }),
+          points: { show: false },
+        },
       ],
     }),
     data,

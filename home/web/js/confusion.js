@@ -16,9 +16,18 @@ function debounce(fn, ms) {
 export function ConfusionView() {
   const [data, setData] = useState(null);
   const [error, setError] = useState(null);
-  const load = () => api.confusion().then((d) => { setData(d); setError(null); }).catch((e) => setError(e.message));
+  const load = () =>
+    api
+      .confusion()
+      .then((d) => {
+        setData(d);
+        setError(null);
+      })
+      .catch((e) => setError(e.message));
   const [reload] = useState(() => debounce(load, 400));
-  useEffect(() => { load(); }, []);
+  useEffect(() => {
+    load();
+  }, []);
   useServerEvent('label', reload);
 
   if (error) return html`<div class="notice bad">The confusion matrix could not be loaded: ${error}</div>`;
@@ -40,9 +49,7 @@ export function ConfusionView() {
     </div>
     <section class="panel">
       <header class="panel-head"><h3>Label (rows) vs model's guess (columns)</h3><span class="muted">click a cell to review its frames</span></header>
-      ${sum(rowTotals) === 0
-        ? html`<p class="empty">No labelled frames yet: label some in the review queue.</p>`
-        : null}
+      ${sum(rowTotals) === 0 ? html`<p class="empty">No labelled frames yet: label some in the review queue.</p>` : null}
       <div class="table-scroll">
         <table class="confusion" data-testid="confusion-matrix">
           <thead>
@@ -65,7 +72,7 @@ export function ConfusionView() {
                       data-predicted=${predicted}
                       disabled=${n === 0}
                       title=${`${count(n)} frames labelled ${labelText(label)} that the model read as ${predicted}`}
-                      style=${{ background: `rgba(${hue}, ${alpha.toFixed(3)})` }}
+                      style=${n === 0 ? undefined : { background: `rgba(${hue}, ${alpha.toFixed(3)})` }}
                       onClick=${() => open(label, predicted)}
                     >${n === 0 ? '·' : count(n)}</button>
                   </td>`;

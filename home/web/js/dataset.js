@@ -9,7 +9,7 @@ const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 /** "0: 12 · 1: 9 · … · not a digit: 2 · total: 123" from the export's counts (nested or flat). */
 function countsText(counts) {
-  const perClass = counts && typeof counts.per_class === 'object' ? counts.per_class : counts ?? {};
+  const perClass = counts && typeof counts.per_class === 'object' ? counts.per_class : (counts ?? {});
   const parts = Object.entries(perClass)
     .filter(([, n]) => typeof n === 'number')
     .map(([k, n]) => `${k}: ${count(n)}`);
@@ -25,7 +25,10 @@ export function DatasetView({ notify }) {
   const [exporting, setExporting] = useState(false);
   const [result, setResult] = useState(null);
   useEffect(() => {
-    api.dataset().then(setData).catch((e) => setError(e.message));
+    api
+      .dataset()
+      .then(setData)
+      .catch((e) => setError(e.message));
   }, []);
   useServerEvent('dataset', setData);
 
@@ -66,12 +69,14 @@ export function DatasetView({ notify }) {
         <header class="panel-head"><h3>Class balance</h3><span class="muted">labelled frames per class</span></header>
         <table class="data balance" data-testid="class-balance">
           <tbody>
-            ${classes.map(([name, n]) => html`<tr key=${name}>
+            ${classes.map(
+              ([name, n]) => html`<tr key=${name}>
               <th>${name}</th>
               <td class="meter-cell"><div class="meter"><div class=${`meter-bar${mean > 0 && n < mean / 2 && name !== 'not a digit' ? ' low' : ''}`} style=${{ width: `${(100 * n) / max}%` }}></div></div></td>
               <td class="num">${count(n)}</td>
               <td class="num muted">${percent(n, data.labelled)}</td>
-            </tr>`)}
+            </tr>`,
+            )}
           </tbody>
         </table>
       </section>
@@ -85,13 +90,15 @@ export function DatasetView({ notify }) {
           </label>
           <button class="primary" type="submit" data-testid="export-button" disabled=${exporting || data.labelled === 0}>${exporting ? 'Exporting…' : 'Export dataset'}</button>
         </form>
-        ${result
-          ? html`<div class="export-result" data-testid="export-result" data-dir=${result.dir} data-version=${result.version}>
+        ${
+          result
+            ? html`<div class="export-result" data-testid="export-result" data-dir=${result.dir} data-version=${result.version}>
               <div><span class="muted">written to</span> <code data-testid="export-dir-written">${result.dir}</code></div>
               <div><span class="muted">version</span> <code>${result.version}</code></div>
               <div class="muted" data-testid="export-counts">${countsText(result.counts)}</div>
             </div>`
-          : null}
+            : null
+        }
       </section>
     </div>
   </div>`;

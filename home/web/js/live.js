@@ -128,11 +128,13 @@ function ModelVersions({ windows, models }) {
   for (const version of models) if (!frames.has(version)) frames.set(version, 0);
   return html`<section class="panel" data-testid="model-versions">
     <header class="panel-head"><h3>Model versions seen</h3></header>
-    ${frames.size === 0
-      ? html`<p class="empty">No model has scored a frame yet.</p>`
-      : html`<ul class="models">
+    ${
+      frames.size === 0
+        ? html`<p class="empty">No model has scored a frame yet.</p>`
+        : html`<ul class="models">
           ${[...frames].map(([version, n]) => html`<li key=${version}><code>${version}</code><span class="muted">${count(n)} frames in the last hour</span></li>`)}
-        </ul>`}
+        </ul>`
+    }
   </section>`;
 }
 
@@ -160,12 +162,15 @@ export function LiveView({ models }) {
   if (!windows) return html`<div class="empty">Loading windows…</div>`;
   const latest = windows[windows.length - 1];
   const cameras = latest
-    ? [...new Set(windows.flatMap((w) => Object.keys(w.camera_metrics)))].sort((a, b) => (latest.camera_metrics[b]?.count ?? 0) - (latest.camera_metrics[a]?.count ?? 0))
+    ? [...new Set(windows.flatMap((w) => Object.keys(w.camera_metrics)))].sort(
+        (a, b) => (latest.camera_metrics[b]?.count ?? 0) - (latest.camera_metrics[a]?.count ?? 0),
+      )
     : [];
   return html`<div class="view live" data-testid="view-live">
     ${error ? html`<div class="notice bad">${error}</div>` : null}
-    ${latest
-      ? html`<div class="summary">
+    ${
+      latest
+        ? html`<div class="summary">
           <${Stat} label="latest window" value=${`${clock(latest.window.start)}–${clock(latest.window.end)}`} />
           <${Stat} label="frames" value=${count(latest.count)} />
           <${Stat} label="frames/s" value=${latest.throughput.toFixed(1)} />
@@ -175,7 +180,8 @@ export function LiveView({ models }) {
           <${Stat} label="unreadable" value=${count(latest.invalid.count)} />
           <${Stat} label="cameras" value=${count(cameras.length)} />
         </div>`
-      : html`<div class="empty">No metrics window yet: windows appear here as the pipeline closes them.</div>`}
+        : html`<div class="empty">No metrics window yet: windows appear here as the pipeline closes them.</div>`
+    }
     ${cameras.map((camera) => html`<${CameraPanel} key=${camera} camera=${camera} windows=${windows} latest=${latest} />`)}
     <div class="two-col">
       <${WindowsTable} windows=${windows} />

@@ -55,7 +55,7 @@ export function KeyLegend({ selecting }) {
   const keys = [
     ['0–9', selecting ? 'label selection' : 'label, next'],
     ['x', 'not a digit'],
-    ['Enter', selecting ? "accept guesses" : "accept guess"],
+    ['Enter', selecting ? 'accept guesses' : 'accept guess'],
     ['s', 'skip'],
     ['u', 'undo'],
     ['← → ↑ ↓', 'move'],
@@ -115,18 +115,20 @@ export function QueueView({ params, models, cameras, notify }) {
   useEffect(() => {
     load(filters);
     const search = new URLSearchParams();
-    for (const key of FILTER_KEYS) if (filters[key] !== undefined && filters[key] !== DEFAULTS[key]) search.set(key, filters[key]);
+    for (const key of FILTER_KEYS)
+      if (filters[key] !== undefined && filters[key] !== DEFAULTS[key]) search.set(key, filters[key]);
     const text = search.toString();
     history.replaceState(null, '', `#/queue${text ? `?${text}` : ''}`);
   }, [JSON.stringify(filters)]);
 
-  const setFilter = (key, value) => setFilters((f) => {
-    const next = { ...f };
-    if (value === '' || value === undefined) delete next[key];
-    else next[key] = value;
-    if (key === 'status' && value === 'unlabelled') delete next.label;
-    return next;
-  });
+  const setFilter = (key, value) =>
+    setFilters((f) => {
+      const next = { ...f };
+      if (value === '' || value === undefined) delete next[key];
+      else next[key] = value;
+      if (key === 'status' && value === 'unlabelled') delete next.label;
+      return next;
+    });
 
   /** Runs API writes one after another, so `u` never overtakes the label it undoes. */
   const enqueue = (ids, task) => {
@@ -149,7 +151,8 @@ export function QueueView({ params, models, cameras, notify }) {
     model.undoStack.push(ids);
     enqueue(ids, async () => {
       try {
-        const entries = label === 'accept' || ids.length > 1 ? (await api.bulk(ids, label)).entries : [await api.label(ids[0], label)];
+        const entries =
+          label === 'accept' || ids.length > 1 ? (await api.bulk(ids, label)).entries : [await api.label(ids[0], label)];
         for (const entry of entries) model.setLabel(entry.frame_id, entry.label, entry.labelled_at);
       } catch (error) {
         for (const [id, previous] of before) model.setLabel(id, previous);
@@ -189,7 +192,11 @@ export function QueueView({ params, models, cameras, notify }) {
       for (const entry of entries) model.setLabel(entry.frame_id, entry.label ?? undefined, entry.labelled_at);
       const index = model.indexOf(entries[entries.length - 1].frame_id);
       if (index >= 0) model.focusAt(index);
-      notify(entries.length === 1 ? `undone: ${entries[0].frame_id} is ${labelText(entries[0].label)} again` : `undone: ${entries.length} labels`);
+      notify(
+        entries.length === 1
+          ? `undone: ${entries[0].frame_id} is ${labelText(entries[0].label)} again`
+          : `undone: ${entries.length} labels`,
+      );
     });
   };
 
@@ -285,9 +292,11 @@ export function QueueView({ params, models, cameras, notify }) {
       <${Select} label="predicted" testid="filter-predicted" value=${filters.predicted} options=${[['', 'any'], ...DIGITS.map((d) => [String(d), String(d)])]} onChange=${(v) => setFilter('predicted', v)} />
       <${Select} label="reason" testid="filter-reason" value=${filters.reason} options=${[['', 'any'], ['low_confidence', 'low confidence'], ['test_camera', 'test camera']]} onChange=${(v) => setFilter('reason', v)} />
       <${Select} label="model" testid="filter-model" value=${filters.model_version} options=${[['', 'any'], ...models.map((m) => [m, m])]} onChange=${(v) => setFilter('model_version', v)} />
-      ${filters.status !== 'unlabelled'
-        ? html`<${Select} label="label" testid="filter-label" value=${filters.label} options=${[['', 'any'], ...DIGITS.map((d) => [String(d), String(d)]), [NOT_A_DIGIT, 'not a digit']]} onChange=${(v) => setFilter('label', v)} />`
-        : null}
+      ${
+        filters.status !== 'unlabelled'
+          ? html`<${Select} label="label" testid="filter-label" value=${filters.label} options=${[['', 'any'], ...DIGITS.map((d) => [String(d), String(d)]), [NOT_A_DIGIT, 'not a digit']]} onChange=${(v) => setFilter('label', v)} />`
+          : null
+      }
       <span class="spacer"></span>
       <span class="muted" data-testid="queue-total">${count(state.total)} frames${model.frames.length < state.total ? ` · ${count(model.frames.length)} loaded` : ''}</span>
     </div>
@@ -306,28 +315,38 @@ export function QueueView({ params, models, cameras, notify }) {
           ${DIGITS.map((d) => html`<option key=${d} value=${d} disabled=${groups[d] === 0}>${d} (${groups[d]} unlabelled)</option>`)}
         </select>
       </label>
-      ${selecting
-        ? html`<span class="selection" data-testid="selection-count">${model.selected.size} selected</span>
+      ${
+        selecting
+          ? html`<span class="selection" data-testid="selection-count">${model.selected.size} selected</span>
             <button class="primary" data-testid="bulk-accept" onClick=${() => apply('accept')}>Accept model's guesses <kbd>Enter</kbd></button>
             <span class="muted">or set</span>
             <span class="label-buttons">
               ${DIGITS.map((d) => html`<button key=${d} data-testid=${`bulk-label-${d}`} onClick=${() => apply(d)}>${d}</button>`)}
               <button data-testid="bulk-label-x" onClick=${() => apply(NOT_A_DIGIT)}>not a digit</button>
             </span>
-            <button class="ghost" onClick=${() => { model.selected.clear(); rerender(); }}>Clear <kbd>Esc</kbd></button>`
-        : html`<span class="muted">Click a tile to focus it; Shift/Ctrl-click or a group to select many.</span>`}
+            <button class="ghost" onClick=${() => {
+              model.selected.clear();
+              rerender();
+            }}>Clear <kbd>Esc</kbd></button>`
+          : html`<span class="muted">Click a tile to focus it; Shift/Ctrl-click or a group to select many.</span>`
+      }
       <span class="spacer"></span>
       <button class="ghost" data-testid="undo" onClick=${undo}>Undo <kbd>u</kbd></button>
     </div>
-    ${state.arrived > 0
-      ? html`<button class="arrived" data-testid="new-frames" onClick=${() => load()}>${count(state.arrived)} new frames arrived · show them <kbd>r</kbd></button>`
-      : null}
+    ${
+      state.arrived > 0
+        ? html`<button class="arrived" data-testid="new-frames" onClick=${() => load()}>${count(state.arrived)} new frames arrived · show them <kbd>r</kbd></button>`
+        : null
+    }
     ${state.error ? html`<div class="notice bad">${state.error}</div>` : null}
-    ${model.frames.length === 0 && !state.loading
-      ? html`<div class="empty">${filters.status === 'unlabelled' ? 'Nothing to review: uncertain frames appear here as cameras send them home.' : 'No frame matches these filters.'}</div>`
-      : null}
+    ${
+      model.frames.length === 0 && !state.loading
+        ? html`<div class="empty">${filters.status === 'unlabelled' ? 'Nothing to review: uncertain frames appear here as cameras send them home.' : 'No frame matches these filters.'}</div>`
+        : null
+    }
     <div class="grid" ref=${grid} data-testid="queue-grid" role="listbox" aria-multiselectable="true" aria-label="frames to review">
-      ${model.frames.map((frame, index) => html`<${Tile}
+      ${model.frames.map(
+        (frame, index) => html`<${Tile}
         key=${frame.frame_id}
         frame=${frame}
         focused=${index === model.focus}
@@ -338,7 +357,8 @@ export function QueueView({ params, models, cameras, notify }) {
           if (e.shiftKey) window.getSelection()?.removeAllRanges();
           rerender();
         }}
-      />`)}
+      />`,
+      )}
     </div>
     <div class="more" ref=${moreSentinel}>
       ${state.loading ? 'Loading…' : state.next ? html`<button class="ghost" onClick=${loadMore}>Load more</button>` : model.frames.length > 0 ? 'End of the queue.' : ''}

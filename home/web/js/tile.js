@@ -64,9 +64,11 @@ export function Tile({ frame, focused, selected, pending, onClick }) {
     </header>
     <div class="tile-images">
       <figure>
-        ${frame.image_url
-          ? html`<img src=${frame.image_url} alt="original frame" loading="lazy" decoding="async" onLoad=${onOriginalLoad} />`
-          : html`<div class="no-image" title="the original was too large for the stream record">original omitted</div>`}
+        ${
+          frame.image_url
+            ? html`<img src=${frame.image_url} alt="original frame" loading="lazy" decoding="async" onLoad=${onOriginalLoad} />`
+            : html`<div class="no-image" title="the original was too large for the stream record">original omitted</div>`
+        }
         <figcaption>original</figcaption>
       </figure>
       <figure>
@@ -79,12 +81,16 @@ export function Tile({ frame, focused, selected, pending, onClick }) {
       <span class="guess" title="the model's guess and the runner-up">
         <b class="top1-text">${first}</b> ${prob(frame.probabilities[first])}<span class="muted"> · ${second} ${prob(frame.probabilities[second])}</span>
       </span>
-      ${frame.camera_label !== undefined && frame.camera_label !== null
-        ? html`<span class="muted camera-label" title="the label the camera sent with the frame">cam ${frame.camera_label}</span>`
-        : null}
-      ${labelled
-        ? html`<span class=${`label-badge${agrees ? ' agrees' : ' differs'}`} data-testid="tile-label" title="the label given">${labelText(frame.label)}</span>`
-        : html`<span class="label-badge none" title="not labelled yet">–</span>`}
+      ${
+        frame.camera_label !== undefined && frame.camera_label !== null
+          ? html`<span class="muted camera-label" title="the label the camera sent with the frame">cam ${frame.camera_label}</span>`
+          : null
+      }
+      ${
+        labelled
+          ? html`<span class=${`label-badge${agrees ? ' agrees' : ' differs'}`} data-testid="tile-label" title="the label given">${labelText(frame.label)}</span>`
+          : html`<span class="label-badge none" title="not labelled yet">–</span>`
+      }
     </footer>
     ${selected ? html`<span class="check" aria-hidden="true">✓</span>` : null}
   </article>`;
