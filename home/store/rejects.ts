@@ -13,6 +13,8 @@ import { AppendFile, readJsonLines, rewriteFile } from './files';
 export const REJECTED_FILE = 'rejected.jsonl';
 /** Reject lines kept across restarts. */
 export const REJECTS_KEPT = 100_000;
+/** Reject frame_ids remembered to drop redeliveries. */
+export const REJECT_IDS_KEPT = 200_000;
 /** Samples shown per reason. */
 export const SAMPLES_PER_REASON = 5;
 /** Bytes of the payload shown in a preview. */
@@ -75,6 +77,11 @@ export class RejectStore {
 
   private count(reject: StoredReject): void {
     this.ids.add(reject.frame_id);
+    // A redelivery repeats recent records only: the latest ids are enough, and bounded.
+    if (this.ids.size > REJECT_IDS_KEPT) {
+      const oldest = this.ids.values().next();
+      if (!oldest.done) this.ids.delete(oldest.value);
+    }
     this.counts.set(reject.reason, (this.counts.get(reject.reason) ?? 0) + 1);
     const samples = this.samples.get(reject.reason) ?? [];
     samples.push(reject);
