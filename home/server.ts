@@ -190,7 +190,9 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
   );
 
   app.get('/api/frames', (c) => {
-    const parsed = framesQuerySchema.safeParse(c.req.query());
+    // An empty parameter (camera=) means "any", as a form would send it.
+    const given = Object.fromEntries(Object.entries(c.req.query()).filter(([, value]) => value !== ''));
+    const parsed = framesQuerySchema.safeParse(given);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new BadRequest(`query parameter ${String(issue?.path[0] ?? '?')}: ${issue?.message ?? 'not understood'}`);

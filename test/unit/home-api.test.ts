@@ -113,6 +113,7 @@ describe('home API', () => {
       expect(labelled.frames.map((f: Body) => [f.frame_id, f.label])).toEqual([[uncertainRecord(3).frame_id, 8]]);
       expect(labelled.frames[0].labelled_at).toMatch(/^\d{4}-/);
       expect((await get('/api/frames?status=all')).body.total).toBe(30);
+      expect((await get('/api/frames?status=all&camera=&predicted=&sort=')).body.total).toBe(30);
     });
 
     it.each([
