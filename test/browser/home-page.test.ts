@@ -9,7 +9,9 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import type { Page } from 'playwright-core';
+import { createKinesisClient } from '../../functions/lib/kinesis';
 import { type Browser, launchChromium, requireChromium } from './chromium';
 import { type RunningPipeline, startPipeline } from './home-process';
 
@@ -19,7 +21,9 @@ const TESTS = {
   keys: 'keys 0-9 (and x) label the focused frame and move the focus on; s skips',
   undo: 'u undoes the last label',
   bulk: "a predicted-class group is selected and accepted as the model's guess in one go",
+  confusion: 'a confusion cell opens exactly its frames in the queue',
   export: 'the exported dataset folder holds exactly the labels given on the page',
+  markup: 'markup in a rejected record is shown as text, never run',
 } as const;
 
 /** Bound for each wait on the page: CI machines are shared and slow. */
@@ -36,6 +40,8 @@ let browser: Browser | undefined;
 let page: Page;
 /** The labels the tests gave through the page, as the export must hold them. */
 const given = new Map<string, Label>();
+/** The model's guess for each frame in `given`. */
+const predictedOf = new Map<string, number>();
 /** The page's errors and warnings, shown when a wait fails. */
 const pageLog: string[] = [];
 
@@ -109,6 +115,9 @@ interface FrameAnswer {
 
 const frameLabel = async (id: string): Promise<Label | undefined> =>
   (await apiGet<FrameAnswer>(`/api/frames/${encodeURIComponent(id)}`)).label;
+
+/** The tile of a frame (the id quoted as a CSS string). */
+const tile = (frameId: string) => page.locator(`[data-testid="tile"][data-frame-id=${JSON.stringify(frameId)}]`);
 
 const focusedId = (): Promise<string | null> =>
   page.locator('[data-testid="tile"][aria-current="true"]').getAttribute('data-frame-id');
@@ -225,6 +234,7 @@ it(
       await waitForTileLabel(id, label);
       expect(await focusedId()).toBe(ids[index + 1]);
       given.set(id, label);
+      predictedOf.set(id, Number(await tile(id).getAttribute('data-predicted')));
     }
     // s moves on without labelling.
     const skipped = ids[keys.length] as string;
@@ -296,9 +306,48 @@ it(
     for (const { id, predicted } of selected) {
       await waitForTileLabel(id, predicted);
       given.set(id, predicted);
+      predictedOf.set(id, predicted);
     }
     for (const { id, predicted } of selected) expect(await frameLabel(id)).toBe(predicted);
     expect(await page.locator('[data-testid="tile"][aria-selected="true"]').count()).toBe(0);
+  },
+  TEST_MS,
+);
+
+it(
+  TESTS.confusion,
+  async () => {
+    // Prepare: the diagonal cell holding the most of the frames labelled here.
+    const cells = new Map<number, string[]>();
+    for (const [id, label] of given) {
+      if (label === predictedOf.get(id)) cells.set(label as number, [...(cells.get(label as number) ?? []), id]);
+    }
+    const [digit, ids] = [...cells].sort((a, b) => b[1].length - a[1].length)[0] as [number, string[]];
+    await page.goto(`${pipeline?.url}/#/confusion`);
+    const cell = page.locator(`[data-testid="confusion-cell"][data-label="${digit}"][data-predicted="${digit}"]`);
+    await waitInPage(
+      `the confusion cell ${digit}/${digit} to count ${ids.length} frames`,
+      ([d, n]: (string | null)[]) =>
+        document.querySelector(`[data-testid="confusion-cell"][data-label="${d}"][data-predicted="${d}"]`)?.textContent === n,
+      [String(digit), String(ids.length)],
+    );
+
+    // Act
+    await cell.click();
+
+    // Assess: the queue lists the labelled frames of that cell, and only them.
+    await waitInPage(
+      `the queue to list the ${ids.length} frames labelled and predicted ${digit}`,
+      (n: number) => location.hash.startsWith('#/queue') && document.querySelectorAll('[data-testid="tile"]').length === n,
+      ids.length,
+    );
+    const shown = await page
+      .locator('[data-testid="tile"]')
+      .evaluateAll((tiles) =>
+        tiles.map((t) => [t.getAttribute('data-frame-id'), t.getAttribute('data-label'), t.getAttribute('data-predicted')]),
+      );
+    expect(shown.map(([id]) => id).sort()).toEqual([...ids].sort());
+    expect(shown.every(([, label, predicted]) => label === String(digit) && predicted === String(digit))).toBe(true);
   },
   TEST_MS,
 );
@@ -372,6 +421,39 @@ it(
     expect(Object.fromEntries([...exported].sort())).toEqual(Object.fromEntries([...given].sort()));
     const summary = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as { version: string };
     expect(summary.version).toBe(await result.getAttribute('data-version'));
+  },
+  TEST_MS,
+);
+
+it(
+  TESTS.markup,
+  async () => {
+    // Prepare: a frame whose fields hold markup; it cannot be scored, so it is rejected.
+    const markup = '<img src=x onerror=window.markupRan=true>';
+    const client = createKinesisClient({ endpoint: pipeline?.kinesis, region: 'us-east-1' });
+    await client.send(
+      new PutRecordCommand({
+        StreamName: 'camera-images',
+        PartitionKey: 'markup',
+        Data: Buffer.from(JSON.stringify({ image: markup, camera: markup, timestamp: new Date().toISOString() })),
+      }),
+    );
+    client.destroy();
+
+    // Act
+    await page.goto(`${pipeline?.url}/#/rejected`);
+    await waitInPage(
+      'the rejected record to be listed with its payload',
+      (text: string) => document.querySelector('[data-testid="view-rejected"]')?.textContent?.includes(text) === true,
+      markup,
+    );
+
+    // Assess: the markup is text on the page; no element was made from it and it did not run.
+    const made = await page.evaluate(() => ({
+      images: document.querySelectorAll('[data-testid="view-rejected"] img').length,
+      ran: (window as unknown as { markupRan?: boolean }).markupRan === true,
+    }));
+    expect(made).toEqual({ images: 0, ran: false });
   },
   TEST_MS,
 );
