@@ -79,7 +79,6 @@ function App() {
   useServerEvent('dataset', setDataset);
 
   const models = status?.models ?? [];
-  const cameras = [];
   const badge = { queue: dataset?.unlabelled, dataset: dataset?.labelled };
   return html`<div class="app">
     <header class="topbar">
@@ -104,7 +103,7 @@ function App() {
     ${fatal ? html`<div class="notice bad">${fatal}</div>` : null}
     <main>
       ${route.tab === 'live' ? html`<${LiveView} models=${models} />` : null}
-      ${route.tab === 'queue' ? html`<${QueueView} key=${route.params.toString()} params=${route.params} models=${models} cameras=${cameras} notify=${notify} />` : null}
+      ${route.tab === 'queue' ? html`<${QueueView} key=${route.params.toString()} params=${route.params} models=${models} notify=${notify} />` : null}
       ${route.tab === 'confusion' ? html`<${ConfusionView} />` : null}
       ${route.tab === 'rejected' ? html`<${RejectedView} />` : null}
       ${route.tab === 'dataset' ? html`<${DatasetView} notify=${notify} />` : null}

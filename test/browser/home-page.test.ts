@@ -20,6 +20,7 @@ const TESTS = {
   live: 'a new window reaches the table without a reload',
   keys: 'keys 0-9 (and x) label the focused frame and move the focus on; s skips',
   undo: 'u undoes the last label',
+  steady: 'frames arriving are announced, not inserted under the focused tile',
   bulk: "a predicted-class group is selected and accepted as the model's guess in one go",
   confusion: 'a confusion cell opens exactly its frames in the queue',
   export: 'the exported dataset folder holds exactly the labels given on the page',
@@ -269,6 +270,29 @@ it(
     await waitForTileLabel(id, undefined);
     expect(await frameLabel(id)).toBeUndefined();
     expect(await focusedId()).toBe(id);
+  },
+  TEST_MS,
+);
+
+it(
+  TESTS.steady,
+  async () => {
+    // Prepare: what is on screen now.
+    const before = await page
+      .locator('[data-testid="tile"]')
+      .evaluateAll((tiles) => tiles.map((t) => t.getAttribute('data-frame-id')));
+    const focused = await focusedId();
+
+    // Act: the Test camera keeps sending; wait for the page to announce new frames.
+    await page.locator('[data-testid="new-frames"]').waitFor({ state: 'visible', timeout: WAIT_MS });
+
+    // Assess: the same tiles in the same order, the same one focused.
+    const after = await page
+      .locator('[data-testid="tile"]')
+      .evaluateAll((tiles) => tiles.map((t) => t.getAttribute('data-frame-id')));
+    // (a further page may have been appended below: that moves nothing on screen)
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(await focusedId()).toBe(focused);
   },
   TEST_MS,
 );
