@@ -74,7 +74,7 @@ async function window(stream: string, shard: string, bodies: unknown[]): Promise
   const state = JSON.parse(JSON.stringify(first.response.state)) as Record<string, unknown>;
   await aggregateWindow(event(records.slice(half), state, true), deps);
   expect(written).toHaveLength(1);
-  return metricsDocumentSchema.parse(JSON.parse((written[0] as OutputRecord).data.toString('utf8')));
+  return metricsDocumentSchema.parse(JSON.parse(Buffer.from((written[0] as OutputRecord).data).toString('utf8')));
 }
 
 describe('shadow comparisons in the metrics documents', () => {
