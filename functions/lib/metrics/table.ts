@@ -51,7 +51,7 @@ export function renderMetricsTable(doc: MetricsDocument): string {
   const models = Object.keys(doc.model_versions).join(', ') || '-';
   const lines = [
     `window ${date} ${clock(doc.window.start)} - ${clock(doc.window.end)}` +
-      ` (${Number.isFinite(duration) ? duration : '?'} s, ${doc.shard.split(',').length} shard(s)${doc.terminated_early ? ', ended early' : ''})`,
+      ` (${Number.isFinite(duration) ? duration : '?'} s, ${doc.shard.split(',').filter((shard) => !shard.startsWith('shadow-scores:')).length || 1} shard(s)${doc.terminated_early ? ', ended early' : ''})`,
     `frames ${doc.count}  ${doc.throughput.toFixed(1)}/s  uncertain ${doc.uncertain} (${percent(doc.uncertain, doc.count)})` +
       `  unreadable ${doc.invalid.count}  model ${models}`,
   ];
