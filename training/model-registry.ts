@@ -132,7 +132,8 @@ function registryOf(root: string): Registry {
   }
   if (registry) return registry;
   const shipped = shippedVersion(root);
-  if (shipped === undefined) throw new UnknownModelVersionError(`${join(root, MODEL_CARD_FILE)} is missing or unreadable: no shipped model`);
+  if (shipped === undefined)
+    throw new UnknownModelVersionError(`${join(root, MODEL_CARD_FILE)} is missing or unreadable: no shipped model`);
   return { current: shipped, shadow: null, history: [] };
 }
 
@@ -156,7 +157,9 @@ function currentStack(root: string, registry: Registry): string[] {
  */
 export function listModels(root: string = DEFAULT_MODELS_ROOT): ModelEntry[] {
   const registry = registryOf(root);
-  const everCurrent = new Set(registry.history.flatMap((e) => (e.action === 'promote' || e.action === 'rollback' ? [e.version, e.from ?? ''] : [])));
+  const everCurrent = new Set(
+    registry.history.flatMap((e) => (e.action === 'promote' || e.action === 'rollback' ? [e.version, e.from ?? ''] : [])),
+  );
   const shipped = shippedVersion(root);
   const stateOf = (version: string): ModelState => {
     if (version === registry.current) return 'current';
@@ -167,10 +170,19 @@ export function listModels(root: string = DEFAULT_MODELS_ROOT): ModelEntry[] {
   };
   const entries: ModelEntry[] = [];
   const shippedCard = readCard(root);
-  if (shippedCard.card) entries.push({ version: shippedCard.card.version, dir: root, card: shippedCard.card, state: stateOf(shippedCard.card.version) });
+  if (shippedCard.card)
+    entries.push({
+      version: shippedCard.card.version,
+      dir: root,
+      card: shippedCard.card,
+      state: stateOf(shippedCard.card.version),
+    });
   const candidates = join(root, CANDIDATES_DIR);
   if (existsSync(candidates)) {
-    for (const name of readdirSync(candidates, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort(compareVersions)) {
+    for (const name of readdirSync(candidates, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort(compareVersions)) {
       const dir = join(candidates, name);
       const { card, problem } = readCard(dir);
       entries.push({ version: name, dir, card, state: stateOf(name), ...(problem ? { problem } : {}) });
@@ -245,7 +257,13 @@ function writeRegistry(root: string, registry: Registry): void {
   }
 }
 
-function withEntry(registry: Registry, change: Partial<Pick<Registry, 'current' | 'shadow'>>, version: string, action: RegistryAction, from: string | null): Registry {
+function withEntry(
+  registry: Registry,
+  change: Partial<Pick<Registry, 'current' | 'shadow'>>,
+  version: string,
+  action: RegistryAction,
+  from: string | null,
+): Registry {
   return {
     current: change.current ?? registry.current,
     shadow: change.shadow === undefined ? registry.shadow : change.shadow,
@@ -277,7 +295,10 @@ export async function promote(version: string, root: string = DEFAULT_MODELS_ROO
   const servedBefore = entry.state === 'previous' || entry.dir === root;
   if (!servedBefore) {
     const gates = entry.card?.gates;
-    if (!gates) throw new GatesNotPassedError(`model ${version} refused: its card has no gate results (run npm run retrain, which checks them)`);
+    if (!gates)
+      throw new GatesNotPassedError(
+        `model ${version} refused: its card has no gate results (run npm run retrain, which checks them)`,
+      );
     if (!gates.passed) {
       const failed = gates.checks.filter((c) => !c.passed).map((c) => `${c.name}${c.detail ? ` (${c.detail})` : ''}`);
       throw new GatesNotPassedError(`model ${version} refused: gates not passed: ${failed.join('; ') || 'passed is false'}`);
@@ -285,7 +306,13 @@ export async function promote(version: string, root: string = DEFAULT_MODELS_ROO
   }
   await verifyFiles(entry);
   const from = registry.current;
-  const next = withEntry(registry, { current: version, shadow: registry.shadow === version ? null : registry.shadow }, version, 'promote', from);
+  const next = withEntry(
+    registry,
+    { current: version, shadow: registry.shadow === version ? null : registry.shadow },
+    version,
+    'promote',
+    from,
+  );
   writeRegistry(root, next);
   return { action: 'promote', version, from, registry: next };
 }
@@ -301,9 +328,16 @@ export async function rollback(root: string = DEFAULT_MODELS_ROOT): Promise<Regi
   const registry = registryOf(root);
   const stack = currentStack(root, registry);
   const target = stack.at(-2);
-  if (target === undefined) throw new NothingToRollBackError(`nothing to roll back to: ${registry.current} is the first version that served`);
+  if (target === undefined)
+    throw new NothingToRollBackError(`nothing to roll back to: ${registry.current} is the first version that served`);
   await verifyFiles(entryOf(root, target));
-  const next = withEntry(registry, { current: target, shadow: registry.shadow === target ? null : registry.shadow }, target, 'rollback', registry.current);
+  const next = withEntry(
+    registry,
+    { current: target, shadow: registry.shadow === target ? null : registry.shadow },
+    target,
+    'rollback',
+    registry.current,
+  );
   writeRegistry(root, next);
   return { action: 'rollback', version: target, from: registry.current, registry: next };
 }
@@ -325,7 +359,8 @@ export async function shadow(version: string | null, root: string = DEFAULT_MODE
     return { action: 'unshadow', version: registry.shadow, from: registry.shadow, registry: next };
   }
   const entry = entryOf(root, version);
-  if (registry.current === version) throw new ModelRegistryError(`model ${version} is current: shadow a candidate against it instead`);
+  if (registry.current === version)
+    throw new ModelRegistryError(`model ${version} is current: shadow a candidate against it instead`);
   await verifyFiles(entry);
   const next = withEntry(registry, { shadow: version }, version, 'shadow', registry.shadow);
   writeRegistry(root, next);

@@ -40,7 +40,11 @@ function percent(value: unknown): string {
 export function describeModels(entries: readonly ModelEntry[]): string {
   const rows = entries.map((e) => {
     const evaluation = (e.card as Record<string, unknown> | undefined)?.evaluation as
-      | { mnist?: { accuracy?: unknown }; test_set?: { accuracy?: unknown }; held_out?: { accuracy?: unknown; parent_accuracy?: unknown } }
+      | {
+          mnist?: { accuracy?: unknown };
+          test_set?: { accuracy?: unknown };
+          held_out?: { accuracy?: unknown; parent_accuracy?: unknown };
+        }
       | undefined;
     const gates = e.card?.gates;
     const gateText = e.problem
@@ -48,7 +52,10 @@ export function describeModels(entries: readonly ModelEntry[]): string {
       : gates
         ? gates.passed
           ? `gates passed (${gates.checks.length})`
-          : `gates FAILED: ${gates.checks.filter((c) => !c.passed).map((c) => c.name).join(', ')}`
+          : `gates FAILED: ${gates.checks
+              .filter((c) => !c.passed)
+              .map((c) => c.name)
+              .join(', ')}`
         : e.dir === entries[0]?.dir
           ? 'shipped'
           : 'no gate results';
@@ -63,7 +70,14 @@ export function describeModels(entries: readonly ModelEntry[]): string {
   });
   const widths = [7, 9, 0, 0, 0].map((min, i) => Math.max(min, ...rows.map((r) => (r[i] ?? '').length)));
   const header = ['version', 'state', 'gates', 'parent', 'evaluation'];
-  return [header, ...rows].map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i] ?? 0) : c)).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i] ?? 0) : c))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function describeChange(change: RegistryChange): string {

@@ -43,7 +43,11 @@ const GLOB_PATTERN = /^[A-Za-z0-9._:@+*?-]{1,128}$/;
 export const cameraRulesSchema = z.record(z.string(), cameraRuleSchema).superRefine((rules, ctx) => {
   for (const glob of Object.keys(rules)) {
     if (!GLOB_PATTERN.test(glob)) {
-      ctx.addIssue({ code: 'custom', path: [glob], message: 'not a camera-id glob (letters, digits, . _ - : @ + and the wildcards * ?)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [glob],
+        message: 'not a camera-id glob (letters, digits, . _ - : @ + and the wildcards * ?)',
+      });
     }
   }
 });
@@ -64,7 +68,10 @@ export class CameraRulesError extends Error {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }
 
@@ -89,10 +96,14 @@ export function parseCameraRules(text: string | undefined): readonly CameraRule[
       const where = issue.path.map(String).join('.');
       return where === '' ? issue.message : `${where}: ${issue.message}`;
     });
-    throw new CameraRulesError(`expected {"<camera glob>": {confidence?, sendAll?, sampleRate?, sampleCapPerMinute?}}: ${problems.join('; ')}`);
+    throw new CameraRulesError(
+      `expected {"<camera glob>": {confidence?, sendAll?, sampleRate?, sampleCapPerMinute?}}: ${problems.join('; ')}`,
+    );
   }
   return Object.freeze(
-    Object.entries(parsed.data).map(([pattern, overrides]) => Object.freeze({ pattern, matcher: globToRegExp(pattern), overrides })),
+    Object.entries(parsed.data).map(([pattern, overrides]) =>
+      Object.freeze({ pattern, matcher: globToRegExp(pattern), overrides }),
+    ),
   );
 }
 
@@ -201,7 +212,8 @@ export function homeReason(frame: ScoredFrame, policy: CameraPolicy, budget: Sam
   if (policy.sendAll) return 'test_camera';
   if (policy.sampleRate > 0 && sampleDraw(frame.frameId) < policy.sampleRate) {
     const captureMs = Date.parse(frame.timestamp);
-    if (budget.admit(frame.camera, Number.isFinite(captureMs) ? captureMs : 0, frame.frameId, policy.sampleCapPerMinute)) return 'sampled';
+    if (budget.admit(frame.camera, Number.isFinite(captureMs) ? captureMs : 0, frame.frameId, policy.sampleCapPerMinute))
+      return 'sampled';
   }
   return undefined;
 }

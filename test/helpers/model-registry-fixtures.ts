@@ -15,7 +15,13 @@ export function gates(passed: boolean): Record<string, unknown> {
       passed,
       checks: [
         { name: 'mnist_accuracy', passed: true, value: 0.81, limit: 0.8, detail: 'test model' },
-        { name: 'held_out_better', passed, value: passed ? 0.9 : 0.7, limit: 0.8, detail: passed ? 'better than parent' : '0.700 <= parent 0.800' },
+        {
+          name: 'held_out_better',
+          passed,
+          value: passed ? 0.9 : 0.7,
+          limit: 0.8,
+          detail: passed ? 'better than parent' : '0.700 <= parent 0.800',
+        },
       ],
     },
   };

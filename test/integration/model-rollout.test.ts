@@ -18,14 +18,7 @@ import { preparePng } from '../../functions/lib/prepare';
 import { topClass } from '../../functions/lib/route';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { LocalPipeline } from '../../local/pipeline';
-import {
-  CorruptModelError,
-  GatesNotPassedError,
-  promote,
-  readRegistry,
-  rollback,
-  shadow,
-} from '../../training/model-registry';
+import { CorruptModelError, GatesNotPassedError, promote, readRegistry, rollback, shadow } from '../../training/model-registry';
 import { addCandidate, corrupt, mismatched, modelsRoot } from '../helpers/model-registry-fixtures';
 import { streamReader } from '../helpers/stream-reader';
 
@@ -48,7 +41,8 @@ async function publish(count = CHUNK): Promise<void> {
 async function untilPredicted(n: number, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (pipeline.home.counts.predicted < n) {
-    if (Date.now() > deadline) throw new Error(`only ${pipeline.home.counts.predicted} of ${n} predictions arrived in ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`only ${pipeline.home.counts.predicted} of ${n} predictions arrived in ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -92,8 +86,16 @@ function metricsDocuments(): MetricsDocument[] {
 
 const comparable = (p: Prediction | UncertainImage) => {
   // Ids, times and the home's file name differ between two publications of a frame; the rest may not.
-  const { frame_id: _id, received_at: _r, scored_at: _s, prep_time: _p, predict_time: _t, timestamp: _ts, image_file: _f, ...rest } =
-    p as Prediction & { image_file?: unknown };
+  const {
+    frame_id: _id,
+    received_at: _r,
+    scored_at: _s,
+    prep_time: _p,
+    predict_time: _t,
+    timestamp: _ts,
+    image_file: _f,
+    ...rest
+  } = p as Prediction & { image_file?: unknown };
   return rest;
 };
 
@@ -104,7 +106,8 @@ beforeAll(async () => {
   corrupt(join(root, 'candidates', '1.2.0'));
   mismatched(root, '1.4.0', '1.1.0');
   addCandidate(root, '1.3.0', { passed: false });
-  for (const version of ['1.0.0', '1.1.0']) models.set(version, await loadDigitModel(version === '1.0.0' ? root : join(root, 'candidates', version)));
+  for (const version of ['1.0.0', '1.1.0'])
+    models.set(version, await loadDigitModel(version === '1.0.0' ? root : join(root, 'candidates', version)));
   outDir = mkdtempSync(join(tmpdir(), 'rollout-out-'));
   pipeline = await LocalPipeline.start({
     port: 0,
@@ -112,7 +115,14 @@ beforeAll(async () => {
     windowSeconds: 1,
     retryBaseDelayMs: 10,
     // No MODEL_DIR: the registry in MODEL_ROOT decides, as `npm start` does with models/.
-    env: { MODEL_DIR: '', MODEL_ROOT: root, LOG_LEVEL: 'ERROR', AWS_REGION: 'us-east-1', TEST_CAMERA_PREFIX: 'Test', SAMPLE_CERTAIN_RATE: '0' },
+    env: {
+      MODEL_DIR: '',
+      MODEL_ROOT: root,
+      LOG_LEVEL: 'ERROR',
+      AWS_REGION: 'us-east-1',
+      TEST_CAMERA_PREFIX: 'Test',
+      SAMPLE_CERTAIN_RATE: '0',
+    },
     logger: { debug: () => undefined, warn: () => undefined },
   });
   writer = new KinesisStreamWriter(pipeline.client);
@@ -200,7 +210,11 @@ it('shadows, promotes while frames flow, refuses bad candidates and rolls back, 
     if (!input || !model) throw new Error(`${p.frame_id}: no input or no model ${p.model_version}`);
     const [scores] = await model.scoreBatch([(await preparePng(input.png)).pixels]);
     const expected = topClass(scores as Float32Array);
-    expect({ id: p.frame_id, version: p.model_version, cls: p.result_class }).toEqual({ id: p.frame_id, version: p.model_version, cls: expected.resultClass });
+    expect({ id: p.frame_id, version: p.model_version, cls: p.result_class }).toEqual({
+      id: p.frame_id,
+      version: p.model_version,
+      cls: expected.resultClass,
+    });
     expect(p.result_probability).toBeCloseTo(expected.resultProbability, 5);
   }
 

@@ -65,7 +65,8 @@ async function run(shadow: DigitModel | undefined, logger?: { info(): void; warn
     sampleBudget: new SampleBudget(),
     ...(logger ? { logger } : {}),
   });
-  const bytes = async (stream: string) => (await kinesis.readAll(stream)).map((r) => `${r.partitionKey} ${r.data.toString('base64')}`);
+  const bytes = async (stream: string) =>
+    (await kinesis.readAll(stream)).map((r) => `${r.partitionKey} ${r.data.toString('base64')}`);
   return {
     result,
     predictions: await bytes(streams.predictions),
@@ -118,7 +119,11 @@ describe('shadow scoring in classify', () => {
   it('a failing candidate costs the comparison only', async () => {
     const without = await run(undefined);
     const warnings: string[] = [];
-    const broken: DigitModel = { ...candidate, version: '6.6.6', scoreBatch: async () => Promise.reject(new Error('session gone')) };
+    const broken: DigitModel = {
+      ...candidate,
+      version: '6.6.6',
+      scoreBatch: async () => Promise.reject(new Error('session gone')),
+    };
     const withBroken = await run(broken, { info: () => undefined, warn: (m) => warnings.push(m), error: () => undefined });
     expect(withBroken.predictions).toEqual(without.predictions);
     expect(withBroken.uncertain).toEqual(without.uncertain);
@@ -143,6 +148,8 @@ describe('collection in classify', () => {
     expect(byReason('test_camera').length).toBeGreaterThan(0);
     expect(byReason('test_camera').every((u) => u.camera === 'Test-1')).toBe(true);
     expect(first.uncertainRecords.filter((u) => u.camera === 'Test-1')).toHaveLength(10);
-    expect(first.uncertainRecords.filter((u) => u.camera === 'Strict-1').map((u) => u.reason)).toEqual(new Array(10).fill('low_confidence'));
+    expect(first.uncertainRecords.filter((u) => u.camera === 'Strict-1').map((u) => u.reason)).toEqual(
+      new Array(10).fill('low_confidence'),
+    );
   });
 });

@@ -4,7 +4,10 @@ import { ConfigError } from '../../functions/lib/errors';
 
 const defaults = { confidenceThreshold: 0.7, testCameraPrefix: 'Test', sampleCertainRate: 0, sampleCapPerMinute: 10 };
 const frameIds = (n: number, shard = 'shardId-000000000000') =>
-  Array.from({ length: n }, (_, i) => `${shard}-4965958045326204083818351922745271185347423351638931${String(8000 + i * 7).padStart(4, '0')}`);
+  Array.from(
+    { length: n },
+    (_, i) => `${shard}-4965958045326204083818351922745271185347423351638931${String(8000 + i * 7).padStart(4, '0')}`,
+  );
 
 const certain = (frameId: string, camera = 'Camera-1', timestamp = '2026-12-06T05:00:10.000Z') => ({
   frameId,
@@ -50,22 +53,32 @@ describe('homeReason with sampling', () => {
     const all = { ...policy, sampleRate: 1 };
     expect(homeReason({ ...certain('a'), resultProbability: 0.5 }, all, budget)).toBe('low_confidence');
     expect(homeReason({ ...certain('b'), blank: true }, all, budget)).toBe('low_confidence');
-    expect(homeReason(certain('c', 'Test-1'), policyFor('Test-1', { ...defaults, sampleCertainRate: 1 }, []), budget)).toBe('test_camera');
+    expect(homeReason(certain('c', 'Test-1'), policyFor('Test-1', { ...defaults, sampleCertainRate: 1 }, []), budget)).toBe(
+      'test_camera',
+    );
   });
 
   it('caps sampled frames per camera per capture minute, keeping the admitted ones on redelivery', () => {
     const capped = { ...policy, sampleRate: 1, sampleCapPerMinute: 5 };
     const budget = new SampleBudget();
     const ids = frameIds(40);
-    const minute1 = ids.slice(0, 20).filter((id) => homeReason(certain(id, 'Cam-a', '2026-12-06T05:00:10.000Z'), capped, budget) === 'sampled');
+    const minute1 = ids
+      .slice(0, 20)
+      .filter((id) => homeReason(certain(id, 'Cam-a', '2026-12-06T05:00:10.000Z'), capped, budget) === 'sampled');
     expect(minute1).toEqual(ids.slice(0, 5));
     // Another camera in the same minute has its own budget; the next minute starts again.
-    const otherCamera = ids.slice(0, 20).filter((id) => homeReason(certain(id, 'Cam-b', '2026-12-06T05:00:10.000Z'), capped, budget) === 'sampled');
+    const otherCamera = ids
+      .slice(0, 20)
+      .filter((id) => homeReason(certain(id, 'Cam-b', '2026-12-06T05:00:10.000Z'), capped, budget) === 'sampled');
     expect(otherCamera).toHaveLength(5);
-    const minute2 = ids.slice(20).filter((id) => homeReason(certain(id, 'Cam-a', '2026-12-06T05:01:59.999Z'), capped, budget) === 'sampled');
+    const minute2 = ids
+      .slice(20)
+      .filter((id) => homeReason(certain(id, 'Cam-a', '2026-12-06T05:01:59.999Z'), capped, budget) === 'sampled');
     expect(minute2).toEqual(ids.slice(20, 25));
     // The whole first minute redelivered: the same five, and only them.
-    const redelivered = ids.slice(0, 20).filter((id) => homeReason(certain(id, 'Cam-a', '2026-12-06T05:00:10.000Z'), capped, budget) === 'sampled');
+    const redelivered = ids
+      .slice(0, 20)
+      .filter((id) => homeReason(certain(id, 'Cam-a', '2026-12-06T05:00:10.000Z'), capped, budget) === 'sampled');
     expect(redelivered).toEqual(minute1);
   });
 });
@@ -81,9 +94,24 @@ describe('camera rules', () => {
         'Lab-?': { sendAll: true },
       }),
     );
-    expect(policyFor('Yard-1', defaults, rules)).toEqual({ confidenceThreshold: 0.7, sendAll: false, sampleRate: 0.01, sampleCapPerMinute: 10 });
-    expect(policyFor('Dock-3', defaults, rules)).toEqual({ confidenceThreshold: 0.9, sendAll: false, sampleRate: 0.2, sampleCapPerMinute: 10 });
-    expect(policyFor('Dock-7', defaults, rules)).toEqual({ confidenceThreshold: 0.9, sendAll: false, sampleRate: 0.2, sampleCapPerMinute: 60 });
+    expect(policyFor('Yard-1', defaults, rules)).toEqual({
+      confidenceThreshold: 0.7,
+      sendAll: false,
+      sampleRate: 0.01,
+      sampleCapPerMinute: 10,
+    });
+    expect(policyFor('Dock-3', defaults, rules)).toEqual({
+      confidenceThreshold: 0.9,
+      sendAll: false,
+      sampleRate: 0.2,
+      sampleCapPerMinute: 10,
+    });
+    expect(policyFor('Dock-7', defaults, rules)).toEqual({
+      confidenceThreshold: 0.9,
+      sendAll: false,
+      sampleRate: 0.2,
+      sampleCapPerMinute: 60,
+    });
     expect(policyFor('Test-loud', defaults, rules).sendAll).toBe(true);
     expect(policyFor('Test-quiet', defaults, rules).sendAll).toBe(false);
     expect(policyFor('Lab-1', defaults, rules).sendAll).toBe(true);
@@ -95,7 +123,9 @@ describe('camera rules', () => {
   it('a camera rule threshold decides low_confidence for that camera only', () => {
     const rules = parseCameraRules('{"Strict-*": {"confidence": 0.95}}');
     const frame = { ...certain('x'), resultProbability: 0.9 };
-    expect(homeReason({ ...frame, camera: 'Strict-1' }, policyFor('Strict-1', defaults, rules), new SampleBudget())).toBe('low_confidence');
+    expect(homeReason({ ...frame, camera: 'Strict-1' }, policyFor('Strict-1', defaults, rules), new SampleBudget())).toBe(
+      'low_confidence',
+    );
     expect(homeReason(frame, policyFor('Camera-1', defaults, rules), new SampleBudget())).toBeUndefined();
   });
 
@@ -113,7 +143,11 @@ describe('camera rules', () => {
 
   it('configuration reads the sampling variables with their defaults and bounds', () => {
     expect(loadConfig({})).toMatchObject({ sampleCertainRate: 0, sampleCapPerMinute: 10, cameraRules: [] });
-    const config = loadConfig({ SAMPLE_CERTAIN_RATE: '0.05', SAMPLE_CAP_PER_MINUTE: '30', CAMERA_RULES: '{"A-*": {"sendAll": true}}' });
+    const config = loadConfig({
+      SAMPLE_CERTAIN_RATE: '0.05',
+      SAMPLE_CAP_PER_MINUTE: '30',
+      CAMERA_RULES: '{"A-*": {"sendAll": true}}',
+    });
     expect(config).toMatchObject({ sampleCertainRate: 0.05, sampleCapPerMinute: 30 });
     expect(config.cameraRules.map((r) => r.pattern)).toEqual(['A-*']);
     expect(() => loadConfig({ SAMPLE_CERTAIN_RATE: '1.5' })).toThrow(/SAMPLE_CERTAIN_RATE/);

@@ -91,7 +91,16 @@ describe('shadow comparisons in the metrics documents', () => {
     expect(doc.invalid.count).toBe(1);
     expect(doc.shadow).toHaveLength(1);
     const s = doc.shadow?.[0];
-    expect(s).toMatchObject({ current: '1.0.0', candidate: '1.1.0', count: 10, agree: 8, agreement: 0.8, labelled: 9, current_correct: 8, candidate_correct: 9 });
+    expect(s).toMatchObject({
+      current: '1.0.0',
+      candidate: '1.1.0',
+      count: 10,
+      agree: 8,
+      agreement: 0.8,
+      labelled: 9,
+      current_correct: 8,
+      candidate_correct: 9,
+    });
     expect(s?.confusion[77]).toBe(8);
     expect(s?.confusion[53]).toBe(2);
     expect(s?.disagreements.map((d) => [d.frame_id, d.current_class, d.candidate_class])).toEqual([
@@ -102,8 +111,18 @@ describe('shadow comparisons in the metrics documents', () => {
 
   it('merge with the predictions documents of the same window, and split counts by version', async () => {
     const predictions = [
-      ...Array.from({ length: 6 }, (_, i) => makePrediction({ frame_id: `p${i}`, model_version: '1.0.0', label: 7, result_class: 7 })),
-      ...Array.from({ length: 4 }, (_, i) => makePrediction({ frame_id: `q${i}`, model_version: '1.1.0', label: 7, result_class: i === 0 ? 1 : 7, result_probability: i === 3 ? 0.5 : 0.95 })),
+      ...Array.from({ length: 6 }, (_, i) =>
+        makePrediction({ frame_id: `p${i}`, model_version: '1.0.0', label: 7, result_class: 7 }),
+      ),
+      ...Array.from({ length: 4 }, (_, i) =>
+        makePrediction({
+          frame_id: `q${i}`,
+          model_version: '1.1.0',
+          label: 7,
+          result_class: i === 0 ? 1 : 7,
+          result_probability: i === 3 ? 0.5 : 0.95,
+        }),
+      ),
     ];
     const predictionDoc = await window('prefix-predictions', 'shardId-000000000000', predictions);
     expect(predictionDoc.version_metrics).toEqual({
@@ -121,7 +140,9 @@ describe('shadow comparisons in the metrics documents', () => {
     expect(merged.shadow?.[0]).toMatchObject({ count: 3, agree: 2 });
     expect(merged.shadow?.[0]?.agreement).toBeCloseTo(2 / 3, 10);
     const table = renderMetricsTable(merged);
-    expect(table).toMatch(/by model 1\.0\.0: 6 frames, 0 uncertain, 100\.0% right \| 1\.1\.0: 4 frames, 1 uncertain, 75\.0% right/);
+    expect(table).toMatch(
+      /by model 1\.0\.0: 6 frames, 0 uncertain, 100\.0% right \| 1\.1\.0: 4 frames, 1 uncertain, 75\.0% right/,
+    );
     expect(table).toMatch(/shadow 1\.1\.0 vs 1\.0\.0: 66\.7% agree of 3 {2}disagree 4->9 x1/);
   });
 });

@@ -98,7 +98,9 @@ describe('model registry', () => {
     mismatched(root, '1.4.0', '1.1.0');
     const wrongFolder = await refusal(() => promote('1.4.0', root));
     expect(wrongFolder).toBeInstanceOf(CorruptModelError);
-    expect(wrongFolder.message).toMatch(/model 1\.4\.0 refused: its folder .*1\.4\.0 holds a card for version 1\.1\.0 \(mismatched files\)/);
+    expect(wrongFolder.message).toMatch(
+      /model 1\.4\.0 refused: its folder .*1\.4\.0 holds a card for version 1\.1\.0 \(mismatched files\)/,
+    );
 
     expect(await refusal(() => shadow('1.2.0', root))).toBeInstanceOf(CorruptModelError);
   });
@@ -163,7 +165,11 @@ describe('the edge following the registry', () => {
     const third = await source.acquire();
     expect(third.model.version).toBe('1.1.0');
     third.done();
-    expect(messages.some((m) => /^error promoted model failed to load, keeping the current model .*1\.3\.0.*corrupt or altered/.test(m))).toBe(true);
+    expect(
+      messages.some((m) =>
+        /^error promoted model failed to load, keeping the current model .*1\.3\.0.*corrupt or altered/.test(m),
+      ),
+    ).toBe(true);
   });
 
   it('starts on the registered version, and on the shipped one when that cannot load', async () => {
