@@ -15,6 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { framesFrom } from '../functions/lib/camera-source/frames';
+import { parseCameraRules } from '../functions/lib/collection';
 import { cameraId, type PublishSummary, publishFrames } from '../functions/lib/camera-source/publish';
 import { STREAMS } from '../functions/lib/contracts';
 import { renderMetricsTable } from '../functions/lib/metrics/table';
@@ -54,6 +55,9 @@ const OPTIONS: Option[] = [
   { flag: 'source', value: 'SRC', env: 'SOURCE', type: 'string', default: 'mnist', help: '"mnist" or a folder of PNG files' },
   { flag: 'record-format', value: 'F', env: 'RECORD_FORMAT', type: 'string', default: 'json', help: 'camera-images records: json or png (tEXt fields)' },
   { flag: 'confidence', value: 'P', env: 'CONFIDENCE_THRESHOLD', type: 'string', default: '0.70', help: 'uncertain when probability <= P' },
+  { flag: 'sample-rate', value: 'R', env: 'SAMPLE_CERTAIN_RATE', type: 'string', default: '0', help: 'share of certain frames also sent home (reason sampled)' },
+  { flag: 'sample-cap', value: 'N', env: 'SAMPLE_CAP_PER_MINUTE', type: 'string', default: '10', help: 'at most N sampled frames per camera per minute' },
+  { flag: 'camera-rules', value: 'JSON', env: 'CAMERA_RULES', type: 'string', default: 'none', help: 'per-camera overrides, JSON (see README)' },
   { flag: 'window', value: 'S', env: 'METRICS_WINDOW_SECONDS', type: 'string', default: '10', help: 'metrics tumbling window, seconds' },
   { flag: 'shards', value: 'N', env: 'CAMERA_SHARDS', type: 'string', default: '1', help: 'shards of camera-images' },
   { flag: 'parallelism', value: 'N', env: 'PARALLELISM', type: 'string', default: '1 (N with --cameras N)', help: 'classify batches in flight per shard (1-10)' },
@@ -135,6 +139,9 @@ function parseOptions(argv: string[]) {
     source: raw('source') ?? 'mnist',
     recordFormat: recordFormat(raw('record-format')),
     confidence: num('confidence', 0, 1),
+    sampleRate: num('sample-rate', 0, 1),
+    sampleCap: num('sample-cap', 1, 1_000_000, true),
+    cameraRules: cameraRules(raw('camera-rules')),
     window: num('window', 1, 900, true),
     shards: num('shards', 1, 100, true),
     parallelism: num('parallelism', 1, 10, true),
@@ -152,6 +159,17 @@ function parseOptions(argv: string[]) {
     token: raw('token'),
     data: resolve(raw('data') ?? DEFAULT_DATA_DIR),
   };
+}
+
+/** `--camera-rules`: checked here so a mistake is a usage error, not a failed cold start. */
+function cameraRules(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    parseCameraRules(value);
+  } catch (error: unknown) {
+    throw new UsageError(`--camera-rules: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return value;
 }
 
 function recordFormat(value: string | undefined): 'json' | 'png' {
@@ -256,7 +274,15 @@ function startPipeline(
     ...(options.shards !== undefined ? { shards: options.shards } : {}),
     ...(parallelism !== undefined ? { parallelism } : {}),
     isolation: options.inProcess ? 'in-process' : 'worker',
-    env: { CAMERA: options.camera, DELAY: String(options.delay), REPEAT: String(options.repeat), SOURCE: options.source },
+    env: {
+      CAMERA: options.camera,
+      DELAY: String(options.delay),
+      REPEAT: String(options.repeat),
+      SOURCE: options.source,
+      ...(options.sampleRate !== undefined ? { SAMPLE_CERTAIN_RATE: String(options.sampleRate) } : {}),
+      ...(options.sampleCap !== undefined ? { SAMPLE_CAP_PER_MINUTE: String(options.sampleCap) } : {}),
+      ...(options.cameraRules !== undefined ? { CAMERA_RULES: options.cameraRules } : {}),
+    },
     onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
     onResolve: () => console.error('reading the mappings from serverless.yml (sls print; cached after this run)...'),
     ...(homeStore ? { homeStore } : {}),
@@ -445,6 +471,9 @@ async function main(): Promise<number> {
     duplicates_dropped: counts.duplicates,
     unreadable_outputs: counts.unreadable,
     rejected_by_reason: counts.rejectedByReason,
+    uncertain_by_reason: counts.uncertainByReason,
+    // Shadow scoring over the run: frames both models scored, and how many they agreed on.
+    shadow: [...home.shadowTotals.values()],
     metrics_windows: home.windowCount,
     // Records the embedded emulator deleted once every in-process reader had finished them.
     trimmed_records: pipeline.trimmer?.total ?? 0,
@@ -470,6 +499,11 @@ async function main(): Promise<number> {
         ...(pipeline.trimmer
           ? [`emulator    ${pipeline.trimmer.total} finished records deleted (--retain-consumed ${options.retainConsumed} s)`]
           : []),
+        ...[...home.shadowTotals.values()].map(
+          (s) =>
+            `shadow      ${s.candidate} agreed with ${s.current} on ${s.agree} of ${s.count} frames` +
+            `${s.labelled > 0 ? ` (labelled ${s.labelled}: ${s.current_correct} vs ${s.candidate_correct} right)` : ''}`,
+        ),
         `outputs     ${options.out}`,
       ].join('\n'),
     );

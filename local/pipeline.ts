@@ -151,7 +151,8 @@ export class LocalPipeline {
     const pools: HandlerPool[] = [];
     try {
       const declared = new Map(definition.streams.map((s) => [s.name, s.shards]));
-      const names = [cameraStream, ...OUTPUT_STREAMS];
+      // shadow-scores carries a shadow candidate's answers from classify to the aggregator.
+      const names = [cameraStream, ...OUTPUT_STREAMS, STREAMS.shadowScores];
       await ensureStreams(
         client,
         names.map((name) => ({ name, shards: declared.get(name) ?? 1 })),
