@@ -46,7 +46,9 @@ export function RejectedView() {
         ? html`<div class="empty">No frame has been rejected: every frame that arrived could be scored.</div>`
         : html`<section class="panel">
           <header class="panel-head"><h3>Rejected frames by reason</h3></header>
-          <${TimeChart} key=${chart.reasons.join('|')} testid="chart-rejected" title="frames per interval" group="rejected" series=${chart.reasons.map((r) => ({ label: r }))} data=${chart.data} format=${(v) => String(Math.round(v))} yMin=${0} />
+          <${TimeChart} key=${chart.reasons.join('|')} testid="chart-rejected" title="frames per interval" group="rejected"
+            minSpan=${600}
+            counts=${true} series=${chart.reasons.map((r) => ({ label: r }))} data=${chart.data} format=${(v) => String(Math.round(v))} yMin=${0} />
         </section>`
     }
     ${data.reasons.map(
