@@ -21,6 +21,7 @@ const TESTS = {
   keys: 'keys 0-9 (and x) label the focused frame and move the focus on; s skips',
   undo: 'u undoes the last label',
   steady: 'frames arriving are announced, not inserted under the focused tile',
+  select: 'arrows move the focus; shift-click selects a range, ctrl-click toggles one, Esc clears',
   bulk: "a predicted-class group is selected and accepted as the model's guess in one go",
   confusion: 'a confusion cell opens exactly its frames in the queue',
   export: 'the exported dataset folder holds exactly the labels given on the page',
@@ -122,6 +123,22 @@ const tile = (frameId: string) => page.locator(`[data-testid="tile"][data-frame-
 
 const focusedId = (): Promise<string | null> =>
   page.locator('[data-testid="tile"][aria-current="true"]').getAttribute('data-frame-id');
+
+/** Waits until the tile of `frameId` is the focused one. */
+const waitForFocus = (frameId: string | null | undefined): Promise<void> =>
+  waitInPage(
+    `the focus on tile ${frameId}`,
+    (id: string) => document.querySelector('[data-testid="tile"][aria-current="true"]')?.getAttribute('data-frame-id') === id,
+    frameId ?? '',
+  );
+
+/** Waits until `n` tiles are selected. */
+const waitForSelected = (n: number): Promise<void> =>
+  waitInPage(
+    `${n} selected tiles`,
+    (want: number) => document.querySelectorAll('[data-testid="tile"][aria-selected="true"]').length === want,
+    n,
+  );
 
 /** Waits until the tile shows `label` (undefined: no label) and its write has been answered. */
 async function waitForTileLabel(id: string, label: Label | undefined): Promise<void> {
@@ -293,6 +310,47 @@ it(
     // (a further page may have been appended below: that moves nothing on screen)
     expect(after.slice(0, before.length)).toEqual(before);
     expect(await focusedId()).toBe(focused);
+  },
+  TEST_MS,
+);
+
+it(
+  TESTS.select,
+  async () => {
+    // Prepare
+    const ids = await page
+      .locator('[data-testid="tile"]')
+      .evaluateAll((tiles) => tiles.map((t) => t.getAttribute('data-frame-id')));
+    const columns = await page
+      .locator('[data-testid="queue-grid"]')
+      .evaluate((grid) => getComputedStyle(grid).gridTemplateColumns.split(' ').filter(Boolean).length);
+    const start = ids.indexOf(await focusedId());
+    const selected = () =>
+      page
+        .locator('[data-testid="tile"][aria-selected="true"]')
+        .evaluateAll((tiles) => tiles.map((t) => t.getAttribute('data-frame-id')));
+
+    // Act + Assess: arrows.
+    await page.keyboard.press('ArrowRight');
+    await waitForFocus(ids[start + 1]);
+    await page.keyboard.press('ArrowDown');
+    await waitForFocus(ids[start + 1 + columns]);
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowLeft');
+    await waitForFocus(ids[start]);
+
+    // Clicks: a plain click focuses, shift-click takes the range, ctrl-click toggles one out.
+    const tiles = page.locator('[data-testid="tile"]');
+    await tiles.nth(start + 1).click();
+    await waitForFocus(ids[start + 1]);
+    await tiles.nth(start + 4).click({ modifiers: ['Shift'] });
+    await waitForSelected(4);
+    expect((await selected()).sort()).toEqual(ids.slice(start + 1, start + 5).sort());
+    await tiles.nth(start + 2).click({ modifiers: ['Control'] });
+    await waitForSelected(3);
+    expect((await selected()).sort()).toEqual([ids[start + 1], ids[start + 3], ids[start + 4]].sort());
+    await page.keyboard.press('Escape');
+    await waitForSelected(0);
   },
   TEST_MS,
 );
