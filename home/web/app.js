@@ -3,7 +3,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './js/api.js';
-import { ConfusionView, debounce } from './js/confusion.js';
+import { ConfusionView } from './js/confusion.js';
 import { DatasetView } from './js/dataset.js';
 import { connectEvents, useServerEvent } from './js/events.js';
 import { count } from './js/format.js';
@@ -11,6 +11,7 @@ import { html } from './js/html.js';
 import { LiveView } from './js/live.js';
 import { QueueView } from './js/queue.js';
 import { RejectedView } from './js/rejected.js';
+import { throttle } from './js/throttle.js';
 
 const TABS = [
   ['live', 'Live metrics'],
@@ -59,7 +60,7 @@ function App() {
             : e.message,
         ),
       );
-  const [reloadStatus] = useState(() => debounce(loadStatus, 1000));
+  const [reloadStatus] = useState(() => throttle(loadStatus, 1000));
 
   useEffect(() => {
     const onHash = () => setRoute(parseHash());

@@ -3,10 +3,10 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { TimeChart } from './charts.js';
-import { debounce } from './confusion.js';
 import { useServerEvent } from './events.js';
 import { ago, count } from './format.js';
 import { html } from './html.js';
+import { throttle } from './throttle.js';
 
 function seriesData(data) {
   const reasons = data.reasons.map((r) => r.reason);
@@ -26,7 +26,7 @@ export function RejectedView() {
         setError(null);
       })
       .catch((e) => setError(e.message));
-  const [reload] = useState(() => debounce(load, 500));
+  const [reload] = useState(() => throttle(load, 1000));
   useEffect(() => {
     load();
   }, []);
