@@ -23,6 +23,9 @@ import { KinesisStreamWriter } from '../functions/lib/stream-writer';
 import { DEFAULT_EMULATOR_PORT } from './emulator';
 import { LocalPipeline } from './pipeline';
 import { DEFAULT_RETAIN_CONSUMED_SECONDS } from './trimmer';
+import { DEFAULT_DATA_DIR } from '../home/dataset';
+import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, type RunningHome, startHomeServer } from '../home/serve';
+import { HomeStore } from '../home/store';
 
 // The SDK warns that releases after January 2027 need Node 22; this project pins its SDK
 // version (package.json), so the warning would only clutter every local run.
@@ -64,6 +67,11 @@ const OPTIONS: Option[] = [
   { flag: 'persist', value: 'DIR', env: 'PERSIST_DIR', type: 'string', default: 'off (in memory)', help: 'keep streams + checkpoints here; a restart resumes' },
   { flag: 'retain-consumed', value: 'S', env: 'RETAIN_CONSUMED', type: 'string', default: String(DEFAULT_RETAIN_CONSUMED_SECONDS), help: 'drop records S s after local readers finish; all = keep' },
   { flag: 'serve', env: 'SERVE', type: 'boolean', default: 'false', help: 'keep serving until Ctrl-C (publishes only with --count)' },
+  { flag: 'home-port', value: 'P', env: 'HOME_PORT', type: 'string', default: String(DEFAULT_HOME_PORT), help: 'home page port, 0 = any free port' },
+  { flag: 'home-host', value: 'H', env: 'HOME_HOST', type: 'string', default: DEFAULT_HOME_HOST, help: 'home page address (not loopback: needs --token)' },
+  { flag: 'token', value: 'T', env: 'HOME_TOKEN', type: 'string', default: 'none', help: 'every home page request must carry this token' },
+  { flag: 'data', value: 'DIR', env: 'HOME_DATA', type: 'string', default: DEFAULT_DATA_DIR, help: 'home data folder: frames, labels (outlives runs)' },
+  { flag: 'no-home', env: 'NO_HOME', type: 'boolean', default: 'false', help: 'do not serve the home page' },
   { flag: 'in-process', env: 'IN_PROCESS', type: 'boolean', default: 'false', help: 'run the functions in this thread, not one worker each' },
   { flag: 'quiet', env: 'QUIET', type: 'boolean', default: 'false', help: 'no progress bar or tables' },
 ];
@@ -145,6 +153,11 @@ function parseOptions(argv: string[]) {
     serve: bool('serve'),
     quiet: bool('quiet'),
     inProcess: bool('in-process'),
+    home: !bool('no-home'),
+    homePort: num('home-port', 0, 65535, true) ?? DEFAULT_HOME_PORT,
+    homeHost: raw('home-host') ?? DEFAULT_HOME_HOST,
+    token: raw('token'),
+    data: resolve(raw('data') ?? DEFAULT_DATA_DIR),
   };
 }
 
@@ -244,6 +257,38 @@ function shared<T>(source: AsyncGenerator<T>): AsyncIterable<T> {
   return { [Symbol.asyncIterator]: () => iterator };
 }
 
+/** The pipeline with the options of the command line (and the home's readers when it is served). */
+function startPipeline(
+  options: Options,
+  parallelism: number | undefined,
+  homeStore: HomeStore | undefined,
+  printWindow: (text: string) => void,
+): Promise<LocalPipeline> {
+  return LocalPipeline.start({
+    ...(options.endpoint ? { endpoint: options.endpoint } : { port: options.port }),
+    ...(options.persist ? { persistDir: options.persist } : {}),
+    ...(options.retainConsumed !== undefined ? { retainConsumedSeconds: options.retainConsumed } : {}),
+    outDir: options.out,
+    ...(options.confidence !== undefined ? { confidence: options.confidence } : {}),
+    ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
+    ...(options.shards !== undefined ? { shards: options.shards } : {}),
+    ...(parallelism !== undefined ? { parallelism } : {}),
+    isolation: options.inProcess ? 'in-process' : 'worker',
+    env: {
+      CAMERA: options.camera,
+      DELAY: String(options.delay),
+      REPEAT: String(options.repeat),
+      SOURCE: options.source,
+      ...(options.sampleRate !== undefined ? { SAMPLE_CERTAIN_RATE: String(options.sampleRate) } : {}),
+      ...(options.sampleCap !== undefined ? { SAMPLE_CAP_PER_MINUTE: String(options.sampleCap) } : {}),
+      ...(options.cameraRules !== undefined ? { CAMERA_RULES: options.cameraRules } : {}),
+    },
+    onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
+    onResolve: () => console.error('reading the mappings from serverless.yml (sls print; cached after this run)...'),
+    ...(homeStore ? { homeStore } : {}),
+  });
+}
+
 async function main(): Promise<number> {
   const options: Options = parseOptions(process.argv.slice(2));
   // Lambda keeps one partition key's records in order, so concurrency needs several keys:
@@ -267,28 +312,38 @@ async function main(): Promise<number> {
     else console.log(text);
   };
 
-  const pipeline = await LocalPipeline.start({
-    ...(options.endpoint ? { endpoint: options.endpoint } : { port: options.port }),
-    ...(options.persist ? { persistDir: options.persist } : {}),
-    ...(options.retainConsumed !== undefined ? { retainConsumedSeconds: options.retainConsumed } : {}),
-    outDir: options.out,
-    ...(options.confidence !== undefined ? { confidence: options.confidence } : {}),
-    ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
-    ...(options.shards !== undefined ? { shards: options.shards } : {}),
-    ...(parallelism !== undefined ? { parallelism } : {}),
-    isolation: options.inProcess ? 'in-process' : 'worker',
-    env: {
-      CAMERA: options.camera,
-      DELAY: String(options.delay),
-      REPEAT: String(options.repeat),
-      SOURCE: options.source,
-      ...(options.sampleRate !== undefined ? { SAMPLE_CERTAIN_RATE: String(options.sampleRate) } : {}),
-      ...(options.sampleCap !== undefined ? { SAMPLE_CAP_PER_MINUTE: String(options.sampleCap) } : {}),
-      ...(options.cameraRules !== undefined ? { CAMERA_RULES: options.cameraRules } : {}),
-    },
-    onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
-    onResolve: () => console.error('reading the mappings from serverless.yml (sls print; cached after this run)...'),
-  });
+  if (options.home) {
+    const refused = checkHomeAccess(options.homeHost, options.token);
+    if (refused) throw new UsageError(refused);
+  }
+  // Opened first: a data folder another home is using stops the run before anything starts.
+  const homeStore = options.home ? new HomeStore(options.data) : undefined;
+  let pipeline: LocalPipeline;
+  try {
+    pipeline = await startPipeline(options, parallelism, homeStore, printWindow);
+  } catch (error: unknown) {
+    homeStore?.close();
+    throw error;
+  }
+  let homeServer: RunningHome | undefined;
+  if (homeStore) {
+    try {
+      homeServer = await startHomeServer(homeStore, {
+        host: options.homeHost,
+        port: options.homePort,
+        ...(options.token ? { token: options.token } : {}),
+        source: { endpoint: pipeline.endpoint, prefix: '' },
+      });
+    } catch (error: unknown) {
+      await pipeline.stop();
+      homeStore.close();
+      if ((error as { code?: unknown }).code === 'EADDRINUSE') {
+        throw new UsageError(`the home port ${options.homePort} is taken: stop what holds it, or pass --home-port (0 picks a free one) or --no-home`);
+      }
+      throw error;
+    }
+    console.log(`home on ${homeServer.url}`);
+  }
   const { home } = pipeline;
   const classify = pipeline.mapping('classify');
   console.error(
@@ -379,7 +434,9 @@ async function main(): Promise<number> {
     }
   } finally {
     progress.stop();
+    await homeServer?.close();
     await pipeline.stop();
+    homeStore?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
