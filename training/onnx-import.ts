@@ -69,7 +69,10 @@ export function importOnnx(bytes: Uint8Array, spec: NetworkSpec): ImportedModel 
       weights.set(name, { shape, values: take(onnxName, shape) });
     }
   }
-  const temperature = take('temperature', [])[0]!;
+  // The metadata keeps the fitted temperature at full precision; the initializer holds it as float32.
+  const stored = take('temperature', [])[0]!;
+  const written = Number(model.metadataProps?.find((p) => p.key === 'temperature')?.value);
+  const temperature = Number.isFinite(written) && Math.fround(written) === stored ? written : stored;
   if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`bad temperature ${temperature} in the model`);
   const version = model.metadataProps?.find((p) => p.key === 'version')?.value ?? '';
   return { weights, temperature, version };
