@@ -29,6 +29,7 @@ const NUMBER_FLAGS = {
   '--seed': 'seed',
   '--mnist-test-limit': 'mnistTestLimit',
   '--batch-size': 'batchSize',
+  '--distill-weight': 'distillWeight',
 } as const;
 const STRING_FLAGS = { '--dataset': 'datasetDir', '--home-data': 'homeData', '--out': 'out', '--parent': 'parentDir', '--version': 'version' } as const;
 

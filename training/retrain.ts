@@ -60,6 +60,13 @@ export interface RetrainOptions {
   replay?: number;
   /** Share of the replay made camera-like by training's augmentation, as training did. */
   replayAugmentShare?: number;
+  /**
+   * Weight of the parent's own answers on the replay frames (distillation at temperature
+   * {@link RetrainOptions.distillTemperature}; 0 = plain labels only). It holds the
+   * candidate to what the parent did on MNIST while the labelled frames teach it the new camera.
+   */
+  distillWeight?: number;
+  distillTemperature?: number;
   /** Each labelled training frame appears this many times per epoch, freshly jittered. */
   labelledRepeat?: number;
   heldOutShare?: number;
@@ -86,6 +93,8 @@ export const RETRAIN_DEFAULTS: Omit<Settings, 'datasetDir' | 'version' | 'onProg
   finalLearningRate: 1e-5,
   replay: 6000,
   replayAugmentShare: 0.5,
+  distillWeight: 1,
+  distillTemperature: 2,
   labelledRepeat: 4,
   heldOutShare: DEFAULT_HELD_OUT_SHARE,
   seed: 20261206,
@@ -255,6 +264,9 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
   const optimizer = new ScheduledAdam(o.learningRate, 0.9, 0.999, 1e-7);
   const variables = [...net.variables.values()];
   const parentHeldOut = accuracyOfLogits(logitsOf(net, heldOutSet), heldOutSet.labels);
+  const parentCalibration = accuracyOfLogits(logitsOf(net, calibration), calibration.labels);
+  // The parent's answers on the replay frames, softened: the distillation targets.
+  const teacher = softmaxRows(logitsOf(net, replay), 10, o.distillTemperature);
   say('prepare', `parent ${parentCard.version} on the held-out frames: ${(parentHeldOut * 100).toFixed(2)}%`);
 
   const perEpoch = replay.count + trainSet.count * o.labelledRepeat;
@@ -291,7 +303,31 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
         const x = scaled(images, rows);
         const batchLabels = Int16Array.from(rows, (row) => labels[row]!);
         const y = tf.tensor2d(targetsOf(batchLabels, 0, rows.length), [rows.length, 10]);
-        const cost = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, net.forward(x, true)) as tf.Scalar, true, variables);
+        // Rows from the replay (index < replay.count) also learn the parent's softened answers.
+        const soft = new Float32Array(rows.length * 10);
+        const mask = new Float32Array(rows.length);
+        rows.forEach((row, k) => {
+          if (row >= replay.count) return;
+          soft.set(teacher[row]!, k * 10);
+          mask[k] = 1;
+        });
+        const distilled = mask.reduce((a, b) => a + b, 0);
+        const t = tf.tensor2d(soft, [rows.length, 10]);
+        const m = tf.tensor1d(mask);
+        const tau = o.distillTemperature;
+        const cost = optimizer.minimize(
+          () => {
+            const logits = net.forward(x, true);
+            const hard = tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
+            if (o.distillWeight === 0 || distilled === 0) return hard;
+            const perRow = tf.neg(tf.sum(tf.mul(t, tf.logSoftmax(tf.div(logits, tau))), 1));
+            const kd = tf.div(tf.sum(tf.mul(perRow, m)), distilled);
+            return tf.add(hard, tf.mul(kd, o.distillWeight * tau * tau)) as tf.Scalar;
+          },
+          true,
+          variables,
+        );
+        tf.dispose([t, m]);
         lossSum += cost === null ? 0 : cost.dataSync()[0]!;
         lossCount += 1;
         tf.dispose([x, y, cost ?? []]);
@@ -299,7 +335,15 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
         o.onProgress?.({ phase: 'train', epoch: epoch + 1, epochs: o.epochs, step, steps: totalSteps, loss: lossSum / lossCount, heldOutAccuracy, epochEnd: false });
       }
       heldOutAccuracy = accuracyOfLogits(logitsOf(net, heldOutSet), heldOutSet.labels);
-      history.push({ epoch: epoch + 1, loss: round(lossSum / lossCount), held_out_accuracy: round(heldOutAccuracy), seconds: round((Date.now() - epochStarted) / 1000, 1) });
+      const mnistSlice = accuracyOfLogits(logitsOf(net, calibration), calibration.labels);
+      history.push({
+        epoch: epoch + 1,
+        loss: round(lossSum / lossCount),
+        held_out_accuracy: round(heldOutAccuracy),
+        mnist_held_out_accuracy: round(mnistSlice),
+        seconds: round((Date.now() - epochStarted) / 1000, 1),
+      });
+      say('prepare', `epoch ${epoch + 1}: MNIST held-out slice ${(mnistSlice * 100).toFixed(2)}% (parent ${(parentCalibration * 100).toFixed(2)}%)`);
       o.onProgress?.({ phase: 'train', epoch: epoch + 1, epochs: o.epochs, step, steps: totalSteps, loss: lossSum / lossCount, heldOutAccuracy, epochEnd: true });
     }
   } finally {
@@ -336,13 +380,14 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
         held_out_rule: `sha256("held-out:" + frame_id), first 32 bits < ${o.heldOutShare} of 2^32`,
       },
       training: {
-        method: `fine-tune of ${parentCard.version} (weights read from its ONNX file): the labelled training frames (prepared by preparePng; each ${o.labelledRepeat} times per epoch, all but the first jittered by +-8 deg, scale 0.9-1.08, +-1.5 px) mixed with MNIST training-set replay; Adam, cosine decay; temperature scaling on the ${calibration.count} MNIST training images training held out`,
+        method: `fine-tune of ${parentCard.version} (weights read from its ONNX file): the labelled training frames (prepared by preparePng; each ${o.labelledRepeat} times per epoch, all but the first jittered by +-8 deg, scale 0.9-1.08, +-1.5 px) mixed with MNIST training-set replay, whose frames also learn the parent's answers softened at temperature ${o.distillTemperature} (weight ${o.distillWeight}); Adam, cosine decay; temperature scaling on the ${calibration.count} MNIST training images training held out`,
         epochs: o.epochs,
         batch_size: o.batchSize,
         learning_rate: o.learningRate,
         final_learning_rate: o.finalLearningRate,
         labelled_repeat: o.labelledRepeat,
         replay: { source: 'mnist-train', count: replayIndices.length, augment_share: o.replayAugmentShare },
+        distillation: { weight: o.distillWeight, temperature: o.distillTemperature },
         steps: totalSteps,
         seconds: round(trainSeconds, 1),
         seed: o.seed,
