@@ -63,7 +63,12 @@ function log(message: string): void {
 }
 
 /** Waits for `condition` to return a value, polling; throws `message` after `seconds`. */
-async function waitFor<T>(what: string, seconds: number, condition: () => Promise<T | undefined> | T | undefined, everyMs = 250): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  seconds: number,
+  condition: () => Promise<T | undefined> | T | undefined,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const value = await condition();
@@ -94,7 +99,8 @@ class Child {
 
   async match(pattern: RegExp, seconds: number): Promise<RegExpMatchArray> {
     return waitFor(`${this.name} to print ${pattern}`, seconds, () => {
-      if (this.process.exitCode !== null) throw new Error(`${this.name} exited with ${this.process.exitCode}:\n${this.output.slice(-3000)}`);
+      if (this.process.exitCode !== null)
+        throw new Error(`${this.name} exited with ${this.process.exitCode}:\n${this.output.slice(-3000)}`);
       return pattern.exec(this.output) ?? undefined;
     });
   }
@@ -143,14 +149,23 @@ interface HomeFrame {
 }
 
 /** Predictions the edge wrote for `camera` (its out folder's predictions.jsonl), de-duplicated by frame_id. */
-function predictionsOf(outDir: string, camera: string): Map<string, { result_class: number; label?: number; model_version: string }> {
+function predictionsOf(
+  outDir: string,
+  camera: string,
+): Map<string, { result_class: number; label?: number; model_version: string }> {
   const path = join(outDir, 'predictions.jsonl');
   const found = new Map<string, { result_class: number; label?: number; model_version: string }>();
   if (!existsSync(path)) return found;
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.includes(camera)) continue;
     try {
-      const p = JSON.parse(line) as { frame_id: string; camera: string; result_class: number; label?: number; model_version: string };
+      const p = JSON.parse(line) as {
+        frame_id: string;
+        camera: string;
+        result_class: number;
+        label?: number;
+        model_version: string;
+      };
       if (p.camera === camera) found.set(p.frame_id, p);
     } catch {
       // a line being written right now: read again on the next poll
@@ -159,7 +174,13 @@ function predictionsOf(outDir: string, camera: string): Map<string, { result_cla
   return found;
 }
 
-async function publish(writer: KinesisStreamWriter, camera: string, frames: readonly NewCameraFrame[], withLabels: boolean, base: number): Promise<Map<number, number>> {
+async function publish(
+  writer: KinesisStreamWriter,
+  camera: string,
+  frames: readonly NewCameraFrame[],
+  withLabels: boolean,
+  base: number,
+): Promise<Map<number, number>> {
   const byTime = new Map<number, number>();
   const records = frames.map((f, i) => {
     const time = base + i; // one millisecond apart: the capture time names the frame
@@ -174,7 +195,13 @@ async function publish(writer: KinesisStreamWriter, camera: string, frames: read
 }
 
 /** Publishes the test part as `camera` and returns its accuracy once every frame is scored. */
-async function measureCamera(writer: KinesisStreamWriter, outDir: string, camera: string, frames: readonly NewCameraFrame[], expectVersion: string | null): Promise<{ accuracy: number; frames: number; versions: Record<string, number> }> {
+async function measureCamera(
+  writer: KinesisStreamWriter,
+  outDir: string,
+  camera: string,
+  frames: readonly NewCameraFrame[],
+  expectVersion: string | null,
+): Promise<{ accuracy: number; frames: number; versions: Record<string, number> }> {
   await publish(writer, camera, frames, true, Date.now() - 120_000);
   const scored = await waitFor(`${frames.length} predictions of ${camera}`, 300, () => {
     const p = predictionsOf(outDir, camera);
@@ -198,7 +225,9 @@ async function modelRegistry(): Promise<{ promote: (version: string, root?: stri
   try {
     return (await import(path)) as { promote: (version: string, root?: string) => unknown };
   } catch (error: unknown) {
-    throw new Error(`cannot promote: training/model-registry.ts is not loadable in this build (${error instanceof Error ? error.message : String(error)})`);
+    throw new Error(
+      `cannot promote: training/model-registry.ts is not loadable in this build (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
 }
 
@@ -222,13 +251,34 @@ async function main(): Promise<void> {
   const tsx = resolve('node_modules/.bin/tsx');
   const children: Child[] = [];
   try {
-    const { pool, test } = await timed('generate the new camera frames', async () => ({ pool: await newCameraFrames('pool', o.pool), test: await newCameraFrames('test', o.test) }));
+    const { pool, test } = await timed('generate the new camera frames', async () => ({
+      pool: await newCameraFrames('pool', o.pool),
+      test: await newCameraFrames('test', o.test),
+    }));
 
     const { edge, home, endpoint } = await timed('start the served pipeline and the home', async () => {
-      const edge = new Child('the served pipeline', tsx, ['local/cli.ts', '--serve', '--port', '0', '--out', join(work, 'edge'), '--retain-consumed', 'all', '--quiet']);
+      const edge = new Child('the served pipeline', tsx, [
+        'local/cli.ts',
+        '--serve',
+        '--port',
+        '0',
+        '--out',
+        join(work, 'edge'),
+        '--retain-consumed',
+        'all',
+        '--quiet',
+      ]);
       children.push(edge);
       const endpoint = (await edge.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
-      const home = new Child('the home', tsx, ['home/cli.ts', '--endpoint', endpoint, '--data', join(work, 'home-data'), '--port', '0']);
+      const home = new Child('the home', tsx, [
+        'home/cli.ts',
+        '--endpoint',
+        endpoint,
+        '--data',
+        join(work, 'home-data'),
+        '--port',
+        '0',
+      ]);
       children.push(home);
       const homeUrl = (await home.match(/(http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
       return { edge, home: new HomeApi(homeUrl), endpoint };
@@ -237,16 +287,26 @@ async function main(): Promise<void> {
     const writer = new KinesisStreamWriter(createKinesisClient({ endpoint }));
     const runId = Date.now().toString(36);
 
-    const before = await timed('score the test part (before)', () => measureCamera(writer, join(work, 'edge'), `Newcam-before-${runId}`, test, null));
+    const before = await timed('score the test part (before)', () =>
+      measureCamera(writer, join(work, 'edge'), `Newcam-before-${runId}`, test, null),
+    );
     log(`new camera before: ${(before.accuracy * 100).toFixed(2)}% of ${before.frames} (${JSON.stringify(before.versions)})`);
 
     const poolCamera = `Test-newcam-${runId}`;
     const labelsByTime = await timed('publish the pool (every frame home)', async () => {
       const byTime = await publish(writer, poolCamera, pool, false, Date.now() - 60_000);
-      await waitFor(`${pool.length} pool frames at home`, 300, async () => {
-        const page = await home.call<{ total: number }>('GET', `/api/frames?status=all&camera=${encodeURIComponent(poolCamera)}&limit=1`);
-        return page.total >= pool.length ? page.total : undefined;
-      }, 500);
+      await waitFor(
+        `${pool.length} pool frames at home`,
+        300,
+        async () => {
+          const page = await home.call<{ total: number }>(
+            'GET',
+            `/api/frames?status=all&camera=${encodeURIComponent(poolCamera)}&limit=1`,
+          );
+          return page.total >= pool.length ? page.total : undefined;
+        },
+        500,
+      );
       return byTime;
     });
 
@@ -270,7 +330,9 @@ async function main(): Promise<void> {
     });
     log(`labels used: ${labelled}`);
 
-    const exported = await timed('export the dataset', () => home.call<{ dir: string; version: string; counts: unknown }>('POST', '/api/dataset/export', { dir: join(work, 'dataset') }));
+    const exported = await timed('export the dataset', () =>
+      home.call<{ dir: string; version: string; counts: unknown }>('POST', '/api/dataset/export', { dir: join(work, 'dataset') }),
+    );
     log(`dataset ${exported.version} in ${exported.dir}`);
 
     const candidate = await timed('retrain', () =>
@@ -292,34 +354,68 @@ async function main(): Promise<void> {
       registry.promote(candidate.version);
       // A few probe frames until one is scored by the new version: the edge swaps between batches.
       const probe = `Newcam-probe-${runId}`;
-      await waitFor(`the edge to score with ${candidate.version}`, 120, async () => {
-        await publish(writer, probe, test.slice(0, 1), true, Date.now() - 1000);
-        await new Promise((r) => setTimeout(r, 500));
-        return [...predictionsOf(join(work, 'edge'), probe).values()].some((p) => p.model_version === candidate.version) ? true : undefined;
-      }, 500);
+      await waitFor(
+        `the edge to score with ${candidate.version}`,
+        120,
+        async () => {
+          await publish(writer, probe, test.slice(0, 1), true, Date.now() - 1000);
+          await new Promise((r) => setTimeout(r, 500));
+          return [...predictionsOf(join(work, 'edge'), probe).values()].some((p) => p.model_version === candidate.version)
+            ? true
+            : undefined;
+        },
+        500,
+      );
     });
 
-    const after = await timed('score the test part (after)', () => measureCamera(writer, join(work, 'edge'), `Newcam-after-${runId}`, test, candidate.version));
-    const card = candidate.card as { evaluation: { mnist: { accuracy: number; parent_accuracy: number }; held_out: { accuracy: number; parent_accuracy: number; count: number } } };
+    const after = await timed('score the test part (after)', () =>
+      measureCamera(writer, join(work, 'edge'), `Newcam-after-${runId}`, test, candidate.version),
+    );
+    const card = candidate.card as {
+      evaluation: {
+        mnist: { accuracy: number; parent_accuracy: number };
+        held_out: { accuracy: number; parent_accuracy: number; count: number };
+      };
+    };
     const summary = {
-      camera: { before: before.accuracy, after: after.accuracy, frames: test.length, lift_points: (after.accuracy - before.accuracy) * 100 },
-      mnist: { before: card.evaluation.mnist.parent_accuracy, after: card.evaluation.mnist.accuracy, change_points: (card.evaluation.mnist.accuracy - card.evaluation.mnist.parent_accuracy) * 100 },
+      camera: {
+        before: before.accuracy,
+        after: after.accuracy,
+        frames: test.length,
+        lift_points: (after.accuracy - before.accuracy) * 100,
+      },
+      mnist: {
+        before: card.evaluation.mnist.parent_accuracy,
+        after: card.evaluation.mnist.accuracy,
+        change_points: (card.evaluation.mnist.accuracy - card.evaluation.mnist.parent_accuracy) * 100,
+      },
       held_out: card.evaluation.held_out,
       labels: labelled,
       pool: pool.length,
       candidate: candidate.version,
       steps_seconds: steps,
       wall_seconds: Math.round((Date.now() - started) / 1000),
-      target_met: labelled <= 500 && ((after.accuracy - before.accuracy) * 100 >= 5 || after.accuracy >= 0.98) && card.evaluation.mnist.accuracy >= card.evaluation.mnist.parent_accuracy - 0.001,
+      target_met:
+        labelled <= 500 &&
+        ((after.accuracy - before.accuracy) * 100 >= 5 || after.accuracy >= 0.98) &&
+        card.evaluation.mnist.accuracy >= card.evaluation.mnist.parent_accuracy - 0.001,
     };
     writeFileSync(join(work, 'loop.json'), `${JSON.stringify(summary, null, 2)}\n`);
     console.log('');
-    console.log(`new camera   ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%  (${test.length} test frames through the running pipeline)`);
-    console.log(`MNIST        ${(summary.mnist.before * 100).toFixed(2)}% -> ${(summary.mnist.after * 100).toFixed(2)}%  (test set through preparePng)`);
+    console.log(
+      `new camera   ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%  (${test.length} test frames through the running pipeline)`,
+    );
+    console.log(
+      `MNIST        ${(summary.mnist.before * 100).toFixed(2)}% -> ${(summary.mnist.after * 100).toFixed(2)}%  (test set through preparePng)`,
+    );
     console.log(`labels used  ${labelled} of ${pool.length} pool frames`);
     for (const [name, seconds] of Object.entries(steps)) console.log(`  ${name.padEnd(44)} ${seconds.toFixed(1).padStart(7)} s`);
-    console.log(`target (>= 5 points or >= 98%, MNIST within 0.1 points, <= 500 labels): ${summary.target_met ? 'met' : 'NOT met'}`);
-    console.log(`${candidate.version} is now current; npm run promote -- --rollback returns to the parent. Details: ${join(work, 'loop.json')}`);
+    console.log(
+      `target (>= 5 points or >= 98%, MNIST within 0.1 points, <= 500 labels): ${summary.target_met ? 'met' : 'NOT met'}`,
+    );
+    console.log(
+      `${candidate.version} is now current; npm run promote -- --rollback returns to the parent. Details: ${join(work, 'loop.json')}`,
+    );
   } finally {
     for (const child of children.reverse()) await child.stop();
   }

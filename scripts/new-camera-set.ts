@@ -50,7 +50,16 @@ const SIZES: ReadonlyArray<readonly [number, number]> = [
   [200, 120],
 ];
 /** Families fontconfig finds on Debian with fonts-dejavu-core and fonts-liberation. */
-const FONTS = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono', 'DejaVu Sans Condensed', 'Liberation Sans', 'Liberation Serif', 'Liberation Mono', 'Liberation Sans Narrow'];
+const FONTS = [
+  'DejaVu Sans',
+  'DejaVu Serif',
+  'DejaVu Sans Mono',
+  'DejaVu Sans Condensed',
+  'Liberation Sans',
+  'Liberation Serif',
+  'Liberation Mono',
+  'Liberation Sans Narrow',
+];
 
 // Segments a-g of each digit: a top, b upper right, c lower right, d bottom, e lower left, f upper left, g middle.
 const SEGMENTS: readonly string[] = ['abcdef', 'bc', 'abged', 'abgcd', 'fgbc', 'afgcd', 'afgedc', 'abc', 'abcdefg', 'abcdfg'];
@@ -74,11 +83,35 @@ function hsl(h: number, s: number, l: number): string {
 }
 
 /** The seven segments as polygons in a box (x, y, w, h), slanted by `slant` (x shift per unit of height). */
-function sevenSegment(digit: number, x: number, y: number, w: number, h: number, t: number, slant: number, on: string, off: string | null): string {
+function sevenSegment(
+  digit: number,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+  t: number,
+  slant: number,
+  on: string,
+  off: string | null,
+): string {
   const half = h / 2;
   const sx = (px: number, py: number) => `${(px + (y + h - py) * slant).toFixed(2)},${py.toFixed(2)}`;
-  const horizontal = (yy: number) => [sx(x + t * 0.6, yy), sx(x + t, yy - t / 2), sx(x + w - t, yy - t / 2), sx(x + w - t * 0.6, yy), sx(x + w - t, yy + t / 2), sx(x + t, yy + t / 2)];
-  const vertical = (xx: number, y0: number, y1: number) => [sx(xx, y0 + t * 0.6), sx(xx + t / 2, y0 + t), sx(xx + t / 2, y1 - t), sx(xx, y1 - t * 0.6), sx(xx - t / 2, y1 - t), sx(xx - t / 2, y0 + t)];
+  const horizontal = (yy: number) => [
+    sx(x + t * 0.6, yy),
+    sx(x + t, yy - t / 2),
+    sx(x + w - t, yy - t / 2),
+    sx(x + w - t * 0.6, yy),
+    sx(x + w - t, yy + t / 2),
+    sx(x + t, yy + t / 2),
+  ];
+  const vertical = (xx: number, y0: number, y1: number) => [
+    sx(xx, y0 + t * 0.6),
+    sx(xx + t / 2, y0 + t),
+    sx(xx + t / 2, y1 - t),
+    sx(xx, y1 - t * 0.6),
+    sx(xx - t / 2, y1 - t),
+    sx(xx - t / 2, y0 + t),
+  ];
   const shapes: Record<string, string[]> = {
     a: horizontal(y + t / 2),
     g: horizontal(y + half),
@@ -138,7 +171,17 @@ export async function newCameraFrame(part: NewCameraPart, index: number): Promis
   let body: string;
   switch (style) {
     case 'seven-segment':
-      body = sevenSegment(label, x, y, boxW, boxH, Math.max(1.6, boxW * rng.uniform(0.14, 0.22)), rng.uniform(0, 0.18), ink, ghost);
+      body = sevenSegment(
+        label,
+        x,
+        y,
+        boxW,
+        boxH,
+        Math.max(1.6, boxW * rng.uniform(0.14, 0.22)),
+        rng.uniform(0, 0.18),
+        ink,
+        ghost,
+      );
       break;
     case 'dot-matrix':
       body = dotMatrix(label, x, y, boxW, boxH, ink, ghost);
@@ -189,7 +232,11 @@ export interface NewCameraScore {
 }
 
 /** Scores frames with the model in `modelDir` through preparePng, as the edge does. */
-export async function scoreNewCamera(modelDir: string, frames: readonly NewCameraFrame[], threshold = 0.7): Promise<NewCameraScore> {
+export async function scoreNewCamera(
+  modelDir: string,
+  frames: readonly NewCameraFrame[],
+  threshold = 0.7,
+): Promise<NewCameraScore> {
   const model = await loadDigitModel(modelDir);
   const prepared = await Promise.all(frames.map((f) => preparePng(f.png)));
   const scores = await model.scoreBatch(prepared.map((p) => p.pixels));
@@ -245,15 +292,32 @@ async function main(argv: readonly string[]): Promise<void> {
       mkdirSync(join(dir, String(f.label)), { recursive: true });
       writeFileSync(join(dir, fileName), f.png);
       counts[String(f.label)] = (counts[String(f.label)] ?? 0) + 1;
-      lines.push(JSON.stringify({ file_name: fileName, label: f.label, camera: 'New-camera', frame_id: frameId, model_version: null, predicted: null, probabilities: null, labelled_at: new Date(0).toISOString() }));
+      lines.push(
+        JSON.stringify({
+          file_name: fileName,
+          label: f.label,
+          camera: 'New-camera',
+          frame_id: frameId,
+          model_version: null,
+          predicted: null,
+          probabilities: null,
+          labelled_at: new Date(0).toISOString(),
+        }),
+      );
     }
     writeFileSync(join(dir, 'metadata.jsonl'), `${lines.join('\n')}\n`);
-    writeFileSync(join(dir, 'dataset.json'), `${JSON.stringify({ version: `new-camera-pool-${pool}`, counts, created_at: new Date().toISOString() })}\n`);
+    writeFileSync(
+      join(dir, 'dataset.json'),
+      `${JSON.stringify({ version: `new-camera-pool-${pool}`, counts, created_at: new Date().toISOString() })}\n`,
+    );
     console.log(`${pool} labelled pool frames in ${dir}`);
     return;
   }
   const out = resolve(arg('--out') ?? 'out/new-camera');
-  for (const [part, count] of [['pool', pool], ['test', test]] as const) {
+  for (const [part, count] of [
+    ['pool', pool],
+    ['test', test],
+  ] as const) {
     const dir = join(out, part);
     mkdirSync(dir, { recursive: true });
     const lines: string[] = [];

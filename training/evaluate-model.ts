@@ -30,12 +30,17 @@ export async function prepareTestSet(limit = Infinity): Promise<{ pixels: Uint8A
 /** Scores prepared images in batches of 1000. */
 export async function scorePrepared(model: DigitModel, pixels: readonly Uint8Array[]): Promise<Float32Array[]> {
   const probabilities: Float32Array[] = [];
-  for (let from = 0; from < pixels.length; from += BATCH) probabilities.push(...(await model.scoreBatch(pixels.slice(from, from + BATCH))));
+  for (let from = 0; from < pixels.length; from += BATCH) {
+    probabilities.push(...(await model.scoreBatch(pixels.slice(from, from + BATCH))));
+  }
   return probabilities;
 }
 
 /** Scores the MNIST test set ({@link prepareTestSet}) with the loaded model. */
-export async function scoreTestSet(model: DigitModel, limit = Infinity): Promise<{ probabilities: Float32Array[]; labels: Uint8Array }> {
+export async function scoreTestSet(
+  model: DigitModel,
+  limit = Infinity,
+): Promise<{ probabilities: Float32Array[]; labels: Uint8Array }> {
   const { pixels, labels } = await prepareTestSet(limit);
   return { probabilities: await scorePrepared(model, pixels), labels };
 }

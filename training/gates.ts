@@ -17,7 +17,14 @@ export const GATE_LIMITS = {
   bytes: 1_000_000,
 } as const;
 
-export type GateName = 'mnist_accuracy' | 'mnist_not_worse' | 'held_out_better' | 'calibration' | 'blank_never_certain' | 'size' | 'signature';
+export type GateName =
+  | 'mnist_accuracy'
+  | 'mnist_not_worse'
+  | 'held_out_better'
+  | 'calibration'
+  | 'blank_never_certain'
+  | 'size'
+  | 'signature';
 
 export interface GateCheck {
   name: GateName;
@@ -116,7 +123,10 @@ export function checkGates(f: GateFigures, limits = GATE_LIMITS): GateResult {
       passed: candidateSig === parentSig,
       value: candidateSig,
       limit: parentSig,
-      detail: candidateSig === parentSig ? 'input and output names and shapes as the parent' : `the parent has ${parentSig}, the candidate ${candidateSig}`,
+      detail:
+        candidateSig === parentSig
+          ? 'input and output names and shapes as the parent'
+          : `the parent has ${parentSig}, the candidate ${candidateSig}`,
     },
   ];
   return { passed: checks.every((c) => c.passed), checks };
@@ -132,12 +142,18 @@ export function formatGateTable(result: GateResult): string {
   const rows = result.checks.map((c) => [c.name, c.passed ? 'pass' : 'FAIL', c.detail, c.limit]);
   const header = ['gate', 'result', 'measured', 'limit'];
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
-  const line = (cells: string[]) => cells.map((c, k) => c.padEnd(widths[k]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, k) => c.padEnd(widths[k]!))
+      .join('  ')
+      .trimEnd();
   const failed = result.checks.filter((c) => !c.passed).map((c) => c.name);
   return [
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
-    result.passed ? 'all gates passed: the candidate can be promoted' : `gates failed: ${failed.join(', ')}: the candidate cannot be promoted`,
+    result.passed
+      ? 'all gates passed: the candidate can be promoted'
+      : `gates failed: ${failed.join(', ')}: the candidate cannot be promoted`,
   ].join('\n');
 }

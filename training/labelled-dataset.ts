@@ -71,7 +71,10 @@ export function isHeldOut(frameId: string, share = DEFAULT_HELD_OUT_SHARE): bool
 }
 
 /** Splits frames into training and held-out by {@link isHeldOut}, keeping their order. */
-export function splitByFrameId<T extends { frameId: string }>(frames: readonly T[], share = DEFAULT_HELD_OUT_SHARE): { train: T[]; heldOut: T[] } {
+export function splitByFrameId<T extends { frameId: string }>(
+  frames: readonly T[],
+  share = DEFAULT_HELD_OUT_SHARE,
+): { train: T[]; heldOut: T[] } {
   const train: T[] = [];
   const heldOut: T[] = [];
   for (const frame of frames) (isHeldOut(frame.frameId, share) ? heldOut : train).push(frame);
@@ -104,7 +107,9 @@ export async function readLabelledDataset(dir: string): Promise<LabelledDataset>
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new DatasetError(`dataset folder ${root} does not exist`);
   const metadataPath = join(root, METADATA_FILE);
   if (!existsSync(metadataPath)) {
-    throw new DatasetError(`${metadataPath} is missing: a dataset folder holds <digit>/*.png and a ${METADATA_FILE} line per frame (the home's export writes both)`);
+    throw new DatasetError(
+      `${metadataPath} is missing: a dataset folder holds <digit>/*.png and a ${METADATA_FILE} line per frame (the home's export writes both)`,
+    );
   }
 
   const entries: Array<{ frameId: string; label: number; camera: string | null; file: string; line: number }> = [];
@@ -121,7 +126,9 @@ export async function readLabelledDataset(dir: string): Promise<LabelledDataset>
     }
     const parsed = metadataLine.safeParse(json);
     if (!parsed.success) {
-      throw new DatasetError(`${where} is not a dataset entry: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(line)'}: ${i.message}`).join('; ')}`);
+      throw new DatasetError(
+        `${where} is not a dataset entry: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(line)'}: ${i.message}`).join('; ')}`,
+      );
     }
     const { file_name, label, frame_id, camera } = parsed.data;
     const earlier = seenIds.get(frame_id);
@@ -131,9 +138,11 @@ export async function readLabelledDataset(dir: string): Promise<LabelledDataset>
     const relativeName = file_name.includes('/') ? file_name : `${label}/${file_name}`;
     const full = resolve(root, relativeName);
     const rel = relative(root, full);
-    if (rel.startsWith('..') || isAbsolute(rel)) throw new DatasetError(`${where}: file_name ${file_name} points outside the dataset folder`);
+    if (rel.startsWith('..') || isAbsolute(rel))
+      throw new DatasetError(`${where}: file_name ${file_name} points outside the dataset folder`);
     const folder = rel.split(sep)[0];
-    if (folder !== String(label)) throw new DatasetError(`${where}: ${file_name} is labelled ${label} but lies in folder ${folder ?? '(none)'}`);
+    if (folder !== String(label))
+      throw new DatasetError(`${where}: ${file_name} is labelled ${label} but lies in folder ${folder ?? '(none)'}`);
     if (!existsSync(full)) throw new DatasetError(`${where}: ${rel} does not exist`);
     entries.push({ frameId: frame_id, label, camera: camera ?? null, file: rel, line: k + 1 });
   });
@@ -142,12 +151,17 @@ export async function readLabelledDataset(dir: string): Promise<LabelledDataset>
   for (let digit = 0; digit <= 9; digit++) {
     const folder = join(root, String(digit));
     if (!existsSync(folder)) continue;
-    const unlisted = readdirSync(folder).filter((name) => name.toLowerCase().endsWith('.png') && !listed.has(join(String(digit), name)));
+    const unlisted = readdirSync(folder).filter(
+      (name) => name.toLowerCase().endsWith('.png') && !listed.has(join(String(digit), name)),
+    );
     if (unlisted.length > 0) {
-      throw new DatasetError(`${unlisted.length} image(s) in ${folder} are not in ${METADATA_FILE} (first: ${unlisted[0]}): their frame_id is unknown, so the held-out split cannot place them`);
+      throw new DatasetError(
+        `${unlisted.length} image(s) in ${folder} are not in ${METADATA_FILE} (first: ${unlisted[0]}): their frame_id is unknown, so the held-out split cannot place them`,
+      );
     }
   }
-  if (entries.length === 0) throw new DatasetError(`${metadataPath} lists no labelled frame: label some frames (0-9) and export again`);
+  if (entries.length === 0)
+    throw new DatasetError(`${metadataPath} lists no labelled frame: label some frames (0-9) and export again`);
 
   const frames: DatasetFrame[] = [];
   const preparedBlank: string[] = [];

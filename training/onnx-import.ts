@@ -50,7 +50,8 @@ export function importOnnx(bytes: Uint8Array, spec: NetworkSpec): ImportedModel 
     const tensor = initializers.get(name);
     if (tensor === undefined) throw new Error(`the model has no initializer ${name}: not exported from this network`);
     const dims = (tensor.dims ?? []).map(Number);
-    if (dims.join(',') !== expectedDims.join(',')) throw new Error(`initializer ${name} is [${dims.join(',')}], expected [${expectedDims.join(',')}]`);
+    if (dims.join(',') !== expectedDims.join(','))
+      throw new Error(`initializer ${name} is [${dims.join(',')}], expected [${expectedDims.join(',')}]`);
     const values = floatsOf(tensor, name);
     const size = expectedDims.reduce((a, b) => a * b, 1);
     if (values.length !== size) throw new Error(`initializer ${name} holds ${values.length} values, expected ${size}`);

@@ -31,7 +31,13 @@ const NUMBER_FLAGS = {
   '--batch-size': 'batchSize',
   '--distill-weight': 'distillWeight',
 } as const;
-const STRING_FLAGS = { '--dataset': 'datasetDir', '--home-data': 'homeData', '--out': 'out', '--parent': 'parentDir', '--version': 'version' } as const;
+const STRING_FLAGS = {
+  '--dataset': 'datasetDir',
+  '--home-data': 'homeData',
+  '--out': 'out',
+  '--parent': 'parentDir',
+  '--version': 'version',
+} as const;
 
 /** Parses the command line; throws with the usage on anything it does not know. */
 export function parseRetrainArgs(argv: readonly string[]): CliOptions {
@@ -53,11 +59,15 @@ export function parseRetrainArgs(argv: readonly string[]): CliOptions {
   return options;
 }
 
-/** One progress line: a bar over all steps, the epoch, the running loss and the last held-out accuracy. */
+/**
+ * One progress line: a bar over all steps, the epoch, the running loss, and after each
+ * epoch the accuracy on the held-out labelled frames and on the MNIST slice training held out.
+ */
 export function progressLine(p: Extract<RetrainProgress, { phase: 'train' }>, width = 24): string {
   const filled = Math.round((p.step / Math.max(1, p.steps)) * width);
   const heldOut = p.heldOutAccuracy === null ? '   -  ' : `${(p.heldOutAccuracy * 100).toFixed(1)}%`;
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] epoch ${p.epoch}/${p.epochs}  step ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  held-out ${heldOut}`;
+  const mnist = p.mnistAccuracy === null ? '' : `  MNIST ${(p.mnistAccuracy * 100).toFixed(2)}%`;
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] epoch ${p.epoch}/${p.epochs}  step ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  held-out ${heldOut}${mnist}`;
 }
 
 async function main(): Promise<number> {

@@ -27,7 +27,7 @@ import { argmax, evaluate, fitTemperature, softmaxRows } from './metrics';
 import { writeModelFiles } from './model-files';
 import { DIGIT_NETWORK, PIXELS, TrainableNetwork } from './network';
 import { exportOnnx } from './onnx-export';
-import { importOnnx } from './onnx-import';
+import { type ImportedModel, importOnnx } from './onnx-import';
 import { Rng } from './rng';
 import { DEFAULT_CONFIG as TRAIN_CONFIG } from './train';
 import { useWasmBackend } from './wasm-kernels';
@@ -42,7 +42,17 @@ export class RetrainError extends Error {
 /** What a progress callback receives: a line of text, or a training step. */
 export type RetrainProgress =
   | { phase: 'prepare' | 'evaluate' | 'done'; message: string }
-  | { phase: 'train'; epoch: number; epochs: number; step: number; steps: number; loss: number; heldOutAccuracy: number | null; epochEnd: boolean };
+  | {
+      phase: 'train';
+      epoch: number;
+      epochs: number;
+      step: number;
+      steps: number;
+      loss: number;
+      heldOutAccuracy: number | null;
+      mnistAccuracy: number | null;
+      epochEnd: boolean;
+    };
 
 export interface RetrainOptions {
   /** A dataset folder in the export layout (ImageFolder + metadata.jsonl). */
@@ -87,13 +97,13 @@ type Settings = Required<Omit<RetrainOptions, 'version' | 'onProgress'>> & Pick<
 export const RETRAIN_DEFAULTS: Omit<Settings, 'datasetDir' | 'version' | 'onProgress'> = {
   parentDir: 'models',
   out: join('models', 'candidates'),
-  epochs: 5,
+  epochs: 4,
   batchSize: 128,
-  learningRate: 3e-4,
+  learningRate: 2e-4,
   finalLearningRate: 1e-5,
   replay: 6000,
   replayAugmentShare: 0.5,
-  distillWeight: 1,
+  distillWeight: 1.5,
   distillTemperature: 2,
   labelledRepeat: 4,
   heldOutShare: DEFAULT_HELD_OUT_SHARE,
@@ -113,7 +123,8 @@ export interface RetrainResult {
 /** "1.0.0" -> "1.1.0", or the next minor whose folder does not exist yet in `out`. */
 export function nextCandidateVersion(parentVersion: string, out: string): string {
   const match = /^(\d+)\.(\d+)\.(\d+)$/.exec(parentVersion);
-  if (match === null) throw new RetrainError(`the parent's version ${parentVersion} is not major.minor.patch, so no next version can be named`);
+  if (match === null)
+    throw new RetrainError(`the parent's version ${parentVersion} is not major.minor.patch, so no next version can be named`);
   const major = Number(match[1]);
   for (let minor = Number(match[2]) + 1; ; minor++) {
     const version = `${major}.${minor}.0`;
@@ -184,14 +195,18 @@ class ScheduledAdam extends tf.AdamOptimizer {
 }
 
 function signatureOf(card: ModelCard): Signature {
-  return { input: { name: card.input.name, shape: card.input.shape }, outputs: card.outputs.map((o) => ({ name: o.name, shape: o.shape })) };
+  return {
+    input: { name: card.input.name, shape: card.input.shape },
+    outputs: card.outputs.map((o) => ({ name: o.name, shape: o.shape })),
+  };
 }
 
 function readCard(dir: string): ModelCard & Record<string, unknown> {
   const path = join(dir, MODEL_CARD_FILE);
   if (!existsSync(path)) throw new RetrainError(`the parent model folder ${dir} has no ${MODEL_CARD_FILE}`);
   const parsed = modelCardSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
-  if (!parsed.success) throw new RetrainError(`${path} is not a model card: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  if (!parsed.success)
+    throw new RetrainError(`${path} is not a model card: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   return parsed.data as ModelCard & Record<string, unknown>;
 }
 
@@ -205,10 +220,27 @@ function readCard(dir: string): ModelCard & Record<string, unknown> {
  *
  * @throws DatasetError for an unusable dataset folder, RetrainError when the labelled
  *   frames cannot be split (no training or no held-out frames) or the parent is unusable,
- *   ModelLoadError when the exported candidate does not load.
+ *   ModelLoadError when the exported candidate does not load; RetrainError when another
+ *   retrain is running in this process.
  */
 export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
-  const o = { ...RETRAIN_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Settings;
+  // One at a time per process: tfjs holds one backend, and two runs would name the same version.
+  if (running) throw new RetrainError('a retrain is already running in this process: wait for it to finish');
+  running = true;
+  try {
+    return await retrainOnce(options);
+  } finally {
+    running = false;
+  }
+}
+
+let running = false;
+
+async function retrainOnce(options: RetrainOptions): Promise<RetrainResult> {
+  const o = {
+    ...RETRAIN_DEFAULTS,
+    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+  } as Settings;
   const started = Date.now();
   const load = loadavg();
   const say = (phase: 'prepare' | 'evaluate' | 'done', message: string) => o.onProgress?.({ phase, message });
@@ -220,16 +252,22 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
   const dataset = await readLabelledDataset(o.datasetDir);
   const split = splitByFrameId(dataset.frames, o.heldOutShare);
   if (split.heldOut.length === 0) {
-    throw new RetrainError(`none of the ${dataset.frames.length} labelled frames falls in the held-out split (${Math.round(o.heldOutShare * 100)}% by frame_id hash): label more frames, or nothing could show the candidate is better`);
+    throw new RetrainError(
+      `none of the ${dataset.frames.length} labelled frames falls in the held-out split (${Math.round(o.heldOutShare * 100)}% by frame_id hash): label more frames, or nothing could show the candidate is better`,
+    );
   }
-  if (split.train.length === 0) throw new RetrainError(`all ${dataset.frames.length} labelled frames fall in the held-out split: label more frames`);
-  say('prepare', `dataset ${dataset.version}: ${dataset.frames.length} labelled frames (${split.train.length} to train on, ${split.heldOut.length} held out)${dataset.preparedBlank.length > 0 ? `, ${dataset.preparedBlank.length} found blank by the preparation and left out` : ''}`);
+  if (split.train.length === 0)
+    throw new RetrainError(`all ${dataset.frames.length} labelled frames fall in the held-out split: label more frames`);
+  say(
+    'prepare',
+    `dataset ${dataset.version}: ${dataset.frames.length} labelled frames (${split.train.length} to train on, ${split.heldOut.length} held out)${dataset.preparedBlank.length > 0 ? `, ${dataset.preparedBlank.length} found blank by the preparation and left out` : ''}`,
+  );
 
   // --- the parent ---
   const parentDir = resolve(o.parentDir);
   const parentCard = readCard(parentDir);
   const parentModel = await loadDigitModel(parentDir);
-  let parent;
+  let parent: ImportedModel;
   try {
     parent = importOnnx(readFileSync(parentModel.path), DIGIT_NETWORK);
   } catch (error: unknown) {
@@ -237,13 +275,17 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
   }
   const out = resolve(o.out);
   const version = o.version ?? nextCandidateVersion(parentCard.version, out);
-  if (existsSync(join(out, version))) throw new RetrainError(`${join(out, version)} exists already: candidates are never overwritten`);
+  if (existsSync(join(out, version)))
+    throw new RetrainError(`${join(out, version)} exists already: candidates are never overwritten`);
 
   // --- MNIST replay and the calibration slice (the one training held out) ---
   const mnist = loadMnist('train');
   const mnistSplit = splitIndices(mnist.count, TRAIN_CONFIG.heldOut, TRAIN_CONFIG.seed);
   const rng = new Rng(o.seed);
-  const replayIndices = rng.shuffle([...mnistSplit.train]).slice(0, o.replay).sort((a, b) => a - b);
+  const replayIndices = rng
+    .shuffle([...mnistSplit.train])
+    .slice(0, o.replay)
+    .sort((a, b) => a - b);
   say('prepare', `preparing ${replayIndices.length} MNIST replay frames and ${mnistSplit.heldOut.length} calibration frames`);
   const replay = buildPreparedSet({
     images: mnist.images,
@@ -254,7 +296,14 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
     blankShare: 0.02,
     rng: new Rng(o.seed + 1),
   });
-  const calibration = buildPreparedSet({ images: mnist.images, labels: mnist.labels, indices: mnistSplit.heldOut, augmentShare: 0, blankShare: 0, rng: new Rng(1) });
+  const calibration = buildPreparedSet({
+    images: mnist.images,
+    labels: mnist.labels,
+    indices: mnistSplit.heldOut,
+    augmentShare: 0,
+    blankShare: 0,
+    rng: new Rng(1),
+  });
   const heldOutSet = setOf(split.heldOut);
   const trainSet = setOf(split.train);
 
@@ -267,7 +316,10 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
   const parentCalibration = accuracyOfLogits(logitsOf(net, calibration), calibration.labels);
   // The parent's answers on the replay frames, softened: the distillation targets.
   const teacher = softmaxRows(logitsOf(net, replay), 10, o.distillTemperature);
-  say('prepare', `parent ${parentCard.version} on the held-out frames: ${(parentHeldOut * 100).toFixed(2)}%`);
+  say(
+    'prepare',
+    `parent ${parentCard.version}: ${(parentHeldOut * 100).toFixed(2)}% on the held-out labelled frames, ${(parentCalibration * 100).toFixed(2)}% on the MNIST slice training held out`,
+  );
 
   const perEpoch = replay.count + trainSet.count * o.labelledRepeat;
   const stepsPerEpoch = Math.ceil(perEpoch / o.batchSize);
@@ -276,6 +328,7 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
   const trainStarted = Date.now();
   let step = 0;
   let heldOutAccuracy: number | null = null;
+  let mnistAccuracy: number | null = null;
   try {
     for (let epoch = 0; epoch < o.epochs; epoch++) {
       const epochStarted = Date.now();
@@ -299,7 +352,9 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
       for (let from = 0; from < perEpoch; from += o.batchSize) {
         const rows = order.slice(from, from + o.batchSize);
         const progress = Math.min(1, step / Math.max(1, totalSteps - 1));
-        optimizer.setLearningRate(o.finalLearningRate + 0.5 * (o.learningRate - o.finalLearningRate) * (1 + Math.cos(Math.PI * progress)));
+        optimizer.setLearningRate(
+          o.finalLearningRate + 0.5 * (o.learningRate - o.finalLearningRate) * (1 + Math.cos(Math.PI * progress)),
+        );
         const x = scaled(images, rows);
         const batchLabels = Int16Array.from(rows, (row) => labels[row]!);
         const y = tf.tensor2d(targetsOf(batchLabels, 0, rows.length), [rows.length, 10]);
@@ -332,19 +387,38 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
         lossCount += 1;
         tf.dispose([x, y, cost ?? []]);
         step += 1;
-        o.onProgress?.({ phase: 'train', epoch: epoch + 1, epochs: o.epochs, step, steps: totalSteps, loss: lossSum / lossCount, heldOutAccuracy, epochEnd: false });
+        o.onProgress?.({
+          phase: 'train',
+          epoch: epoch + 1,
+          epochs: o.epochs,
+          step,
+          steps: totalSteps,
+          loss: lossSum / lossCount,
+          heldOutAccuracy,
+          mnistAccuracy,
+          epochEnd: false,
+        });
       }
       heldOutAccuracy = accuracyOfLogits(logitsOf(net, heldOutSet), heldOutSet.labels);
-      const mnistSlice = accuracyOfLogits(logitsOf(net, calibration), calibration.labels);
+      mnistAccuracy = accuracyOfLogits(logitsOf(net, calibration), calibration.labels);
       history.push({
         epoch: epoch + 1,
         loss: round(lossSum / lossCount),
         held_out_accuracy: round(heldOutAccuracy),
-        mnist_held_out_accuracy: round(mnistSlice),
+        mnist_held_out_accuracy: round(mnistAccuracy),
         seconds: round((Date.now() - epochStarted) / 1000, 1),
       });
-      say('prepare', `epoch ${epoch + 1}: MNIST held-out slice ${(mnistSlice * 100).toFixed(2)}% (parent ${(parentCalibration * 100).toFixed(2)}%)`);
-      o.onProgress?.({ phase: 'train', epoch: epoch + 1, epochs: o.epochs, step, steps: totalSteps, loss: lossSum / lossCount, heldOutAccuracy, epochEnd: true });
+      o.onProgress?.({
+        phase: 'train',
+        epoch: epoch + 1,
+        epochs: o.epochs,
+        step,
+        steps: totalSteps,
+        loss: lossSum / lossCount,
+        heldOutAccuracy,
+        mnistAccuracy,
+        epochEnd: true,
+      });
     }
   } finally {
     optimizer.dispose();
@@ -357,7 +431,10 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
   net.dispose();
   const temperature = fitTemperature(calibrationLogits, Array.from(calibration.labels));
   const calibrated = evaluate(softmaxRows(calibrationLogits, 10, temperature), Array.from(calibration.labels), o.threshold);
-  say('evaluate', `temperature ${temperature.toFixed(4)} (parent ${parent.temperature.toFixed(4)}), ECE on the calibration slice ${(calibrated.ece * 100).toFixed(2)}%`);
+  say(
+    'evaluate',
+    `temperature ${temperature.toFixed(4)} (parent ${parent.temperature.toFixed(4)}), ECE on the calibration slice ${(calibrated.ece * 100).toFixed(2)}%`,
+  );
 
   // --- export under a temporary name, then measure the file as the edge loads it ---
   const bytes = exportOnnx(DIGIT_NETWORK, weights, { temperature, version });
@@ -395,15 +472,29 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
         backend: 'tfjs 4.22 wasm (single thread, SIMD)',
         load_average_at_start: load.map((v) => round(v, 2)),
       },
-      calibration: { method: 'temperature scaling', temperature: round(temperature), parent_temperature: round(parent.temperature), frames: calibration.count, ece: round(calibrated.ece) },
+      calibration: {
+        method: 'temperature scaling',
+        temperature: round(temperature),
+        parent_temperature: round(parent.temperature),
+        frames: calibration.count,
+        ece: round(calibrated.ece),
+      },
     };
     writeModelFiles(partial, bytes, version, details);
     const candidate = await loadDigitModel(partial);
-    say('evaluate', `scoring the MNIST test set (${Math.min(o.mnistTestLimit, 10_000)} frames through preparePng) with the candidate and the parent`);
+    say(
+      'evaluate',
+      `scoring the MNIST test set (${Math.min(o.mnistTestLimit, 10_000)} frames through preparePng) with the candidate and the parent`,
+    );
     const figures = await measure(candidate, parentModel, heldOutSet, o);
     const candidateCard = readCard(partial);
     const gates = checkGates({
-      mnist: { accuracy: figures.mnist.accuracy, ece: figures.mnist.ece, parentAccuracy: figures.parentMnist.accuracy, frames: figures.mnist.frames },
+      mnist: {
+        accuracy: figures.mnist.accuracy,
+        ece: figures.mnist.ece,
+        parentAccuracy: figures.parentMnist.accuracy,
+        frames: figures.mnist.frames,
+      },
       heldOut: { accuracy: figures.heldOutAccuracy, parentAccuracy: figures.parentHeldOutAccuracy, count: heldOutSet.count },
       blankMaxProbability: figures.blankMax,
       bytes: bytes.length,
@@ -419,9 +510,14 @@ export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
           parent_accuracy: round(figures.parentMnist.accuracy),
           parent_ece: round(figures.parentMnist.ece),
           frames: figures.mnist.frames,
-          description: 'MNIST test set, each image rendered as the original camera frame and sent through preparePng, scored by the exported file with onnxruntime-node',
+          description:
+            'MNIST test set, each image rendered as the original camera frame and sent through preparePng, scored by the exported file with onnxruntime-node',
         },
-        held_out: { accuracy: round(figures.heldOutAccuracy), parent_accuracy: round(figures.parentHeldOutAccuracy), count: heldOutSet.count },
+        held_out: {
+          accuracy: round(figures.heldOutAccuracy),
+          parent_accuracy: round(figures.parentHeldOutAccuracy),
+          count: heldOutSet.count,
+        },
         blank: { max_probability: round(figures.blankMax), frames: figures.blankCount },
         bytes: bytes.length,
       },
@@ -449,7 +545,8 @@ async function measure(candidate: DigitModel, parent: DigitModel, heldOut: Prepa
   };
   // Blank paper: an all-zero input, and frames of the camera-frame generator's evaluation blank seed.
   const blanks: Uint8Array[] = [new Uint8Array(PIXELS)];
-  for (let i = 0; i < o.blankFrames; i++) blanks.push((await preparePng(cameraFrameAt(i, { seed: 2, blankShare: 1 }).png)).pixels);
+  for (let i = 0; i < o.blankFrames; i++)
+    blanks.push((await preparePng(cameraFrameAt(i, { seed: 2, blankShare: 1 }).png)).pixels);
   const blankMax = Math.max(...(await scorePrepared(candidate, blanks)).map((row) => argmax(row).value));
   return {
     mnist,

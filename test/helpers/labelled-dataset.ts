@@ -14,7 +14,12 @@ export interface DatasetEntry {
 }
 
 /** MNIST images `from`..`from+count-1` of `set` as labelled frames; `relabel` changes the label written. */
-export function mnistEntries(set: MnistSet, from: number, count: number, relabel: (label: number) => number = (l) => l): DatasetEntry[] {
+export function mnistEntries(
+  set: MnistSet,
+  from: number,
+  count: number,
+  relabel: (label: number) => number = (l) => l,
+): DatasetEntry[] {
   const mnist = loadMnist(set);
   return Array.from({ length: count }, (_, k) => ({
     frameId: `shardId-000000000000-${set}-${from + k}`,
@@ -29,7 +34,16 @@ export function writeDataset(dir: string, entries: readonly DatasetEntry[]): str
     const fileName = `${e.label}/${e.frameId}.png`;
     mkdirSync(join(dir, String(e.label)), { recursive: true });
     writeFileSync(join(dir, fileName), e.png);
-    return JSON.stringify({ file_name: fileName, label: e.label, camera: 'Test-cam', frame_id: e.frameId, model_version: '1.0.0', predicted: e.label, probabilities: null, labelled_at: '2026-12-06T00:00:00.000Z' });
+    return JSON.stringify({
+      file_name: fileName,
+      label: e.label,
+      camera: 'Test-cam',
+      frame_id: e.frameId,
+      model_version: '1.0.0',
+      predicted: e.label,
+      probabilities: null,
+      labelled_at: '2026-12-06T00:00:00.000Z',
+    });
   });
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'metadata.jsonl'), `${lines.join('\n')}\n`);

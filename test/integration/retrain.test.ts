@@ -14,7 +14,13 @@ import { mnistEntries, writeDataset } from '../helpers/labelled-dataset';
 // Bounds, not timings: each fine-tune takes ~10 s of CPU, longer on a loaded machine.
 jest.setTimeout(180_000);
 
-const SMALL: Omit<RetrainOptions, 'datasetDir'> = { epochs: 1, replay: 256, labelledRepeat: 1, mnistTestLimit: 600, blankFrames: 4 };
+const SMALL: Omit<RetrainOptions, 'datasetDir'> = {
+  epochs: 1,
+  replay: 256,
+  labelledRepeat: 1,
+  mnistTestLimit: 600,
+  blankFrames: 4,
+};
 
 describe('retrain', () => {
   let root: string;
@@ -36,27 +42,73 @@ describe('retrain', () => {
     expect(readdirSync(out)).toEqual(['1.1.0']); // no partial folder left behind
     const model = await loadDigitModel(result.dir);
     expect(model.version).toBe('1.1.0');
+    // biome-ignore lint/suspicious/noExplicitAny: the card is checked field by field below
     const card = result.card as Record<string, any>;
     expect(card.parent).toEqual(expect.objectContaining({ version: '1.0.0', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) }));
-    expect(card.dataset).toEqual(expect.objectContaining({ version: expect.stringMatching(/^sha256:/), dir: datasetDir, labelled: 120, train: expect.any(Number), held_out: expect.any(Number) }));
+    expect(card.dataset).toEqual(
+      expect.objectContaining({
+        version: expect.stringMatching(/^sha256:/),
+        dir: datasetDir,
+        labelled: 120,
+        train: expect.any(Number),
+        held_out: expect.any(Number),
+      }),
+    );
     expect(card.dataset.train + card.dataset.held_out).toBe(120);
     expect(Object.values(card.dataset.per_class as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(120);
-    expect(card.training).toEqual(expect.objectContaining({ epochs: 1, batch_size: 128, learning_rate: expect.any(Number), replay: expect.objectContaining({ source: 'mnist-train', count: 256 }), seconds: expect.any(Number), seed: expect.any(Number) }));
-    expect(card.evaluation.mnist).toEqual(expect.objectContaining({ accuracy: expect.any(Number), ece: expect.any(Number), parent_accuracy: expect.any(Number) }));
-    expect(card.evaluation.held_out).toEqual(expect.objectContaining({ accuracy: expect.any(Number), parent_accuracy: expect.any(Number), count: card.dataset.held_out }));
+    expect(card.training).toEqual(
+      expect.objectContaining({
+        epochs: 1,
+        batch_size: 128,
+        learning_rate: expect.any(Number),
+        replay: expect.objectContaining({ source: 'mnist-train', count: 256 }),
+        seconds: expect.any(Number),
+        seed: expect.any(Number),
+      }),
+    );
+    expect(card.evaluation.mnist).toEqual(
+      expect.objectContaining({ accuracy: expect.any(Number), ece: expect.any(Number), parent_accuracy: expect.any(Number) }),
+    );
+    expect(card.evaluation.held_out).toEqual(
+      expect.objectContaining({
+        accuracy: expect.any(Number),
+        parent_accuracy: expect.any(Number),
+        count: card.dataset.held_out,
+      }),
+    );
     expect(card.evaluation.blank.max_probability).toBeLessThan(0.7);
     expect(card.evaluation.bytes).toBe(card.bytes);
-    expect(card.gates.checks.map((c: { name: string }) => c.name)).toEqual(['mnist_accuracy', 'mnist_not_worse', 'held_out_better', 'calibration', 'blank_never_certain', 'size', 'signature']);
+    expect(card.gates.checks.map((c: { name: string }) => c.name)).toEqual([
+      'mnist_accuracy',
+      'mnist_not_worse',
+      'held_out_better',
+      'calibration',
+      'blank_never_certain',
+      'size',
+      'signature',
+    ]);
     expect(typeof card.gates.passed).toBe('boolean');
     const train = progress.filter((p): p is Extract<RetrainProgress, { phase: 'train' }> => p.phase === 'train');
-    expect(train.at(-1)).toEqual(expect.objectContaining({ epoch: 1, epochs: 1, epochEnd: true, heldOutAccuracy: expect.any(Number) }));
+    expect(train.at(-1)).toEqual(
+      expect.objectContaining({ epoch: 1, epochs: 1, epochEnd: true, heldOutAccuracy: expect.any(Number) }),
+    );
     expect(train.at(-1)!.step).toBe(train.at(-1)!.steps);
   });
 
   it('refuses a candidate trained to be worse, naming the MNIST gates', async () => {
     // Labels shifted by one and a large learning rate, no replay: it learns the wrong digits.
-    const datasetDir = writeDataset(join(root, 'ds-wrong'), mnistEntries('train', 200, 200, (label) => (label + 1) % 10));
-    const result = await retrain({ ...SMALL, datasetDir, out: join(root, 'worse'), replay: 0, labelledRepeat: 3, learningRate: 3e-3 });
+    const datasetDir = writeDataset(
+      join(root, 'ds-wrong'),
+      mnistEntries('train', 200, 200, (label) => (label + 1) % 10),
+    );
+    const result = await retrain({
+      ...SMALL,
+      datasetDir,
+      out: join(root, 'worse'),
+      replay: 0,
+      labelledRepeat: 3,
+      learningRate: 3e-3,
+    });
     const failing = result.gates.checks.filter((c) => !c.passed).map((c) => c.name);
     expect(result.gates.passed).toBe(false);
     expect(failing).toEqual(expect.arrayContaining(['mnist_accuracy', 'mnist_not_worse']));

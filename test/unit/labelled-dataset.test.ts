@@ -5,7 +5,10 @@ import { DatasetError, isHeldOut, readLabelledDataset, splitByFrameId } from '..
 import { mnistEntries, writeDataset } from '../helpers/labelled-dataset';
 
 describe('the held-out split of labelled frames', () => {
-  const ids = Array.from({ length: 2000 }, (_, k) => `shardId-000000000000-4965958045326204083818351922745271185347423351638931${String(k).padStart(4, '0')}`);
+  const ids = Array.from(
+    { length: 2000 },
+    (_, k) => `shardId-000000000000-4965958045326204083818351922745271185347423351638931${String(k).padStart(4, '0')}`,
+  );
 
   it('places each frame_id the same way on every call', () => {
     // Prepare
@@ -137,7 +140,10 @@ describe('reading a labelled dataset folder', () => {
       'an image nobody listed',
       (dir: string) => {
         mkdirSync(join(dir, '3'), { recursive: true });
-        writeFileSync(join(dir, '3', 'stray.png'), readFileSync(join(dir, JSON.parse(readFileSync(metadata(dir), 'utf8').split('\n')[0]!).file_name as string)));
+        writeFileSync(
+          join(dir, '3', 'stray.png'),
+          readFileSync(join(dir, JSON.parse(readFileSync(metadata(dir), 'utf8').split('\n')[0]!).file_name as string)),
+        );
         return dir;
       },
       /1 image\(s\) in .*3 are not in metadata\.jsonl \(first: stray\.png\)/,

@@ -10,7 +10,8 @@ describe('reading a model back out of its ONNX file', () => {
   it('returns exactly the weights, temperature and version that were exported', () => {
     // Prepare
     const weights = initialWeights(DIGIT_NETWORK, new Rng(5));
-    for (const [name, w] of weights) if (name.endsWith('.bias')) w.values.forEach((_, k) => (w.values[k] = k * 0.01 - 0.3));
+    for (const [name, w] of weights)
+      if (name.endsWith('.bias')) for (let k = 0; k < w.values.length; k++) w.values[k] = k * 0.01 - 0.3;
     const bytes = exportOnnx(DIGIT_NETWORK, weights, { temperature: 1.37, version: '9.8.7' });
     // Act
     const imported = importOnnx(bytes, DIGIT_NETWORK);
@@ -40,7 +41,11 @@ describe('reading a model back out of its ONNX file', () => {
 
   it('refuses bytes that are not such a model', () => {
     expect(() => importOnnx(Buffer.from('not a model at all'), DIGIT_NETWORK)).toThrow(/not an ONNX model|no initializer/);
-    const other = exportOnnx({ inputSize: 28, layers: [{ kind: 'flatten' }, { kind: 'dense', units: 10, relu: false }] }, initialWeights({ inputSize: 28, layers: [{ kind: 'flatten' }, { kind: 'dense', units: 10, relu: false }] }, new Rng(1)), { temperature: 1, version: '1' });
+    const other = exportOnnx(
+      { inputSize: 28, layers: [{ kind: 'flatten' }, { kind: 'dense', units: 10, relu: false }] },
+      initialWeights({ inputSize: 28, layers: [{ kind: 'flatten' }, { kind: 'dense', units: 10, relu: false }] }, new Rng(1)),
+      { temperature: 1, version: '1' },
+    );
     expect(() => importOnnx(other, DIGIT_NETWORK)).toThrow(/initializer l0_W/);
   });
 });
