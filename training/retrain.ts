@@ -275,6 +275,7 @@ async function retrainOnce(options: RetrainOptions): Promise<RetrainResult> {
   }
   const out = resolve(o.out);
   const version = o.version ?? nextCandidateVersion(parentCard.version, out);
+  if (!/^\d+\.\d+\.\d+$/.test(version)) throw new RetrainError(`version ${JSON.stringify(version)} is not major.minor.patch`);
   if (existsSync(join(out, version)))
     throw new RetrainError(`${join(out, version)} exists already: candidates are never overwritten`);
 

@@ -133,6 +133,8 @@ describe('retrain', () => {
     const one = writeDataset(join(root, 'ds-one'), mnistEntries('train', 900, 1));
     await expect(retrain({ ...SMALL, datasetDir: one, out })).rejects.toThrow(RetrainError);
     await expect(retrain({ ...SMALL, datasetDir: one, out })).rejects.toThrow(/held-out split|label more frames/);
+    const good = writeDataset(join(root, 'ds-version'), mnistEntries('train', 1000, 30));
+    await expect(retrain({ ...SMALL, datasetDir: good, out, version: '../outside' })).rejects.toThrow(/not major\.minor\.patch/);
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
   });
 });
