@@ -12,7 +12,8 @@
  *   6. promote the candidate (training/model-registry.ts), wait for the running edge to
  *      score with it, publish the test part again and measure its accuracy (after).
  *
- *   npm run loop -- [--pool 1500] [--test 600] [--labels 500] [--epochs 5] [--work DIR]
+ *   npm run loop -- [--pool 1500] [--test 600] [--labels 500] [--epochs 4] [--work DIR]
+ *   npm run loop -- --measure-only [--test 600]   only step 2: the camera through the pipeline as it is
  *
  * Prints the camera's accuracy before and after, MNIST before and after (the candidate's
  * card), the labels used and the wall time of each step; writes the same as loop.json in
@@ -38,12 +39,19 @@ interface LoopOptions {
   labels: number;
   epochs: number | undefined;
   work: string;
+  /** Only score the test part through the served pipeline with the current model (needs no home). */
+  measureOnly: boolean;
 }
 
 function parseLoopArgs(argv: readonly string[]): LoopOptions {
-  const options: LoopOptions = { pool: 1500, test: 600, labels: 500, epochs: undefined, work: '' };
+  const options: LoopOptions = { pool: 1500, test: 600, labels: 500, epochs: undefined, work: '', measureOnly: false };
   for (let k = 0; k < argv.length; k += 2) {
     const flag = argv[k]!;
+    if (flag === '--measure-only') {
+      options.measureOnly = true;
+      k -= 1;
+      continue;
+    }
     const value = argv[k + 1];
     if (value === undefined) throw new Error(`${flag} needs a value`);
     if (flag === '--work') options.work = value;
@@ -234,7 +242,7 @@ async function modelRegistry(): Promise<{ promote: (version: string, root?: stri
 async function main(): Promise<void> {
   const o = parseLoopArgs(process.argv.slice(2));
   const missing = ['home/cli.ts', 'home/dataset.ts', 'training/model-registry.ts'].filter((file) => !existsSync(resolve(file)));
-  if (missing.length > 0) {
+  if (missing.length > 0 && !o.measureOnly) {
     throw new Error(`the loop needs the home application and the model registry, and this build lacks ${missing.join(', ')}`);
   }
   const work = resolve(o.work || mkdtempSync(join(tmpdir(), 'loop-')));
@@ -252,11 +260,11 @@ async function main(): Promise<void> {
   const children: Child[] = [];
   try {
     const { pool, test } = await timed('generate the new camera frames', async () => ({
-      pool: await newCameraFrames('pool', o.pool),
+      pool: o.measureOnly ? [] : await newCameraFrames('pool', o.pool),
       test: await newCameraFrames('test', o.test),
     }));
 
-    const { edge, home, endpoint } = await timed('start the served pipeline and the home', async () => {
+    const endpoint = await timed('start the served pipeline', async () => {
       const edge = new Child('the served pipeline', tsx, [
         'local/cli.ts',
         '--serve',
@@ -269,8 +277,19 @@ async function main(): Promise<void> {
         '--quiet',
       ]);
       children.push(edge);
-      const endpoint = (await edge.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
-      const home = new Child('the home', tsx, [
+      return (await edge.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
+    });
+    const writer = new KinesisStreamWriter(createKinesisClient({ endpoint }));
+    const runId = Date.now().toString(36);
+
+    const before = await timed('score the test part (before)', () =>
+      measureCamera(writer, join(work, 'edge'), `Newcam-before-${runId}`, test, null),
+    );
+    log(`new camera before: ${(before.accuracy * 100).toFixed(2)}% of ${before.frames} (${JSON.stringify(before.versions)})`);
+    if (o.measureOnly) return;
+
+    const home = await timed('start the home', async () => {
+      const child = new Child('the home', tsx, [
         'home/cli.ts',
         '--endpoint',
         endpoint,
@@ -279,18 +298,9 @@ async function main(): Promise<void> {
         '--port',
         '0',
       ]);
-      children.push(home);
-      const homeUrl = (await home.match(/(http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
-      return { edge, home: new HomeApi(homeUrl), endpoint };
+      children.push(child);
+      return new HomeApi((await child.match(/(http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!);
     });
-    void edge;
-    const writer = new KinesisStreamWriter(createKinesisClient({ endpoint }));
-    const runId = Date.now().toString(36);
-
-    const before = await timed('score the test part (before)', () =>
-      measureCamera(writer, join(work, 'edge'), `Newcam-before-${runId}`, test, null),
-    );
-    log(`new camera before: ${(before.accuracy * 100).toFixed(2)}% of ${before.frames} (${JSON.stringify(before.versions)})`);
 
     const poolCamera = `Test-newcam-${runId}`;
     const labelsByTime = await timed('publish the pool (every frame home)', async () => {
