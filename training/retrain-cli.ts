@@ -14,7 +14,8 @@ import { formatGateTable } from './gates';
 import { retrain, RETRAIN_DEFAULTS, type RetrainOptions, type RetrainProgress } from './retrain';
 
 const USAGE = `usage: npm run retrain -- [--dataset DIR | --home-data DIR] [--epochs N] [--out DIR] [--parent DIR]
-  [--replay N] [--learning-rate X] [--labelled-repeat N] [--seed N] [--mnist-test-limit N] [--version V]`;
+  [--replay N] [--learning-rate X] [--labelled-repeat N] [--distill-weight X] [--batch-size N] [--seed N]
+  [--mnist-test-limit N] [--version V]`;
 
 interface CliOptions extends Omit<RetrainOptions, 'datasetDir'> {
   datasetDir?: string;
