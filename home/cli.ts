@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { EventSourceMappingRunner } from '../local/runner';
 import { DEFAULT_DATA_DIR } from './dataset';
+import { modelsRootFrom } from './models';
 import { addHomeReaders } from './reader';
 import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, startHomeServer } from './serve';
 import { HomeStore } from './store';
@@ -61,6 +62,13 @@ export const HOME_OPTIONS: Option[] = [
     help: 'address to listen on (not loopback: needs --token)',
   },
   { flag: 'token', value: 'T', env: 'HOME_TOKEN', default: 'none', help: 'every request must carry this token' },
+  {
+    flag: 'models',
+    value: 'DIR',
+    env: 'MODEL_ROOT',
+    default: 'models/',
+    help: "models folder the page's model buttons change",
+  },
 ];
 
 function helpText(): string {
@@ -103,6 +111,7 @@ function parseOptions(argv: string[]) {
     port,
     host: raw('host') ?? DEFAULT_HOME_HOST,
     token: raw('token'),
+    models: modelsRootFrom({ MODEL_ROOT: raw('models') }),
   };
 }
 
@@ -136,6 +145,7 @@ async function main(): Promise<number> {
       host: options.host,
       port: options.port,
       ...(options.token ? { token: options.token } : {}),
+      modelsRoot: options.models,
       source: { endpoint: options.endpoint, prefix: options.prefix },
     });
   } catch (error: unknown) {

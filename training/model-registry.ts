@@ -382,3 +382,9 @@ export function shadowModelDir(root: string = DEFAULT_MODELS_ROOT): string | nul
 export function readRegistry(root: string = DEFAULT_MODELS_ROOT): Registry {
   return registryOf(root);
 }
+
+/** The version a rollback would return to, or null when the current one is the first that served. */
+export function rollbackTarget(root: string = DEFAULT_MODELS_ROOT): string | null {
+  const registry = registryOf(root);
+  return currentStack(root, registry).at(-2) ?? null;
+}
