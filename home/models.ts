@@ -17,7 +17,7 @@ import type { ShadowSummary } from '../functions/lib/metrics/document';
 import {
   DEFAULT_MODELS_ROOT,
   listModels,
-  ModelRegistryError,
+  type ModelRegistryError,
   type ModelState,
   promote,
   readRegistry,
@@ -72,7 +72,10 @@ const cardSummarySchema = z.looseObject({
   evaluation: z
     .looseObject({
       // A retrained candidate's card.
-      mnist: z.looseObject({ accuracy: figure, ece: figure, parent_accuracy: figure, frames: figure }).optional().catch(undefined),
+      mnist: z
+        .looseObject({ accuracy: figure, ece: figure, parent_accuracy: figure, frames: figure })
+        .optional()
+        .catch(undefined),
       held_out: z.looseObject({ accuracy: figure, parent_accuracy: figure, count: figure }).optional().catch(undefined),
       blank: z.looseObject({ max_probability: figure }).optional().catch(undefined),
       // The shipped model's card (npm run train).
@@ -106,7 +109,13 @@ export interface ModelView {
   bytes: number | null;
   sha256: string | null;
   parent: { version: string; sha256: string | null } | null;
-  dataset: { version: string | null; labelled: number | null; train: number | null; held_out: number | null; per_class: Record<string, number> | null } | null;
+  dataset: {
+    version: string | null;
+    labelled: number | null;
+    train: number | null;
+    held_out: number | null;
+    per_class: Record<string, number> | null;
+  } | null;
   training: { epochs: number | null; seconds: number | null } | null;
   evaluation: {
     mnist_accuracy: number | null;
@@ -435,7 +444,8 @@ export class ModelControls {
   /** Validates a version named in a URL before it reaches the registry. */
   private version(text: string): string {
     const parsed = versionSchema.safeParse(text);
-    if (!parsed.success) throw new HomeRequestError(400, `${JSON.stringify(text.slice(0, 80))} is not a model version (like 1.2.0)`);
+    if (!parsed.success)
+      throw new HomeRequestError(400, `${JSON.stringify(text.slice(0, 80))} is not a model version (like 1.2.0)`);
     return parsed.data;
   }
 
@@ -470,7 +480,10 @@ export class ModelControls {
    */
   startRetrain(request: RetrainRequest = {}): RetrainJobStatus {
     if (this.job?.state === 'running')
-      throw new HomeRequestError(409, `a retrain is already running (job ${this.job.id}, started ${this.job.started_at}): wait for it to finish`);
+      throw new HomeRequestError(
+        409,
+        `a retrain is already running (job ${this.job.id}, started ${this.job.started_at}): wait for it to finish`,
+      );
     const summary = this.store.dataset();
     const digits = summary.labelled - summary.not_a_digit;
     if (digits === 0)
@@ -573,7 +586,9 @@ export class ModelControls {
           finish('failed', { phase: 'failed', error: `${message.name}: ${message.message}`, message: null });
         }
       });
-      child.on('error', (error) => finish('failed', { phase: 'failed', error: `the retrain process failed: ${error.message}`, message: null }));
+      child.on('error', (error) =>
+        finish('failed', { phase: 'failed', error: `the retrain process failed: ${error.message}`, message: null }),
+      );
       child.on('exit', (code, signal) => {
         const tail = stderr.trim().split('\n').slice(-3).join(' | ');
         finish('failed', {

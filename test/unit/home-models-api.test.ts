@@ -186,7 +186,14 @@ describe('home model API', () => {
         const frameId = frames[i - from]?.frame_id ?? `elsewhere-${i}`;
         const result = i % 10;
         const candidate = i % 4 === 0 ? 3 : result;
-        acc.add(makePrediction({ frame_id: frameId, result_class: result, model_version: '1.0.0', timestamp: new Date(startMs + i).toISOString() }));
+        acc.add(
+          makePrediction({
+            frame_id: frameId,
+            result_class: result,
+            model_version: '1.0.0',
+            timestamp: new Date(startMs + i).toISOString(),
+          }),
+        );
         acc.addShadow({
           frame_id: frameId,
           camera: 'Test-edge1',
@@ -239,6 +246,10 @@ describe('home model API', () => {
       [frames[0]!.frame_id, 0, 3],
     ]);
     const first = pair.disagreements.find((d: Body) => d.frame_id === frames[0]!.frame_id);
-    expect(first.frame).toMatchObject({ frame_id: frames[0]!.frame_id, label: 0, prepared_url: expect.stringContaining('/prepared.png') });
+    expect(first.frame).toMatchObject({
+      frame_id: frames[0]!.frame_id,
+      label: 0,
+      prepared_url: expect.stringContaining('/prepared.png'),
+    });
   });
 });
