@@ -179,8 +179,9 @@ export function listModels(root: string = DEFAULT_MODELS_ROOT): ModelEntry[] {
     });
   const candidates = join(root, CANDIDATES_DIR);
   if (existsSync(candidates)) {
+    // Dot folders are not versions: retrain writes a candidate under `.<version>.partial-<pid>` first.
     for (const name of readdirSync(candidates, { withFileTypes: true })
-      .filter((d) => d.isDirectory())
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
       .map((d) => d.name)
       .sort(compareVersions)) {
       const dir = join(candidates, name);

@@ -3,7 +3,7 @@
  * states and gate figures, promote / shadow / rollback and each refusal with the registry's
  * sentence, and the shadow comparison built from the metrics windows the home holds.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
@@ -39,6 +39,8 @@ describe('home model API', () => {
 
   beforeAll(() => {
     root = modelsRoot('1.0.0');
+    // A retrain writing its candidate: not a version until it is renamed into place.
+    mkdirSync(join(root, 'candidates', '.1.4.0.partial-123'), { recursive: true });
     addCandidate(root, '1.1.0', { bias: { 3: 4 } });
     addCandidate(root, '1.2.0', { passed: false });
     addCandidate(root, '1.3.0');
