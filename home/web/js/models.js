@@ -49,8 +49,8 @@ function GateChecks({ gates }) {
       ) => html`<li key=${check.name} class=${check.passed ? 'pass' : 'fail'} data-testid="gate" data-gate=${check.name} data-passed=${String(check.passed)} title=${check.detail ?? ''}>
         <span class="gate-mark" aria-hidden="true">${check.passed ? '✓' : '✗'}</span>
         <span class="gate-name">${check.name.replaceAll('_', ' ')}</span>
-        <span class="gate-value mono">${gateValue(check.name, check.value)}</span>
-        <span class="gate-limit muted mono">${check.limit === null ? '' : String(check.limit)}</span>
+        <span class="gate-value mono" title=${String(check.value ?? '')}>${gateValue(check.name, check.value)}</span>
+        <span class="gate-limit muted mono" title=${check.limit === null ? '' : String(check.limit)}>${check.limit === null ? '' : String(check.limit)}</span>
       </li>`,
     )}
   </ul>`;
@@ -104,7 +104,7 @@ function ModelRow({ model, overview, busy, ask }) {
           ? html`<div class="muted" title=${model.dataset.version ?? ''}>${count(model.dataset.labelled)} labelled · ${count(model.dataset.train)} trained on · ${count(model.dataset.held_out)} held out</div>`
           : null
       }
-      ${model.training?.seconds ? html`<div class="muted">${model.training.epochs} epochs · ${Math.round(model.training.seconds)} s</div>` : null}
+      ${model.training?.seconds ? html`<div class="muted">${model.training.epochs} epoch${model.training.epochs === 1 ? '' : 's'} · ${Math.round(model.training.seconds)} s</div>` : null}
     </td>
     <td><${Figures} model=${model} /></td>
     <td><${GateChecks} gates=${model.gates} /></td>
