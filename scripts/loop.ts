@@ -2,8 +2,8 @@
  * `npm run loop`: the whole model loop, end to end, on a camera the model reads badly
  * (scripts/new-camera-set.ts), through real processes:
  *
- *   1. start the served pipeline (`npm start -- --serve`, free port) and the home
- *      application reading its streams (`npm run home`, free port);
+ *   1. start the served pipeline (`npm start -- --serve`, free ports) with its home, on a
+ *      models folder of its own (a copy of the shipped model, MODEL_ROOT);
  *   2. publish the camera's test part and measure its accuracy (before);
  *   3. publish the pool as a `Test*` camera, so every frame comes home;
  *   4. play the person: label up to --labels frames through the home API (POST /api/labels),
@@ -17,18 +17,19 @@
  *
  * Prints the camera's accuracy before and after, MNIST before and after (the candidate's
  * card), the labels used and the wall time of each step; writes the same as loop.json in
- * the work folder. The promoted version stays current: `npm run promote -- --rollback`
- * returns to the parent.
+ * the work folder (which keeps the models folder, the home data and the edge's outputs).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { STREAMS } from '../functions/lib/contracts';
 import { frameRecord } from '../functions/lib/camera-source/publish';
 import { createKinesisClient } from '../functions/lib/kinesis';
+import { MODEL_CARD_FILE, MODEL_FILE } from '../functions/lib/model';
 import { KinesisStreamWriter } from '../functions/lib/stream-writer';
 import { formatGateTable } from '../training/gates';
+import { DEFAULT_MODELS_ROOT, promote } from '../training/model-registry';
 import { retrain } from '../training/retrain';
 import { progressLine } from '../training/retrain-cli';
 import { newCameraFrames, type NewCameraFrame } from './new-camera-set';
@@ -227,24 +228,8 @@ async function measureCamera(
   return { accuracy: right / scored.size, frames: scored.size, versions };
 }
 
-/** training/model-registry.ts, loaded when promotion is due, with a clear message when this build has none. */
-async function modelRegistry(): Promise<{ promote: (version: string, root?: string) => unknown }> {
-  const path = '../training/model-registry';
-  try {
-    return (await import(path)) as { promote: (version: string, root?: string) => unknown };
-  } catch (error: unknown) {
-    throw new Error(
-      `cannot promote: training/model-registry.ts is not loadable in this build (${error instanceof Error ? error.message : String(error)})`,
-    );
-  }
-}
-
 async function main(): Promise<void> {
   const o = parseLoopArgs(process.argv.slice(2));
-  const missing = ['home/cli.ts', 'home/dataset.ts', 'training/model-registry.ts'].filter((file) => !existsSync(resolve(file)));
-  if (missing.length > 0 && !o.measureOnly) {
-    throw new Error(`the loop needs the home application and the model registry, and this build lacks ${missing.join(', ')}`);
-  }
   const work = resolve(o.work || mkdtempSync(join(tmpdir(), 'loop-')));
   mkdirSync(work, { recursive: true });
   const steps: Record<string, number> = {};
@@ -257,6 +242,11 @@ async function main(): Promise<void> {
     return value;
   };
   const tsx = resolve('node_modules/.bin/tsx');
+  // A models folder of the loop's own, holding the shipped model: the registry, candidates and
+  // promotion stay out of the checkout's models/.
+  const root = join(work, 'models');
+  mkdirSync(root, { recursive: true });
+  for (const file of [MODEL_FILE, MODEL_CARD_FILE]) copyFileSync(join(DEFAULT_MODELS_ROOT, file), join(root, file));
   const children: Child[] = [];
   try {
     const { pool, test } = await timed('generate the new camera frames', async () => ({
@@ -264,20 +254,29 @@ async function main(): Promise<void> {
       test: await newCameraFrames('test', o.test),
     }));
 
-    const endpoint = await timed('start the served pipeline', async () => {
-      const edge = new Child('the served pipeline', tsx, [
-        'local/cli.ts',
-        '--serve',
-        '--port',
-        '0',
-        '--out',
-        join(work, 'edge'),
-        '--retain-consumed',
-        'all',
-        '--quiet',
-      ]);
+    const { endpoint, home } = await timed('start the served pipeline and its home', async () => {
+      const edge = new Child(
+        'the served pipeline',
+        tsx,
+        [
+          'local/cli.ts',
+          '--serve',
+          '--port',
+          '0',
+          '--home-port',
+          '0',
+          '--data',
+          join(work, 'home-data'),
+          '--out',
+          join(work, 'edge'),
+          '--quiet',
+        ],
+        { MODEL_ROOT: root },
+      );
       children.push(edge);
-      return (await edge.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
+      const homeUrl = (await edge.match(/home on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
+      const endpoint = (await edge.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
+      return { endpoint, home: new HomeApi(homeUrl) };
     });
     const writer = new KinesisStreamWriter(createKinesisClient({ endpoint }));
     const runId = Date.now().toString(36);
@@ -287,20 +286,6 @@ async function main(): Promise<void> {
     );
     log(`new camera before: ${(before.accuracy * 100).toFixed(2)}% of ${before.frames} (${JSON.stringify(before.versions)})`);
     if (o.measureOnly) return;
-
-    const home = await timed('start the home', async () => {
-      const child = new Child('the home', tsx, [
-        'home/cli.ts',
-        '--endpoint',
-        endpoint,
-        '--data',
-        join(work, 'home-data'),
-        '--port',
-        '0',
-      ]);
-      children.push(child);
-      return new HomeApi((await child.match(/(http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!);
-    });
 
     const poolCamera = `Test-newcam-${runId}`;
     const labelsByTime = await timed('publish the pool (every frame home)', async () => {
@@ -341,13 +326,14 @@ async function main(): Promise<void> {
     log(`labels used: ${labelled}`);
 
     const exported = await timed('export the dataset', () =>
-      home.call<{ dir: string; version: string; counts: unknown }>('POST', '/api/dataset/export', { dir: join(work, 'dataset') }),
+      home.call<{ dir: string; version: string; counts: unknown }>('POST', '/api/dataset/export', { dir: `loop-${runId}` }),
     );
     log(`dataset ${exported.version} in ${exported.dir}`);
 
     const candidate = await timed('retrain', () =>
       retrain({
         datasetDir: exported.dir,
+        root,
         epochs: o.epochs,
         onProgress: (p) => {
           if (p.phase === 'train') {
@@ -360,8 +346,7 @@ async function main(): Promise<void> {
     if (!candidate.gates.passed) throw new Error(`candidate ${candidate.version} failed its gates: not promoted`);
 
     await timed('promote and wait for the edge to switch', async () => {
-      const registry = await modelRegistry();
-      registry.promote(candidate.version);
+      await promote(candidate.version, root);
       // A few probe frames until one is scored by the new version: the edge swaps between batches.
       const probe = `Newcam-probe-${runId}`;
       await waitFor(
