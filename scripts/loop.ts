@@ -23,7 +23,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { STREAMS } from '../functions/lib/contracts';
+import { type Prediction, predictionSchema, STREAMS } from '../functions/lib/contracts';
 import { frameRecord } from '../functions/lib/camera-source/publish';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { MODEL_CARD_FILE, MODEL_FILE } from '../functions/lib/model';
@@ -33,6 +33,9 @@ import { DEFAULT_MODELS_ROOT, promote } from '../training/model-registry';
 import { retrain } from '../training/retrain';
 import { progressLine } from '../training/retrain-cli';
 import { newCameraFrames, type NewCameraFrame } from './new-camera-set';
+
+/** The edge's default confidence threshold: a wrong answer over it stays at the edge unseen. */
+const CONFIDENCE = 0.7;
 
 interface LoopOptions {
   pool: number;
@@ -158,27 +161,21 @@ interface HomeFrame {
 }
 
 /** Predictions the edge wrote for `camera` (its out folder's predictions.jsonl), de-duplicated by frame_id. */
-function predictionsOf(
-  outDir: string,
-  camera: string,
-): Map<string, { result_class: number; label?: number; model_version: string }> {
+function predictionsOf(outDir: string, camera: string): Map<string, Prediction> {
   const path = join(outDir, 'predictions.jsonl');
-  const found = new Map<string, { result_class: number; label?: number; model_version: string }>();
+  const found = new Map<string, Prediction>();
   if (!existsSync(path)) return found;
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.includes(camera)) continue;
+    let json: unknown;
     try {
-      const p = JSON.parse(line) as {
-        frame_id: string;
-        camera: string;
-        result_class: number;
-        label?: number;
-        model_version: string;
-      };
-      if (p.camera === camera) found.set(p.frame_id, p);
+      json = JSON.parse(line);
     } catch {
-      // a line being written right now: read again on the next poll
+      continue; // a line being written right now: read again on the next poll
     }
+    const parsed = predictionSchema.safeParse(json);
+    if (!parsed.success) throw new Error(`${path} holds a line that is not a prediction: ${line.slice(0, 200)}`);
+    if (parsed.data.camera === camera) found.set(parsed.data.frame_id, parsed.data);
   }
   return found;
 }
@@ -210,22 +207,24 @@ async function measureCamera(
   camera: string,
   frames: readonly NewCameraFrame[],
   expectVersion: string | null,
-): Promise<{ accuracy: number; frames: number; versions: Record<string, number> }> {
+): Promise<{ accuracy: number; confidentlyWrong: number; frames: number; versions: Record<string, number> }> {
   await publish(writer, camera, frames, true, Date.now() - 120_000);
   const scored = await waitFor(`${frames.length} predictions of ${camera}`, 300, () => {
     const p = predictionsOf(outDir, camera);
     return p.size >= frames.length ? p : undefined;
   });
   let right = 0;
+  let confidentlyWrong = 0;
   const versions: Record<string, number> = {};
   for (const p of scored.values()) {
     if (p.result_class === p.label) right += 1;
+    else if (p.result_probability > CONFIDENCE) confidentlyWrong += 1;
     versions[p.model_version] = (versions[p.model_version] ?? 0) + 1;
   }
   if (expectVersion !== null && versions[expectVersion] !== scored.size) {
     throw new Error(`${camera} was scored by ${JSON.stringify(versions)}, expected every frame by ${expectVersion}`);
   }
-  return { accuracy: right / scored.size, frames: scored.size, versions };
+  return { accuracy: right / scored.size, confidentlyWrong: confidentlyWrong / scored.size, frames: scored.size, versions };
 }
 
 async function main(): Promise<void> {
@@ -374,6 +373,7 @@ async function main(): Promise<void> {
     };
     const summary = {
       camera: {
+        confidently_wrong: { before: before.confidentlyWrong, after: after.confidentlyWrong },
         before: before.accuracy,
         after: after.accuracy,
         frames: test.length,
@@ -398,7 +398,7 @@ async function main(): Promise<void> {
     writeFileSync(join(work, 'loop.json'), `${JSON.stringify(summary, null, 2)}\n`);
     console.log('');
     console.log(
-      `new camera   ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%  (${test.length} test frames through the running pipeline)`,
+      `new camera   ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%  (${test.length} test frames through the running pipeline; confidently wrong ${(before.confidentlyWrong * 100).toFixed(1)}% -> ${(after.confidentlyWrong * 100).toFixed(1)}%)`,
     );
     console.log(
       `MNIST        ${(summary.mnist.before * 100).toFixed(2)}% -> ${(summary.mnist.after * 100).toFixed(2)}%  (test set through preparePng)`,
@@ -409,7 +409,7 @@ async function main(): Promise<void> {
       `target (>= 5 points or >= 98%, MNIST within 0.1 points, <= 500 labels): ${summary.target_met ? 'met' : 'NOT met'}`,
     );
     console.log(
-      `${candidate.version} is now current; npm run promote -- --rollback returns to the parent. Details: ${join(work, 'loop.json')}`,
+      `${candidate.version} is current in ${root} (npm run promote -- --rollback --root ${root} returns to the parent); details in ${join(work, 'loop.json')}`,
     );
   } finally {
     for (const child of children.reverse()) await child.stop();
