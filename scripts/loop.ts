@@ -2,8 +2,8 @@
  * `npm run loop`: the whole model loop, end to end, on a camera the model reads badly
  * (scripts/new-camera-set.ts), through real processes:
  *
- *   1. start the served pipeline (`npm start -- --serve`, free port) and the home
- *      application reading its streams (`npm run home`, free port);
+ *   1. start the served pipeline (`npm start -- --serve`, free ports) with its home, on a
+ *      models folder of its own (a copy of the shipped model, MODEL_ROOT);
  *   2. publish the camera's test part and measure its accuracy (before);
  *   3. publish the pool as a `Test*` camera, so every frame comes home;
  *   4. play the person: label up to --labels frames through the home API (POST /api/labels),
@@ -17,21 +17,25 @@
  *
  * Prints the camera's accuracy before and after, MNIST before and after (the candidate's
  * card), the labels used and the wall time of each step; writes the same as loop.json in
- * the work folder. The promoted version stays current: `npm run promote -- --rollback`
- * returns to the parent.
+ * the work folder (which keeps the models folder, the home data and the edge's outputs).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { STREAMS } from '../functions/lib/contracts';
+import { type Prediction, predictionSchema, STREAMS } from '../functions/lib/contracts';
 import { frameRecord } from '../functions/lib/camera-source/publish';
 import { createKinesisClient } from '../functions/lib/kinesis';
+import { MODEL_CARD_FILE, MODEL_FILE } from '../functions/lib/model';
 import { KinesisStreamWriter } from '../functions/lib/stream-writer';
 import { formatGateTable } from '../training/gates';
+import { DEFAULT_MODELS_ROOT, promote } from '../training/model-registry';
 import { retrain } from '../training/retrain';
 import { progressLine } from '../training/retrain-cli';
 import { newCameraFrames, type NewCameraFrame } from './new-camera-set';
+
+/** The edge's default confidence threshold: a wrong answer over it stays at the edge unseen. */
+const CONFIDENCE = 0.7;
 
 interface LoopOptions {
   pool: number;
@@ -157,27 +161,21 @@ interface HomeFrame {
 }
 
 /** Predictions the edge wrote for `camera` (its out folder's predictions.jsonl), de-duplicated by frame_id. */
-function predictionsOf(
-  outDir: string,
-  camera: string,
-): Map<string, { result_class: number; label?: number; model_version: string }> {
+function predictionsOf(outDir: string, camera: string): Map<string, Prediction> {
   const path = join(outDir, 'predictions.jsonl');
-  const found = new Map<string, { result_class: number; label?: number; model_version: string }>();
+  const found = new Map<string, Prediction>();
   if (!existsSync(path)) return found;
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.includes(camera)) continue;
+    let json: unknown;
     try {
-      const p = JSON.parse(line) as {
-        frame_id: string;
-        camera: string;
-        result_class: number;
-        label?: number;
-        model_version: string;
-      };
-      if (p.camera === camera) found.set(p.frame_id, p);
+      json = JSON.parse(line);
     } catch {
-      // a line being written right now: read again on the next poll
+      continue; // a line being written right now: read again on the next poll
     }
+    const parsed = predictionSchema.safeParse(json);
+    if (!parsed.success) throw new Error(`${path} holds a line that is not a prediction: ${line.slice(0, 200)}`);
+    if (parsed.data.camera === camera) found.set(parsed.data.frame_id, parsed.data);
   }
   return found;
 }
@@ -209,42 +207,28 @@ async function measureCamera(
   camera: string,
   frames: readonly NewCameraFrame[],
   expectVersion: string | null,
-): Promise<{ accuracy: number; frames: number; versions: Record<string, number> }> {
+): Promise<{ accuracy: number; confidentlyWrong: number; frames: number; versions: Record<string, number> }> {
   await publish(writer, camera, frames, true, Date.now() - 120_000);
   const scored = await waitFor(`${frames.length} predictions of ${camera}`, 300, () => {
     const p = predictionsOf(outDir, camera);
     return p.size >= frames.length ? p : undefined;
   });
   let right = 0;
+  let confidentlyWrong = 0;
   const versions: Record<string, number> = {};
   for (const p of scored.values()) {
     if (p.result_class === p.label) right += 1;
+    else if (p.result_probability > CONFIDENCE) confidentlyWrong += 1;
     versions[p.model_version] = (versions[p.model_version] ?? 0) + 1;
   }
   if (expectVersion !== null && versions[expectVersion] !== scored.size) {
     throw new Error(`${camera} was scored by ${JSON.stringify(versions)}, expected every frame by ${expectVersion}`);
   }
-  return { accuracy: right / scored.size, frames: scored.size, versions };
-}
-
-/** training/model-registry.ts, loaded when promotion is due, with a clear message when this build has none. */
-async function modelRegistry(): Promise<{ promote: (version: string, root?: string) => unknown }> {
-  const path = '../training/model-registry';
-  try {
-    return (await import(path)) as { promote: (version: string, root?: string) => unknown };
-  } catch (error: unknown) {
-    throw new Error(
-      `cannot promote: training/model-registry.ts is not loadable in this build (${error instanceof Error ? error.message : String(error)})`,
-    );
-  }
+  return { accuracy: right / scored.size, confidentlyWrong: confidentlyWrong / scored.size, frames: scored.size, versions };
 }
 
 async function main(): Promise<void> {
   const o = parseLoopArgs(process.argv.slice(2));
-  const missing = ['home/cli.ts', 'home/dataset.ts', 'training/model-registry.ts'].filter((file) => !existsSync(resolve(file)));
-  if (missing.length > 0 && !o.measureOnly) {
-    throw new Error(`the loop needs the home application and the model registry, and this build lacks ${missing.join(', ')}`);
-  }
   const work = resolve(o.work || mkdtempSync(join(tmpdir(), 'loop-')));
   mkdirSync(work, { recursive: true });
   const steps: Record<string, number> = {};
@@ -257,6 +241,11 @@ async function main(): Promise<void> {
     return value;
   };
   const tsx = resolve('node_modules/.bin/tsx');
+  // A models folder of the loop's own, holding the shipped model: the registry, candidates and
+  // promotion stay out of the checkout's models/.
+  const root = join(work, 'models');
+  mkdirSync(root, { recursive: true });
+  for (const file of [MODEL_FILE, MODEL_CARD_FILE]) copyFileSync(join(DEFAULT_MODELS_ROOT, file), join(root, file));
   const children: Child[] = [];
   try {
     const { pool, test } = await timed('generate the new camera frames', async () => ({
@@ -264,20 +253,29 @@ async function main(): Promise<void> {
       test: await newCameraFrames('test', o.test),
     }));
 
-    const endpoint = await timed('start the served pipeline', async () => {
-      const edge = new Child('the served pipeline', tsx, [
-        'local/cli.ts',
-        '--serve',
-        '--port',
-        '0',
-        '--out',
-        join(work, 'edge'),
-        '--retain-consumed',
-        'all',
-        '--quiet',
-      ]);
+    const { endpoint, home } = await timed('start the served pipeline and its home', async () => {
+      const edge = new Child(
+        'the served pipeline',
+        tsx,
+        [
+          'local/cli.ts',
+          '--serve',
+          '--port',
+          '0',
+          '--home-port',
+          '0',
+          '--data',
+          join(work, 'home-data'),
+          '--out',
+          join(work, 'edge'),
+          '--quiet',
+        ],
+        { MODEL_ROOT: root },
+      );
       children.push(edge);
-      return (await edge.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
+      const homeUrl = (await edge.match(/home on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
+      const endpoint = (await edge.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!;
+      return { endpoint, home: new HomeApi(homeUrl) };
     });
     const writer = new KinesisStreamWriter(createKinesisClient({ endpoint }));
     const runId = Date.now().toString(36);
@@ -287,20 +285,6 @@ async function main(): Promise<void> {
     );
     log(`new camera before: ${(before.accuracy * 100).toFixed(2)}% of ${before.frames} (${JSON.stringify(before.versions)})`);
     if (o.measureOnly) return;
-
-    const home = await timed('start the home', async () => {
-      const child = new Child('the home', tsx, [
-        'home/cli.ts',
-        '--endpoint',
-        endpoint,
-        '--data',
-        join(work, 'home-data'),
-        '--port',
-        '0',
-      ]);
-      children.push(child);
-      return new HomeApi((await child.match(/(http:\/\/127\.0\.0\.1:\d+)/, 120))[1]!);
-    });
 
     const poolCamera = `Test-newcam-${runId}`;
     const labelsByTime = await timed('publish the pool (every frame home)', async () => {
@@ -341,13 +325,14 @@ async function main(): Promise<void> {
     log(`labels used: ${labelled}`);
 
     const exported = await timed('export the dataset', () =>
-      home.call<{ dir: string; version: string; counts: unknown }>('POST', '/api/dataset/export', { dir: join(work, 'dataset') }),
+      home.call<{ dir: string; version: string; counts: unknown }>('POST', '/api/dataset/export', { dir: `loop-${runId}` }),
     );
     log(`dataset ${exported.version} in ${exported.dir}`);
 
     const candidate = await timed('retrain', () =>
       retrain({
         datasetDir: exported.dir,
+        root,
         epochs: o.epochs,
         onProgress: (p) => {
           if (p.phase === 'train') {
@@ -360,8 +345,7 @@ async function main(): Promise<void> {
     if (!candidate.gates.passed) throw new Error(`candidate ${candidate.version} failed its gates: not promoted`);
 
     await timed('promote and wait for the edge to switch', async () => {
-      const registry = await modelRegistry();
-      registry.promote(candidate.version);
+      await promote(candidate.version, root);
       // A few probe frames until one is scored by the new version: the edge swaps between batches.
       const probe = `Newcam-probe-${runId}`;
       await waitFor(
@@ -389,6 +373,7 @@ async function main(): Promise<void> {
     };
     const summary = {
       camera: {
+        confidently_wrong: { before: before.confidentlyWrong, after: after.confidentlyWrong },
         before: before.accuracy,
         after: after.accuracy,
         frames: test.length,
@@ -413,7 +398,7 @@ async function main(): Promise<void> {
     writeFileSync(join(work, 'loop.json'), `${JSON.stringify(summary, null, 2)}\n`);
     console.log('');
     console.log(
-      `new camera   ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%  (${test.length} test frames through the running pipeline)`,
+      `new camera   ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%  (${test.length} test frames through the running pipeline; confidently wrong ${(before.confidentlyWrong * 100).toFixed(1)}% -> ${(after.confidentlyWrong * 100).toFixed(1)}%)`,
     );
     console.log(
       `MNIST        ${(summary.mnist.before * 100).toFixed(2)}% -> ${(summary.mnist.after * 100).toFixed(2)}%  (test set through preparePng)`,
@@ -424,7 +409,7 @@ async function main(): Promise<void> {
       `target (>= 5 points or >= 98%, MNIST within 0.1 points, <= 500 labels): ${summary.target_met ? 'met' : 'NOT met'}`,
     );
     console.log(
-      `${candidate.version} is now current; npm run promote -- --rollback returns to the parent. Details: ${join(work, 'loop.json')}`,
+      `${candidate.version} is current in ${root} (npm run promote -- --rollback --root ${root} returns to the parent); details in ${join(work, 'loop.json')}`,
     );
   } finally {
     for (const child of children.reverse()) await child.stop();

@@ -2,6 +2,7 @@
  * `npm run retrain`: fine-tunes the current model on labelled frames and writes a
  * candidate with its gates.
  *
+ *   npm run retrain                                  export the home data folder (./home-data, --home-data DIR) first
  *   npm run retrain -- --dataset DIR                 an exported dataset folder (ImageFolder + metadata.jsonl)
  *   npm run retrain -- --dataset DIR --epochs 3 --out models/candidates --parent models
  *
@@ -9,13 +10,16 @@
  * code 0 when every gate passed, 1 when a gate failed (the candidate is written, marked
  * as failed), 2 on an error (nothing written).
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DEFAULT_DATA_DIR, exportDataset } from '../home/dataset';
+import { HomeStore } from '../home/store';
 import { formatGateTable } from './gates';
 import { retrain, RETRAIN_DEFAULTS, type RetrainOptions, type RetrainProgress } from './retrain';
 
 const USAGE = `usage: npm run retrain -- [--dataset DIR | --home-data DIR] [--epochs N] [--out DIR] [--parent DIR]
   [--replay N] [--learning-rate X] [--labelled-repeat N] [--distill-weight X] [--batch-size N] [--seed N]
-  [--mnist-test-limit N] [--version V]`;
+  [--mnist-test-limit N] [--root DIR] [--version V]`;
 
 interface CliOptions extends Omit<RetrainOptions, 'datasetDir'> {
   datasetDir?: string;
@@ -37,6 +41,7 @@ const STRING_FLAGS = {
   '--home-data': 'homeData',
   '--out': 'out',
   '--parent': 'parentDir',
+  '--root': 'root',
   '--version': 'version',
 } as const;
 
@@ -61,6 +66,29 @@ export function parseRetrainArgs(argv: readonly string[]): CliOptions {
 }
 
 /**
+ * Exports the labelled frames of a home data folder (read-only: a home may be running on
+ * it) to `<data>/exports/<version>/`, as the page's export button does, and returns the folder.
+ *
+ * @throws Error when the data folder does not exist, or the export cannot be written.
+ */
+export function exportHomeData(data: string): string {
+  if (!existsSync(data)) {
+    throw new Error(
+      `no --dataset given and the home data folder ${data} does not exist: pass --dataset DIR (an exported dataset) or --home-data DIR (the folder npm start or npm run home wrote)`,
+    );
+  }
+  const store = new HomeStore(data, { readOnly: true });
+  try {
+    const name = store.dataset().version.replace(':', '-');
+    const result = exportDataset(store, join(data, 'exports', name));
+    console.log(`exported ${result.counts.total} labelled frames of ${data} (dataset ${result.version}) to ${result.dir}`);
+    return result.dir;
+  } finally {
+    store.close();
+  }
+}
+
+/**
  * One progress line: a bar over all steps, the epoch, the running loss, and after each
  * epoch the accuracy on the held-out labelled frames and on the MNIST slice training held out.
  */
@@ -79,12 +107,14 @@ async function main(): Promise<number> {
     console.error(error instanceof Error ? error.message : String(error));
     return 2;
   }
-  if (cli.datasetDir === undefined) {
-    console.error(
-      `no --dataset given. Exporting the home data folder (${resolve(cli.homeData ?? 'home-data')}) needs the home application, which this build does not have: ` +
-        `pass an exported dataset folder with --dataset DIR (DIR/<digit>/*.png and DIR/metadata.jsonl).\n${USAGE}`,
-    );
-    return 2;
+  let datasetDir = cli.datasetDir;
+  if (datasetDir === undefined) {
+    try {
+      datasetDir = exportHomeData(resolve(cli.homeData ?? process.env.HOME_DATA ?? DEFAULT_DATA_DIR));
+    } catch (error: unknown) {
+      console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+      return 2;
+    }
   }
   const tty = process.stdout.isTTY === true;
   const started = Date.now();
@@ -99,7 +129,7 @@ async function main(): Promise<number> {
     if (tty) process.stdout.write(`\r${line}${p.epochEnd ? '\n' : ''}`);
     else if (p.epochEnd) console.log(line);
   };
-  const { homeData: _unused, datasetDir, ...rest } = cli;
+  const { homeData: _unused, datasetDir: _given, ...rest } = cli;
   try {
     const result = await retrain({ ...rest, datasetDir, onProgress });
     console.log('');

@@ -30,6 +30,7 @@ import { exportOnnx } from './onnx-export';
 import { type ImportedModel, importOnnx } from './onnx-import';
 import { Rng } from './rng';
 import { DEFAULT_CONFIG as TRAIN_CONFIG } from './train';
+import { currentModelDir, DEFAULT_MODELS_ROOT } from './model-registry';
 import { useWasmBackend } from './wasm-kernels';
 
 export class RetrainError extends Error {
@@ -57,9 +58,11 @@ export type RetrainProgress =
 export interface RetrainOptions {
   /** A dataset folder in the export layout (ImageFolder + metadata.jsonl). */
   datasetDir: string;
-  /** The model to fine-tune (default: the shipped models/). */
+  /** The models folder whose registry names the current model (default MODEL_ROOT, else models/). */
+  root?: string;
+  /** The model to fine-tune (default: the registry's current version, see training/model-registry.ts). */
   parentDir?: string;
-  /** Where candidate folders go (default models/candidates). */
+  /** Where candidate folders go (default <root>/candidates). */
   out?: string;
   epochs?: number;
   batchSize?: number;
@@ -92,11 +95,10 @@ export interface RetrainOptions {
   onProgress?: (progress: RetrainProgress) => void;
 }
 
-type Settings = Required<Omit<RetrainOptions, 'version' | 'onProgress'>> & Pick<RetrainOptions, 'version' | 'onProgress'>;
+type Optional = 'version' | 'onProgress' | 'root' | 'parentDir' | 'out';
+type Settings = Required<Omit<RetrainOptions, Optional>> & Pick<RetrainOptions, Optional>;
 
-export const RETRAIN_DEFAULTS: Omit<Settings, 'datasetDir' | 'version' | 'onProgress'> = {
-  parentDir: 'models',
-  out: join('models', 'candidates'),
+export const RETRAIN_DEFAULTS: Omit<Settings, 'datasetDir' | Optional> = {
   epochs: 4,
   batchSize: 128,
   learningRate: 2e-4,
@@ -264,7 +266,13 @@ async function retrainOnce(options: RetrainOptions): Promise<RetrainResult> {
   );
 
   // --- the parent ---
-  const parentDir = resolve(o.parentDir);
+  const root = resolve(o.root ?? process.env.MODEL_ROOT ?? DEFAULT_MODELS_ROOT);
+  let parentDir: string;
+  try {
+    parentDir = resolve(o.parentDir ?? currentModelDir(root));
+  } catch (error: unknown) {
+    throw new RetrainError(`cannot tell the current model of ${root}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   const parentCard = readCard(parentDir);
   const parentModel = await loadDigitModel(parentDir);
   let parent: ImportedModel;
@@ -273,7 +281,7 @@ async function retrainOnce(options: RetrainOptions): Promise<RetrainResult> {
   } catch (error: unknown) {
     throw new RetrainError(`cannot fine-tune ${parentModel.path}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const out = resolve(o.out);
+  const out = resolve(o.out ?? join(root, 'candidates'));
   const version = o.version ?? nextCandidateVersion(parentCard.version, out);
   if (!/^\d+\.\d+\.\d+$/.test(version)) throw new RetrainError(`version ${JSON.stringify(version)} is not major.minor.patch`);
   if (existsSync(join(out, version)))
