@@ -349,7 +349,7 @@ export const retrainBodySchema = z.strictObject({ epochs: z.number().int().min(1
 export type RetrainRequest = z.infer<typeof retrainBodySchema>;
 
 /** Retrain settings the home's owner fixes (never the request): the smallest runs in tests, say. */
-export type RetrainSettings = Omit<RetrainOptions, 'datasetDir' | 'parentDir' | 'out' | 'onProgress' | 'version'>;
+export type RetrainSettings = Omit<RetrainOptions, 'datasetDir' | 'root' | 'parentDir' | 'out' | 'onProgress' | 'version'>;
 
 export interface ModelControlsOptions {
   /** The models folder (default {@link modelsRootFrom}). */
@@ -488,11 +488,8 @@ export class ModelControls {
     const digits = summary.labelled - summary.not_a_digit;
     if (digits === 0)
       throw new HomeRequestError(409, 'no frame has a digit label yet: label frames in the review queue, then retrain');
-    const parentDir = (() => {
-      const registry = readRegistry(this.root);
-      const entry = listModels(this.root).find((m) => m.version === registry.current);
-      return { version: registry.current, dir: entry?.dir ?? this.root };
-    })();
+    // retrain fine-tunes the registry's current version of the same folder.
+    const parent = readRegistry(this.root).current;
     // Its own folder per dataset version: an export button click cannot replace it under the job.
     const exported = exportDataset(this.store, join(this.store.dir, 'exports', `retrain-${summary.version.replace(':', '-')}`));
     const epochs = request.epochs ?? this.settings.epochs ?? null;
@@ -501,7 +498,7 @@ export class ModelControls {
       state: 'running',
       started_at: new Date().toISOString(),
       finished_at: null,
-      parent: parentDir.version,
+      parent,
       dataset: { dir: exported.dir, version: exported.version, labelled: exported.counts.total - exported.counts.not_a_digit },
       epochs,
       phase: 'prepare',
@@ -522,8 +519,7 @@ export class ModelControls {
       ...this.settings,
       ...(epochs !== null ? { epochs } : {}),
       datasetDir: exported.dir,
-      parentDir: parentDir.dir,
-      out: join(this.root, CANDIDATES_DIR),
+      root: this.root,
     };
     this.jobDone = this.runChild(job, options);
     this.emit({ type: 'retrain', data: this.publicStatus(job) });
