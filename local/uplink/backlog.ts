@@ -467,7 +467,10 @@ export class UplinkBacklog {
       for (const name of files) {
         const path = join(streamDir, name);
         let lastSeq = 0;
-        for (const line of readFileSync(path, 'utf8').split('\n')) {
+        const text = readFileSync(path, 'utf8');
+        // A crash cut the last line short: end it, so the next record starts a line of its own.
+        if (text !== '' && !text.endsWith('\n')) appendFileSync(path, '\n');
+        for (const line of text.split('\n')) {
           if (line === '') continue;
           let value: unknown;
           try {

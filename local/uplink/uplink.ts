@@ -156,14 +156,20 @@ export class Uplink {
   }
 
   /**
-   * Waits until the backlog is empty (sending without waiting for the batch interval), or
-   * `timeoutMs` passed; resolves with the records still owed.
+   * Sends what is waiting without waiting for the batch interval, until the backlog is empty
+   * or no record has been acknowledged for `stallMs` (the home is down); resolves with the
+   * records still owed. A slow but working link is waited for as long as it makes progress.
    */
-  async drain(timeoutMs: number, signal?: AbortSignal): Promise<number> {
+  async drain(stallMs: number, signal?: AbortSignal): Promise<number> {
     this.forwarder.flush();
-    const deadline = Date.now() + timeoutMs;
-    while (this.backlog.records > 0 && Date.now() < deadline && !signal?.aborted) {
+    let owed = this.backlog.records;
+    let progressAt = Date.now();
+    while (this.backlog.records > 0 && Date.now() - progressAt < stallMs && !signal?.aborted) {
       await new Promise((resolve) => setTimeout(resolve, 50));
+      if (this.backlog.records < owed) {
+        owed = this.backlog.records;
+        progressAt = Date.now();
+      }
     }
     return this.backlog.records;
   }
