@@ -8,13 +8,19 @@ import { DEFAULT_HOME_STREAMS_PORT, startHomeStreams } from './home-streams';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const USAGE = 'usage: npm run home-streams -- [--streams-port P (default 4568, 0 = any free)] [--persist DIR] [--stream-prefix P]';
+const USAGE =
+  'usage: npm run home-streams -- [--streams-port P (default 4568, 0 = any free)] [--persist DIR] [--stream-prefix P]';
 
 async function main(): Promise<number> {
   let values: { 'streams-port'?: string; persist?: string; 'stream-prefix'?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
-      options: { 'streams-port': { type: 'string' }, persist: { type: 'string' }, 'stream-prefix': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        'streams-port': { type: 'string' },
+        persist: { type: 'string' },
+        'stream-prefix': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }));
   } catch (error: unknown) {
@@ -35,7 +41,11 @@ async function main(): Promise<number> {
     console.error(`--stream-prefix may hold letters, digits, ".", "_" and "-" only, got ${JSON.stringify(prefix)}`);
     return 2;
   }
-  const home = await startHomeStreams({ port, streamPrefix: prefix, ...(values.persist ? { persistDir: resolve(values.persist) } : {}) });
+  const home = await startHomeStreams({
+    port,
+    streamPrefix: prefix,
+    ...(values.persist ? { persistDir: resolve(values.persist) } : {}),
+  });
   console.log(`home streams on ${home.endpoint}`);
   await new Promise<void>((done) => {
     process.once('SIGINT', done);
@@ -51,7 +61,13 @@ main().then(
   },
   (error: unknown) => {
     const code = (error as { code?: unknown }).code;
-    console.error(code === 'EADDRINUSE' ? `${(error as Error).message}: another process holds the port; pass --streams-port (0 picks a free one)` : error instanceof Error ? (error.stack ?? error.message) : String(error));
+    console.error(
+      code === 'EADDRINUSE'
+        ? `${(error as Error).message}: another process holds the port; pass --streams-port (0 picks a free one)`
+        : error instanceof Error
+          ? (error.stack ?? error.message)
+          : String(error),
+    );
     process.exitCode = 1;
   },
 );

@@ -17,7 +17,10 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const USAGE = 'usage: tsx local/greengrass/component.ts --state DIR --export-prefix PREFIX [--stage local]';
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { state: { type: 'string' }, 'export-prefix': { type: 'string' }, stage: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    options: { state: { type: 'string' }, 'export-prefix': { type: 'string' }, stage: { type: 'string' } },
+    strict: true,
+  });
   if (!values.state || values['export-prefix'] === undefined) {
     console.error(USAGE);
     return 2;
@@ -29,9 +32,14 @@ async function main(): Promise<number> {
     definition,
     stateDir: resolve(values.state),
     exportPrefix: values['export-prefix'],
-    onGap: (stream, expected, got) => console.error(`stream manager dropped ${stream} messages ${expected}..${got - 1} before they were read (stream full or past its time to live)`),
+    onGap: (stream, expected, got) =>
+      console.error(
+        `stream manager dropped ${stream} messages ${expected}..${got - 1} before they were read (stream full or past its time to live)`,
+      ),
   });
-  console.error(`hosting ${definition.mappings.map((m) => m.functionKey).join(', ')} over Stream Manager on port ${process.env.STREAM_MANAGER_SERVER_PORT ?? 8088}`);
+  console.error(
+    `hosting ${definition.mappings.map((m) => m.functionKey).join(', ')} over Stream Manager on port ${process.env.STREAM_MANAGER_SERVER_PORT ?? 8088}`,
+  );
   await new Promise<void>((done) => {
     process.once('SIGTERM', done);
     process.once('SIGINT', done);

@@ -61,7 +61,12 @@ export async function startStreamManagerHost(options: StreamManagerHostOptions):
     env[key] = process.env[key] ?? value;
   }
   // Stream Manager stream names are the base names; the prefix applies to the exports only.
-  Object.assign(process.env, env, { STREAM_PREFIX: '', POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true' }, options.env);
+  Object.assign(
+    process.env,
+    env,
+    { STREAM_PREFIX: '', POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true' },
+    options.env,
+  );
   delete process.env.KINESIS_ENDPOINT;
   mkdirSync(options.stateDir, { recursive: true });
   const runner = new EventSourceMappingRunner({

@@ -62,7 +62,8 @@ export class StreamManagerKinesisApi {
 
   private async exists(stream: string): Promise<void> {
     const streams = await this.client.listStreams();
-    if (!streams.includes(stream)) throw new KinesisError('ResourceNotFoundException', `Stream ${stream} not found in Stream Manager`);
+    if (!streams.includes(stream))
+      throw new KinesisError('ResourceNotFoundException', `Stream ${stream} not found in Stream Manager`);
   }
 
   /** One Kinesis API call: `target` as in X-Amz-Target (e.g. "GetRecords"), `input` its JSON body. */
@@ -71,13 +72,29 @@ export class StreamManagerKinesisApi {
       case 'ListShards': {
         const stream = String(input.StreamName ?? '');
         await this.exists(stream);
-        return { Shards: [{ ShardId: SHARD_ID, HashKeyRange: { StartingHashKey: '0', EndingHashKey: '340282366920938463463374607431768211455' }, SequenceNumberRange: { StartingSequenceNumber: '0' } }] };
+        return {
+          Shards: [
+            {
+              ShardId: SHARD_ID,
+              HashKeyRange: { StartingHashKey: '0', EndingHashKey: '340282366920938463463374607431768211455' },
+              SequenceNumberRange: { StartingSequenceNumber: '0' },
+            },
+          ],
+        };
       }
       case 'DescribeStreamSummary': {
         const stream = String(input.StreamName ?? '');
         await this.exists(stream);
         return {
-          StreamDescriptionSummary: { StreamName: stream, StreamARN: this.arn(stream), StreamStatus: 'ACTIVE', RetentionPeriodHours: 24, StreamCreationTimestamp: 0, EnhancedMonitoring: [], OpenShardCount: 1 },
+          StreamDescriptionSummary: {
+            StreamName: stream,
+            StreamARN: this.arn(stream),
+            StreamStatus: 'ACTIVE',
+            RetentionPeriodHours: 24,
+            StreamCreationTimestamp: 0,
+            EnhancedMonitoring: [],
+            OpenShardCount: 1,
+          },
         };
       }
       case 'GetShardIterator':
@@ -95,7 +112,11 @@ export class StreamManagerKinesisApi {
     const type = input.ShardIteratorType;
     const seq = (): number => {
       const n = Number(input.StartingSequenceNumber);
-      if (!Number.isInteger(n) || n < 0) throw new KinesisError('InvalidArgumentException', `StartingSequenceNumber ${String(input.StartingSequenceNumber)} is not a Stream Manager sequence number`);
+      if (!Number.isInteger(n) || n < 0)
+        throw new KinesisError(
+          'InvalidArgumentException',
+          `StartingSequenceNumber ${String(input.StartingSequenceNumber)} is not a Stream Manager sequence number`,
+        );
       return n;
     };
     if (type === 'TRIM_HORIZON') return { stream, next: 0 };
@@ -124,7 +145,8 @@ export class StreamManagerKinesisApi {
       if (error instanceof sdk.NotEnoughMessagesException) {
         return { Records: [], NextShardIterator: encodeIterator(it), MillisBehindLatest: 0 };
       }
-      if (error instanceof sdk.ResourceNotFoundException) throw new KinesisError('ResourceNotFoundException', (error as Error).message);
+      if (error instanceof sdk.ResourceNotFoundException)
+        throw new KinesisError('ResourceNotFoundException', (error as Error).message);
       throw error;
     }
     const first = messages[0];
@@ -147,7 +169,11 @@ export class StreamManagerKinesisApi {
  * A KinesisClient for the runner whose read calls go to Stream Manager (see the file's
  * comment). Writes are not served: the handlers write through a {@link StreamManagerRecordSink}.
  */
-export function kinesisClientOverStreamManager(client: StreamManagerClientLike, region = 'us-east-1', events: StreamManagerReadEvents = {}): KinesisClient {
+export function kinesisClientOverStreamManager(
+  client: StreamManagerClientLike,
+  region = 'us-east-1',
+  events: StreamManagerReadEvents = {},
+): KinesisClient {
   const api = new StreamManagerKinesisApi(client, region, events);
   return new KinesisClient({
     region,
@@ -156,8 +182,14 @@ export function kinesisClientOverStreamManager(client: StreamManagerClientLike, 
     maxAttempts: 1,
     requestHandler: {
       async handle(request: { headers: Record<string, string>; body?: unknown }) {
-        const target = String(request.headers['x-amz-target'] ?? '').split('.').pop() ?? '';
-        const text = typeof request.body === 'string' ? request.body : new TextDecoder().decode((request.body as Uint8Array | undefined) ?? new Uint8Array());
+        const target =
+          String(request.headers['x-amz-target'] ?? '')
+            .split('.')
+            .pop() ?? '';
+        const text =
+          typeof request.body === 'string'
+            ? request.body
+            : new TextDecoder().decode((request.body as Uint8Array | undefined) ?? new Uint8Array());
         let status = 200;
         let payload: unknown;
         try {

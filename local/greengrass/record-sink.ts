@@ -28,7 +28,10 @@ export class StreamManagerRecordSink implements RecordSink {
     for (const [index, record] of records.entries()) {
       for (let attempt = 1; ; attempt += 1) {
         try {
-          await this.client.appendMessage(stream, Buffer.from(record.data.buffer, record.data.byteOffset, record.data.byteLength));
+          await this.client.appendMessage(
+            stream,
+            Buffer.from(record.data.buffer, record.data.byteOffset, record.data.byteLength),
+          );
           break;
         } catch (error: unknown) {
           const sdk = streamManagerSdk();

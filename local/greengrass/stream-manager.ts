@@ -17,7 +17,9 @@ export interface StreamManagerClientLike {
   createMessageStream(definition: unknown): Promise<void>;
   updateMessageStream(definition: unknown): Promise<void>;
   listStreams(): Promise<string[]>;
-  describeMessageStream(streamName: string): Promise<{ storageStatus?: { oldestSequenceNumber?: number; newestSequenceNumber?: number } }>;
+  describeMessageStream(
+    streamName: string,
+  ): Promise<{ storageStatus?: { oldestSequenceNumber?: number; newestSequenceNumber?: number } }>;
   onConnected(callback: () => void): void;
   onError(callback: (error: Error) => void): void;
   close(): void;
@@ -46,7 +48,13 @@ type BuilderMethod =
 export type Builder = { [method in BuilderMethod]: (value: unknown) => Builder };
 
 export interface StreamManagerModule {
-  StreamManagerClient: new (options?: { port?: number; host?: string; logger?: unknown; onConnectCb?: () => void; onErrorCb?: (e: Error) => void }) => StreamManagerClientLike;
+  StreamManagerClient: new (options?: {
+    port?: number;
+    host?: string;
+    logger?: unknown;
+    onConnectCb?: () => void;
+    onErrorCb?: (e: Error) => void;
+  }) => StreamManagerClientLike;
   ReadMessagesOptions: new () => Builder;
   MessageStreamDefinition: new () => Builder;
   ExportDefinition: new () => Builder;
@@ -64,7 +72,9 @@ export function streamManagerSdk(): StreamManagerModule {
 }
 
 /** Connects a Stream Manager client; resolves once connected, rejects on a connection error. */
-export async function connectStreamManager(options: { port?: number; host?: string; quiet?: boolean } = {}): Promise<StreamManagerClientLike> {
+export async function connectStreamManager(
+  options: { port?: number; host?: string; quiet?: boolean } = {},
+): Promise<StreamManagerClientLike> {
   const sdk = streamManagerSdk();
   const silent = { error: () => undefined, info: () => undefined, debug: () => undefined, warn: () => undefined };
   return new Promise((resolve, reject) => {

@@ -36,11 +36,19 @@ const fileSchema = z.object({ streams: z.array(streamSchema).min(1) });
 /** Reads and checks the stream definitions; `prefix` replaces `PREFIX-` in Kinesis stream names. Throws naming the bad field. */
 export function loadStreamDefinitions(prefix: string, file = STREAMS_FILE): StreamDefinition[] {
   const parsed = fileSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-  if (!parsed.success) throw new Error(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new Error(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data.streams.map((s) => ({
     ...s,
     ...(s.exportDefinition
-      ? { exportDefinition: { kinesis: s.exportDefinition.kinesis.map((k) => ({ ...k, kinesisStreamName: k.kinesisStreamName.replace(/^PREFIX-/, prefix) })) } }
+      ? {
+          exportDefinition: {
+            kinesis: s.exportDefinition.kinesis.map((k) => ({
+              ...k,
+              kinesisStreamName: k.kinesisStreamName.replace(/^PREFIX-/, prefix),
+            })),
+          },
+        }
       : {}),
   }));
 }

@@ -10,7 +10,20 @@
  * and every drop is counted per stream and reason and reported to `onDrop` (the uplink writes
  * each one to a file).
  */
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { priorityOf, type UplinkPolicy } from './settings';
@@ -165,7 +178,14 @@ export class UplinkBacklog {
   constructor(private readonly options: BacklogOptions) {
     this.now = options.now ?? Date.now;
     for (const stream of options.streams) {
-      this.streams.set(stream, { queue: new RecordQueue(), nextSeq: 1, holes: new Set(), sources: new Map(), inFlight: 0, segments: [] });
+      this.streams.set(stream, {
+        queue: new RecordQueue(),
+        nextSeq: 1,
+        holes: new Set(),
+        sources: new Map(),
+        inFlight: 0,
+        segments: [],
+      });
       this.dropped[stream] = {};
     }
     if (options.dir) this.recover(options.dir);
@@ -245,7 +265,14 @@ export class UplinkBacklog {
           continue;
         }
       }
-      const stored: BacklogRecord = { seq: state.nextSeq, partitionKey: record.partitionKey, data: record.data, id: record.id, at, bytes };
+      const stored: BacklogRecord = {
+        seq: state.nextSeq,
+        partitionKey: record.partitionKey,
+        data: record.data,
+        id: record.id,
+        at,
+        bytes,
+      };
       state.nextSeq += 1;
       state.queue.push(stored);
       this.totalBytes += bytes;
@@ -275,7 +302,14 @@ export class UplinkBacklog {
         freed += record.bytes;
         count += 1;
         if (state.inFlight > 0) state.holes.add(record.seq);
-        this.countDrop({ stream, reason: 'backlog-full-drop-oldest', id: record.id, partitionKey: record.partitionKey, bytes: record.bytes, queuedAt: record.at });
+        this.countDrop({
+          stream,
+          reason: 'backlog-full-drop-oldest',
+          id: record.id,
+          partitionKey: record.partitionKey,
+          bytes: record.bytes,
+          queuedAt: record.at,
+        });
       }
       this.normalise(state);
       if (freed >= bytes) break;
@@ -358,7 +392,14 @@ export class UplinkBacklog {
         const record = state.queue.removeAt(0);
         this.totalBytes -= record.bytes;
         n += 1;
-        this.countDrop({ stream, reason: 'not-sent-before-exit', id: record.id, partitionKey: record.partitionKey, bytes: record.bytes, queuedAt: record.at });
+        this.countDrop({
+          stream,
+          reason: 'not-sent-before-exit',
+          id: record.id,
+          partitionKey: record.partitionKey,
+          bytes: record.bytes,
+          queuedAt: record.at,
+        });
       }
       state.inFlight = 0;
       state.holes.clear();
@@ -396,7 +437,14 @@ export class UplinkBacklog {
     const text = records
       .map((r, i) => {
         const src = sources[i];
-        return JSON.stringify({ s: r.seq, k: r.partitionKey, d: r.data.toString('base64'), t: r.at, ...(r.id !== undefined ? { i: r.id } : {}), ...(src ? { src: [src.shardId, src.sequenceNumber] } : {}) });
+        return JSON.stringify({
+          s: r.seq,
+          k: r.partitionKey,
+          d: r.data.toString('base64'),
+          t: r.at,
+          ...(r.id !== undefined ? { i: r.id } : {}),
+          ...(src ? { src: [src.shardId, src.sequenceNumber] } : {}),
+        });
       })
       .join('\n');
     const fd = openSync(segment.file, 'a');
@@ -463,7 +511,9 @@ export class UplinkBacklog {
         state.nextSeq = maxSeq + 1;
         continue;
       }
-      const files = readdirSync(streamDir).filter((f) => /^segment-\d+\.jsonl$/.test(f)).sort();
+      const files = readdirSync(streamDir)
+        .filter((f) => /^segment-\d+\.jsonl$/.test(f))
+        .sort();
       for (const name of files) {
         const path = join(streamDir, name);
         let lastSeq = 0;
@@ -491,7 +541,14 @@ export class UplinkBacklog {
           }
           if (r.s <= through || above.has(r.s)) continue;
           const data = Buffer.from(r.d, 'base64');
-          const record: BacklogRecord = { seq: r.s, partitionKey: r.k, data, id: r.i, at: r.t, bytes: data.byteLength + Buffer.byteLength(r.k, 'utf8') };
+          const record: BacklogRecord = {
+            seq: r.s,
+            partitionKey: r.k,
+            data,
+            id: r.i,
+            at: r.t,
+            bytes: data.byteLength + Buffer.byteLength(r.k, 'utf8'),
+          };
           state.queue.push(record);
           this.totalBytes += record.bytes;
         }

@@ -27,7 +27,10 @@ export interface ForwarderEvents {
 }
 
 /** Which records of a sent batch the home kept, from PutRecords' per-entry results. */
-export function acknowledged(batch: readonly BacklogRecord[], results: ReadonlyArray<{ SequenceNumber?: string; ErrorCode?: string }>): {
+export function acknowledged(
+  batch: readonly BacklogRecord[],
+  results: ReadonlyArray<{ SequenceNumber?: string; ErrorCode?: string }>,
+): {
   acked: number[];
   retried: number;
 } {
@@ -145,7 +148,9 @@ export class UplinkForwarder {
       }
       const { stream } = choice;
       // A batch never larger than the bandwidth bucket, so the cap holds call by call.
-      const maxBytes = this.limiter.unlimited ? MAX_CALL_BYTES : Math.min(MAX_CALL_BYTES, Math.max(1, this.limiter.capacityBytes));
+      const maxBytes = this.limiter.unlimited
+        ? MAX_CALL_BYTES
+        : Math.min(MAX_CALL_BYTES, Math.max(1, this.limiter.capacityBytes));
       const batch = this.backlog.take(stream, this.settings.batchSize, maxBytes);
       const bytes = batch.reduce((sum, r) => sum + r.bytes, 0);
       const delay = this.limiter.delayMs(bytes);
@@ -173,7 +178,10 @@ export class UplinkForwarder {
         if (retried > 0) {
           // Throughput exceeded at home: back off as for a failed call, keep the link state.
           const codes = [...new Set((response.Records ?? []).map((r) => r.ErrorCode).filter(Boolean))].join(', ');
-          await this.failed(`${retried} of ${batch.length} records refused by the home (${codes}); sending them again`, settled.length > 0);
+          await this.failed(
+            `${retried} of ${batch.length} records refused by the home (${codes}); sending them again`,
+            settled.length > 0,
+          );
         }
       } catch (error: unknown) {
         this.backlog.release(stream);
@@ -200,7 +208,11 @@ export class UplinkForwarder {
     const now = Date.now();
     this.stats.lastError = { at: now, message };
     this.stats.consecutiveFailures = partly ? 1 : this.stats.consecutiveFailures + 1;
-    const wait = backoffDelayMs(this.stats.consecutiveFailures, { baseMs: this.settings.retryBaseMs, maxMs: this.settings.retryMaxMs }, this.random);
+    const wait = backoffDelayMs(
+      this.stats.consecutiveFailures,
+      { baseMs: this.settings.retryBaseMs, maxMs: this.settings.retryMaxMs },
+      this.random,
+    );
     this.stats.nextAttemptAt = now + wait;
     if (!partly && this.stats.link !== 'down') {
       this.stats.link = 'down';

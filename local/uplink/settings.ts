@@ -41,14 +41,28 @@ export const uplinkSettingsSchema = z.object({
   /** The home's Kinesis endpoint URL, or "aws" for the regional AWS endpoint. */
   endpoint: z.union([z.literal('aws'), z.url({ protocol: /^https?$/ })]),
   /** Prepended to each stream name at home (a deployment's `<service>-<stage>-`). */
-  streamPrefix: z.string().regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only').default(''),
-  streams: z.array(z.enum(UPLINK_PRIORITY)).min(1).default([...DEFAULT_UPLINK_STREAMS]),
-  maxBytes: z.number().int().min(1024).default(UPLINK_DEFAULTS.maxMegabytes * 1024 * 1024),
+  streamPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
+    .default(''),
+  streams: z
+    .array(z.enum(UPLINK_PRIORITY))
+    .min(1)
+    .default([...DEFAULT_UPLINK_STREAMS]),
+  maxBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(UPLINK_DEFAULTS.maxMegabytes * 1024 * 1024),
   policy: z.enum(UPLINK_POLICIES).default(UPLINK_DEFAULTS.policy),
   /** Kilobits per second over the link, 0 = no cap. */
   kbps: z.number().min(0).default(UPLINK_DEFAULTS.kbps),
   /** A stream's records are sent once its oldest waited this long, or a full batch is ready. */
-  intervalMs: z.number().int().min(0).default(UPLINK_DEFAULTS.intervalSeconds * 1000),
+  intervalMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(UPLINK_DEFAULTS.intervalSeconds * 1000),
   batchSize: z.number().int().min(1).max(500).default(UPLINK_DEFAULTS.batchSize),
   retryBaseMs: z.number().int().min(1).default(UPLINK_DEFAULTS.retryBaseMs),
   retryMaxMs: z.number().int().min(1).default(UPLINK_DEFAULTS.retryMaxMs),

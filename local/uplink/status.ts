@@ -70,7 +70,11 @@ export function summaryLines(status: UplinkStatus): string[] {
     .map(([stream, s]) => `${stream} ${s.records} (oldest ${s.oldest_age_seconds?.toFixed(0)} s)`)
     .join(', ');
   const dropped = Object.entries(status.streams)
-    .flatMap(([stream, s]) => Object.entries(s.dropped).filter(([, n]) => (n ?? 0) > 0).map(([reason, n]) => `${stream} ${n} ${reason}`))
+    .flatMap(([stream, s]) =>
+      Object.entries(s.dropped)
+        .filter(([, n]) => (n ?? 0) > 0)
+        .map(([reason, n]) => `${stream} ${n} ${reason}`),
+    )
     .join(', ');
   return [
     `uplink      ${status.endpoint}${status.stream_prefix ? ` (prefix ${status.stream_prefix})` : ''}: link ${status.link}, sent ${sent}`,

@@ -129,7 +129,12 @@ export class Uplink {
           if (recent.size > RECENT_IDS) recent.delete(recent.values().next().value as string);
         }
         const shardId = record.eventID.split(':')[0] ?? 'shard';
-        incoming.push({ partitionKey: record.kinesis.partitionKey, data, id, source: { shardId, sequenceNumber: record.kinesis.sequenceNumber } });
+        incoming.push({
+          partitionKey: record.kinesis.partitionKey,
+          data,
+          id,
+          source: { shardId, sequenceNumber: record.kinesis.sequenceNumber },
+        });
       }
       this.backlog.add(stream, incoming);
     };
@@ -215,7 +220,13 @@ export class Uplink {
       last_error: stats.lastError ? { at: new Date(stats.lastError.at).toISOString(), message: stats.lastError.message } : null,
       consecutive_failures: stats.consecutiveFailures,
       next_attempt_at: iso(stats.nextAttemptAt),
-      backlog: { records: this.backlog.records, bytes: this.backlog.bytes, max_bytes: settings.maxBytes, policy: settings.policy, persisted: this.options.dir !== undefined },
+      backlog: {
+        records: this.backlog.records,
+        bytes: this.backlog.bytes,
+        max_bytes: settings.maxBytes,
+        policy: settings.policy,
+        persisted: this.options.dir !== undefined,
+      },
       streams,
       duplicates_skipped: this.duplicatesSkipped,
       bytes_attempted: stats.bytesAttempted,

@@ -19,7 +19,9 @@ interface Cbor {
   decodeFirstSync(input: Buffer): unknown;
 }
 // The CBOR library the SDK itself uses (its own dependency), so both ends encode alike.
-const cbor = require(require.resolve('cbor', { paths: [dirname(require.resolve('aws-greengrass-core-sdk/package.json'))] })) as Cbor;
+const cbor = require(
+  require.resolve('cbor', { paths: [dirname(require.resolve('aws-greengrass-core-sdk/package.json'))] }),
+) as Cbor;
 
 const OP = {
   Connect: 1,
@@ -61,7 +63,10 @@ export interface TestStreamManager {
 class Frames {
   private buffer = Buffer.alloc(0);
   private versionRead = false;
-  constructor(private readonly onFrame: (op: number, payload: Buffer) => void, private readonly onVersion: (v: number) => void) {}
+  constructor(
+    private readonly onFrame: (op: number, payload: Buffer) => void,
+    private readonly onVersion: (v: number) => void,
+  ) {}
   push(chunk: Buffer): void {
     this.buffer = Buffer.concat([this.buffer, chunk]);
     if (!this.versionRead && this.buffer.length >= 1) {
@@ -113,7 +118,15 @@ export async function startTestStreamManager(port = 0): Promise<TestStreamManage
       const from = stream.messages.findIndex((m) => m.sequenceNumber >= start);
       const available = from < 0 ? [] : stream.messages.slice(from, from + max);
       if (available.length >= min) {
-        return { status: STATUS.Success, messages: available.map((m) => ({ streamName: name, sequenceNumber: m.sequenceNumber, ingestTime: m.ingestTime, payload: m.payload })) };
+        return {
+          status: STATUS.Success,
+          messages: available.map((m) => ({
+            streamName: name,
+            sequenceNumber: m.sequenceNumber,
+            ingestTime: m.ingestTime,
+            payload: m.payload,
+          })),
+        };
       }
       if (Date.now() >= deadline) return { status: STATUS.NotEnoughMessages, errorMessage: 'not enough messages' };
       await new Promise<void>((resolve) => {
@@ -134,7 +147,11 @@ export async function startTestStreamManager(port = 0): Promise<TestStreamManage
         count('CreateMessageStream');
         const definition = body.definition as Record<string, unknown>;
         const name = String(definition.name);
-        if (streams.has(name)) return [OP.CreateMessageStreamResponse, { status: STATUS.InvalidRequest, errorMessage: `stream ${name} already exists` }];
+        if (streams.has(name))
+          return [
+            OP.CreateMessageStreamResponse,
+            { status: STATUS.InvalidRequest, errorMessage: `stream ${name} already exists` },
+          ];
         streams.set(name, { definition, messages: [] });
         return [OP.CreateMessageStreamResponse, { status: STATUS.Success }];
       }
@@ -142,7 +159,8 @@ export async function startTestStreamManager(port = 0): Promise<TestStreamManage
         count('UpdateMessageStream');
         const definition = body.definition as Record<string, unknown>;
         const stream = streams.get(String(definition.name));
-        if (!stream) return [OP.UpdateMessageStreamResponse, { status: STATUS.ResourceNotFound, errorMessage: 'stream not found' }];
+        if (!stream)
+          return [OP.UpdateMessageStreamResponse, { status: STATUS.ResourceNotFound, errorMessage: 'stream not found' }];
         stream.definition = definition;
         return [OP.UpdateMessageStreamResponse, { status: STATUS.Success }];
       }
@@ -154,7 +172,11 @@ export async function startTestStreamManager(port = 0): Promise<TestStreamManage
       case OP.AppendMessage: {
         count('AppendMessage');
         const stream = streams.get(String(body.name));
-        if (!stream) return [OP.AppendMessageResponse, { status: STATUS.ResourceNotFound, errorMessage: `stream ${String(body.name)} not found` }];
+        if (!stream)
+          return [
+            OP.AppendMessageResponse,
+            { status: STATUS.ResourceNotFound, errorMessage: `stream ${String(body.name)} not found` },
+          ];
         const last = stream.messages[stream.messages.length - 1];
         const sequenceNumber = last ? last.sequenceNumber + 1 : 0;
         stream.messages.push({ sequenceNumber, ingestTime: Date.now(), payload: Buffer.from(body.payload as Uint8Array) });
@@ -170,7 +192,8 @@ export async function startTestStreamManager(port = 0): Promise<TestStreamManage
       case OP.DescribeMessageStream: {
         count('DescribeMessageStream');
         const stream = streams.get(String(body.name));
-        if (!stream) return [OP.DescribeMessageStreamResponse, { status: STATUS.ResourceNotFound, errorMessage: 'stream not found' }];
+        if (!stream)
+          return [OP.DescribeMessageStreamResponse, { status: STATUS.ResourceNotFound, errorMessage: 'stream not found' }];
         const first = stream.messages[0];
         const last = stream.messages[stream.messages.length - 1];
         return [
@@ -179,7 +202,11 @@ export async function startTestStreamManager(port = 0): Promise<TestStreamManage
             status: STATUS.Success,
             messageStreamInfo: {
               definition: stream.definition,
-              storageStatus: { oldestSequenceNumber: first?.sequenceNumber ?? 0, newestSequenceNumber: last?.sequenceNumber ?? -1, totalBytes: stream.messages.reduce((n, m) => n + m.payload.length, 0) },
+              storageStatus: {
+                oldestSequenceNumber: first?.sequenceNumber ?? 0,
+                newestSequenceNumber: last?.sequenceNumber ?? -1,
+                totalBytes: stream.messages.reduce((n, m) => n + m.payload.length, 0),
+              },
               exportStatuses: [],
             },
           },
@@ -200,7 +227,15 @@ export async function startTestStreamManager(port = 0): Promise<TestStreamManage
         if (op === OP.Connect) {
           count('Connect');
           socket.write(Buffer.from([1]));
-          socket.write(frame(OP.ConnectResponse, { requestId: body.requestId, status: STATUS.Success, protocolVersion: '1.1.0', serverVersion: 'test-1.1.0', clientIdentifier: 'test-client' }));
+          socket.write(
+            frame(OP.ConnectResponse, {
+              requestId: body.requestId,
+              status: STATUS.Success,
+              protocolVersion: '1.1.0',
+              serverVersion: 'test-1.1.0',
+              clientIdentifier: 'test-client',
+            }),
+          );
           return;
         }
         void serve(op, body).then(([responseOp, response]) => {

@@ -16,7 +16,10 @@ export interface HomeRecord {
 export async function readHome(endpoint: string, stream: string): Promise<HomeRecord[]> {
   const client = createKinesisClient({ endpoint });
   try {
-    return (await streamReader(client).readAll(stream)).map((r) => ({ partitionKey: r.partitionKey, body: JSON.parse(r.data.toString('utf8')) as HomeRecord['body'] }));
+    return (await streamReader(client).readAll(stream)).map((r) => ({
+      partitionKey: r.partitionKey,
+      body: JSON.parse(r.data.toString('utf8')) as HomeRecord['body'],
+    }));
   } finally {
     client.destroy();
   }
@@ -76,7 +79,15 @@ export function edgeIds(out: string): { uncertain: string[]; rejected: string[];
 }
 
 /** The uplink status file the edge writes, or undefined before the first write. */
-export function uplinkStatus(out: string): { link: string; backlog: { records: number }; streams: Record<string, { records: number; sent_records: number; dropped: Record<string, number> }> } | undefined {
+export function uplinkStatus(
+  out: string,
+):
+  | {
+      link: string;
+      backlog: { records: number };
+      streams: Record<string, { records: number; sent_records: number; dropped: Record<string, number> }>;
+    }
+  | undefined {
   try {
     return JSON.parse(readFileSync(join(out, 'uplink.json'), 'utf8')) as ReturnType<typeof uplinkStatus>;
   } catch {

@@ -46,32 +46,59 @@ afterAll(async () => {
   rmSync(modelDir, { recursive: true, force: true });
 });
 
-const json = (stream: string): Array<Record<string, unknown>> => server.payloads(stream).map((p) => JSON.parse(p.toString('utf8')) as Record<string, unknown>);
+const json = (stream: string): Array<Record<string, unknown>> =>
+  server.payloads(stream).map((p) => JSON.parse(p.toString('utf8')) as Record<string, unknown>);
 
 async function waitFor(condition: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(Object.fromEntries([...server.streams].map(([k, v]) => [k, v.messages.length])))}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}: ${JSON.stringify(Object.fromEntries([...server.streams].map(([k, v]) => [k, v.messages.length])))}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
 async function publish(count: number): Promise<void> {
-  const summary = await publishFrames(mnistFrames(), new StreamManagerRecordSink(client), { camera: CAMERA, stream: 'camera-images', count });
+  const summary = await publishFrames(mnistFrames(), new StreamManagerRecordSink(client), {
+    camera: CAMERA,
+    stream: 'camera-images',
+    count,
+  });
   expect(summary).toMatchObject({ published: count, failed: 0 });
 }
 
 it('creates the streams with their Kinesis exports, as streams.json defines them', async () => {
   // Act
-  host = await startStreamManagerHost({ client, definition, stateDir, exportPrefix: 'ecc-prod-', env: { MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR' }, retryBaseDelayMs: 10 });
+  host = await startStreamManagerHost({
+    client,
+    definition,
+    stateDir,
+    exportPrefix: 'ecc-prod-',
+    env: { MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR' },
+    retryBaseDelayMs: 10,
+  });
   // Assert
-  expect([...server.streams.keys()].sort()).toEqual(['camera-images', 'metrics', 'predictions', 'rejected-images', 'uncertain-images']);
-  const exports = (name: string) => (server.streams.get(name)?.definition.exportDefinition as { kinesis?: Array<Record<string, unknown>> } | undefined)?.kinesis ?? [];
+  expect([...server.streams.keys()].sort()).toEqual([
+    'camera-images',
+    'metrics',
+    'predictions',
+    'rejected-images',
+    'uncertain-images',
+  ]);
+  const exports = (name: string) =>
+    (server.streams.get(name)?.definition.exportDefinition as { kinesis?: Array<Record<string, unknown>> } | undefined)
+      ?.kinesis ?? [];
   expect(exports('camera-images')).toEqual([]);
   expect(exports('predictions')).toEqual([]);
   expect(exports('metrics')).toEqual([expect.objectContaining({ kinesisStreamName: 'ecc-prod-metrics', priority: 1 })]);
-  expect(exports('rejected-images')).toEqual([expect.objectContaining({ kinesisStreamName: 'ecc-prod-rejected-images', priority: 2 })]);
-  expect(exports('uncertain-images')).toEqual([expect.objectContaining({ kinesisStreamName: 'ecc-prod-uncertain-images', priority: 3 })]);
+  expect(exports('rejected-images')).toEqual([
+    expect.objectContaining({ kinesisStreamName: 'ecc-prod-rejected-images', priority: 2 }),
+  ]);
+  expect(exports('uncertain-images')).toEqual([
+    expect.objectContaining({ kinesisStreamName: 'ecc-prod-uncertain-images', priority: 3 }),
+  ]);
   expect(server.streams.get('uncertain-images')?.definition).toMatchObject({ strategyOnFull: 0, persistence: 0 }); // RejectNewData, File (the SDK's enum values);
 });
 
@@ -79,7 +106,10 @@ it('classifies frames appended to Stream Manager and writes every output to its 
   // Act: frames from a Test camera (all go home), and one unreadable frame.
   await publish(FRAMES);
   await client.appendMessage('camera-images', Buffer.from('not a frame'));
-  await waitFor(() => server.payloads('predictions').length === FRAMES && server.payloads('rejected-images').length === 1, 'the outputs');
+  await waitFor(
+    () => server.payloads('predictions').length === FRAMES && server.payloads('rejected-images').length === 1,
+    'the outputs',
+  );
   await host?.runner.waitForIdle(60_000);
   await host?.runner.closeWindows();
   await host?.runner.waitForIdle(60_000);
@@ -90,7 +120,9 @@ it('classifies frames appended to Stream Manager and writes every output to its 
   // A Test camera's frames all go home; the unsure ones say so rather than test_camera.
   expect([...new Set(json('uncertain-images').map((u) => u.camera))]).toEqual([CAMERA]);
   expect(json('uncertain-images').every((u) => u.reason === 'test_camera' || u.reason === 'low_confidence')).toBe(true);
-  expect(json('rejected-images')).toEqual([expect.objectContaining({ frame_id: `shardId-000000000000-${FRAMES}`, reason: 'invalid_json' })]);
+  expect(json('rejected-images')).toEqual([
+    expect.objectContaining({ frame_id: `shardId-000000000000-${FRAMES}`, reason: 'invalid_json' }),
+  ]);
   const documents = json('metrics') as Array<{ count: number }>;
   expect(documents.length).toBeGreaterThan(0);
   expect(documents.reduce((sum, d) => sum + d.count, 0)).toBe(FRAMES);
@@ -102,7 +134,14 @@ it('resumes after its checkpoints when restarted: new frames only, nothing twice
   await host?.stop();
   const before = server.payloads('predictions').length;
   // Act
-  host = await startStreamManagerHost({ client, definition, stateDir, exportPrefix: 'ecc-prod-', env: { MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR' }, retryBaseDelayMs: 10 });
+  host = await startStreamManagerHost({
+    client,
+    definition,
+    stateDir,
+    exportPrefix: 'ecc-prod-',
+    env: { MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR' },
+    retryBaseDelayMs: 10,
+  });
   await publish(10);
   await waitFor(() => server.payloads('predictions').length >= before + 10, 'the new predictions');
   await host.runner.waitForIdle(60_000);

@@ -37,7 +37,10 @@ it(`keeps to ${KBPS} kbit/s over a ${SECONDS} s run`, async () => {
   const records = Array.from({ length: count }, (_, i) => {
     const body = JSON.stringify({ frame_id: `f${i}`, pad: '' });
     const data = JSON.stringify({ frame_id: `f${i}`, pad: 'x'.repeat(recordBytes - Buffer.byteLength(body) - 5) });
-    return { eventID: `shardId-000000000000:${i + 1}`, kinesis: { partitionKey: `cam-${i % 2}`, sequenceNumber: String(i + 1), data: Buffer.from(data).toString('base64') } };
+    return {
+      eventID: `shardId-000000000000:${i + 1}`,
+      kinesis: { partitionKey: `cam-${i % 2}`, sequenceNumber: String(i + 1), data: Buffer.from(data).toString('base64') },
+    };
   });
   await uplink.handler('uncertain-images')({ Records: records } as never);
   const total = uplink.backlog.bytes;
@@ -65,5 +68,7 @@ it(`keeps to ${KBPS} kbit/s over a ${SECONDS} s run`, async () => {
   const arrived = await streamReader(client).readAll('uncertain-images');
   client.destroy();
   expect(arrived.reduce((sum, r) => sum + r.data.byteLength + Buffer.byteLength(r.partitionKey), 0)).toBe(total);
-  console.log(`uplink bandwidth: ${total} bytes in ${elapsed.toFixed(1)} s = ${((total * 8) / 1000 / elapsed).toFixed(1)} kbit/s (cap ${KBPS})`);
+  console.log(
+    `uplink bandwidth: ${total} bytes in ${elapsed.toFixed(1)} s = ${((total * 8) / 1000 / elapsed).toFixed(1)} kbit/s (cap ${KBPS})`,
+  );
 }, 300_000);

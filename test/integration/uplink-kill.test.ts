@@ -39,11 +39,31 @@ it('loses nothing when the edge is killed during an outage and restarted with --
   const persist = join(dir, 'edge-state');
   const out = join(dir, 'edge-out');
   // Every record stays in the edge's streams, so the test can count what entered.
-  const common = ['--persist', persist, '--out', out, '--port', '0', '--quiet', '--window', '2', '--retain-consumed', 'all', '--home-endpoint', homeEndpoint, '--uplink-retry-max', '1'];
+  const common = [
+    '--persist',
+    persist,
+    '--out',
+    out,
+    '--port',
+    '0',
+    '--quiet',
+    '--window',
+    '2',
+    '--retain-consumed',
+    'all',
+    '--home-endpoint',
+    homeEndpoint,
+    '--uplink-retry-max',
+    '1',
+  ];
   const state = (): string => `edge:\n${edge?.output()}\nuplink: ${JSON.stringify(uplinkStatus(out))}`;
 
   // Act 1: frames flow, the home is unreachable, the backlog grows on disk; then SIGKILL.
-  edge = startProcess('local/cli.ts', [...common, '--count', String(FRAMES), '--rate', '100', '--camera', 'Test', '--cameras', '2'], { MODEL_DIR: modelDir });
+  edge = startProcess(
+    'local/cli.ts',
+    [...common, '--count', String(FRAMES), '--rate', '100', '--camera', 'Test', '--cameras', '2'],
+    { MODEL_DIR: modelDir },
+  );
   await waitUntil(() => (uplinkStatus(out)?.backlog.records ?? 0) >= 200, 'a backlog of 200 records at the edge', 240_000, state);
   expect(uplinkStatus(out)?.link).toBe('down');
   edge.child.kill('SIGKILL');
@@ -54,7 +74,10 @@ it('loses nothing when the edge is killed during an outage and restarted with --
   await home.waitForOutput(/home streams on/, 60_000);
   edge = startProcess('local/cli.ts', [...common, '--count', '0'], { MODEL_DIR: modelDir });
   let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([edge.exited, new Promise((resolve) => (timer = setTimeout(() => resolve('edge still running after 400 s'), 400_000)))]);
+  const code = await Promise.race([
+    edge.exited,
+    new Promise((resolve) => (timer = setTimeout(() => resolve('edge still running after 400 s'), 400_000))),
+  ]);
   clearTimeout(timer);
   expect({ code, output: code === 0 ? '' : state() }).toEqual({ code: 0, output: '' });
 
@@ -72,7 +95,10 @@ it('loses nothing when the edge is killed during an outage and restarted with --
   expect(outOfOrder(uncertain.records, (r) => frameSequence(r.body.frame_id as string))).toEqual([]);
   const metrics = firstArrivals(await readHome(homeEndpoint, 'metrics'));
   expect(sorted(metrics.records.map((r) => r.body.id as string))).toEqual(sorted(atEdge.metrics));
-  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { unaccounted: number; uplink: { backlog: { records: number }; streams: Record<string, { dropped: Record<string, number> }> } };
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+    unaccounted: number;
+    uplink: { backlog: { records: number }; streams: Record<string, { dropped: Record<string, number> }> };
+  };
   expect(summary.unaccounted).toBe(0);
   expect(summary.uplink.backlog.records).toBe(0);
   expect(Object.values(summary.uplink.streams).map((s) => s.dropped)).toEqual([{}, {}, {}]);

@@ -41,11 +41,35 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
   const homeDir = join(dir, 'home');
   const out = join(dir, 'edge-out');
   home = startProcess('local/home-streams-cli.ts', ['--streams-port', '0', '--persist', homeDir]);
-  const [, homeEndpoint, homePort] = (await home.waitForOutput(/home streams on (http:\/\/127\.0\.0\.1:(\d+))/, 60_000)) as string[];
+  const [, homeEndpoint, homePort] = (await home.waitForOutput(
+    /home streams on (http:\/\/127\.0\.0\.1:(\d+))/,
+    60_000,
+  )) as string[];
   edge = startProcess(
     'local/cli.ts',
-    ['--count', String(FRAMES), '--rate', String(RATE), '--camera', 'Test', '--cameras', '2', '--port', '0', '--window', '2', '--out', out, '--quiet',
-      '--home-endpoint', homeEndpoint as string, '--uplink-interval', '0.2', '--uplink-retry-max', '2'],
+    [
+      '--count',
+      String(FRAMES),
+      '--rate',
+      String(RATE),
+      '--camera',
+      'Test',
+      '--cameras',
+      '2',
+      '--port',
+      '0',
+      '--window',
+      '2',
+      '--out',
+      out,
+      '--quiet',
+      '--home-endpoint',
+      homeEndpoint as string,
+      '--uplink-interval',
+      '0.2',
+      '--uplink-retry-max',
+      '2',
+    ],
     { MODEL_DIR: modelDir },
   );
   const [, edgeEndpoint] = (await edge.waitForOutput(/kinesis (http:\/\/127\.0\.0\.1:\d+)/, 120_000)) as string[];
@@ -56,7 +80,12 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
   const rejectSender = (async () => {
     while (sendingRejects) {
       const body = { image: Buffer.from('not a png').toString('base64'), camera: 'Bad-cam', timestamp: new Date().toISOString() };
-      await edgeClient.send(new PutRecordsCommand({ StreamName: 'camera-images', Records: [{ PartitionKey: 'Bad-cam', Data: Buffer.from(JSON.stringify(body)) }] }));
+      await edgeClient.send(
+        new PutRecordsCommand({
+          StreamName: 'camera-images',
+          Records: [{ PartitionKey: 'Bad-cam', Data: Buffer.from(JSON.stringify(body)) }],
+        }),
+      );
       rejectsSent += 1;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
@@ -64,7 +93,12 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
   const state = (): string => `edge:\n${edge?.output()}\nuplink: ${JSON.stringify(uplinkStatus(out))}`;
 
   // Act 1: the home goes away once records have been arriving.
-  await waitUntil(() => (uplinkStatus(out)?.streams['uncertain-images']?.sent_records ?? 0) > 20, 'uncertain images to arrive home', 180_000, state);
+  await waitUntil(
+    () => (uplinkStatus(out)?.streams['uncertain-images']?.sent_records ?? 0) > 20,
+    'uncertain images to arrive home',
+    180_000,
+    state,
+  );
   await stopProcess(home);
   await waitUntil(() => uplinkStatus(out)?.link === 'down', 'the edge to see the link down', 60_000, state);
   await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
@@ -77,7 +111,10 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
   await rejectSender;
   edgeClient.destroy();
   let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([edge.exited, new Promise((resolve) => (timer = setTimeout(() => resolve('edge still running after 400 s'), 400_000)))]);
+  const code = await Promise.race([
+    edge.exited,
+    new Promise((resolve) => (timer = setTimeout(() => resolve('edge still running after 400 s'), 400_000))),
+  ]);
   clearTimeout(timer);
   expect({ code, output: code === 0 ? '' : state() }).toEqual({ code: 0, output: '' });
 
@@ -86,7 +123,10 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
   expect(duringOutage?.backlog.records ?? 0).toBeGreaterThan(100);
   expect(edge.output()).toMatch(/uplink down: /);
   expect(edge.output()).toMatch(/uplink up again after \d+\.\d s down/);
-  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { unaccounted: number; uplink: { backlog: { records: number }; streams: Record<string, { dropped: Record<string, number> }> } };
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+    unaccounted: number;
+    uplink: { backlog: { records: number }; streams: Record<string, { dropped: Record<string, number> }> };
+  };
   expect(summary.unaccounted).toBe(0);
   expect(summary.uplink.backlog.records).toBe(0);
   expect(Object.values(summary.uplink.streams).map((s) => s.dropped)).toEqual([{}, {}, {}]);

@@ -29,8 +29,14 @@ describe('reject-new', () => {
     const drops: DroppedRecord[] = [];
     const backlog = new UplinkBacklog({ streams: STREAMS, maxBytes: 500, policy: 'reject-new', onDrop: (d) => drops.push(d) });
     // Act
-    backlog.add('uncertain-images', ['u1', 'u2', 'u3', 'u4'].map((id) => rec(id)));
-    const result = backlog.add('metrics', ['m1', 'm2', 'm3'].map((id) => rec(id)));
+    backlog.add(
+      'uncertain-images',
+      ['u1', 'u2', 'u3', 'u4'].map((id) => rec(id)),
+    );
+    const result = backlog.add(
+      'metrics',
+      ['m1', 'm2', 'm3'].map((id) => rec(id)),
+    );
     // Assert
     expect(result).toEqual({ stored: 1, dropped: 2, skipped: 0 });
     expect(ids(backlog, 'uncertain-images')).toEqual(['u1', 'u2', 'u3', 'u4']);
@@ -59,7 +65,11 @@ describe('drop-oldest', () => {
     expect(drops.every((d) => d.reason === 'backlog-full-drop-oldest' && d.queuedAt !== undefined)).toBe(true);
     expect(ids(backlog, 'metrics')).toEqual(['m1', 'm2', 'm3', 'm4']);
     expect(ids(backlog, 'rejected-images')).toEqual(['r2']);
-    expect(backlog.dropped).toEqual({ metrics: {}, 'rejected-images': { 'backlog-full-drop-oldest': 1 }, 'uncertain-images': { 'backlog-full-drop-oldest': 2 } });
+    expect(backlog.dropped).toEqual({
+      metrics: {},
+      'rejected-images': { 'backlog-full-drop-oldest': 1 },
+      'uncertain-images': { 'backlog-full-drop-oldest': 2 },
+    });
   });
 
   it('never drops a record being sent; the newcomer goes when nothing else can', () => {
@@ -85,7 +95,10 @@ it('drops a record larger than Kinesis accepts, whatever the room', () => {
 it('hands out batches in order within record and byte bounds, and settles only what the home acknowledged', () => {
   // Prepare
   const backlog = new UplinkBacklog({ streams: STREAMS, maxBytes: 1e6, policy: 'reject-new' });
-  backlog.add('uncertain-images', ['a', 'b', 'c', 'd', 'e'].map((id) => rec(id)));
+  backlog.add(
+    'uncertain-images',
+    ['a', 'b', 'c', 'd', 'e'].map((id) => rec(id)),
+  );
   // Act + Assert: 250 bytes hold two records.
   const batch = backlog.take('uncertain-images', 500, 250);
   expect(batch.map((r) => r.id)).toEqual(['a', 'b']);
@@ -98,11 +111,17 @@ describe('persisted', () => {
   it('recovers exactly the records still owed, in order, with the drop counts, after the process dies', () => {
     // Prepare: some records acknowledged in order, one out of order, one evicted.
     const first = new UplinkBacklog({ streams: STREAMS, maxBytes: 1000, policy: 'drop-oldest', dir });
-    first.add('uncertain-images', ['u1', 'u2', 'u3', 'u4', 'u5'].map((id) => rec(id)));
+    first.add(
+      'uncertain-images',
+      ['u1', 'u2', 'u3', 'u4', 'u5'].map((id) => rec(id)),
+    );
     first.add('metrics', [rec('m1')]);
     const batch = first.take('uncertain-images', 3, 1e9);
     first.settle('uncertain-images', [batch[0]?.seq as number, batch[2]?.seq as number]);
-    first.add('rejected-images', ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7'].map((id) => rec(id)));
+    first.add(
+      'rejected-images',
+      ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7'].map((id) => rec(id)),
+    );
     // No stop, no flush: the object is simply abandoned, as a SIGKILL would.
     // Act
     const second = new UplinkBacklog({ streams: STREAMS, maxBytes: 1000, policy: 'drop-oldest', dir });
@@ -113,7 +132,10 @@ describe('persisted', () => {
     expect(second.dropped['uncertain-images']).toEqual({ 'backlog-full-drop-oldest': 1 });
     expect(second.bytes).toBe(1000);
     // New records continue the sequence, after the recovered ones.
-    second.add('metrics', [rec('m2', 1)].map((r) => ({ ...r, data: Buffer.alloc(0) })));
+    second.add(
+      'metrics',
+      [rec('m2', 1)].map((r) => ({ ...r, data: Buffer.alloc(0) })),
+    );
     expect(second.snapshot('metrics').map((r) => r.seq)).toEqual([1, 2]);
   });
 
@@ -126,7 +148,11 @@ describe('persisted', () => {
     appendFileSync(join(dir, 'uncertain-images', segment), '{"s":3,"k":"k","d":"eHh4');
     // Act: the edge's reader re-reads from its last checkpoint (u1, u2) and goes on (u3).
     const second = new UplinkBacklog({ streams: STREAMS, maxBytes: 1e6, policy: 'reject-new', dir });
-    const result = second.add('uncertain-images', [rec('u1', 100, 'k', source(1)), rec('u2', 100, 'k', source(2)), rec('u3', 100, 'k', source(3))]);
+    const result = second.add('uncertain-images', [
+      rec('u1', 100, 'k', source(1)),
+      rec('u2', 100, 'k', source(2)),
+      rec('u3', 100, 'k', source(3)),
+    ]);
     // Assert
     expect(result).toEqual({ stored: 1, dropped: 0, skipped: 2 });
     expect(ids(second, 'uncertain-images')).toEqual(['u1', 'u2', 'u3']);
@@ -141,12 +167,18 @@ describe('persisted', () => {
     const before = readdirSync(join(dir, 'uncertain-images')).length;
     // Act
     const batch = backlog.take('uncertain-images', 4, 1e9);
-    backlog.settle('uncertain-images', batch.map((r) => r.seq));
+    backlog.settle(
+      'uncertain-images',
+      batch.map((r) => r.seq),
+    );
     // Assert
     const after = readdirSync(join(dir, 'uncertain-images')).length;
     expect(before).toBeGreaterThan(2);
     expect(after).toBeLessThan(before);
-    expect(ids(new UplinkBacklog({ streams: STREAMS, maxBytes: 1e6, policy: 'reject-new', dir }), 'uncertain-images')).toEqual(['e', 'f']);
+    expect(ids(new UplinkBacklog({ streams: STREAMS, maxBytes: 1e6, policy: 'reject-new', dir }), 'uncertain-images')).toEqual([
+      'e',
+      'f',
+    ]);
   });
 });
 

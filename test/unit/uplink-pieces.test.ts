@@ -61,7 +61,14 @@ describe('ByteRateLimiter', () => {
 });
 
 describe('acknowledged', () => {
-  const record = (seq: number, key: string): BacklogRecord => ({ seq, partitionKey: key, data: Buffer.from('x'), id: `f${seq}`, at: 0, bytes: 1 + key.length });
+  const record = (seq: number, key: string): BacklogRecord => ({
+    seq,
+    partitionKey: key,
+    data: Buffer.from('x'),
+    id: `f${seq}`,
+    at: 0,
+    bytes: 1 + key.length,
+  });
 
   it('acknowledges every entry the home gave a sequence number', () => {
     const batch = [record(1, 'a'), record(2, 'b')];
@@ -90,7 +97,14 @@ describe('acknowledged', () => {
 describe('uplink settings', () => {
   it('fills Stream Manager-like defaults', () => {
     const settings = parseUplinkSettings({ endpoint: 'http://127.0.0.1:4568' });
-    expect(settings).toMatchObject({ streamPrefix: '', maxBytes: 256 * 1024 * 1024, policy: 'reject-new', kbps: 0, batchSize: 500, retryMaxMs: 300_000 });
+    expect(settings).toMatchObject({
+      streamPrefix: '',
+      maxBytes: 256 * 1024 * 1024,
+      policy: 'reject-new',
+      kbps: 0,
+      batchSize: 500,
+      retryMaxMs: 300_000,
+    });
     expect(settings.streams).toEqual(['metrics', 'rejected-images', 'uncertain-images']);
   });
 
@@ -105,12 +119,9 @@ describe('uplink settings', () => {
   });
 
   it('ranks metrics first, then rejects, then images, then predictions', () => {
-    expect(['predictions', 'uncertain-images', 'metrics', 'rejected-images'].sort((a, b) => priorityOf(a) - priorityOf(b))).toEqual([
-      'metrics',
-      'rejected-images',
-      'uncertain-images',
-      'predictions',
-    ]);
+    expect(
+      ['predictions', 'uncertain-images', 'metrics', 'rejected-images'].sort((a, b) => priorityOf(a) - priorityOf(b)),
+    ).toEqual(['metrics', 'rejected-images', 'uncertain-images', 'predictions']);
   });
 });
 
