@@ -39,7 +39,7 @@ export const UPLINK_DEFAULTS = {
 
 export const uplinkSettingsSchema = z.object({
   /** The home's Kinesis endpoint URL, or "aws" for the regional AWS endpoint. */
-  endpoint: z.union([z.literal('aws'), z.url({ protocol: /^https?$/ })]),
+  endpoint: z.union([z.literal('aws'), z.url({ protocol: /^https?$/, error: 'must be an http(s) URL or "aws"' })]),
   /** Prepended to each stream name at home (a deployment's `<service>-<stage>-`). */
   streamPrefix: z
     .string()

@@ -151,3 +151,58 @@ it('resumes after its checkpoints when restarted: new frames only, nothing twice
   expect(new Set(ids).size).toBe(ids.length);
   expect(ids.slice(before)).toEqual(Array.from({ length: 10 }, (_, i) => `shardId-000000000000-${FRAMES + 1 + i}`));
 }, 240_000);
+
+describe('the runner semantics over Stream Manager', () => {
+  it('retries from a reported failure, then sends a record that keeps failing to the on-failure destination', async () => {
+    // Prepare: a server and state of its own; classify replaced by a handler that fails
+    // "fail-once" on its first delivery and "poison" always (reported as batch item failures).
+    const own = await startTestStreamManager();
+    const ownClient = await connectStreamManager({ port: own.port });
+    const ownState = mkdtempSync(join(tmpdir(), 'greengrass-failures-'));
+    const deliveries = new Map<string, number>();
+    const outcomes = new Map<string, 'ok' | 'failed'>();
+    const classify = async (event: { Records: Array<{ kinesis: { sequenceNumber: string; data: string } }> }) => {
+      const batchItemFailures: Array<{ itemIdentifier: string }> = [];
+      for (const record of event.Records) {
+        const seq = record.kinesis.sequenceNumber;
+        const body = Buffer.from(record.kinesis.data, 'base64').toString('utf8');
+        const n = (deliveries.get(seq) ?? 0) + 1;
+        deliveries.set(seq, n);
+        const fail = body === 'poison' || (body === 'fail-once' && n === 1);
+        outcomes.set(seq, fail ? 'failed' : 'ok');
+        if (fail && batchItemFailures.length === 0) batchItemFailures.push({ itemIdentifier: seq });
+      }
+      return { batchItemFailures };
+    };
+    let ownHost: StreamManagerHost | undefined;
+    try {
+      ownHost = await startStreamManagerHost({
+        client: ownClient,
+        definition,
+        stateDir: ownState,
+        exportPrefix: 'ecc-test-',
+        handlers: { classify: classify as never, 'aggregate-metrics': (async () => ({})) as never },
+        retryBaseDelayMs: 5,
+        logger: { debug: () => undefined, warn: () => undefined },
+      });
+      // Act
+      for (const body of ['a', 'fail-once', 'b', 'c', 'poison'])
+        await ownClient.appendMessage('camera-images', Buffer.from(body));
+      const deadline = Date.now() + 120_000;
+      while ((ownHost.runner.deadLetters.length === 0 || outcomes.get('3') !== 'ok') && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await ownHost.runner.waitForIdle(60_000);
+      // Assert: 0..3 end handled, "fail-once" (1) went twice; "poison" (4) is the only dead letter.
+      expect([0, 1, 2, 3].map((seq) => outcomes.get(String(seq)))).toEqual(['ok', 'ok', 'ok', 'ok']);
+      expect(deliveries.get('1')).toBe(2);
+      expect(ownHost.runner.deadLetters.flatMap((d) => d.records.map((r) => r.sequenceNumber))).toEqual(['4']);
+      expect(ownHost.runner.deadLetters[0]?.KinesisBatchInfo.streamArn).toMatch(/stream\/camera-images$/);
+    } finally {
+      await ownHost?.stop();
+      ownClient.close();
+      await own.close();
+      rmSync(ownState, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
