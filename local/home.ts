@@ -57,6 +57,19 @@ export interface HomeCounts {
   /** Records on an output stream that did not match its contract (kept in unreadable.jsonl). */
   unreadable: number;
   rejectedByReason: Record<string, number>;
+  /** Uncertain-images by reason (low_confidence, test_camera, sampled). */
+  uncertainByReason: Record<string, number>;
+}
+
+/** A shadow comparison summed over every metrics document read home. */
+export interface ShadowTotal {
+  current: string;
+  candidate: string;
+  count: number;
+  agree: number;
+  labelled: number;
+  current_correct: number;
+  candidate_correct: number;
 }
 
 export interface HomeOptions {
@@ -101,7 +114,10 @@ export class HomeOutputs {
     duplicates: 0,
     unreadable: 0,
     rejectedByReason: {},
+    uncertainByReason: {},
   };
+  /** Shadow comparisons over the run, keyed `<current>\n<candidate>` (from the metrics documents). */
+  readonly shadowTotals = new Map<string, ShadowTotal>();
   /** Capture-to-scoring latency of the predictions, seconds. */
   readonly endToEnd = new LogLinearHistogram();
   readonly modelVersions = new Set<string>();
@@ -228,6 +244,7 @@ export class HomeOutputs {
       }
       this.remember(this.uncertainIds, tuple.frame_id);
       this.counts.uncertain += 1;
+      this.counts.uncertainByReason[tuple.reason] = (this.counts.uncertainByReason[tuple.reason] ?? 0) + 1;
       const base = `${safeFileName(tuple.camera, 60)}_${safeFileName(tuple.frame_id, 100)}`;
       const dir = this.path('uncertain');
       const png = image ? Buffer.from(image, 'base64') : undefined;
@@ -276,6 +293,24 @@ export class HomeOutputs {
       }
       this.remember(this.documentIds, doc.id);
       this.counts.metricsDocuments += 1;
+      for (const s of doc.shadow ?? []) {
+        const key = `${s.current}\n${s.candidate}`;
+        const total = this.shadowTotals.get(key) ?? {
+          current: s.current,
+          candidate: s.candidate,
+          count: 0,
+          agree: 0,
+          labelled: 0,
+          current_correct: 0,
+          candidate_correct: 0,
+        };
+        total.count += s.count;
+        total.agree += s.agree;
+        total.labelled += s.labelled;
+        total.current_correct += s.current_correct;
+        total.candidate_correct += s.candidate_correct;
+        this.shadowTotals.set(key, total);
+      }
       lines.push(JSON.stringify(doc));
       const key = `${doc.window.start}/${doc.window.end}`;
       const group = this.windows.get(key) ?? [];

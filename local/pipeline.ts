@@ -18,6 +18,8 @@ import { ConsumedRecordTrimmer } from './trimmer';
 import { Uplink } from './uplink/uplink';
 import type { UplinkSettings } from './uplink/settings';
 import type { MetricsDocument } from '../functions/lib/metrics/document';
+import { addHomeReaders } from '../home/reader';
+import type { HomeStore } from '../home/store';
 
 export interface LocalPipelineOptions {
   /** Use this Kinesis endpoint instead of starting the embedded emulator. */
@@ -73,6 +75,8 @@ export interface LocalPipelineOptions {
    * output folder).
    */
   uplink?: { settings: UplinkSettings; log?: (line: string) => void };
+  /** The home application's store: its readers run on this runner, so trimming waits for them too. */
+  homeStore?: HomeStore;
 }
 
 /** Files the uplink writes into the output folder. */
@@ -181,7 +185,8 @@ export class LocalPipeline {
     let uplink: Uplink | undefined;
     try {
       const declared = new Map(definition.streams.map((s) => [s.name, s.shards]));
-      const names = [cameraStream, ...OUTPUT_STREAMS];
+      // shadow-scores carries a shadow candidate's answers from classify to the aggregator.
+      const names = [cameraStream, ...OUTPUT_STREAMS, STREAMS.shadowScores];
       await ensureStreams(
         client,
         names.map((name) => ({ name, shards: declared.get(name) ?? 1 })),
@@ -249,6 +254,7 @@ export class LocalPipeline {
         });
         for (const stream of uplink.streams) runner.add(readerMapping(`uplink-${stream}`, stream), uplink.handler(stream) as StreamHandler);
       }
+      if (options.homeStore) addHomeReaders(runner, options.homeStore);
       await runner.start();
       uplink?.start();
       let trimmer: ConsumedRecordTrimmer | undefined;

@@ -6,7 +6,7 @@
  */
 import type { KinesisStreamRecord, KinesisStreamStateResponse } from 'aws-lambda';
 import { z } from 'zod';
-import { predictionSchema } from '../contracts';
+import { predictionSchema, shadowScoreSchema, STREAMS } from '../contracts';
 import type { RecordSink } from '../stream-writer';
 import { buildMetricsDocument, type MetricsConfig, type MetricsDocument } from './document';
 import { readWindowState, type WindowAccumulator } from './reducer';
@@ -74,6 +74,24 @@ export function shardOf(event: TumblingWindowEvent): string {
   return colon > 0 ? eventId.slice(0, colon) : 'unknown-shard';
 }
 
+/**
+ * True for events from `shadow-scores` (the candidate's answers while a model runs in shadow),
+ * which the same function folds in windows of their own beside those of `predictions`.
+ */
+export function isShadowSource(arn: string | undefined): boolean {
+  return arn !== undefined && arn.endsWith(STREAMS.shadowScores);
+}
+
+/**
+ * The shard a document is named after: the shard id, prefixed with the stream for shadow
+ * windows, so their documents never share an id with the predictions' documents of the same
+ * shard and window.
+ */
+export function documentShardOf(event: TumblingWindowEvent): string {
+  const shard = shardOf(event);
+  return isShadowSource(event.eventSourceARN ?? event.Records[0]?.eventSourceARN) ? `${STREAMS.shadowScores}:${shard}` : shard;
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -94,6 +112,16 @@ function foldRecords(
     } catch (error: unknown) {
       acc.addInvalid('invalid_json', sequenceNumber, describe(error));
       if (invalid++ < MAX_LOGGED_INVALID) logger.warn('prediction record is not JSON', { sequenceNumber, error: describe(error) });
+      continue;
+    }
+    if (isShadowSource(record.eventSourceARN)) {
+      const shadow = shadowScoreSchema.safeParse(json);
+      if (shadow.success) acc.addShadow(shadow.data);
+      else {
+        const error = z.prettifyError(shadow.error);
+        acc.addInvalid('invalid_record', sequenceNumber, error);
+        if (invalid++ < MAX_LOGGED_INVALID) logger.warn('shadow score record does not match the contract', { sequenceNumber, error });
+      }
       continue;
     }
     const parsed = predictionSchema.safeParse(json);
@@ -124,7 +152,7 @@ function foldRecords(
  *   the invocation fails and Lambda retries it with the same state, so nothing is lost.
  */
 export async function aggregateWindow(event: TumblingWindowEvent, deps: AggregateDependencies): Promise<AggregateResult> {
-  const shard = shardOf(event);
+  const shard = documentShardOf(event);
   const read = readWindowState(event.state, deps.config.confidence);
   if (!read.ok) {
     deps.logger.error('window state unreadable, counting this window from here on', {
