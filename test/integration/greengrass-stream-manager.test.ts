@@ -85,6 +85,7 @@ it('creates the streams with their Kinesis exports, as streams.json defines them
     'metrics',
     'predictions',
     'rejected-images',
+    'shadow-scores',
     'uncertain-images',
   ]);
   const exports = (name: string) =>
@@ -92,6 +93,7 @@ it('creates the streams with their Kinesis exports, as streams.json defines them
       ?.kinesis ?? [];
   expect(exports('camera-images')).toEqual([]);
   expect(exports('predictions')).toEqual([]);
+  expect(exports('shadow-scores')).toEqual([]);
   expect(exports('metrics')).toEqual([expect.objectContaining({ kinesisStreamName: 'ecc-prod-metrics', priority: 1 })]);
   expect(exports('rejected-images')).toEqual([
     expect.objectContaining({ kinesisStreamName: 'ecc-prod-rejected-images', priority: 2 }),
