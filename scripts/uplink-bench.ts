@@ -124,6 +124,7 @@ async function outage(): Promise<void> {
       '--port',
       '0',
       '--quiet',
+      '--no-home',
       '--out',
       out,
       '--persist',

@@ -47,6 +47,7 @@ it('loses nothing when the edge is killed during an outage and restarted with --
     '--port',
     '0',
     '--quiet',
+    '--no-home',
     '--window',
     '2',
     '--retain-consumed',

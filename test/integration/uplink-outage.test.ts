@@ -63,6 +63,7 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
       '--out',
       out,
       '--quiet',
+      '--no-home',
       '--home-endpoint',
       homeEndpoint as string,
       '--uplink-interval',
