@@ -14,6 +14,7 @@ import { createHomeApp } from '../../home/server';
 import { HomeStore } from '../../home/store';
 import { uncertainRecord } from '../helpers/home-fixtures';
 import { makePrediction, TEST_CONFIG } from '../helpers/metrics-fixtures';
+import { promote } from '../../training/model-registry';
 import { addCandidate, corrupt, modelsRoot } from '../helpers/model-registry-fixtures';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field below
@@ -174,6 +175,24 @@ describe('home model API', () => {
     await call('POST', '/api/models/rollback');
     stop();
     expect(heard).toEqual(['shadow 1.1.0', 'promote 1.1.0', 'rollback 1.0.0']);
+  });
+
+  it('tells listeners of a change made outside the home (npm run promote), within its watch period', async () => {
+    const watching = new ModelControls(store, { root, watchMs: 50 });
+    try {
+      const heard = new Promise<string>((resolveHeard, reject) => {
+        const timer = setTimeout(() => reject(new Error('no models event within 10 s of a promote made outside')), 10_000);
+        watching.subscribe((event) => {
+          if (event.type !== 'models') return;
+          clearTimeout(timer);
+          resolveHeard(event.data.reason);
+        });
+      });
+      await promote('1.1.0', root);
+      expect(await heard).toBe('changed on disk');
+    } finally {
+      await watching.close();
+    }
   });
 
   it('adds up the shadow blocks of the metrics windows, with the disagreeing frames the home holds', async () => {
