@@ -151,9 +151,8 @@ export function modelsOverview(root: string): ModelsOverview {
     [...registry.history].reverse().find((e) => e.version === version && actions.includes(e.action))?.at ?? null;
   const models = listModels(root).map((entry): ModelView => {
     const summary = cardSummarySchema.safeParse(entry.card ?? {});
-    const card = summary.success ? summary.data : {};
-    const ev = (card as z.infer<typeof cardSummarySchema>).evaluation;
-    const c = card as z.infer<typeof cardSummarySchema>;
+    const c: z.infer<typeof cardSummarySchema> = summary.success ? summary.data : {};
+    const ev = c.evaluation;
     return {
       version: entry.version,
       state: entry.state,
