@@ -293,24 +293,7 @@ export class HomeOutputs {
       }
       this.remember(this.documentIds, doc.id);
       this.counts.metricsDocuments += 1;
-      for (const s of doc.shadow ?? []) {
-        const key = `${s.current}\n${s.candidate}`;
-        const total = this.shadowTotals.get(key) ?? {
-          current: s.current,
-          candidate: s.candidate,
-          count: 0,
-          agree: 0,
-          labelled: 0,
-          current_correct: 0,
-          candidate_correct: 0,
-        };
-        total.count += s.count;
-        total.agree += s.agree;
-        total.labelled += s.labelled;
-        total.current_correct += s.current_correct;
-        total.candidate_correct += s.candidate_correct;
-        this.shadowTotals.set(key, total);
-      }
+      this.addShadow(doc);
       lines.push(JSON.stringify(doc));
       const key = `${doc.window.start}/${doc.window.end}`;
       const group = this.windows.get(key) ?? [];
@@ -324,6 +307,28 @@ export class HomeOutputs {
     for (const key of touched) {
       const group = this.windows.get(key);
       if (group && this.options.onWindow) this.options.onWindow(mergeMetrics(group));
+    }
+  }
+
+  /** Adds a document's shadow comparisons to the run's totals. */
+  private addShadow(doc: MetricsDocument): void {
+    for (const s of doc.shadow ?? []) {
+      const key = `${s.current}\n${s.candidate}`;
+      const total = this.shadowTotals.get(key) ?? {
+        current: s.current,
+        candidate: s.candidate,
+        count: 0,
+        agree: 0,
+        labelled: 0,
+        current_correct: 0,
+        candidate_correct: 0,
+      };
+      total.count += s.count;
+      total.agree += s.agree;
+      total.labelled += s.labelled;
+      total.current_correct += s.current_correct;
+      total.candidate_correct += s.candidate_correct;
+      this.shadowTotals.set(key, total);
     }
   }
 
@@ -376,6 +381,7 @@ export class HomeOutputs {
       const parsed = metricsDocumentSchema.safeParse(value);
       if (parsed.success && !this.documentIds.has(parsed.data.id)) {
         this.remember(this.documentIds, parsed.data.id);
+        this.addShadow(parsed.data);
         this.counts.metricsDocuments += 1;
       }
     }

@@ -110,7 +110,8 @@ export class RegistryModelSource implements ModelSource {
     let wanted: { current: string | undefined; shadow: string | null };
     try {
       const registry = readRegistryFile(this.root);
-      wanted = registry ? registry : { current: shippedVersion(this.root), shadow: null };
+      // No registry: the shipped model serves, and the root is loaded below without looking further.
+      wanted = registry ? registry : { current: undefined, shadow: null };
     } catch (error: unknown) {
       this.logger?.error('model registry unreadable, serving the shipped model', { error: messageOf(error) });
       wanted = { current: undefined, shadow: null };
