@@ -1,7 +1,8 @@
 /**
  * Fine-tunes the current model on labelled camera frames and writes a candidate model
- * folder with its gates: `npm run retrain` (see retrain-cli.ts) and the home's retrain
- * button both call {@link retrain}.
+ * folder with its gates: `npm run retrain` (retrain-cli.ts) and `npm run loop` call
+ * {@link retrain}; it never exits the process and reports progress through a callback, so
+ * a server (a retrain button) can call it too.
  *
  * The parent's weights are read out of its ONNX file into the trainer's network, trained
  * for a few epochs on the labelled frames (prepared by the production preparePng, lightly
