@@ -167,7 +167,14 @@ function watchUplink(
   if (!uplinkStatus) return () => undefined;
   let mark: UplinkEventMark | undefined;
   const timer = setInterval(() => {
-    const status = uplinkStatus();
+    let status: UplinkStatus;
+    try {
+      status = uplinkStatus();
+    } catch (error: unknown) {
+      // A status that cannot be read now is read again at the next check; the stream goes on.
+      console.error(`home: the uplink status could not be read: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
     const now = Date.now();
     const due = uplinkEventDue(mark, status, now);
     if (!due) return;

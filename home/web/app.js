@@ -1,5 +1,5 @@
 // The home page: a header with the views as tabs, the connection state and the source, and
-// the view of the URL's hash (#/live, #/queue?..., #/confusion, #/rejected, #/dataset, #/models).
+// the view of the URL's hash (#/live, #/queue?..., #/confusion, #/rejected, #/dataset, #/models, #/uplink).
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './js/api.js';
@@ -13,6 +13,7 @@ import { ModelsView } from './js/models.js';
 import { QueueView } from './js/queue.js';
 import { RejectedView } from './js/rejected.js';
 import { throttle } from './js/throttle.js';
+import { UplinkIndicator, UplinkView, useUplink } from './js/uplink.js';
 
 const TABS = [
   ['live', 'Live metrics'],
@@ -21,6 +22,7 @@ const TABS = [
   ['rejected', 'Rejected'],
   ['dataset', 'Dataset'],
   ['models', 'Models'],
+  ['uplink', 'Uplink'],
 ];
 
 function parseHash() {
@@ -42,6 +44,7 @@ function App() {
   const [connection, setConnection] = useState('connecting');
   const [toasts, setToasts] = useState([]);
   const [fatal, setFatal] = useState(null);
+  const uplink = useUplink();
 
   const notify = (text, tone = 'ok') => {
     const id = Math.random();
@@ -99,6 +102,7 @@ function App() {
       <div class="source">
         <span class=${`dot ${connection}`} data-testid="connection" data-state=${connection} title=${`event stream: ${connection}`}></span>
         <span class="muted">${connection}</span>
+        <${UplinkIndicator} uplink=${uplink} />
         ${status ? html`<span class="muted ellipsis" title=${`${status.source.endpoint} ${status.source.prefix ?? ''}`}>${status.source.endpoint}${status.source.prefix ? ` · ${status.source.prefix}` : ''}</span>` : null}
         ${status ? html`<span class="muted">${count(status.frames)} frames · ${count(status.windows)} windows</span>` : null}
       </div>
@@ -111,6 +115,7 @@ function App() {
       ${route.tab === 'rejected' ? html`<${RejectedView} />` : null}
       ${route.tab === 'dataset' ? html`<${DatasetView} notify=${notify} />` : null}
       ${route.tab === 'models' ? html`<${ModelsView} notify=${notify} />` : null}
+      ${route.tab === 'uplink' ? html`<${UplinkView} uplink=${uplink} />` : null}
     </main>
     <${Toasts} toasts=${toasts} />
   </div>`;
