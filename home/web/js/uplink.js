@@ -31,11 +31,11 @@ function bytes(n) {
 
 const DOT = { up: 'live', down: 'closed', unknown: 'connecting' };
 
-/** The header's one-line link state: "uplink up", "uplink down since 12:03:04", "no uplink". */
+/** The header's one-line link state: "uplink up", "uplink down since 12:03:04", "uplink not configured". */
 export function UplinkIndicator({ uplink }) {
   if (!uplink || uplink.error) return null;
   const text = !uplink.configured
-    ? 'no uplink'
+    ? 'uplink not configured'
     : uplink.link === 'down'
       ? `uplink down since ${clock(uplink.link_since)}`
       : uplink.link === 'up'
@@ -61,8 +61,7 @@ export function UplinkView({ uplink }) {
   if (uplink.error) return html`<div class="notice bad">The uplink status could not be read: ${uplink.error}</div>`;
   if (!uplink.configured) {
     return html`<div class="view" data-testid="view-uplink">
-      <p class="empty" data-testid="uplink-not-configured">This home runs no uplink: nothing is forwarded from here. Start the edge with
-        <code>npm start -- --home-endpoint URL</code> to forward its outputs to a home Kinesis endpoint and see the link here.</p>
+      <p class="empty" data-testid="uplink-not-configured">This home runs no uplink: nothing is forwarded from here. Start the edge with <code>npm start -- --home-endpoint URL</code> to forward its outputs to a home Kinesis endpoint and see the link here.</p>
     </div>`;
   }
   const drops = dropsOf(uplink.streams);
