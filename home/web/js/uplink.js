@@ -41,9 +41,9 @@ export function UplinkIndicator({ uplink }) {
       : uplink.link === 'up'
         ? 'uplink up'
         : 'uplink not tried yet';
-  const waiting = uplink.configured && uplink.backlog.records > 0 ? ` · ${count(uplink.backlog.records)} waiting` : '';
-  return html`<a href="#/uplink" class="uplink-indicator muted" data-testid="uplink-indicator" data-link=${uplink.configured ? uplink.link : 'not-configured'} title=${uplink.configured ? `uplink to ${uplink.endpoint}` : 'this home runs no uplink'}>
-    <span class=${`dot ${uplink.configured ? DOT[uplink.link] : ''}`}></span> ${text}${waiting}
+  const waiting = uplink.configured ? `; ${count(uplink.backlog.records)} records waiting at the edge` : '';
+  return html`<a href="#/uplink" class="uplink-indicator muted" data-testid="uplink-indicator" data-link=${uplink.configured ? uplink.link : 'not-configured'} title=${uplink.configured ? `uplink to ${uplink.endpoint}${waiting}` : 'this home runs no uplink'}>
+    <span class=${`dot ${uplink.configured ? DOT[uplink.link] : ''}`}></span> ${text}
   </a>`;
 }
 
