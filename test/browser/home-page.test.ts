@@ -51,11 +51,11 @@ beforeAll(async () => {
   requireChromium(Object.values(TESTS));
   scratch = mkdtempSync(join(tmpdir(), 'home-browser-'));
   // A Test camera sends every frame home; a slow, steady rate keeps windows closing (one
-  // every 2 s) for the whole run.
+  // every 2 s) and frames arriving for 400 s, well past a slow run of these tests.
   pipeline = await startPipeline(
     [
       '--count',
-      '4000',
+      '8000',
       '--rate',
       '20',
       '--camera',
