@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     const page = await browser.context.newPage();
     await page.goto(`${base}/#/live`);
     await page.waitForFunction(
-      (n) => Number(document.querySelector('[data-testid="chart-throughput"]')?.getAttribute('data-points')) >= n,
+      (n) => Number(document.querySelector('[data-testid="chart-throughput"]')?.getAttribute('data-drawn')) >= n,
       WINDOWS_WANTED,
       { timeout: WAIT_MS },
     );

@@ -51,11 +51,11 @@ beforeAll(async () => {
   requireChromium(Object.values(TESTS));
   scratch = mkdtempSync(join(tmpdir(), 'home-browser-'));
   // A Test camera sends every frame home; a slow, steady rate keeps windows closing (one
-  // every 2 s) for the whole run.
+  // every 2 s) and frames arriving for 400 s, well past a slow run of these tests.
   pipeline = await startPipeline(
     [
       '--count',
-      '4000',
+      '8000',
       '--rate',
       '20',
       '--camera',
@@ -160,10 +160,11 @@ it(
     // Act
     await page.goto(`${pipeline?.url}/#/live`);
     await waitInPage(
-      'the frames/s chart to hold at least two windows',
+      'the time charts to have drawn at least two windows and the digit bars some frames',
       () => {
-        const chart = document.querySelector('[data-testid="chart-throughput"]');
-        return chart !== null && Number(chart.getAttribute('data-points')) >= 2 && chart.querySelector('canvas') !== null;
+        const drawn = (testid: string) =>
+          Number(document.querySelector(`[data-testid="${testid}"]`)?.getAttribute('data-drawn') ?? 0);
+        return drawn('chart-throughput') >= 2 && drawn('chart-latency') >= 2 && drawn('chart-digits') >= 1;
       },
       null,
     );
@@ -189,12 +190,13 @@ it(
       };
       return {
         throughput: colourPixels('chart-throughput', [0x4c, 0x9a, 0xff]),
-        latencyP50: colourPixels('chart-latency', [0x3e, 0xcf, 0x8e]),
+        // p99 is drawn over p50 and the two coincide in windows of few frames: count both.
+        latency: colourPixels('chart-latency', [0x3e, 0xcf, 0x8e]) + colourPixels('chart-latency', [0xe5, 0x53, 0x4b]),
         digits: colourPixels('chart-digits', [0x4c, 0x9a, 0xff]),
       };
     });
     expect(painted.throughput).toBeGreaterThan(20);
-    expect(painted.latencyP50).toBeGreaterThan(20);
+    expect(painted.latency).toBeGreaterThan(20);
     expect(painted.digits).toBeGreaterThan(20);
     expect(await page.locator('[data-testid="window-row"]').count()).toBeGreaterThanOrEqual(2);
   },

@@ -44,13 +44,20 @@ function timeRange(xs, min, max, minSpan) {
 /** Whole-number steps for axes that count things. */
 const COUNT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
 
-function useUplot(makeOptions, data, deps) {
+/**
+ * Builds the chart once and feeds it `data`. After every draw the chart's figure carries
+ * `data-drawn` = `drawnMark(data drawn)`, so a reader (or a test) knows what the canvas shows.
+ */
+function useUplot(makeOptions, data, deps, drawnMark) {
   const box = useRef(null);
   const plot = useRef(null);
   useEffect(() => {
     const element = box.current;
     const width = Math.max(200, element.clientWidth);
-    plot.current = new uPlot(makeOptions(width), data, element);
+    const options = makeOptions(width);
+    const markDrawn = (u) => element.parentElement?.setAttribute('data-drawn', String(drawnMark(u.data)));
+    options.hooks = { ...options.hooks, draw: [...(options.hooks?.draw ?? []), markDrawn] };
+    plot.current = new uPlot(options, data, element);
     const observer = new ResizeObserver(() => {
       const w = Math.max(200, element.clientWidth);
       if (plot.current && Math.abs(plot.current.width - w) > 1) plot.current.setSize({ width: w, height: plot.current.height });
@@ -118,6 +125,7 @@ export function TimeChart({
     }),
     data,
     [series.map((s) => s.label).join('|'), height, group],
+    (drawn) => drawn[0]?.length ?? 0,
   );
   return html`<figure class="chart" data-testid=${testid} data-points=${points}>
     <figcaption>${title}</figcaption>
@@ -163,6 +171,7 @@ export function DigitBars({ testid, title, certain, uncertain, height = 150 }) {
     }),
     data,
     [height],
+    (drawn) => drawn.slice(1).reduce((n, column) => n + column.reduce((a, b) => a + (b ?? 0), 0), 0),
   );
   return html`<figure class="chart" data-testid=${testid} data-points=${total}>
     <figcaption>${title}</figcaption>
