@@ -103,7 +103,7 @@ function App() {
         <span class=${`dot ${connection}`} data-testid="connection" data-state=${connection} title=${`event stream: ${connection}`}></span>
         <span class="muted">${connection}</span>
         <${UplinkIndicator} uplink=${uplink} />
-        ${status ? html`<span class="muted ellipsis" title=${`${status.source.endpoint} ${status.source.prefix ?? ''}`}>${status.source.endpoint}${status.source.prefix ? ` · ${status.source.prefix}` : ''}</span>` : null}
+        ${status?.source ? html`<span class="muted ellipsis" title=${`${status.source.endpoint} ${status.source.prefix ?? ''}`}>${status.source.endpoint}${status.source.prefix ? ` · ${status.source.prefix}` : ''}</span>` : null}
         ${status ? html`<span class="muted">${count(status.frames)} frames · ${count(status.windows)} windows</span>` : null}
       </div>
     </header>
