@@ -3,9 +3,9 @@
  * colour type and bit depth, Adam7 interlacing, tRNS transparency) into 8-bit grey on white
  * paper, and the encoder writes grey or RGB frames.
  *
- * Why not sharp for every frame: sharp (libvips) costs ~0.6-1.2 ms per call even for a 28x28
- * frame, about 20x what decoding such a frame takes here (node's native zlib does the
- * inflating). The numbers behind the choice are in `prepare.ts`.
+ * Why not sharp for every frame: sharp's (libvips') per-call cost alone is over 20x what
+ * decoding a 28x28 frame takes here (node's native zlib does the inflating). The measured
+ * figures, and which frames go to sharp, are in `decode.ts`.
  *
  * Every problem is reported as a {@link PngFormatError} whose `kind` maps onto a reject reason;
  * the chunk walk checks each chunk's CRC and bounds before anything is inflated, and the
@@ -15,7 +15,7 @@ import { crc32, deflateSync, inflate, inflateSync } from 'node:zlib';
 
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** What went wrong with a would-be PNG; `prepare.ts` turns it into a reject reason. */
+/** What went wrong with a would-be PNG; `decode.ts` turns it into a reject reason. */
 export type PngProblem = 'not_png' | 'corrupt_png' | 'image_too_large';
 
 export class PngFormatError extends Error {
