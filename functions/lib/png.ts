@@ -11,7 +11,7 @@
  * the chunk walk checks each chunk's CRC and bounds before anything is inflated, and the
  * declared size is checked against the caller's pixel bound before any pixel memory exists.
  */
-import { crc32, deflateSync, inflate, inflateSync } from 'node:zlib';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -417,27 +417,6 @@ export function decodePngChunks(c: PngChunks): { data: Uint8Array; width: number
     throw inflateFailed(error);
   }
   return unpackPixels(c, raw, expected);
-}
-
-/**
- * {@link decodePngChunks} with the inflating done on libuv's thread pool, so that big frames
- * decompress in parallel while the main thread prepares others.
- */
-export function decodePngChunksAsync(c: PngChunks): Promise<{ data: Uint8Array; width: number; height: number }> {
-  const { compressed, expected, maxOutputLength } = inflateOptions(c);
-  return new Promise((resolve, reject) => {
-    inflate(compressed, { maxOutputLength }, (error, raw) => {
-      if (error) {
-        reject(inflateFailed(error));
-        return;
-      }
-      try {
-        resolve(unpackPixels(c, raw, expected));
-      } catch (unpackError: unknown) {
-        reject(unpackError);
-      }
-    });
-  });
 }
 
 function unpackPixels(c: PngChunks, raw: Buffer, expected: number): { data: Uint8Array; width: number; height: number } {
