@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { launchChromium, requireChromium } from '../test/browser/chromium';
 import { startPipeline } from '../test/browser/home-process';
+import { sleep } from '../functions/lib/retry';
 
 const WINDOWS_WANTED = 30;
 const LABELLED_WANTED = 120;
@@ -35,7 +36,7 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
   const deadline = Date.now() + WAIT_MS;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
 }
 

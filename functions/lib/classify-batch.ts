@@ -17,7 +17,8 @@ import { declaredPixels, PixelBudget } from './pixel-budget';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from './decode';
 import { type PreparedImage, preparePng } from './prepare';
 import { type CameraPolicy, homeReason, policyFor, SampleBudget } from './collection';
-import { MAX_KINESIS_RECORD_BYTES, encodeUncertain, predictionRecord, rejectRecord, topClass } from './route';
+import { KINESIS_LIMITS, shardIdOf } from './kinesis-records';
+import { encodeUncertain, predictionRecord, rejectRecord, topClass } from './route';
 import type { OutputRecord, RecordSink } from './stream-writer';
 import { checkFrame } from './validate-frame';
 import type { FrameFields, ShadowScore } from './contracts';
@@ -104,9 +105,7 @@ export interface ClassifyResult extends KinesisStreamBatchResponse {
  * sequence number, so the id is stable across retries and readers can de-duplicate on it.
  */
 export function frameIdOf(record: KinesisStreamRecord): string {
-  const colon = record.eventID.indexOf(':');
-  const shardId = colon > 0 ? record.eventID.slice(0, colon) : 'shardId-unknown';
-  return `${shardId}-${record.kinesis.sequenceNumber}`;
+  return `${shardIdOf(record.eventID)}-${record.kinesis.sequenceNumber}`;
 }
 
 interface Accepted {
@@ -265,7 +264,7 @@ export async function classifyBatch(
     );
     if (reason !== undefined) {
       if (reason === 'sampled') sampled++;
-      const maxBytes = MAX_KINESIS_RECORD_BYTES - Buffer.byteLength(partitionKey, 'utf8');
+      const maxBytes = KINESIS_LIMITS.maxRecordBytes - Buffer.byteLength(partitionKey, 'utf8');
       // A JSON record's checked base64 is copied; a PNG record's bytes are encoded once, here.
       const image = item.imageBase64 ?? item.png.toString('base64');
       const encoded = encodeUncertain(json, { image, pixels: item.prepared.pixels, probabilities: scores, reason }, maxBytes);

@@ -6,6 +6,7 @@
  */
 import sharp from 'sharp';
 import { FrameRejectedError, REJECT_ADVICE } from './errors';
+import { KINESIS_LIMITS } from './kinesis-records';
 import { decodePngChunks, PngFormatError, type PngChunks, readPngChunks } from './png';
 
 /** Bounds checked before any pixel memory is allocated. */
@@ -21,7 +22,7 @@ export interface DecodeLimits {
  * no larger PNG can arrive on the stream). A grey 4096x4096 frame decodes to 16 MiB; the
  * worst colour type (16-bit RGBA) needs 128 MiB of inflated data transiently.
  */
-export const DEFAULT_DECODE_LIMITS: DecodeLimits = Object.freeze({ maxPixels: 4096 * 4096, maxBytes: 1024 * 1024 });
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = Object.freeze({ maxPixels: 4096 * 4096, maxBytes: KINESIS_LIMITS.maxRecordBytes });
 
 /** One byte per pixel, row-major, 0 = black, 255 = white. */
 export interface GrayImage {
