@@ -445,6 +445,30 @@ function unpackPixels(c: PngChunks, raw: Buffer, expected: number): { data: Uint
   return { data: out, width: header.width, height: header.height };
 }
 
+/** Where one chunk lies in a PNG: its type, its first byte (the length field) and its body length. */
+export interface ChunkSpan {
+  type: string;
+  offset: number;
+  length: number;
+}
+
+/**
+ * The chunks ahead of the image data, read loosely: headers and bounds only, no CRC check.
+ * Stops at the first IDAT or IEND, or at a chunk that runs past the end (the decoder's strict
+ * walk, {@link readPngChunks}, reports that damage). For readers of the metadata chunks.
+ */
+export function* chunksBeforeImageData(png: Uint8Array): Generator<ChunkSpan> {
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  for (let offset = 8; offset + 12 <= png.length; ) {
+    const length = view.getUint32(offset);
+    const type = String.fromCharCode(png[offset + 4] ?? 0, png[offset + 5] ?? 0, png[offset + 6] ?? 0, png[offset + 7] ?? 0);
+    if (type === 'IDAT' || type === 'IEND') return;
+    if (length > 0x7fffffff || offset + 12 + length > png.length) return;
+    yield { type, offset, length };
+    offset += 12 + length;
+  }
+}
+
 /** One PNG chunk: length, type, body and CRC. */
 export function pngChunk(type: string, body: Uint8Array): Buffer {
   const out = Buffer.alloc(12 + body.length);
