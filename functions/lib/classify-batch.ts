@@ -11,7 +11,7 @@
  */
 import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda';
 import type { Config } from './config';
-import { FrameRejectedError, type RejectReason } from './errors';
+import { FrameRejectedError, type RejectReason, rejectMessage } from './errors';
 import type { DigitModel } from './model';
 import { declaredPixels, PixelBudget } from './pixel-budget';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from './decode';
@@ -185,7 +185,7 @@ export async function classifyBatch(
         // bytes: retrying cannot help, so reject it rather than fail the batch forever.
         const detail = error instanceof Error ? error.message : String(error);
         deps.logger?.warn('unclassified preparation error', { frame_id: frame.frameId, detail });
-        return { ...known, reason: 'corrupt_png', error: `the PNG could not be decoded (${detail.slice(0, 160)}): send a complete, valid PNG file` };
+        return { ...known, reason: 'corrupt_png', error: rejectMessage('corrupt_png', `the PNG could not be decoded (${detail.slice(0, 160)})`) };
       }
     }),
   );

@@ -5,7 +5,7 @@
  * a {@link FrameRejectedError} whose message says what to do.
  */
 import sharp from 'sharp';
-import { FrameRejectedError, REJECT_ADVICE } from './errors';
+import { FrameRejectedError, rejectMessage } from './errors';
 import { KINESIS_LIMITS } from './kinesis-records';
 import { decodePngChunks, PngFormatError, type PngChunks, readPngChunks } from './png';
 
@@ -30,8 +30,6 @@ export interface GrayImage {
   width: number;
   height: number;
 }
-const ACTIONS = { not_png: REJECT_ADVICE.not_png, corrupt_png: REJECT_ADVICE.corrupt_png } as const;
-
 /**
  * Decodes a PNG to 8-bit grey, transparency composited onto white paper.
  *
@@ -131,8 +129,7 @@ function decodeChecked(chunks: PngChunks): GrayImage {
 
 function asRejection(error: unknown): unknown {
   if (error instanceof PngFormatError) {
-    const action = error.kind === 'image_too_large' ? 'send smaller frames' : ACTIONS[error.kind];
-    return new FrameRejectedError(error.kind, `${error.message}: ${action}`);
+    return new FrameRejectedError(error.kind, rejectMessage(error.kind, error.message));
   }
   return error;
 }
