@@ -3,7 +3,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './js/api.js';
-import { ConfusionView, debounce } from './js/confusion.js';
+import { ConfusionView } from './js/confusion.js';
 import { DatasetView } from './js/dataset.js';
 import { connectEvents, useServerEvent } from './js/events.js';
 import { count } from './js/format.js';
@@ -12,6 +12,7 @@ import { LiveView } from './js/live.js';
 import { ModelsView } from './js/models.js';
 import { QueueView } from './js/queue.js';
 import { RejectedView } from './js/rejected.js';
+import { throttle } from './js/throttle.js';
 
 const TABS = [
   ['live', 'Live metrics'],
@@ -61,7 +62,7 @@ function App() {
             : e.message,
         ),
       );
-  const [reloadStatus] = useState(() => debounce(loadStatus, 1000));
+  const [reloadStatus] = useState(() => throttle(loadStatus, 1000));
 
   useEffect(() => {
     const onHash = () => setRoute(parseHash());
@@ -81,7 +82,6 @@ function App() {
   useServerEvent('dataset', setDataset);
 
   const models = status?.models ?? [];
-  const cameras = [];
   const badge = { queue: dataset?.unlabelled, dataset: dataset?.labelled };
   return html`<div class="app">
     <header class="topbar">
@@ -106,7 +106,7 @@ function App() {
     ${fatal ? html`<div class="notice bad">${fatal}</div>` : null}
     <main>
       ${route.tab === 'live' ? html`<${LiveView} models=${models} />` : null}
-      ${route.tab === 'queue' ? html`<${QueueView} key=${route.params.toString()} params=${route.params} models=${models} cameras=${cameras} notify=${notify} />` : null}
+      ${route.tab === 'queue' ? html`<${QueueView} key=${route.params.toString()} params=${route.params} models=${models} notify=${notify} />` : null}
       ${route.tab === 'confusion' ? html`<${ConfusionView} />` : null}
       ${route.tab === 'rejected' ? html`<${RejectedView} />` : null}
       ${route.tab === 'dataset' ? html`<${DatasetView} notify=${notify} />` : null}

@@ -181,7 +181,7 @@ describe('mappings from serverless.yml', () => {
     expect(metrics?.stream).toBe('predictions');
     expect(metrics?.tumblingWindowInSeconds).toBeGreaterThan(0);
     expect(definition.streams.map((s) => s.name).sort()).toEqual(
-      ['camera-images', 'metrics', 'predictions', 'rejected-images', 'uncertain-images'],
+      ['camera-images', 'metrics', 'predictions', 'rejected-images', 'shadow-scores', 'uncertain-images'],
     );
   });
 
