@@ -12,7 +12,8 @@
  */
 import sharp from 'sharp';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../functions/lib/mnist';
-import { decodePng, decodePngSync, type GrayImage, prepareGray, preparePng } from '../functions/lib/prepare';
+import { decodePng, decodePngSync, type GrayImage } from '../functions/lib/decode';
+import { prepareGray, preparePng } from '../functions/lib/prepare';
 import { cameraFrameAt } from '../training/camera-frames';
 
 const quick = process.argv.includes('--quick');

@@ -17,6 +17,7 @@ import { KinesisStreamWriter, type OutputRecord } from '../functions/lib/stream-
 import { HOME_FILES } from '../local/home';
 import { REPO_ROOT } from '../local/mappings';
 import { type BenchFrame, type RecordFormat, frameRecordData } from './frames';
+import { sleep } from '../functions/lib/retry';
 
 /** Options of the local pipeline under test (the CLI's flags). */
 export interface PipelineSettings {
@@ -165,7 +166,6 @@ export interface RunResult {
   mainCpuMsPerFrame: number;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 /** A running pipeline process plus the camera and the reader of its outputs. */
 export class PipelineUnderTest {

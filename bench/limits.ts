@@ -4,7 +4,8 @@
  * batched onnxruntime call). Everything the pipeline adds is measured against these.
  */
 import type { DigitModel } from '../functions/lib/model';
-import { decodePng, type PreparedImage, prepareGray, preparePng } from '../functions/lib/prepare';
+import { decodePng } from '../functions/lib/decode';
+import { type PreparedImage, prepareGray, preparePng } from '../functions/lib/prepare';
 import type { BenchFrame } from './frames';
 
 /** Items per second, and CPU time per item (this process, every thread: onnxruntime's and libuv's too). */
@@ -38,7 +39,7 @@ export function inferenceRate(model: DigitModel, images: readonly PreparedImage[
   });
 }
 
-/** Decoding alone (PNG to 8-bit gray through prepare.ts's decoder), a batch at a time. */
+/** Decoding alone (PNG to 8-bit gray through decode.ts), a batch at a time. */
 export function decodeRate(frames: readonly BenchFrame[], batch: number, total: number): Promise<Measured> {
   return measure(total, batch, async (start, end) => {
     const jobs: Promise<unknown>[] = [];

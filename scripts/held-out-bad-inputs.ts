@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { deflateSync } from 'node:zlib';
 import { PNG_SIGNATURE, encodePng, ihdrBody, pngChunk } from '../functions/lib/png';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { KINESIS_LIMITS } from '../functions/lib/kinesis-records';
 import { loadMnist, mnistImage, renderOriginalFrameSync } from '../functions/lib/mnist';
 import { LocalPipeline } from '../local/pipeline';
 import { balance, readStreams } from '../test/helpers/accounting';
@@ -139,7 +140,7 @@ async function main(): Promise<number> {
   });
   const records: Array<{ kind: string; expect: Expect; data: Buffer }> = [];
   for (let copy = 0; copy < COPIES; copy++) for (const k of kinds) records.push({ kind: k.kind, expect: k.expect, data: k.make() });
-  const tooBig = records.filter((r) => r.data.length > 1024 * 1024);
+  const tooBig = records.filter((r) => r.data.length > KINESIS_LIMITS.maxRecordBytes);
   if (tooBig.length > 0) throw new Error(`records over 1 MiB cannot go through Kinesis: ${tooBig.map((r) => r.kind).join(', ')}`);
   const began = performance.now();
   try {

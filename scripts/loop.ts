@@ -33,6 +33,7 @@ import { DEFAULT_MODELS_ROOT, promote } from '../training/model-registry';
 import { retrain } from '../training/retrain';
 import { progressLine } from '../training/retrain-cli';
 import { newCameraFrames, type NewCameraFrame } from './new-camera-set';
+import { sleep } from '../functions/lib/retry';
 
 /** The edge's default confidence threshold: a wrong answer over it stays at the edge unseen. */
 const CONFIDENCE = 0.7;
@@ -86,7 +87,7 @@ async function waitFor<T>(
     const value = await condition();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`gave up after ${seconds} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+    await sleep(everyMs);
   }
 }
 
@@ -353,7 +354,7 @@ async function main(): Promise<void> {
         120,
         async () => {
           await publish(writer, probe, test.slice(0, 1), true, Date.now() - 1000);
-          await new Promise((r) => setTimeout(r, 500));
+          await sleep(500);
           return [...predictionsOf(join(work, 'edge'), probe).values()].some((p) => p.model_version === candidate.version)
             ? true
             : undefined;

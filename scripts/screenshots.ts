@@ -15,6 +15,7 @@ import type { Page } from 'playwright-core';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { launchChromium, requireChromium } from '../test/browser/chromium';
 import { startPipeline } from '../test/browser/home-process';
+import { sleep } from '../functions/lib/retry';
 
 const WINDOWS_WANTED = 30;
 const LABELLED_WANTED = 120;
@@ -38,7 +39,7 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
   const deadline = Date.now() + WAIT_MS;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
 }
 

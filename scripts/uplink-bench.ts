@@ -20,6 +20,7 @@ import { parseUplinkSettings } from '../local/uplink/settings';
 import { Uplink } from '../local/uplink/uplink';
 import { freePort, startProcess, stopProcess, waitUntil } from '../test/helpers/processes';
 import { uplinkStatus } from '../test/helpers/uplink-ledger';
+import { sleep } from '../functions/lib/retry';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -147,7 +148,7 @@ async function outage(): Promise<void> {
     let peakRss = rssBefore;
     while (Date.now() - outageStarted < OUTAGE_MINUTES * 60_000) {
       peakRss = Math.max(peakRss, rssOf(e.child.pid as number));
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
     }
     const atEnd = uplinkStatus(out);
     const backlogDisk = diskOf(join(persist, 'uplink'));

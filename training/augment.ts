@@ -7,7 +7,7 @@
  * with precomputed kernels and no per-pixel allocation: about 10-60 us each on a 28x28 to
  * 64x64 frame, so augmentation costs less than preparation itself.
  */
-import type { GrayImage } from '../functions/lib/prepare';
+import type { GrayImage } from '../functions/lib/decode';
 import { Rng } from './rng';
 
 export { Rng };

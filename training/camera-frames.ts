@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadMnist, type MnistSet, mnistImage } from '../functions/lib/mnist';
 import { encodePng } from '../functions/lib/png';
-import type { GrayImage } from '../functions/lib/prepare';
+import type { GrayImage } from '../functions/lib/decode';
 import { blurPlane, Rng } from './augment';
 
 export type DigitStyle = 'mnist' | 'printed' | 'pen';

@@ -1,4 +1,4 @@
-import type { GrayImage } from '../functions/lib/prepare';
+import type { GrayImage } from '../functions/lib/decode';
 import { prepareGray } from '../functions/lib/prepare';
 import { PIXELS } from './network';
 import { Rng } from './rng';

@@ -8,7 +8,7 @@
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { loadMnist } from '../functions/lib/mnist';
 import { buildPreparedSet, prepareAll, type PreparedSet } from './data';
-import type { GrayImage } from '../functions/lib/prepare';
+import type { GrayImage } from '../functions/lib/decode';
 import { cameraAugment, fromMnist } from './augment';
 import { cameraGrayAt, FRAME_SIZES } from './camera-frames';
 import { Rng } from './rng';

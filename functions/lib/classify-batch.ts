@@ -11,12 +11,14 @@
  */
 import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda';
 import type { Config } from './config';
-import { FrameRejectedError, type RejectReason } from './errors';
+import { FrameRejectedError, type RejectReason, rejectMessage } from './errors';
 import type { DigitModel } from './model';
 import { declaredPixels, PixelBudget } from './pixel-budget';
-import { DEFAULT_DECODE_LIMITS, type DecodeLimits, type PreparedImage, preparePng } from './prepare';
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from './decode';
+import { type PreparedImage, preparePng } from './prepare';
 import { type CameraPolicy, homeReason, policyFor, SampleBudget } from './collection';
-import { MAX_KINESIS_RECORD_BYTES, encodeUncertain, predictionRecord, rejectRecord, topClass } from './route';
+import { KINESIS_LIMITS, shardIdOf } from './kinesis-records';
+import { encodeUncertain, predictionRecord, rejectRecord, topClass } from './route';
 import type { OutputRecord, RecordSink } from './stream-writer';
 import { checkFrame } from './validate-frame';
 import type { FrameFields, ShadowScore } from './contracts';
@@ -103,9 +105,7 @@ export interface ClassifyResult extends KinesisStreamBatchResponse {
  * sequence number, so the id is stable across retries and readers can de-duplicate on it.
  */
 export function frameIdOf(record: KinesisStreamRecord): string {
-  const colon = record.eventID.indexOf(':');
-  const shardId = colon > 0 ? record.eventID.slice(0, colon) : 'shardId-unknown';
-  return `${shardId}-${record.kinesis.sequenceNumber}`;
+  return `${shardIdOf(record.eventID)}-${record.kinesis.sequenceNumber}`;
 }
 
 interface Accepted {
@@ -185,7 +185,7 @@ export async function classifyBatch(
         // bytes: retrying cannot help, so reject it rather than fail the batch forever.
         const detail = error instanceof Error ? error.message : String(error);
         deps.logger?.warn('unclassified preparation error', { frame_id: frame.frameId, detail });
-        return { ...known, reason: 'corrupt_png', error: `the PNG could not be decoded (${detail.slice(0, 160)}): send a complete, valid PNG file` };
+        return { ...known, reason: 'corrupt_png', error: rejectMessage('corrupt_png', `the PNG could not be decoded (${detail.slice(0, 160)})`) };
       }
     }),
   );
@@ -264,7 +264,7 @@ export async function classifyBatch(
     );
     if (reason !== undefined) {
       if (reason === 'sampled') sampled++;
-      const maxBytes = MAX_KINESIS_RECORD_BYTES - Buffer.byteLength(partitionKey, 'utf8');
+      const maxBytes = KINESIS_LIMITS.maxRecordBytes - Buffer.byteLength(partitionKey, 'utf8');
       // A JSON record's checked base64 is copied; a PNG record's bytes are encoded once, here.
       const image = item.imageBase64 ?? item.png.toString('base64');
       const encoded = encodeUncertain(json, { image, pixels: item.prepared.pixels, probabilities: scores, reason }, maxBytes);

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { REJECT_REASONS } from './errors';
 
-/** Stream base names; a deployment prefixes them (see `streamNames` in config). */
+/** Stream base names; a deployment prefixes them (see `streamName` in config). */
 export const STREAMS = {
   cameraImages: 'camera-images',
   predictions: 'predictions',

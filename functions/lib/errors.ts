@@ -41,6 +41,14 @@ export const REJECT_ADVICE: Readonly<Record<RejectReason, string>> = {
 };
 
 /**
+ * A reject's `error`: what was wrong with this record, then what to do about its reason
+ * ({@link REJECT_ADVICE}), so the advice is written once.
+ */
+export function rejectMessage(reason: RejectReason, specifics: string): string {
+  return `${specifics}: ${REJECT_ADVICE[reason]}`;
+}
+
+/**
  * A frame that will never score however often it is retried: the classify stage turns it
  * into a `rejected-images` record instead of failing the batch.
  */

@@ -10,7 +10,7 @@
  * `aws kinesis put-record --data fileb://frame.png` once the chunks are in.
  */
 import { crc32 } from 'node:zlib';
-import { PNG_SIGNATURE, pngChunk } from './png';
+import { chunksBeforeImageData, PNG_SIGNATURE, pngChunk } from './png';
 
 /** The tEXt keywords a PNG record carries; each at most once. */
 export const PNG_RECORD_KEYWORDS = ['camera', 'timestamp', 'label'] as const;
@@ -49,17 +49,13 @@ export function encodePngRecord(png: Buffer, fields: PngRecordFields): Buffer {
   }
   const chunks = [png.subarray(0, ihdrEnd), textChunk('camera', fields.camera), textChunk('timestamp', fields.timestamp)];
   if (fields.label !== undefined && fields.label !== null) chunks.push(textChunk('label', String(fields.label)));
-  let offset = ihdrEnd;
-  let kept = offset;
-  while (offset + 12 <= png.length) {
-    const length = png.readUInt32BE(offset);
+  let kept = ihdrEnd;
+  for (const { type, offset, length } of chunksBeforeImageData(png)) {
     const end = offset + 12 + length;
-    if (end > png.length || png.toString('latin1', offset + 4, offset + 8) === 'IDAT') break;
-    if (png.toString('latin1', offset + 4, offset + 8) === 'tEXt' && isOurKeyword(png.subarray(offset + 8, end - 4))) {
+    if (type === 'tEXt' && isOurKeyword(png.subarray(offset + 8, end - 4))) {
       chunks.push(png.subarray(kept, offset));
       kept = end;
     }
-    offset = end;
   }
   chunks.push(png.subarray(kept));
   return Buffer.concat(chunks);
@@ -84,12 +80,7 @@ export type PngRecordText =
 export function readPngRecordText(data: Uint8Array): PngRecordText {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const text: Partial<Record<PngRecordKeyword, string>> = {};
-  let offset = 8;
-  while (offset + 12 <= data.length) {
-    const length = view.getUint32(offset);
-    const type = String.fromCharCode(data[offset + 4] ?? 0, data[offset + 5] ?? 0, data[offset + 6] ?? 0, data[offset + 7] ?? 0);
-    if (type === 'IDAT' || type === 'IEND') break;
-    if (length > 0x7fffffff || offset + 12 + length > data.length) break; // the decoder reports the damage
+  for (const { type, offset, length } of chunksBeforeImageData(data)) {
     if (type === 'tEXt') {
       const body = data.subarray(offset + 8, offset + 8 + length);
       const nul = body.indexOf(0);
@@ -106,7 +97,6 @@ export function readPngRecordText(data: Uint8Array): PngRecordText {
         text[name] = Buffer.from(body.subarray(nul + 1)).toString('latin1');
       }
     }
-    offset += 12 + length;
   }
   return { ok: true, text };
 }

@@ -3,19 +3,19 @@
  * colour type and bit depth, Adam7 interlacing, tRNS transparency) into 8-bit grey on white
  * paper, and the encoder writes grey or RGB frames.
  *
- * Why not sharp for every frame: sharp (libvips) costs ~0.6-1.2 ms per call even for a 28x28
- * frame, about 20x what decoding such a frame takes here (node's native zlib does the
- * inflating). The numbers behind the choice are in `prepare.ts`.
+ * Why not sharp for every frame: sharp's (libvips') per-call cost alone is over 20x what
+ * decoding a 28x28 frame takes here (node's native zlib does the inflating). The measured
+ * figures, and which frames go to sharp, are in `decode.ts`.
  *
  * Every problem is reported as a {@link PngFormatError} whose `kind` maps onto a reject reason;
  * the chunk walk checks each chunk's CRC and bounds before anything is inflated, and the
  * declared size is checked against the caller's pixel bound before any pixel memory exists.
  */
-import { crc32, deflateSync, inflate, inflateSync } from 'node:zlib';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** What went wrong with a would-be PNG; `prepare.ts` turns it into a reject reason. */
+/** What went wrong with a would-be PNG; `decode.ts` turns it into a reject reason. */
 export type PngProblem = 'not_png' | 'corrupt_png' | 'image_too_large';
 
 export class PngFormatError extends Error {
@@ -419,27 +419,6 @@ export function decodePngChunks(c: PngChunks): { data: Uint8Array; width: number
   return unpackPixels(c, raw, expected);
 }
 
-/**
- * {@link decodePngChunks} with the inflating done on libuv's thread pool, so that big frames
- * decompress in parallel while the main thread prepares others.
- */
-export function decodePngChunksAsync(c: PngChunks): Promise<{ data: Uint8Array; width: number; height: number }> {
-  const { compressed, expected, maxOutputLength } = inflateOptions(c);
-  return new Promise((resolve, reject) => {
-    inflate(compressed, { maxOutputLength }, (error, raw) => {
-      if (error) {
-        reject(inflateFailed(error));
-        return;
-      }
-      try {
-        resolve(unpackPixels(c, raw, expected));
-      } catch (unpackError: unknown) {
-        reject(unpackError);
-      }
-    });
-  });
-}
-
 function unpackPixels(c: PngChunks, raw: Buffer, expected: number): { data: Uint8Array; width: number; height: number } {
   const { header } = c;
   if (raw.length < expected) {
@@ -464,6 +443,30 @@ function unpackPixels(c: PngChunks, raw: Buffer, expected: number): { data: Uint
     }
   }
   return { data: out, width: header.width, height: header.height };
+}
+
+/** Where one chunk lies in a PNG: its type, its first byte (the length field) and its body length. */
+export interface ChunkSpan {
+  type: string;
+  offset: number;
+  length: number;
+}
+
+/**
+ * The chunks ahead of the image data, read loosely: headers and bounds only, no CRC check.
+ * Stops at the first IDAT or IEND, or at a chunk that runs past the end (the decoder's strict
+ * walk, {@link readPngChunks}, reports that damage). For readers of the metadata chunks.
+ */
+export function* chunksBeforeImageData(png: Uint8Array): Generator<ChunkSpan> {
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  for (let offset = 8; offset + 12 <= png.length; ) {
+    const length = view.getUint32(offset);
+    const type = String.fromCharCode(png[offset + 4] ?? 0, png[offset + 5] ?? 0, png[offset + 6] ?? 0, png[offset + 7] ?? 0);
+    if (type === 'IDAT' || type === 'IEND') return;
+    if (length > 0x7fffffff || offset + 12 + length > png.length) return;
+    yield { type, offset, length };
+    offset += 12 + length;
+  }
 }
 
 /** One PNG chunk: length, type, body and CRC. */

@@ -14,9 +14,6 @@ import {
 } from './contracts';
 import type { RejectReason } from './errors';
 
-/** Kinesis' per-record limit (data plus partition key). */
-export const MAX_KINESIS_RECORD_BYTES = 1024 * 1024;
-
 export interface CertaintyRule {
   /** Uncertain when `result_probability <= confidenceThreshold` (the original's `<=`). */
   confidenceThreshold: number;

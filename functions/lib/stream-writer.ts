@@ -7,6 +7,8 @@
 import { type KinesisClient, PutRecordsCommand, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import type { Config } from './config';
 import { createKinesisClient } from './kinesis';
+import { KINESIS_LIMITS } from './kinesis-records';
+import { backoffDelayMs, sleep } from './retry';
 
 /** One record to write. `data` is sent as is (our records are UTF-8 JSON). */
 export interface OutputRecord {
@@ -32,18 +34,6 @@ export interface RecordSink {
    */
   put(stream: string, records: readonly OutputRecord[]): Promise<WriteResult>;
 }
-
-/** Kinesis limits for PutRecords (AWS documentation, enforced by kinesalite too). */
-export const KINESIS_LIMITS = {
-  /** Entries per PutRecords call. */
-  maxRecordsPerCall: 500,
-  /** Bytes per PutRecords call, counting data and partition keys. */
-  maxBytesPerCall: 5 * 1024 * 1024,
-  /** Bytes per record, data plus partition key. */
-  maxRecordBytes: 1024 * 1024,
-  /** Partition key length in Unicode characters. */
-  maxPartitionKeyLength: 256,
-} as const;
 
 /**
  * Call-level errors that no retry can fix: the stream is missing, the request is malformed or
@@ -103,8 +93,6 @@ export function chunkIndexes(records: readonly OutputRecord[], indexes: readonly
   if (current.length > 0) chunks.push(current);
   return chunks;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function errorName(error: unknown): string {
   if (error instanceof Error) return error.name || 'Error';
@@ -200,8 +188,7 @@ export class KinesisStreamWriter implements RecordSink {
       }
       pending = stillFailing;
       if (pending.length === 0 || attempt >= this.maxAttempts) return;
-      const ceiling = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
-      await sleep(Math.floor(this.random() * ceiling));
+      await sleep(backoffDelayMs(attempt, { baseMs: this.baseDelayMs, maxMs: this.maxDelayMs }, this.random));
     }
   }
 }

@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { type FrameFields, MAX_CAMERA_ID_LENGTH, cameraFrameSchema, cameraIdSchema, frameFieldsSchema } from './contracts';
 import type { RejectReason } from './errors';
 import { isPngRecord, readPngRecordText } from './png-frame-record';
-import { MAX_KINESIS_RECORD_BYTES } from './route';
+import { KINESIS_LIMITS } from './kinesis-records';
 
 export interface AcceptedFrame {
   ok: true;
@@ -113,11 +113,11 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: Record<strin
  * (or URL-safe) base64. Whether the bytes are a readable PNG is for the preparation step.
  */
 export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameCheck {
-  if (data.byteLength > MAX_KINESIS_RECORD_BYTES) {
+  if (data.byteLength > KINESIS_LIMITS.maxRecordBytes) {
     return {
       ok: false,
       reason: 'record_too_large',
-      error: `the record is ${data.byteLength} bytes; Kinesis carries at most ${MAX_KINESIS_RECORD_BYTES} bytes per record, so send a PNG of at most about 760 KB (1 MB as a PNG record)`,
+      error: `the record is ${data.byteLength} bytes; Kinesis carries at most ${KINESIS_LIMITS.maxRecordBytes} bytes per record, so send a PNG of at most about 760 KB (1 MB as a PNG record)`,
     };
   }
   if (isPngRecord(data)) return checkPngRecord(data, options);

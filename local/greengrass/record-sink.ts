@@ -4,13 +4,16 @@
  * key is not written; the data is, byte for byte, and is what the export sends home.
  */
 import type { OutputRecord, RecordSink, WriteResult } from '../../functions/lib/stream-writer';
+import { backoffDelayMs, sleep } from '../../functions/lib/retry';
 import { type StreamManagerClientLike, streamManagerSdk } from './stream-manager';
 
 export interface StreamManagerSinkOptions {
   /** Attempts per record, the first included (default 3). */
   maxAttempts?: number;
-  /** Wait before attempt n is baseDelayMs * 2^(n-2) (default 50). */
+  /** Wait before attempt n is a random time below baseDelayMs * 2^(n-2) (default 50), at most maxDelayMs. */
   baseDelayMs?: number;
+  /** Cap on a single wait (default 2000 ms, as the stream writer's). */
+  maxDelayMs?: number;
 }
 
 export class StreamManagerRecordSink implements RecordSink {
@@ -44,7 +47,7 @@ export class StreamManagerRecordSink implements RecordSink {
             break;
           }
           retriedEntries += 1;
-          await new Promise((resolve) => setTimeout(resolve, (this.options.baseDelayMs ?? 50) * 2 ** (attempt - 1)));
+          await sleep(backoffDelayMs(attempt, { baseMs: this.options.baseDelayMs ?? 50, maxMs: this.options.maxDelayMs ?? 2000 }));
         }
       }
     }

@@ -26,6 +26,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { KINESIS_LIMITS } from '../../functions/lib/kinesis-records';
 import { priorityOf, type UplinkPolicy } from './settings';
 
 /** One record owed to the home. */
@@ -78,7 +79,6 @@ export interface BacklogOptions {
   now?: () => number;
 }
 
-const MAX_RECORD_BYTES = 1024 * 1024;
 const SEGMENT_BYTES = 16 * 1024 * 1024;
 
 /** A queue with O(1) removal at the front (Array.shift is O(n) on large arrays). */
@@ -252,7 +252,7 @@ export class UplinkBacklog {
         this.countDrop({ stream, reason, id: record.id, partitionKey: record.partitionKey, bytes, queuedAt: undefined });
         stateDirty.value = true;
       };
-      if (bytes > (this.options.maxRecordBytes ?? MAX_RECORD_BYTES)) {
+      if (bytes > (this.options.maxRecordBytes ?? KINESIS_LIMITS.maxRecordBytes)) {
         drop('too-large');
         continue;
       }

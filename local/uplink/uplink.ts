@@ -13,10 +13,12 @@ import { dirname } from 'node:path';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { createKinesisClient } from '../../functions/lib/kinesis';
+import { shardIdOf } from '../../functions/lib/kinesis-records';
 import { type DroppedRecord, type IncomingRecord, UplinkBacklog } from './backlog';
 import { UplinkForwarder } from './forwarder';
 import type { UplinkSettings } from './settings';
 import { downLine, type UplinkStatus, upLine } from './status';
+import { sleep } from '../../functions/lib/retry';
 
 export interface UplinkOptions {
   settings: UplinkSettings;
@@ -128,7 +130,7 @@ export class Uplink {
           recent.add(id);
           if (recent.size > RECENT_IDS) recent.delete(recent.values().next().value as string);
         }
-        const shardId = record.eventID.split(':')[0] ?? 'shard';
+        const shardId = shardIdOf(record.eventID);
         incoming.push({
           partitionKey: record.kinesis.partitionKey,
           data,
@@ -170,7 +172,7 @@ export class Uplink {
     let owed = this.backlog.records;
     let progressAt = Date.now();
     while (this.backlog.records > 0 && Date.now() - progressAt < stallMs && !signal?.aborted) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       if (this.backlog.records < owed) {
         owed = this.backlog.records;
         progressAt = Date.now();

@@ -12,6 +12,7 @@ import {
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
+import { sleep } from '../../functions/lib/retry';
 
 type KinesaliteFactory = (options: {
   createStreamMs: number;
@@ -56,7 +57,7 @@ export async function startKinesalite(): Promise<TestKinesis> {
       for (;;) {
         const described = await client.send(new DescribeStreamCommand({ StreamName: name }));
         if (described.StreamDescription?.StreamStatus === 'ACTIVE') break;
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sleep(5);
       }
     }
   };

@@ -1,8 +1,8 @@
 /** Small handlers for the worker-thread handler pool tests. */
 import { threadId } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
+import { sleep } from '../../functions/lib/retry';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const echo = async (event: unknown, context: Context) => ({
   event,

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../local/mappings';
+import { sleep } from '../../functions/lib/retry';
 
 export interface RunningProcess {
   child: ChildProcess;
@@ -48,7 +49,7 @@ export function startProcess(script: string, args: string[], env: Record<string,
         if (child.exitCode !== null || child.signalCode !== null)
           throw new Error(`${script} ended before printing ${pattern}:\n${output}`);
         if (Date.now() > deadline) throw new Error(`${script} did not print ${pattern} within ${timeoutMs} ms:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 25));
+        await sleep(25);
       }
     },
   };
@@ -64,7 +65,7 @@ export async function waitUntil(
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${state()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 

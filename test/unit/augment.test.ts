@@ -1,4 +1,5 @@
-import { prepareGray, type GrayImage } from '../../functions/lib/prepare';
+import type { GrayImage } from '../../functions/lib/decode';
+import { prepareGray } from '../../functions/lib/prepare';
 import { loadMnist, mnistImage } from '../../functions/lib/mnist';
 import {
   addNoise,

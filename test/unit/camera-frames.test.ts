@@ -1,4 +1,5 @@
-import { decodePng, decodePngSync, preparePng } from '../../functions/lib/prepare';
+import { decodePng, decodePngSync } from '../../functions/lib/decode';
+import { preparePng } from '../../functions/lib/prepare';
 import { cameraFrameAt, cameraGrayAt, FRAME_SIZES, generateCameraFrames } from '../../training/camera-frames';
 
 describe('camera frame generator', () => {

@@ -3,15 +3,8 @@ import { deflateSync } from 'node:zlib';
 import { FrameRejectedError } from '../../functions/lib/errors';
 import { loadMnist, mnistImage, renderOriginalFrame } from '../../functions/lib/mnist';
 import { encodePng } from '../../functions/lib/png';
-import {
-  DEFAULT_DECODE_LIMITS,
-  decodePng,
-  decodePngSync,
-  type GrayImage,
-  prepareGray,
-  preparePng,
-  resizeLanczos,
-} from '../../functions/lib/prepare';
+import { DEFAULT_DECODE_LIMITS, decodePng, decodePngSync, type GrayImage } from '../../functions/lib/decode';
+import { prepareGray, preparePng, resizeLanczos } from '../../functions/lib/prepare';
 import { originalPrep } from '../helpers/original-prep';
 import { seededRandom } from '../../training/rng';
 

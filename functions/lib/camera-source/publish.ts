@@ -8,6 +8,7 @@ import { cameraIdSchema } from '../contracts';
 import { encodePngRecord } from '../png-frame-record';
 import type { OutputRecord, RecordSink } from '../stream-writer';
 import type { SourceFrame } from './frames';
+import { sleep } from '../retry';
 
 export interface PublishOptions {
   /** Full camera id on every record (see {@link cameraId}). */
@@ -72,17 +73,6 @@ export function frameRecord(frame: SourceFrame, camera: string, timestamp: strin
   return { partitionKey: camera, data: Buffer.from(JSON.stringify(body), 'utf8') };
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /**
  * Publishes frames until the source ends, `count` frames were taken or `signal` aborts.
