@@ -1,6 +1,6 @@
 /**
- * aggregate-metrics: `predictions` in, through Kinesis tumbling windows; one metrics
- * document per window and shard out to `metrics`, and the window's headline figures as
+ * aggregate-metrics: `predictions` and `rejected-images` in, through Kinesis tumbling windows;
+ * one metrics document per window and shard out to `metrics`, and the window's headline figures as
  * CloudWatch embedded-metric-format logs. The work is in lib/metrics/aggregate.ts.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -22,6 +22,7 @@ const logger = new Logger({ serviceName: 'aggregate-metrics', logLevel: config.l
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'aggregate-metrics' });
 const sink = sinkFromConfig(config);
 const metricsStream = streamName('metrics', config.streamPrefix);
+const rejectedStream = streamName('rejectedImages', config.streamPrefix);
 const documentConfig: MetricsConfig = {
   delay: config.delay,
   repeat: config.repeat,
@@ -37,6 +38,8 @@ function emitWindowMetrics(document: MetricsDocument): void {
   metrics.addMetadata('shard', document.shard);
   metrics.addMetric('Frames', MetricUnit.Count, document.count);
   metrics.addMetric('UnreadableRecords', MetricUnit.Count, document.invalid.count);
+  metrics.addMetric('RejectedFrames', MetricUnit.Count, document.rejected.count);
+  metrics.addMetric('DuplicateFrames', MetricUnit.Count, document.duplicates);
   metrics.addMetric('Throughput', MetricUnit.CountPerSecond, document.throughput);
   if (document.count > 0) {
     metrics.addMetric('UncertainShare', MetricUnit.Percent, (100 * document.uncertain) / document.count);
@@ -52,7 +55,7 @@ function emitWindowMetrics(document: MetricsDocument): void {
 }
 
 export const handler = middy(async (event: TumblingWindowEvent): Promise<KinesisStreamStateResponse> => {
-  const result = await aggregateWindow(event, { sink, metricsStream, config: documentConfig, logger });
+  const result = await aggregateWindow(event, { sink, metricsStream, rejectedStream, config: documentConfig, logger });
   // Every invocation publishes something, so a quiet window does not log "no metrics".
   metrics.addMetric('RecordsFolded', MetricUnit.Count, result.folded);
   if (result.document) emitWindowMetrics(result.document);

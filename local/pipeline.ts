@@ -211,14 +211,20 @@ export class LocalPipeline {
         ...(options.logger ? { logger: options.logger } : {}),
         ...(options.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: options.retryBaseDelayMs } : {}),
       });
+      const poolsByFunction = new Map<string, HandlerPool>();
       for (const mapping of definition.mappings) {
         const override = options.handlers?.[mapping.functionKey];
         if (override) {
           runner.add(mapping, override);
         } else if ((options.isolation ?? 'worker') === 'worker') {
-          const { modulePath, exportName } = handlerLocation(mapping);
-          const pool = new HandlerPool(`${modulePath}.ts`, exportName);
-          pools.push(pool);
+          // One pool per function, whatever the number of its mappings (aggregate-metrics reads two streams).
+          let pool = poolsByFunction.get(mapping.functionKey);
+          if (!pool) {
+            const { modulePath, exportName } = handlerLocation(mapping);
+            pool = new HandlerPool(`${modulePath}.ts`, exportName);
+            poolsByFunction.set(mapping.functionKey, pool);
+            pools.push(pool);
+          }
           runner.add(mapping, pool.handler);
         } else {
           runner.add(mapping, await loadHandler(mapping));

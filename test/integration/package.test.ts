@@ -88,6 +88,7 @@ const EXPECTED_GRANTS: Record<FunctionKey, string[]> = {
   ],
   'aggregate-metrics': [
     ...CONSUMER_ACTIONS.map((a) => `${a} on PredictionsStream`),
+    ...CONSUMER_ACTIONS.map((a) => `${a} on RejectedImagesStream`),
     'kinesis:ListStreams on *',
     'kinesis:PutRecords on MetricsStream',
     'sqs:SendMessage on MetricsDeadLetterQueue',
@@ -166,10 +167,15 @@ function fn(key: FunctionKey): z.infer<typeof functionSchema> {
   return functionSchema.parse(resource(FUNCTIONS[key].logicalId).Properties);
 }
 
-function mappingOf(key: FunctionKey): z.infer<typeof mappingSchema> | undefined {
-  const found = ofType('AWS::Lambda::EventSourceMapping')
+function mappingsOf(key: FunctionKey): z.infer<typeof mappingSchema>[] {
+  return ofType('AWS::Lambda::EventSourceMapping')
     .map(([, r]) => mappingSchema.parse(r.Properties))
     .filter((m) => m.FunctionName['Fn::GetAtt'][0] === FUNCTIONS[key].logicalId);
+}
+
+/** The function's mapping (of the given stream, when it has several). */
+function mappingOf(key: FunctionKey, stream?: string): z.infer<typeof mappingSchema> | undefined {
+  const found = mappingsOf(key).filter((m) => stream === undefined || m.EventSourceArn['Fn::GetAtt'][0] === stream);
   expect(found.length).toBeLessThanOrEqual(1);
   return found[0];
 }
@@ -269,9 +275,12 @@ describe('stream mappings', () => {
   const consumers: FunctionKey[] = ['classify', 'aggregate-metrics'];
 
   it.each(consumers)('%s: partial batch responses, bisect, bounded retries and age, a dead-letter queue', (key) => {
-    const mapping = mappingOf(key);
-    expect(mapping).toBeDefined();
-    if (!mapping) return;
+    const mappings = mappingsOf(key);
+    expect(mappings.length).toBeGreaterThan(0);
+    for (const mapping of mappings) expectSafeMapping(mapping);
+  });
+
+  function expectSafeMapping(mapping: z.infer<typeof mappingSchema>): void {
     expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
     expect(mapping.BisectBatchOnFunctionError).toBe(true);
     expect(mapping.MaximumRetryAttempts).toBe(Number(PARAMS.maxRetryAttempts));
@@ -280,7 +289,7 @@ describe('stream mappings', () => {
     const destination = resource(mapping.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0]);
     expect(destination.Type).toBe('AWS::SQS::Queue');
     expect(resource(mapping.EventSourceArn['Fn::GetAtt'][0]).Type).toBe('AWS::Kinesis::Stream');
-  });
+  }
 
   it('classify reads camera-images with the parallelism, batch size and window parameters', () => {
     const mapping = mappingOf('classify');
@@ -291,14 +300,17 @@ describe('stream mappings', () => {
     expect(mapping?.TumblingWindowInSeconds).toBeUndefined();
   });
 
-  it('aggregate-metrics reads predictions in tumbling windows with parallelization factor 1', () => {
-    const mapping = mappingOf('aggregate-metrics');
-    expect(mapping?.EventSourceArn['Fn::GetAtt'][0]).toBe('PredictionsStream');
-    expect(mapping?.TumblingWindowInSeconds).toBe(Number(PARAMS.metricsWindowSeconds));
-    expect(mapping?.ParallelizationFactor).toBe(1);
-    expect(mapping?.BatchSize).toBe(Number(PARAMS.metricsBatchSize));
-    expect(mapping?.MaximumBatchingWindowInSeconds).toBe(Number(PARAMS.metricsBatchingWindowSeconds));
-  });
+  it.each(['PredictionsStream', 'RejectedImagesStream'])(
+    'aggregate-metrics reads %s in tumbling windows with parallelization factor 1',
+    (stream) => {
+      const mapping = mappingOf('aggregate-metrics', stream);
+      expect(mapping?.EventSourceArn['Fn::GetAtt'][0]).toBe(stream);
+      expect(mapping?.TumblingWindowInSeconds).toBe(Number(PARAMS.metricsWindowSeconds));
+      expect(mapping?.ParallelizationFactor).toBe(1);
+      expect(mapping?.BatchSize).toBe(Number(PARAMS.metricsBatchSize));
+      expect(mapping?.MaximumBatchingWindowInSeconds).toBe(Number(PARAMS.metricsBatchingWindowSeconds));
+    },
+  );
 
   it('camera-source has no trigger (it is invoked on demand)', () => {
     expect(mappingOf('camera-source')).toBeUndefined();
@@ -353,12 +365,13 @@ describe('IAM', () => {
 
   it('grants consumers their trigger stream and their own dead-letter queue', () => {
     for (const key of ['classify', 'aggregate-metrics'] as const) {
-      const mapping = mappingOf(key);
       const grants = grantsOf(fn(key).Role['Fn::GetAtt'][0]);
-      const stream = mapping?.EventSourceArn['Fn::GetAtt'][0];
-      const queue = mapping?.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0];
-      for (const action of CONSUMER_ACTIONS) expect(grants).toContain(`${action} on ${stream}`);
-      expect(grants).toContain(`sqs:SendMessage on ${queue}`);
+      for (const mapping of mappingsOf(key)) {
+        const stream = mapping.EventSourceArn['Fn::GetAtt'][0];
+        const queue = mapping.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0];
+        for (const action of CONSUMER_ACTIONS) expect(grants).toContain(`${action} on ${stream}`);
+        expect(grants).toContain(`sqs:SendMessage on ${queue}`);
+      }
     }
   });
 });

@@ -1,12 +1,19 @@
 /**
  * One invocation of the tumbling-window aggregator, without Lambda plumbing: read the
  * window state, fold the batch's prediction records into it, and on the window's final
- * invocation write one metrics document. The handler in `functions/aggregate-metrics.ts`
+ * invocation write one metrics document.
+ *
+ * The aggregator also reads `rejected-images` (a second event source mapping, with its own
+ * windows and documents, merged with the predictions' by window like any shard's): the
+ * rejects are already there, one record per frame with its camera, reason and frame id, so
+ * they are counted without changing what classify writes or what `predictions` readers get,
+ * and de-duplicated like predictions. The cost is reading the rejects' payload excerpts
+ * (at most 4 kB each), which only bad input produces. The handler in `functions/aggregate-metrics.ts`
  * wires configuration, logging and CloudWatch metrics around it.
  */
 import type { KinesisStreamRecord, KinesisStreamStateResponse } from 'aws-lambda';
 import { z } from 'zod';
-import { predictionSchema } from '../contracts';
+import { predictionSchema, rejectedImageSchema, STREAMS } from '../contracts';
 import type { RecordSink } from '../stream-writer';
 import { buildMetricsDocument, type MetricsConfig, type MetricsDocument } from './document';
 import { readWindowState, type WindowAccumulator } from './reducer';
@@ -41,6 +48,8 @@ export interface AggregateDependencies {
   sink: RecordSink;
   /** Full name of the `metrics` stream. */
   metricsStream: string;
+  /** Full name of the `rejected-images` stream: its records are counted as rejects. */
+  rejectedStream?: string;
   config: MetricsConfig;
   /** Powertools' Logger satisfies it. */
   logger: {
@@ -74,6 +83,13 @@ export function shardOf(event: TumblingWindowEvent): string {
   return colon > 0 ? eventId.slice(0, colon) : 'unknown-shard';
 }
 
+/** True when the window's records come from the `rejected-images` stream. */
+function readsRejects(event: TumblingWindowEvent, rejectedStream: string | undefined): boolean {
+  if (!rejectedStream) return false;
+  const arn = event.eventSourceARN ?? event.Records[0]?.eventSourceARN ?? '';
+  return arn.endsWith(`/${rejectedStream}`);
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -83,6 +99,7 @@ function foldRecords(
   records: readonly KinesisStreamRecord[],
   acc: WindowAccumulator,
   logger: AggregateDependencies['logger'],
+  rejects: boolean,
 ): number {
   let invalid = 0;
   for (const record of records) {
@@ -94,6 +111,17 @@ function foldRecords(
     } catch (error: unknown) {
       acc.addInvalid('invalid_json', sequenceNumber, describe(error));
       if (invalid++ < MAX_LOGGED_INVALID) logger.warn('prediction record is not JSON', { sequenceNumber, error: describe(error) });
+      continue;
+    }
+    if (rejects) {
+      const reject = rejectedImageSchema.safeParse(json);
+      if (!reject.success) {
+        const error = z.prettifyError(reject.error);
+        acc.addInvalid('invalid_record', sequenceNumber, error);
+        if (invalid++ < MAX_LOGGED_INVALID) logger.warn('reject record does not match the contract', { sequenceNumber, error });
+        continue;
+      }
+      acc.addReject(reject.data);
       continue;
     }
     const parsed = predictionSchema.safeParse(json);
@@ -124,7 +152,9 @@ function foldRecords(
  *   the invocation fails and Lambda retries it with the same state, so nothing is lost.
  */
 export async function aggregateWindow(event: TumblingWindowEvent, deps: AggregateDependencies): Promise<AggregateResult> {
-  const shard = shardOf(event);
+  const rejects = readsRejects(event, deps.rejectedStream);
+  // Shard ids repeat across streams: the rejects' documents name their stream.
+  const shard = rejects ? `${STREAMS.rejectedImages}:${shardOf(event)}` : shardOf(event);
   const read = readWindowState(event.state, deps.config.confidence);
   if (!read.ok) {
     deps.logger.error('window state unreadable, counting this window from here on', {
@@ -134,7 +164,7 @@ export async function aggregateWindow(event: TumblingWindowEvent, deps: Aggregat
     });
   }
   const acc = read.accumulator;
-  const invalid = foldRecords(event.Records, acc, deps.logger);
+  const invalid = foldRecords(event.Records, acc, deps.logger, rejects);
   const folded = event.Records.length;
 
   if (!event.isFinalInvokeForWindow) {
