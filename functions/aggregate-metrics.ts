@@ -22,7 +22,6 @@ const logger = new Logger({ serviceName: 'aggregate-metrics', logLevel: config.l
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'aggregate-metrics' });
 const sink = sinkFromConfig(config);
 const metricsStream = streamName('metrics', config.streamPrefix);
-const rejectedStream = streamName('rejectedImages', config.streamPrefix);
 const documentConfig: MetricsConfig = {
   delay: config.delay,
   repeat: config.repeat,
@@ -55,7 +54,7 @@ function emitWindowMetrics(document: MetricsDocument): void {
 }
 
 export const handler = middy(async (event: TumblingWindowEvent): Promise<KinesisStreamStateResponse> => {
-  const result = await aggregateWindow(event, { sink, metricsStream, rejectedStream, config: documentConfig, logger });
+  const result = await aggregateWindow(event, { sink, metricsStream, config: documentConfig, logger });
   // Every invocation publishes something, so a quiet window does not log "no metrics".
   metrics.addMetric('RecordsFolded', MetricUnit.Count, result.folded);
   if (result.document) emitWindowMetrics(result.document);

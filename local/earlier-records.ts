@@ -28,7 +28,9 @@ export async function scanEarlierRecords(client: KinesisClient, stream: string):
   for (const shard of shards) {
     if (!shard.ShardId) continue;
     let iterator = (
-      await client.send(new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }))
+      await client.send(
+        new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
+      )
     ).ShardIterator;
     while (iterator) {
       const page = await getRecordsRaw(client, { ShardIterator: iterator, Limit: 10_000 });

@@ -69,6 +69,19 @@ export interface HomeCounts {
    * again on purpose): kept in the files, counted here and not above.
    */
   earlier: { predicted: number; uncertain: number; rejected: number };
+  /** Uncertain-images by reason (low_confidence, test_camera, sampled). */
+  uncertainByReason: Record<string, number>;
+}
+
+/** A shadow comparison summed over every metrics document read home. */
+export interface ShadowTotal {
+  current: string;
+  candidate: string;
+  count: number;
+  agree: number;
+  labelled: number;
+  current_correct: number;
+  candidate_correct: number;
 }
 
 export interface HomeOptions {
@@ -118,7 +131,10 @@ export class HomeOutputs {
     unreadable: 0,
     rejectedByReason: {},
     earlier: { predicted: 0, uncertain: 0, rejected: 0 },
+    uncertainByReason: {},
   };
+  /** Shadow comparisons over the run, keyed `<current>\n<candidate>` (from the metrics documents). */
+  readonly shadowTotals = new Map<string, ShadowTotal>();
   /** Capture-to-scoring latency of the predictions, seconds. */
   readonly endToEnd = new LogLinearHistogram();
   readonly modelVersions = new Set<string>();
@@ -250,8 +266,12 @@ export class HomeOutputs {
         continue;
       }
       this.remember(this.uncertainIds, tuple.frame_id);
-      if (this.earlier(tuple.frame_id)) this.counts.earlier.uncertain += 1;
-      else this.counts.uncertain += 1;
+      if (this.earlier(tuple.frame_id)) {
+        this.counts.earlier.uncertain += 1;
+      } else {
+        this.counts.uncertain += 1;
+        this.counts.uncertainByReason[tuple.reason] = (this.counts.uncertainByReason[tuple.reason] ?? 0) + 1;
+      }
       const base = `${safeFileName(tuple.camera, 60)}_${safeFileName(tuple.frame_id, 100)}`;
       const dir = this.path('uncertain');
       const png = image ? Buffer.from(image, 'base64') : undefined;
@@ -306,6 +326,7 @@ export class HomeOutputs {
       }
       this.remember(this.documentIds, doc.id);
       this.counts.metricsDocuments += 1;
+      this.addShadow(doc);
       lines.push(JSON.stringify(doc));
       const key = `${doc.window.start}/${doc.window.end}`;
       const group = this.windows.get(key) ?? [];
@@ -319,6 +340,28 @@ export class HomeOutputs {
     for (const key of touched) {
       const group = this.windows.get(key);
       if (group && this.options.onWindow) this.options.onWindow(mergeMetrics(group));
+    }
+  }
+
+  /** Adds a document's shadow comparisons to the run's totals. */
+  private addShadow(doc: MetricsDocument): void {
+    for (const s of doc.shadow ?? []) {
+      const key = `${s.current}\n${s.candidate}`;
+      const total = this.shadowTotals.get(key) ?? {
+        current: s.current,
+        candidate: s.candidate,
+        count: 0,
+        agree: 0,
+        labelled: 0,
+        current_correct: 0,
+        candidate_correct: 0,
+      };
+      total.count += s.count;
+      total.agree += s.agree;
+      total.labelled += s.labelled;
+      total.current_correct += s.current_correct;
+      total.candidate_correct += s.candidate_correct;
+      this.shadowTotals.set(key, total);
     }
   }
 
@@ -381,6 +424,7 @@ export class HomeOutputs {
       const parsed = metricsDocumentSchema.safeParse(value);
       if (parsed.success && !this.documentIds.has(parsed.data.id)) {
         this.remember(this.documentIds, parsed.data.id);
+        this.addShadow(parsed.data);
         this.counts.metricsDocuments += 1;
       }
     }

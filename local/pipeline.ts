@@ -18,6 +18,8 @@ import { ConsumedRecordTrimmer } from './trimmer';
 import { type EarlierRecords, isEarlierFrame, scanEarlierRecords } from './earlier-records';
 import { createHash } from 'node:crypto';
 import type { MetricsDocument } from '../functions/lib/metrics/document';
+import { addHomeReaders } from '../home/reader';
+import type { HomeStore } from '../home/store';
 
 export interface LocalPipelineOptions {
   /** Use this Kinesis endpoint instead of starting the embedded emulator. */
@@ -79,6 +81,8 @@ export interface LocalPipelineOptions {
   retainConsumedSeconds?: number;
   /** Time between trimming passes, ms (default: see {@link ConsumedRecordTrimmer}). */
   trimIntervalMs?: number;
+  /** The home application's store: its readers run on this runner, so trimming waits for them too. */
+  homeStore?: HomeStore;
 }
 
 /** The streams' base names; run locally with no prefix, they are the stream names. */
@@ -180,7 +184,8 @@ export class LocalPipeline {
     const pools: HandlerPool[] = [];
     try {
       const declared = new Map(definition.streams.map((s) => [s.name, s.shards]));
-      const names = [cameraStream, ...OUTPUT_STREAMS];
+      // shadow-scores carries a shadow candidate's answers from classify to the aggregator.
+      const names = [cameraStream, ...OUTPUT_STREAMS, STREAMS.shadowScores];
       await ensureStreams(
         client,
         names.map((name) => ({ name, shards: declared.get(name) ?? 1 })),
@@ -253,6 +258,7 @@ export class LocalPipeline {
           homeHandlers[stream] as StreamHandler,
         );
       }
+      if (options.homeStore) addHomeReaders(runner, options.homeStore);
       if (options.from === 'trim-horizon') runner.checkpoints.clear();
       await runner.start();
       let trimmer: ConsumedRecordTrimmer | undefined;

@@ -195,7 +195,8 @@ function readCopy<T>(path: string, schema: z.ZodType<T>): { ok: true; value: T }
   if (!existsSync(path)) return { ok: false, problem: `${path}: missing` };
   try {
     const parsed = schema.safeParse(decodeStateFile(readFileSync(path)));
-    if (!parsed.success) return { ok: false, problem: `${path}: unexpected content (${parsed.error.issues[0]?.message ?? 'invalid'})` };
+    if (!parsed.success)
+      return { ok: false, problem: `${path}: unexpected content (${parsed.error.issues[0]?.message ?? 'invalid'})` };
     return { ok: true, value: parsed.data };
   } catch (error: unknown) {
     return { ok: false, problem: `${path}: ${error instanceof Error ? error.message : String(error)}` };

@@ -15,10 +15,11 @@ import { FrameRejectedError, type RejectReason } from './errors';
 import type { DigitModel } from './model';
 import { declaredPixels, PixelBudget } from './pixel-budget';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits, type PreparedImage, preparePng } from './prepare';
-import { MAX_KINESIS_RECORD_BYTES, encodeUncertain, predictionRecord, rejectRecord, topClass, uncertainReason } from './route';
+import { type CameraPolicy, homeReason, policyFor, SampleBudget } from './collection';
+import { MAX_KINESIS_RECORD_BYTES, encodeUncertain, predictionRecord, rejectRecord, topClass } from './route';
 import type { OutputRecord, RecordSink } from './stream-writer';
 import { checkFrame } from './validate-frame';
-import type { FrameFields } from './contracts';
+import type { FrameFields, ShadowScore } from './contracts';
 
 /**
  * Decoded pixels in flight at once in this process, over all batches. Frames are prepared
@@ -28,6 +29,9 @@ import type { FrameFields } from './contracts';
  */
 const MAX_PIXELS_IN_FLIGHT = 32 * 1024 * 1024;
 const pixelBudget = new PixelBudget(MAX_PIXELS_IN_FLIGHT);
+
+/** This container's cap on sampled frames (see {@link SampleBudget}). */
+const containerSampleBudget = new SampleBudget();
 
 /** The logger calls the stage makes; Powertools' Logger satisfies it. */
 export interface StageLogger {
@@ -40,16 +44,37 @@ export interface ClassifyStreams {
   predictions: string;
   uncertainImages: string;
   rejectedImages: string;
+  /** Where the candidate's scores go while a model runs in shadow; unset = no shadow records. */
+  shadowScores?: string;
 }
 
 export interface ClassifyDependencies {
   model: DigitModel;
+  /**
+   * A candidate scored beside `model` on every frame (shadow scoring). Its answers go only to
+   * `streams.shadowScores`: the batch's outputs are those of `model`, byte for byte.
+   */
+  shadow?: DigitModel;
   sink: RecordSink;
   streams: ClassifyStreams;
-  config: Pick<Config, 'confidenceThreshold' | 'testCameraPrefix' | 'deviceId' | 'maxFutureSkewSeconds' | 'maxImagePixels'>;
+  config: Pick<
+    Config,
+    | 'confidenceThreshold'
+    | 'testCameraPrefix'
+    | 'deviceId'
+    | 'maxFutureSkewSeconds'
+    | 'maxImagePixels'
+    | 'sampleCertainRate'
+    | 'sampleCapPerMinute'
+    | 'cameraRules'
+  >;
   logger?: StageLogger;
   /** Clock in epoch milliseconds; injectable for tests of the future-timestamp rule. */
   now?: () => number;
+  /** Monotonic milliseconds for prep/predict times (default performance.now); injectable for tests. */
+  elapsed?: () => number;
+  /** The cap on sampled frames; defaults to this container's. */
+  sampleBudget?: SampleBudget;
 }
 
 export interface ClassifyCounts {
@@ -61,6 +86,11 @@ export interface ClassifyCounts {
   failed: number;
   /** Uncertain records sent without the original image to fit 1 MiB. */
   imagesOmitted: number;
+  /** Of the uncertain records, certain frames sent home as a sample. */
+  sampled: number;
+  /** Frames the shadow candidate scored, and how many of its answers were written. */
+  shadowScored: number;
+  shadowWritten: number;
 }
 
 export interface ClassifyResult extends KinesisStreamBatchResponse {
@@ -123,6 +153,7 @@ export async function classifyBatch(
   deps: ClassifyDependencies,
 ): Promise<ClassifyResult> {
   const now = deps.now ?? Date.now;
+  const clock = deps.elapsed ?? (() => performance.now());
   const { config } = deps;
   const receivedMs = now();
   const receivedAt = new Date(receivedMs).toISOString();
@@ -140,13 +171,13 @@ export async function classifyBatch(
     else refused.push({ index, frameId, reason: check.reason, error: check.error, camera: check.camera, timestamp: check.timestamp });
   });
 
-  const prepStart = performance.now();
+  const prepStart = clock();
   const preparedOrNot = await Promise.all(
     accepted.map(async (frame): Promise<Prepared | Refused> => {
-      const start = performance.now();
+      const start = clock();
       try {
         const prepared = await pixelBudget.run(declaredPixels(frame.png), () => preparePng(frame.png, limits));
-        return { ...frame, prepared, elapsedMs: performance.now() - start };
+        return { ...frame, prepared, elapsedMs: clock() - start };
       } catch (error: unknown) {
         const known = { index: frame.index, frameId: frame.frameId, camera: frame.frame.camera, timestamp: frame.frame.timestamp };
         if (error instanceof FrameRejectedError) return { ...known, reason: error.reason, error: error.message };
@@ -158,7 +189,7 @@ export async function classifyBatch(
       }
     }),
   );
-  const prepWallMs = performance.now() - prepStart;
+  const prepWallMs = clock() - prepStart;
   const prepared: Prepared[] = [];
   for (const item of preparedOrNot) {
     if ('prepared' in item) prepared.push(item);
@@ -168,9 +199,9 @@ export async function classifyBatch(
   let probabilities: Float32Array[] = [];
   let predictWallMs = 0;
   if (prepared.length > 0) {
-    const predictStart = performance.now();
+    const predictStart = clock();
     probabilities = await deps.model.scoreBatch(prepared.map((p) => p.prepared.pixels));
-    predictWallMs = performance.now() - predictStart;
+    predictWallMs = clock() - predictStart;
     if (probabilities.length !== prepared.length) {
       throw new Error(`model returned ${probabilities.length} results for ${prepared.length} frames`);
     }
@@ -185,6 +216,17 @@ export async function classifyBatch(
   const rejected: OutputRecord[] = [];
   const rejectedSources: number[] = [];
   let imagesOmitted = 0;
+  let sampled = 0;
+  const budget = deps.sampleBudget ?? containerSampleBudget;
+  const policies = new Map<string, CameraPolicy>();
+  const policyOf = (camera: string): CameraPolicy => {
+    let policy = policies.get(camera);
+    if (!policy) {
+      policy = policyFor(camera, config, config.cameraRules);
+      policies.set(camera, policy);
+    }
+    return policy;
+  };
 
   const elapsedSum = prepared.reduce((sum, p) => sum + p.elapsedMs, 0);
   const predictTime = prepared.length > 0 ? predictWallMs / 1000 / prepared.length : 0;
@@ -209,8 +251,19 @@ export async function classifyBatch(
     const partitionKey = item.frame.camera;
     predictions.push({ partitionKey, data: Buffer.from(json, 'utf8') });
     predictionSources.push(item.index);
-    const reason = uncertainReason(item.frame.camera, topClass(scores).resultProbability, item.prepared.blank, config);
+    const reason = homeReason(
+      {
+        frameId: item.frameId,
+        camera: item.frame.camera,
+        timestamp: item.frame.timestamp,
+        resultProbability: prediction.result_probability,
+        blank: item.prepared.blank,
+      },
+      policyOf(item.frame.camera),
+      budget,
+    );
     if (reason !== undefined) {
+      if (reason === 'sampled') sampled++;
       const maxBytes = MAX_KINESIS_RECORD_BYTES - Buffer.byteLength(partitionKey, 'utf8');
       // A JSON record's checked base64 is copied; a PNG record's bytes are encoded once, here.
       const image = item.imageBase64 ?? item.png.toString('base64');
@@ -239,6 +292,55 @@ export async function classifyBatch(
     rejectedSources.push(item.index);
   }
 
+  // Shadow scoring, after every output above is built, so nothing the candidate does can
+  // change them. Best effort: a candidate that fails, or a shadow record that cannot be
+  // written, is logged and costs only that batch's comparison, never a frame.
+  const shadowRecords: OutputRecord[] = [];
+  let shadowScored = 0;
+  if (deps.shadow && deps.streams.shadowScores && prepared.length > 0) {
+    try {
+      const candidate = await deps.shadow.scoreBatch(prepared.map((p) => p.prepared.pixels));
+      if (candidate.length !== prepared.length) throw new Error(`returned ${candidate.length} results for ${prepared.length} frames`);
+      prepared.forEach((item, i) => {
+        const current = topClass(probabilities[i] as Float32Array);
+        const theirs = topClass(candidate[i] as Float32Array);
+        const record: ShadowScore = {
+          frame_id: item.frameId,
+          camera: item.frame.camera,
+          scored_at: scoredAt,
+          model_version: deps.model.version,
+          result_class: current.resultClass,
+          result_probability: current.resultProbability,
+          shadow_version: (deps.shadow as DigitModel).version,
+          shadow_class: theirs.resultClass,
+          shadow_probability: theirs.resultProbability,
+          ...(item.frame.label !== undefined ? { label: item.frame.label } : {}),
+        };
+        shadowRecords.push({ partitionKey: item.frame.camera, data: Buffer.from(JSON.stringify(record), 'utf8') });
+      });
+      shadowScored = prepared.length;
+    } catch (error: unknown) {
+      deps.logger?.warn('shadow model failed, batch not compared', {
+        shadow_version: deps.shadow.version,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  let shadowWritten = 0;
+  const writeShadow = async (): Promise<void> => {
+    if (shadowRecords.length === 0 || !deps.streams.shadowScores) return;
+    try {
+      const result = await deps.sink.put(deps.streams.shadowScores, shadowRecords);
+      shadowWritten = shadowRecords.length - result.failedIndexes.length;
+    } catch (error: unknown) {
+      shadowWritten = 0;
+      deps.logger?.warn('shadow scores not written', { error: error instanceof Error ? error.message : String(error) });
+    }
+    if (shadowWritten < shadowRecords.length) {
+      deps.logger?.warn('shadow scores incomplete', { written: shadowWritten, scored: shadowRecords.length });
+    }
+  };
+
   const failed = new Set<number>();
   const write = async (stream: string, outputs: OutputRecord[], sources: number[]) => {
     if (outputs.length === 0) return;
@@ -257,6 +359,7 @@ export async function classifyBatch(
     write(deps.streams.predictions, predictions, predictionSources),
     write(deps.streams.uncertainImages, uncertain, uncertainSources),
     write(deps.streams.rejectedImages, rejected, rejectedSources),
+    writeShadow(),
   ]);
 
   const batchItemFailures = [...failed]
@@ -269,6 +372,9 @@ export async function classifyBatch(
     rejected: rejected.length,
     failed: batchItemFailures.length,
     imagesOmitted,
+    sampled,
+    shadowScored,
+    shadowWritten,
   };
   const rejectedByReason: Record<string, number> = {};
   for (const item of refused) rejectedByReason[item.reason] = (rejectedByReason[item.reason] ?? 0) + 1;

@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { type CameraRule, CameraRulesError, parseCameraRules } from './collection';
 import { STREAMS, type StreamKey } from './contracts';
 import { ConfigError } from './errors';
 
@@ -30,7 +31,11 @@ const envSchema = z.object({
   AWS_REGION: text(),
   CONFIDENCE_THRESHOLD: number(0, 1, 0.7),
   TEST_CAMERA_PREFIX: z.preprocess((v) => v ?? 'Test', z.string()),
+  SAMPLE_CERTAIN_RATE: number(0, 1, 0),
+  SAMPLE_CAP_PER_MINUTE: integer(1, 1_000_000, 10),
+  CAMERA_RULES: text(),
   MODEL_DIR: text(),
+  MODEL_ROOT: text(),
   DEVICE_ID: z.preprocess(unsetIfEmpty, z.string().min(1).max(256).optional()),
   METRICS_WINDOW_SECONDS: integer(1, 900, 10),
   PARALLELISM: integer(1, 10, 1),
@@ -60,8 +65,20 @@ export interface Config {
   readonly confidenceThreshold: number;
   /** Frames from cameras whose id starts with this go home whatever their probability; '' disables. */
   readonly testCameraPrefix: string;
-  /** Where the ONNX model lives; undefined lets the model loader pick (/opt/models, then models/). */
+  /** Share of certain frames sent home anyway with reason `sampled` (deterministic per frame_id). */
+  readonly sampleCertainRate: number;
+  /**
+   * At most this many sampled frames per camera per minute of capture time. 10 (one every
+   * 6 s) fills a 500-label retraining set from one camera in under an hour, while a camera
+   * of 640x480 frames (~0.6 MB records) sends at most ~100 kB/s for them.
+   */
+  readonly sampleCapPerMinute: number;
+  /** `CAMERA_RULES`: per-camera overrides of the threshold, the Test rule and sampling. */
+  readonly cameraRules: readonly CameraRule[];
+  /** Where the ONNX model lives; undefined lets the model loader pick (/opt/models, then the registry). */
   readonly modelDir: string | undefined;
+  /** The model registry's folder (models/ by default); used only when no MODEL_DIR or layer fixes the model. */
+  readonly modelRoot: string | undefined;
   /** The edge device that scored a frame: `device` in every output record. */
   readonly deviceId: string;
   readonly metricsWindowSeconds: number;
@@ -104,13 +121,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  let cameraRules: readonly CameraRule[];
+  try {
+    cameraRules = parseCameraRules(e.CAMERA_RULES);
+  } catch (error: unknown) {
+    if (!(error instanceof CameraRulesError)) throw error;
+    throw new ConfigError(`invalid configuration: CAMERA_RULES=${JSON.stringify(env.CAMERA_RULES)}: ${error.message}`);
+  }
   return Object.freeze({
     streamPrefix: e.STREAM_PREFIX,
     kinesisEndpoint: e.KINESIS_ENDPOINT,
     region: e.AWS_REGION,
     confidenceThreshold: e.CONFIDENCE_THRESHOLD,
     testCameraPrefix: e.TEST_CAMERA_PREFIX,
+    sampleCertainRate: e.SAMPLE_CERTAIN_RATE,
+    sampleCapPerMinute: e.SAMPLE_CAP_PER_MINUTE,
+    cameraRules,
     modelDir: e.MODEL_DIR,
+    modelRoot: e.MODEL_ROOT,
     deviceId: e.DEVICE_ID ?? hostname(),
     metricsWindowSeconds: e.METRICS_WINDOW_SECONDS,
     parallelism: e.PARALLELISM,

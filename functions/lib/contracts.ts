@@ -13,6 +13,8 @@ export const STREAMS = {
   uncertainImages: 'uncertain-images',
   rejectedImages: 'rejected-images',
   metrics: 'metrics',
+  /** The candidate's scores of frames while a model runs in shadow (folded into the metrics). */
+  shadowScores: 'shadow-scores',
 } as const;
 
 export type StreamKey = keyof typeof STREAMS;
@@ -73,7 +75,7 @@ export const predictionSchema = z.object({
 });
 export type Prediction = z.infer<typeof predictionSchema>;
 
-export const UNCERTAIN_REASONS = ['low_confidence', 'test_camera'] as const;
+export const UNCERTAIN_REASONS = ['low_confidence', 'test_camera', 'sampled'] as const;
 export type UncertainReason = (typeof UNCERTAIN_REASONS)[number];
 
 /** `uncertain-images`: the original's full tuple, sent home for retraining. */
@@ -104,3 +106,23 @@ export const rejectedImageSchema = z.object({
   received_at: z.string(),
 });
 export type RejectedImage = z.infer<typeof rejectedImageSchema>;
+
+/**
+ * `shadow-scores`: one per frame scored while a candidate runs in shadow. The frame's outputs
+ * are the current model's, unchanged; this record carries what the candidate said of it.
+ */
+export const shadowScoreSchema = z.object({
+  frame_id: z.string(),
+  camera: z.string(),
+  scored_at: z.string(),
+  /** The model that scored the frame's outputs, and its answer. */
+  model_version: z.string(),
+  result_class: digitSchema,
+  result_probability: probabilitySchema,
+  /** The candidate in shadow, and its answer. */
+  shadow_version: z.string(),
+  shadow_class: digitSchema,
+  shadow_probability: probabilitySchema,
+  label: digitSchema.optional(),
+});
+export type ShadowScore = z.infer<typeof shadowScoreSchema>;

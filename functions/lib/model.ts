@@ -47,6 +47,8 @@ export interface DigitModel {
    * not 784 bytes (a programming error: preparation always yields 784).
    */
   scoreBatch(images: readonly Uint8Array[]): Promise<Float32Array[]>;
+  /** Frees the onnxruntime session; the model must not score afterwards. */
+  release?(): Promise<void>;
 }
 
 /**
@@ -239,5 +241,5 @@ export async function loadDigitModel(modelDir: string = defaultModelDir()): Prom
     throw new ModelLoadError(modelPath, `wrong shape: a trial batch failed (${messageOf(error)})`);
   }
 
-  return { version: card.version, path: modelPath, scoreBatch: run };
+  return { version: card.version, path: modelPath, scoreBatch: run, release: () => session.release() };
 }

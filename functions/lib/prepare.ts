@@ -30,7 +30,7 @@
  * Everything runs over reused typed arrays (no per-pixel allocation) and is synchronous.
  */
 import sharp from 'sharp';
-import { FrameRejectedError } from './errors';
+import { FrameRejectedError, REJECT_ADVICE } from './errors';
 import { decodePngChunks, PngFormatError, type PngChunks, readPngChunks } from './png';
 
 /** A prepared frame: 784 bytes, 28x28 row-major, ink 255, paper 0. */
@@ -61,11 +61,7 @@ export interface GrayImage {
   height: number;
 }
 
-const ACTIONS = {
-  not_png: 'camera frames must be PNG: re-encode the frame as PNG before sending (JPEG, GIF, WebP and SVG are not accepted)',
-  corrupt_png:
-    'resend the frame, and check that the camera writes complete PNG files and that nothing on the way alters the bytes (truncation, text-mode transfer, double base64)',
-} as const;
+const ACTIONS = { not_png: REJECT_ADVICE.not_png, corrupt_png: REJECT_ADVICE.corrupt_png } as const;
 
 /**
  * Decodes a PNG to 8-bit grey, transparency composited onto white paper.

@@ -14,8 +14,21 @@ import { writeModelFiles } from '../../training/model-files';
 
 const SPEC: NetworkSpec = { inputSize: 28, layers: [{ kind: 'flatten' }, { kind: 'dense', units: 10, relu: false }] };
 
+/** How a centroid model is written besides its data: version, card additions, class biases. */
+export interface CentroidOptions {
+  version?: string;
+  /** Extra card sections (a candidate's `gates`, `parent`...). */
+  details?: Record<string, unknown>;
+  /** Added to a class's logit: a model that answers differently from the plain one. */
+  bias?: Partial<Record<number, number>>;
+}
+
 /** Fits the model on the first `samples` training images and writes it to a temporary folder. */
-export function writeCentroidModel(samples = 10_000, dir = mkdtempSync(join(tmpdir(), 'centroid-model-'))): string {
+export function writeCentroidModel(
+  samples = 10_000,
+  dir = mkdtempSync(join(tmpdir(), 'centroid-model-')),
+  options: CentroidOptions = {},
+): string {
   const train = loadMnist('train');
   const n = Math.min(samples, train.count);
   const sums = new Float64Array(10 * 784);
@@ -34,13 +47,14 @@ export function writeCentroidModel(samples = 10_000, dir = mkdtempSync(join(tmpd
       kernel[p * 10 + c] = mean;
       norm += mean * mean;
     }
-    bias[c] = -norm / 2;
+    bias[c] = -norm / 2 + (options.bias?.[c] ?? 0);
   }
   const weights = new Map<string, Weight>([
     ['1.kernel', { shape: [784, 10], values: kernel }],
     ['1.bias', { shape: [10], values: bias }],
   ]);
-  const bytes = exportOnnx(SPEC, weights, { temperature: 1, version: 'test-centroid-1' });
-  writeModelFiles(dir, bytes, 'test-centroid-1');
+  const version = options.version ?? 'test-centroid-1';
+  const bytes = exportOnnx(SPEC, weights, { temperature: 1, version });
+  writeModelFiles(dir, bytes, version, options.details);
   return dir;
 }

@@ -35,7 +35,11 @@ export function startCli(args: string[], env: Record<string, string> = {}): CliP
 
 /** Non-empty lines of a file (none when it does not exist yet). */
 export const fileLines = (file: string): string[] =>
-  existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+    : [];
 
 /**
  * Polls `condition` until it holds; throws `what` (with the process output) after `timeoutMs`

@@ -55,6 +55,7 @@ const args = (...extra: string[]): string[] => [
   '--quiet',
   '--window',
   '2',
+  '--no-home',
   ...extra,
 ];
 const summary = (): Summary => JSON.parse(readFileSync(join(out(), 'summary.json'), 'utf8')) as Summary;
@@ -71,7 +72,14 @@ it('a second run continues where the first stopped: nothing scored twice, each s
   expect({ code: first.code, output: first.code === 0 ? '' : first.output }).toEqual({ code: 0, output: '' });
   expect({ code: second.code, output: second.code === 0 ? '' : second.output }).toEqual({ code: 0, output: '' });
   expect(afterFirst).toMatchObject({ frames_in: 60, predicted: 60, unaccounted: 0, earlier_records: 0 });
-  expect(afterSecond).toMatchObject({ frames_in: 60, predicted: 60, unaccounted: 0, earlier_records: 60, earlier_finished: 0, earlier_skipped: 60 });
+  expect(afterSecond).toMatchObject({
+    frames_in: 60,
+    predicted: 60,
+    unaccounted: 0,
+    earlier_records: 60,
+    earlier_finished: 0,
+    earlier_skipped: 60,
+  });
   expect(afterSecond.state_file.startsWith(join(dir, 'state'))).toBe(true);
   expect(second.output).toContain('60 records already in camera-images from earlier runs');
   const ledger = balance(await readStreams(client));
@@ -89,7 +97,9 @@ it('a run killed with SIGKILL is finished by the next one, which counts those fr
   const stateFolder = join(dir, 'state');
   await waitFor(
     killed,
-    () => fileLines(join(out(), 'predictions.jsonl')).length >= 50 && readdirSync(stateFolder, { recursive: true }).some((f) => String(f).endsWith('checkpoints.json')),
+    () =>
+      fileLines(join(out(), 'predictions.jsonl')).length >= 50 &&
+      readdirSync(stateFolder, { recursive: true }).some((f) => String(f).endsWith('checkpoints.json')),
     '50 predictions home with checkpoints on disk',
   );
   killed.child.kill('SIGKILL');
@@ -114,8 +124,16 @@ it('--from trim-horizon re-scores on purpose, after a warning naming how many re
   const run = await runCli(args('--count', '0', '--from', 'trim-horizon'), env());
 
   expect({ code: run.code, output: run.code === 0 ? '' : run.output }).toEqual({ code: 0, output: '' });
-  expect(run.output).toContain(`warning: --from trim-horizon: the ${held} records already in camera-images will be classified again`);
-  expect(summary()).toMatchObject({ frames_in: 0, predicted: 0, earlier_records: held, earlier_finished: held, earlier_skipped: 0 });
+  expect(run.output).toContain(
+    `warning: --from trim-horizon: the ${held} records already in camera-images will be classified again`,
+  );
+  expect(summary()).toMatchObject({
+    frames_in: 0,
+    predicted: 0,
+    earlier_records: held,
+    earlier_finished: held,
+    earlier_skipped: 0,
+  });
 }, 600_000);
 
 it('refuses to start on a damaged state file with no good copy, naming it', async () => {

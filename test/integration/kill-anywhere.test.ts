@@ -40,7 +40,20 @@ it('property: killed at any instant (and torn like a power cut), a restart loses
         const run = mkdtempSync(join(dir, 'run-'));
         const persist = join(run, 'state');
         const out = join(run, 'out');
-        const common = ['--persist', persist, '--out', out, '--port', '0', '--quiet', '--window', '2', '--retain-consumed', 'all'];
+        const common = [
+          '--persist',
+          persist,
+          '--out',
+          out,
+          '--port',
+          '0',
+          '--quiet',
+          '--window',
+          '2',
+          '--retain-consumed',
+          'all',
+          '--no-home',
+        ];
         const env = { MODEL_DIR: modelDir };
         const predictionsFile = join(out, 'predictions.jsonl');
 
@@ -87,7 +100,10 @@ it('property: killed at any instant (and torn like a power cut), a restart loses
           const counted = documents.reduce((sum, d) => sum + d.count, 0);
           expect(counted).toBeGreaterThanOrEqual(ledger.predicted);
           expect(counted - ledger.predicted).toBeLessThanOrEqual(ledger.duplicates.predictions);
-          const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { predicted: number; unaccounted: number };
+          const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+            predicted: number;
+            unaccounted: number;
+          };
           expect(summary).toMatchObject({ predicted: ledger.predicted, unaccounted: 0 });
         } finally {
           client.destroy();

@@ -14,6 +14,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 import { STREAMS } from '../../functions/lib/contracts';
+import { registryState } from '../../functions/lib/model-registry-file';
 import { extractZip, listZip, unzippedSize } from '../helpers/zip';
 
 const run = promisify(execFile);
@@ -29,6 +30,9 @@ const PREFIX = `edge-camera-classifier-${STAGE}-`;
 const PARAMS = {
   confidence: '0.85',
   testCameraPrefix: 'QA',
+  sampleCertainRate: '0.05',
+  sampleCapPerMinute: '30',
+  cameraRules: '{"Dock-*":{"sampleRate":0.2,"confidence":0.9}}',
   parallelism: '4',
   metricsWindowSeconds: '30',
   cameraShards: '2',
@@ -60,6 +64,7 @@ const STREAM_RESOURCES = {
   UncertainImagesStream: { name: STREAMS.uncertainImages, shards: PARAMS.outputShards },
   RejectedImagesStream: { name: STREAMS.rejectedImages, shards: PARAMS.outputShards },
   MetricsStream: { name: STREAMS.metrics, shards: PARAMS.metricsShards },
+  ShadowScoresStream: { name: STREAMS.shadowScores, shards: PARAMS.outputShards },
 } as const;
 
 const CONSUMER_ACTIONS = [
@@ -82,6 +87,7 @@ const EXPECTED_GRANTS: Record<FunctionKey, string[]> = {
     'kinesis:PutRecords on PredictionsStream',
     'kinesis:PutRecords on UncertainImagesStream',
     'kinesis:PutRecords on RejectedImagesStream',
+    'kinesis:PutRecords on ShadowScoresStream',
     'sqs:SendMessage on ClassifyDeadLetterQueue',
     'logs:CreateLogStream on ClassifyLogGroup',
     'logs:PutLogEvents on ClassifyLogGroup',
@@ -89,6 +95,7 @@ const EXPECTED_GRANTS: Record<FunctionKey, string[]> = {
   'aggregate-metrics': [
     ...CONSUMER_ACTIONS.map((a) => `${a} on PredictionsStream`),
     ...CONSUMER_ACTIONS.map((a) => `${a} on RejectedImagesStream`),
+    ...CONSUMER_ACTIONS.map((a) => `${a} on ShadowScoresStream`),
     'kinesis:ListStreams on *',
     'kinesis:PutRecords on MetricsStream',
     'sqs:SendMessage on MetricsDeadLetterQueue',
@@ -173,9 +180,11 @@ function mappingsOf(key: FunctionKey): z.infer<typeof mappingSchema>[] {
     .filter((m) => m.FunctionName['Fn::GetAtt'][0] === FUNCTIONS[key].logicalId);
 }
 
-/** The function's mapping (of the given stream, when it has several). */
-function mappingOf(key: FunctionKey, stream?: string): z.infer<typeof mappingSchema> | undefined {
-  const found = mappingsOf(key).filter((m) => stream === undefined || m.EventSourceArn['Fn::GetAtt'][0] === stream);
+/** The stream each consumer mainly reads; aggregate-metrics also reads RejectedImagesStream and ShadowScoresStream. */
+const MAIN_SOURCE: Partial<Record<FunctionKey, string>> = { classify: 'CameraImagesStream', 'aggregate-metrics': 'PredictionsStream' };
+
+function mappingOf(key: FunctionKey, source = MAIN_SOURCE[key]): z.infer<typeof mappingSchema> | undefined {
+  const found = mappingsOf(key).filter((m) => source === undefined || m.EventSourceArn['Fn::GetAtt'][0] === source);
   expect(found.length).toBeLessThanOrEqual(1);
   return found[0];
 }
@@ -312,13 +321,22 @@ describe('stream mappings', () => {
     },
   );
 
+  it('aggregate-metrics also reads shadow-scores, in the same windows, with the same limits', () => {
+    const shadow = mappingOf('aggregate-metrics', 'ShadowScoresStream');
+    const main = mappingOf('aggregate-metrics');
+    expect(shadow).toBeDefined();
+    expect(shadow?.TumblingWindowInSeconds).toBe(Number(PARAMS.metricsWindowSeconds));
+    expect(shadow?.ParallelizationFactor).toBe(1);
+    expect({ ...shadow, EventSourceArn: undefined }).toEqual({ ...main, EventSourceArn: undefined });
+  });
+
   it('camera-source has no trigger (it is invoked on demand)', () => {
     expect(mappingOf('camera-source')).toBeUndefined();
   });
 });
 
 describe('streams and queues', () => {
-  it('declares the five streams, stage-prefixed, encrypted, with the shard and retention parameters', () => {
+  it('declares the six streams, stage-prefixed, encrypted, with the shard and retention parameters', () => {
     expect(ofType('AWS::Kinesis::Stream').map(([id]) => id).sort()).toEqual(Object.keys(STREAM_RESOURCES).sort());
     for (const [id, expected] of Object.entries(STREAM_RESOURCES)) {
       const props = resource(id).Properties;
@@ -383,6 +401,9 @@ describe('parameters reach the functions', () => {
       STREAM_PREFIX: PREFIX,
       CONFIDENCE_THRESHOLD: PARAMS.confidence,
       TEST_CAMERA_PREFIX: PARAMS.testCameraPrefix,
+      SAMPLE_CERTAIN_RATE: PARAMS.sampleCertainRate,
+      SAMPLE_CAP_PER_MINUTE: PARAMS.sampleCapPerMinute,
+      CAMERA_RULES: PARAMS.cameraRules,
       PARALLELISM: PARAMS.parallelism,
       METRICS_WINDOW_SECONDS: PARAMS.metricsWindowSeconds,
       LOG_LEVEL: PARAMS.logLevel,
@@ -418,6 +439,13 @@ describe('artifacts and layers', () => {
       expect(total).toBeLessThan(MAX_UNZIPPED_BYTES);
     }
     console.log(`function + layers (limit ${MAX_UNZIPPED_BYTES / 1e6} MB):\n${rows.join('\n')}`);
+  });
+
+  it('names the model version the model layer ships in its description (a promote publishes a new layer version)', () => {
+    const { current } = registryState(join(ROOT, 'models'));
+    const layer = resource('ModelLambdaLayer');
+    expect(layer.Type).toBe('AWS::Lambda::LayerVersion');
+    expect(String(layer.Properties.Description)).toMatch(new RegExp(`^digit model ${String(current).replace(/\./g, '\\.')} `));
   });
 
   it('ships only the target architecture of onnxruntime, with source maps beside the bundles', () => {

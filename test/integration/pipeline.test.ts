@@ -168,7 +168,7 @@ describe('npm start', () => {
 
     // Act
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(tsx, [cli, '--count', '150', '--camera', 'Test', '--port', '0', '--window', '1', '--out', out], {
+      const child = spawn(tsx, [cli, '--count', '150', '--camera', 'Test', '--port', '0', '--window', '1', '--out', out, '--home-port', '0', '--data', join(out, 'home')], {
         env: { ...launchEnv, MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR' },
       });
       let stdout = '';
@@ -188,6 +188,9 @@ describe('npm start', () => {
     expect(readdirSync(join(out, 'uncertain')).filter((f) => f.endsWith('.png'))).toHaveLength(150);
     const documents = jsonLines(join(out, 'metrics.jsonl')) as Array<{ count: number }>;
     expect(documents.reduce((sum, d) => sum + d.count, 0)).toBe(150);
+    expect(stdout).toMatch(/^home on http:\/\/127\.0\.0\.1:\d+$/m);
+    // A Test camera sends every frame home: the home application stored each once.
+    expect(jsonLines(join(out, 'home', 'frames.jsonl'))).toHaveLength(150);
     expect(stdout).toMatch(/frames in\s+150/);
     expect(stdout).toMatch(/camera\s+frames\s+certain\s+uncertain/);
     rmSync(out, { recursive: true, force: true });

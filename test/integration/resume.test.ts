@@ -33,7 +33,8 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
   const persist = join(dir, 'state');
   const out = join(dir, 'out');
   // Every record stays in the persisted streams: the ledger below reads them back.
-  const common = ['--persist', persist, '--out', out, '--port', '0', '--quiet', '--window', '2', '--retain-consumed', 'all'];
+  const homeData = join(dir, 'home');
+  const common = ['--persist', persist, '--out', out, '--port', '0', '--quiet', '--window', '2', '--retain-consumed', 'all', '--home-port', '0', '--data', homeData];
 
   // Act 1: publish the frames and kill the process once some have come home.
   const first = startCli([...common, '--count', String(FRAMES), '--camera', 'Resume'], { MODEL_DIR: modelDir });
@@ -77,6 +78,10 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
     expect(new Set(home.map((p) => p.frame_id)).size).toBe(ledger.predicted);
     const uncertainJson = readdirSync(join(out, 'uncertain')).filter((f) => f.endsWith('.json'));
     expect(uncertainJson).toHaveLength(ledger.uncertain);
+    // The home application's data folder: every uncertain frame once, though its process was killed too.
+    const homeFrames = fileLines(join(homeData, 'frames.jsonl')).map((l) => JSON.parse(l) as { frame_id: string });
+    expect(homeFrames).toHaveLength(ledger.uncertain);
+    expect(new Set(homeFrames.map((f) => f.frame_id)).size).toBe(ledger.uncertain);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { predicted: number; dead_lettered: number };
     expect(summary).toMatchObject({ predicted: ledger.predicted, dead_lettered: 0 });
   } finally {

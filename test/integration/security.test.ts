@@ -126,18 +126,19 @@ describe('npm start -- --serve', () => {
   it('serves on 127.0.0.1 only and stops cleanly on Ctrl-C', async () => {
     // Prepare
     const out = mkdtempSync(join(tmpdir(), 'serve-'));
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli.ts'), '--serve', '--port', '0', '--out', out, '--quiet'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli.ts'), '--serve', '--port', '0', '--out', out, '--quiet', '--home-port', '0', '--data', join(out, 'home')], {
       cwd: REPO_ROOT,
       env: { ...process.env, NODE_OPTIONS: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const serving = new Promise<number>((resolve, reject) => {
+    const serving = new Promise<[number, number]>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {
         output += chunk.toString();
         const match = /serving on http:\/\/127\.0\.0\.1:(\d+)/.exec(output);
-        if (match) resolve(Number(match[1]));
+        const home = /home on http:\/\/127\.0\.0\.1:(\d+)/.exec(output);
+        if (match && home) resolve([Number(match[1]), Number(home[1])]);
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);
@@ -147,10 +148,11 @@ describe('npm start -- --serve', () => {
 
     try {
       // Act
-      const port = await serving;
+      const [port, homePort] = await serving;
 
-      // Assess
+      // Assess: the emulator and the home page alike.
       await expectLoopbackOnly(port);
+      await expectLoopbackOnly(homePort);
     } finally {
       child.kill('SIGINT');
     }

@@ -258,7 +258,6 @@ describe('aggregateWindow over rejected-images', () => {
     const result = await aggregateWindow(event, {
       sink: sink as never,
       metricsStream: 'dev-metrics',
-      rejectedStream: 'dev-rejected-images',
       config: TEST_CONFIG,
       logger: quietLogger,
     });

@@ -213,10 +213,10 @@ describe('mappings from serverless.yml', () => {
     });
     expect(classify?.onFailure?.arn).toMatch(/^arn:aws:sqs:[a-z0-9-]+:000000000000:edge-camera-classifier-\w+-classify-dlq$/);
     const metrics = definition.mappings.filter((m) => m.functionKey === 'aggregate-metrics');
-    expect(metrics.map((m) => m.stream)).toEqual(['predictions', 'rejected-images']);
+    expect(metrics.map((m) => m.stream)).toEqual(['predictions', 'shadow-scores', 'rejected-images']);
     for (const m of metrics) expect(m.tumblingWindowInSeconds).toBeGreaterThan(0);
     expect(definition.streams.map((s) => s.name).sort()).toEqual(
-      ['camera-images', 'metrics', 'predictions', 'rejected-images', 'uncertain-images'],
+      ['camera-images', 'metrics', 'predictions', 'rejected-images', 'shadow-scores', 'uncertain-images'],
     );
   });
 

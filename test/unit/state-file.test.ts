@@ -120,11 +120,15 @@ describe('JSON Lines', () => {
 
 /** Starts the writer child and resolves with the last value it acknowledged when killed. */
 async function killWriterAfter(delayMs: number, stateFile: string, linesFile: string): Promise<number> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/helpers/state-writer-child.ts'), stateFile, linesFile], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'test/helpers/state-writer-child.ts'), stateFile, linesFile],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => {

@@ -13,7 +13,7 @@
  */
 import type { KinesisStreamRecord, KinesisStreamStateResponse } from 'aws-lambda';
 import { z } from 'zod';
-import { predictionSchema, rejectedImageSchema, STREAMS } from '../contracts';
+import { predictionSchema, rejectedImageSchema, shadowScoreSchema, STREAMS } from '../contracts';
 import type { RecordSink } from '../stream-writer';
 import { buildMetricsDocument, type MetricsConfig, type MetricsDocument } from './document';
 import { readWindowState, type WindowAccumulator } from './reducer';
@@ -48,8 +48,6 @@ export interface AggregateDependencies {
   sink: RecordSink;
   /** Full name of the `metrics` stream. */
   metricsStream: string;
-  /** Full name of the `rejected-images` stream: its records are counted as rejects. */
-  rejectedStream?: string;
   config: MetricsConfig;
   /** Powertools' Logger satisfies it. */
   logger: {
@@ -83,11 +81,29 @@ export function shardOf(event: TumblingWindowEvent): string {
   return colon > 0 ? eventId.slice(0, colon) : 'unknown-shard';
 }
 
-/** True when the window's records come from the `rejected-images` stream. */
-function readsRejects(event: TumblingWindowEvent, rejectedStream: string | undefined): boolean {
-  if (!rejectedStream) return false;
-  const arn = event.eventSourceARN ?? event.Records[0]?.eventSourceARN ?? '';
-  return arn.endsWith(`/${rejectedStream}`);
+/**
+ * True for events from `shadow-scores` (the candidate's answers while a model runs in shadow),
+ * which the same function folds in windows of their own beside those of `predictions`.
+ */
+export function isShadowSource(arn: string | undefined): boolean {
+  return arn !== undefined && arn.endsWith(STREAMS.shadowScores);
+}
+
+/** True for events from `rejected-images`, counted per camera and reason in windows of their own. */
+export function isRejectsSource(arn: string | undefined): boolean {
+  return arn !== undefined && arn.endsWith(STREAMS.rejectedImages);
+}
+
+/**
+ * The shard a document is named after: the shard id, prefixed with the stream for shadow and
+ * reject windows, so their documents never share an id with the predictions' documents of the
+ * same shard and window.
+ */
+export function documentShardOf(event: TumblingWindowEvent): string {
+  const shard = shardOf(event);
+  const arn = event.eventSourceARN ?? event.Records[0]?.eventSourceARN;
+  if (isShadowSource(arn)) return `${STREAMS.shadowScores}:${shard}`;
+  return isRejectsSource(arn) ? `${STREAMS.rejectedImages}:${shard}` : shard;
 }
 
 function describe(error: unknown): string {
@@ -99,7 +115,6 @@ function foldRecords(
   records: readonly KinesisStreamRecord[],
   acc: WindowAccumulator,
   logger: AggregateDependencies['logger'],
-  rejects: boolean,
 ): number {
   let invalid = 0;
   for (const record of records) {
@@ -113,7 +128,7 @@ function foldRecords(
       if (invalid++ < MAX_LOGGED_INVALID) logger.warn('prediction record is not JSON', { sequenceNumber, error: describe(error) });
       continue;
     }
-    if (rejects) {
+    if (isRejectsSource(record.eventSourceARN)) {
       const reject = rejectedImageSchema.safeParse(json);
       if (!reject.success) {
         const error = z.prettifyError(reject.error);
@@ -122,6 +137,16 @@ function foldRecords(
         continue;
       }
       acc.addReject(reject.data);
+      continue;
+    }
+    if (isShadowSource(record.eventSourceARN)) {
+      const shadow = shadowScoreSchema.safeParse(json);
+      if (shadow.success) acc.addShadow(shadow.data);
+      else {
+        const error = z.prettifyError(shadow.error);
+        acc.addInvalid('invalid_record', sequenceNumber, error);
+        if (invalid++ < MAX_LOGGED_INVALID) logger.warn('shadow score record does not match the contract', { sequenceNumber, error });
+      }
       continue;
     }
     const parsed = predictionSchema.safeParse(json);
@@ -152,9 +177,7 @@ function foldRecords(
  *   the invocation fails and Lambda retries it with the same state, so nothing is lost.
  */
 export async function aggregateWindow(event: TumblingWindowEvent, deps: AggregateDependencies): Promise<AggregateResult> {
-  const rejects = readsRejects(event, deps.rejectedStream);
-  // Shard ids repeat across streams: the rejects' documents name their stream.
-  const shard = rejects ? `${STREAMS.rejectedImages}:${shardOf(event)}` : shardOf(event);
+  const shard = documentShardOf(event);
   const read = readWindowState(event.state, deps.config.confidence);
   if (!read.ok) {
     deps.logger.error('window state unreadable, counting this window from here on', {
@@ -164,7 +187,7 @@ export async function aggregateWindow(event: TumblingWindowEvent, deps: Aggregat
     });
   }
   const acc = read.accumulator;
-  const invalid = foldRecords(event.Records, acc, deps.logger, rejects);
+  const invalid = foldRecords(event.Records, acc, deps.logger);
   const folded = event.Records.length;
 
   if (!event.isFinalInvokeForWindow) {

@@ -11,7 +11,15 @@
 import { z } from 'zod';
 import { histogramDataSchema, LogLinearHistogram, RELATIVE_ERROR } from './histogram';
 import { REJECT_REASONS, type RejectReason } from '../errors';
-import { INVALID_REASONS, invalidExampleSchema, type InvalidReason, type RejectCounts, WindowAccumulator } from './reducer';
+import {
+  INVALID_REASONS,
+  invalidExampleSchema,
+  type InvalidReason,
+  type RejectCounts,
+  shadowTallySchema,
+  versionTallySchema,
+  WindowAccumulator,
+} from './reducer';
 
 export { RELATIVE_ERROR };
 
@@ -72,6 +80,14 @@ export const metricsConfigSchema = z.object({
 });
 export type MetricsConfig = z.infer<typeof metricsConfigSchema>;
 
+/**
+ * A candidate in shadow against the current model over the window: frames both scored, how
+ * many they agreed on (`agreement` = agree / count), the current x candidate confusion
+ * (row-major, 10 x 10), accuracy of each on labelled frames, and a few disagreeing frames.
+ */
+export const shadowSummarySchema = shadowTallySchema.extend({ agreement: z.number().min(0).max(1) });
+export type ShadowSummary = z.infer<typeof shadowSummarySchema>;
+
 export const metricsDocumentSchema = z.object({
   /** `<shard>/<window start>/<first sequence number>`: the same for a retried write. */
   id: z.string(),
@@ -100,6 +116,13 @@ export const metricsDocumentSchema = z.object({
   config: metricsConfigSchema,
   /** Model versions that scored the window's frames, with their frame counts. */
   model_versions: z.record(z.string(), count),
+  /**
+   * Counts split by the model version that scored the frames: frames, uncertain (probability
+   * <= confidence), labelled and correct. Absent in documents of earlier releases.
+   */
+  version_metrics: z.record(z.string(), versionTallySchema).optional(),
+  /** Shadow comparisons, one per current x candidate pair; absent when nothing ran in shadow. */
+  shadow: z.array(shadowSummarySchema).optional(),
   /** Records on `predictions` that could not be read: never dropped silently. */
   invalid: z.object({
     count,
@@ -229,6 +252,14 @@ export function buildMetricsDocument(acc: WindowAccumulator, context: DocumentCo
     },
     config: context.config,
     model_versions: Object.fromEntries(byKey(acc.modelVersions)),
+    ...(acc.versions.size > 0 ? { version_metrics: Object.fromEntries(byKey(acc.versions).map(([v, t]) => [v, { ...t }])) } : {}),
+    ...(acc.shadow.size > 0
+      ? {
+          shadow: [...acc.shadow.values()]
+            .sort((a, b) => (a.current + a.candidate < b.current + b.candidate ? -1 : 1))
+            .map((t) => ({ ...structuredClone(t), agreement: t.count > 0 ? t.agree / t.count : 0 })),
+        }
+      : {}),
     invalid: {
       count: acc.invalidCount,
       reasons: Object.fromEntries(acc.invalid) as Partial<Record<InvalidReason, number>>,
@@ -284,5 +315,7 @@ export function accumulatorFromDocument(doc: MetricsDocument): WindowAccumulator
   for (const [camera, reasons] of Object.entries(doc.rejected.cameras)) {
     acc.rejected.set(camera, new Map(Object.entries(reasons) as [RejectReason, number][]));
   }
+  for (const [version, tally] of Object.entries(doc.version_metrics ?? {})) acc.mergeVersion(version, tally);
+  for (const { agreement: _agreement, ...tally } of doc.shadow ?? []) acc.mergeShadow(tally);
   return acc;
 }

@@ -5,7 +5,7 @@
  * of cameras, model versions and latency spread, not on the number of frames.
  */
 import { z } from 'zod';
-import type { Prediction, RejectedImage } from '../contracts';
+import type { Prediction, RejectedImage, ShadowScore } from '../contracts';
 import { REJECT_REASONS, type RejectReason } from '../errors';
 import { histogramDataSchema, LogLinearHistogram } from './histogram';
 import { SeenFrames } from './seen-frames';
@@ -48,6 +48,39 @@ export const invalidExampleSchema = z.object({
 });
 export type InvalidExample = z.infer<typeof invalidExampleSchema>;
 
+/** Frames where the shadow candidate disagreed, kept as examples per window and model pair. */
+export const MAX_SHADOW_DISAGREEMENTS = 5;
+
+export const shadowDisagreementSchema = z.object({
+  frame_id: z.string(),
+  camera: z.string(),
+  current_class: z.number().int(),
+  candidate_class: z.number().int(),
+  candidate_probability: z.number(),
+  label: z.number().int().optional(),
+});
+export type ShadowDisagreement = z.infer<typeof shadowDisagreementSchema>;
+
+/** One current x candidate pair's comparison over a window (state and document alike). */
+export const shadowTallySchema = z.object({
+  current: z.string(),
+  candidate: z.string(),
+  count,
+  agree: count,
+  /** 100 counts: row = the current model's class, column = the candidate's. */
+  confusion: z.array(count).length(100),
+  /** Labelled frames, and how many each model got right. */
+  labelled: count,
+  current_correct: count,
+  candidate_correct: count,
+  disagreements: z.array(shadowDisagreementSchema).max(MAX_SHADOW_DISAGREEMENTS),
+});
+export type ShadowTally = z.infer<typeof shadowTallySchema>;
+
+/** Per model version: what it scored in the window. */
+export const versionTallySchema = z.object({ count, uncertain: count, labelled: count, correct: count });
+export type VersionTally = z.infer<typeof versionTallySchema>;
+
 const cameraStateSchema = z.object({
   certain: digitCounts,
   uncertain: digitCounts,
@@ -78,6 +111,9 @@ export const windowStateSchema = z.object({
   unchecked: count.default(0),
   /** Rejects per camera and reason. */
   rejected: z.record(z.string(), z.partialRecord(z.enum(REJECT_REASONS), count)).default({}),
+  /** Absent in states written before shadow scoring and the per-version split existed. */
+  versions: z.record(z.string(), versionTallySchema).optional(),
+  shadow: z.array(shadowTallySchema).optional(),
 });
 export type WindowState = z.infer<typeof windowStateSchema>;
 
@@ -145,6 +181,10 @@ export class WindowAccumulator {
   unchecked = 0;
   /** Rejects per camera and reason (cameras past {@link MAX_TRACKED_CAMERAS} as {@link OTHER_CAMERAS}). */
   readonly rejected = new Map<string, Map<RejectReason, number>>();
+  /** Per model version: frames, uncertain, labelled, correct. */
+  readonly versions = new Map<string, VersionTally>();
+  /** Shadow comparisons, keyed `<current>\n<candidate>`. */
+  readonly shadow = new Map<string, ShadowTally>();
 
   /**
    * @param confidence a frame is certain when its probability is strictly above this, as
@@ -178,6 +218,8 @@ export class WindowAccumulator {
       });
     }
     for (const [version, n] of Object.entries(state.model_versions)) acc.modelVersions.set(version, n);
+    for (const [version, tally] of Object.entries(state.versions ?? {})) acc.versions.set(version, { ...tally });
+    for (const tally of state.shadow ?? []) acc.mergeShadow(tally);
     acc.seen = SeenFrames.fromState(state.seen);
     acc.duplicates = state.duplicates;
     acc.unchecked = state.unchecked;
@@ -219,6 +261,76 @@ export class WindowAccumulator {
     return total;
   }
 
+  /** Counts one frame the shadow candidate scored beside the current model. */
+  addShadow(score: ShadowScore): void {
+    if (!this.firstTime(score.frame_id)) return;
+    const tally = this.shadowTally(score.model_version, score.shadow_version);
+    tally.count += 1;
+    const agree = score.result_class === score.shadow_class;
+    if (agree) tally.agree += 1;
+    const cell = score.result_class * 10 + score.shadow_class;
+    tally.confusion[cell] = (tally.confusion[cell] ?? 0) + 1;
+    if (score.label !== undefined) {
+      tally.labelled += 1;
+      if (score.label === score.result_class) tally.current_correct += 1;
+      if (score.label === score.shadow_class) tally.candidate_correct += 1;
+    }
+    if (!agree && tally.disagreements.length < MAX_SHADOW_DISAGREEMENTS) {
+      tally.disagreements.push({
+        frame_id: score.frame_id,
+        camera: score.camera,
+        current_class: score.result_class,
+        candidate_class: score.shadow_class,
+        candidate_probability: score.shadow_probability,
+        ...(score.label !== undefined ? { label: score.label } : {}),
+      });
+    }
+  }
+
+  private shadowTally(current: string, candidate: string): ShadowTally {
+    const key = `${current}\n${candidate}`;
+    let tally = this.shadow.get(key);
+    if (!tally) {
+      tally = {
+        current,
+        candidate,
+        count: 0,
+        agree: 0,
+        confusion: new Array<number>(100).fill(0),
+        labelled: 0,
+        current_correct: 0,
+        candidate_correct: 0,
+        disagreements: [],
+      };
+      this.shadow.set(key, tally);
+    }
+    return tally;
+  }
+
+  /** Adds another window's (or shard's) comparison of the same pair. */
+  mergeShadow(other: ShadowTally): void {
+    const tally = this.shadowTally(other.current, other.candidate);
+    tally.count += other.count;
+    tally.agree += other.agree;
+    for (let i = 0; i < 100; i += 1) tally.confusion[i] = (tally.confusion[i] ?? 0) + (other.confusion[i] ?? 0);
+    tally.labelled += other.labelled;
+    tally.current_correct += other.current_correct;
+    tally.candidate_correct += other.candidate_correct;
+    for (const d of other.disagreements) {
+      if (tally.disagreements.length < MAX_SHADOW_DISAGREEMENTS) tally.disagreements.push({ ...d });
+    }
+  }
+
+  /** Adds another accumulator's per-version tallies. */
+  mergeVersion(version: string, other: VersionTally): void {
+    const ours = this.versions.get(version) ?? { count: 0, uncertain: 0, labelled: 0, correct: 0 };
+    ours.count += other.count;
+    ours.uncertain += other.uncertain;
+    ours.labelled += other.labelled;
+    ours.correct += other.correct;
+    this.versions.set(version, ours);
+  }
+
   /** Notes the sequence number of a folded record, valid or not, to name the window. */
   noteSequence(sequenceNumber: string): void {
     if (this.firstSequence === null || compareSequenceNumbers(sequenceNumber, this.firstSequence) < 0) {
@@ -258,6 +370,12 @@ export class WindowAccumulator {
       tally.endToEnd.record(measured);
     }
     this.modelVersions.set(prediction.model_version, (this.modelVersions.get(prediction.model_version) ?? 0) + 1);
+    this.mergeVersion(prediction.model_version, {
+      count: 1,
+      uncertain: certain ? 0 : 1,
+      labelled: prediction.label !== undefined ? 1 : 0,
+      correct: prediction.label !== undefined && prediction.label === digit ? 1 : 0,
+    });
   }
 
   /** Counts one record that could not be read as a prediction, keeping a few as examples. */
@@ -281,7 +399,9 @@ export class WindowAccumulator {
 
   /** True when nothing at all was folded: such a window produces no document. */
   get empty(): boolean {
-    return this.count === 0 && this.invalidCount === 0 && this.rejected.size === 0 && this.duplicates === 0;
+    return (
+      this.count === 0 && this.invalidCount === 0 && this.shadow.size === 0 && this.rejected.size === 0 && this.duplicates === 0
+    );
   }
 
   /** Adds another accumulator's counts (used to merge shard documents). */
@@ -315,6 +435,8 @@ export class WindowAccumulator {
     this.duplicates += other.duplicates;
     this.unchecked += other.unchecked;
     for (const [camera, reasons] of other.rejected) for (const [reason, n] of reasons) this.countReject(camera, reason, n);
+    for (const [version, tally] of other.versions) this.mergeVersion(version, tally);
+    for (const tally of other.shadow.values()) this.mergeShadow(tally);
     return this;
   }
 
@@ -353,6 +475,8 @@ export class WindowAccumulator {
       duplicates: this.duplicates,
       unchecked: this.unchecked,
       rejected: Object.fromEntries([...this.rejected].map(([camera, reasons]) => [camera, Object.fromEntries(reasons)])),
+      ...(this.versions.size > 0 ? { versions: Object.fromEntries([...this.versions].map(([v, t]) => [v, { ...t }])) } : {}),
+      ...(this.shadow.size > 0 ? { shadow: [...this.shadow.values()].map((t) => structuredClone(t)) } : {}),
     };
   }
 }

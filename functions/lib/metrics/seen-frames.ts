@@ -29,7 +29,9 @@ export class SeenFrames {
   /** Rebuilds the set from {@link SeenFrames.toState}'s string; throws a RangeError on a malformed one. */
   static fromState(state: string): SeenFrames {
     if (state.length % SEEN_FRAME_BYTES !== 0 || !/^[A-Za-z0-9_-]*$/.test(state)) {
-      throw new RangeError(`seen-frames state of ${state.length} characters is not a list of ${SEEN_FRAME_BYTES}-character digests`);
+      throw new RangeError(
+        `seen-frames state of ${state.length} characters is not a list of ${SEEN_FRAME_BYTES}-character digests`,
+      );
     }
     const seen = new SeenFrames();
     for (let i = 0; i < state.length; i += SEEN_FRAME_BYTES) seen.digests.add(state.slice(i, i + SEEN_FRAME_BYTES));

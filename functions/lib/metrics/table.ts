@@ -51,7 +51,7 @@ export function renderMetricsTable(doc: MetricsDocument): string {
   const models = Object.keys(doc.model_versions).join(', ') || '-';
   const lines = [
     `window ${date} ${clock(doc.window.start)} - ${clock(doc.window.end)}` +
-      ` (${Number.isFinite(duration) ? duration : '?'} s, ${doc.shard.split(',').length} shard(s)${doc.terminated_early ? ', ended early' : ''})`,
+      ` (${Number.isFinite(duration) ? duration : '?'} s, ${doc.shard.split(',').filter((shard) => !shard.startsWith('shadow-scores:')).length || 1} shard(s)${doc.terminated_early ? ', ended early' : ''})`,
     `frames ${doc.count}  ${doc.throughput.toFixed(1)}/s  uncertain ${doc.uncertain} (${percent(doc.uncertain, doc.count)})` +
       `  unreadable ${doc.invalid.count}  model ${models}`,
   ];
@@ -93,6 +93,7 @@ export function renderMetricsTable(doc: MetricsDocument): string {
     `prep ${p50p99(doc.latency_metrics.prep)} | predict ${p50p99(doc.latency_metrics.predict)}` +
       ` | end-to-end ${p50p99(e2e)}${e2e.negative > 0 ? ` (${e2e.negative} frame(s) from a camera clock ahead)` : ''}`,
   );
+  lines.push(...versionAndShadowLines(doc));
   if (doc.rejected.count > 0) lines.push(rejectsLine(doc.rejected));
   if (doc.duplicates > 0) lines.push(`duplicates ${doc.duplicates} (delivered again, counted once)`);
   return lines.join('\n');
@@ -112,4 +113,36 @@ function rejectsLine(rejected: MetricsDocument['rejected']): string {
   const rest = cameras.slice(REJECT_CAMERAS_SHOWN);
   if (rest.length > 0) shown.push(`${rest.length} more camera(s) ${sum(rest.map((c) => c.total))}`);
   return `rejected ${rejected.count}: ${shown.join(', ')}`;
+}
+
+/**
+ * One line per model version when several scored the window (a switch happened in it), and
+ * one per shadow comparison: agreement, each model's accuracy on labelled frames, and the
+ * most frequent disagreements as current->candidate class pairs.
+ */
+export function versionAndShadowLines(doc: MetricsDocument): string[] {
+  const lines: string[] = [];
+  const versions = Object.entries(doc.version_metrics ?? {});
+  if (versions.length > 1) {
+    lines.push(
+      `by model ${versions
+        .map(([v, t]) => `${v}: ${t.count} frames, ${t.uncertain} uncertain${t.labelled > 0 ? `, ${percent(t.correct, t.labelled)} right` : ''}`)
+        .join(' | ')}`,
+    );
+  }
+  for (const s of doc.shadow ?? []) {
+    const pairs = s.confusion
+      .map((n, cell) => ({ n, from: Math.floor(cell / 10), to: cell % 10 }))
+      .filter((c) => c.n > 0 && c.from !== c.to)
+      .sort((a, b) => b.n - a.n)
+      .slice(0, 3)
+      .map((c) => `${c.from}->${c.to} x${c.n}`);
+    const accuracy =
+      s.labelled > 0 ? `  labelled ${s.labelled}: current ${percent(s.current_correct, s.labelled)}, candidate ${percent(s.candidate_correct, s.labelled)}` : '';
+    lines.push(
+      `shadow ${s.candidate} vs ${s.current}: ${percent(s.agree, s.count)} agree of ${s.count}${accuracy}` +
+        `${pairs.length > 0 ? `  disagree ${pairs.join(', ')}` : ''}`,
+    );
+  }
+  return lines;
 }

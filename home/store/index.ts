@@ -1,0 +1,270 @@
+/**
+ * The home's data folder as one object: frames, the label log, metrics windows and rejects,
+ * plus the queries the API answers and the events the page listens to. Everything a request
+ * reads is in memory; files are only appended (and read back at start).
+ *
+ *   <data>/frames.jsonl    one line per uncertain frame (without images)
+ *   <data>/images.bin      the frames' original PNGs and prepared pixels, appended per batch
+ *   <data>/labels.jsonl    the label log (fsync'd per request)
+ *   <data>/metrics.jsonl   metrics shard documents of the last hour
+ *   <data>/rejected.jsonl  the latest rejects (without their payloads)
+ *   <data>/checkpoints.json  stream positions when the home reads the streams itself
+ *   <data>/exports/<version>/  exports made from the page
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { MetricsDocument } from '../../functions/lib/metrics/document';
+import type { RejectedImage, UncertainImage } from '../../functions/lib/contracts';
+import { FrameStore, type StoredFrame } from './frames';
+import { type LabelEntry, LabelLog, type LabelValue, NOT_A_DIGIT } from './labels';
+import { MetricsStore, type WindowView } from './metrics';
+import { RejectStore } from './rejects';
+import { lockDataFolder } from './files';
+import { datasetVersion, type LabelledFrame } from '../dataset-version';
+
+export { NOT_A_DIGIT, type LabelEntry, type LabelValue, type StoredFrame, type WindowView };
+
+export const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] as const;
+
+/** What the page hears about, as server-sent events. */
+export type HomeEvent =
+  | { type: 'window'; data: WindowView }
+  | { type: 'frames'; data: { added: number; total: number } }
+  | { type: 'label'; data: LabelEntry }
+  | { type: 'rejected'; data: { added: number } }
+  | { type: 'dataset'; data: DatasetSummary };
+
+export interface DatasetSummary {
+  version: string;
+  /** Frames with a label (digits and not-a-digit). */
+  labelled: number;
+  per_class: Record<string, number>;
+  not_a_digit: number;
+  unlabelled: number;
+  frames: number;
+}
+
+/** A label request refers to something that is not there, or cannot be undone: a 4xx. */
+export class HomeRequestError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 409,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HomeRequestError';
+  }
+}
+
+/** How a stream batch went: what was new, what was seen before, what could not be read. */
+export interface IngestCounts {
+  added: number;
+  duplicates: number;
+}
+
+export class HomeStore {
+  readonly dir: string;
+  readonly frames: FrameStore;
+  readonly labels: LabelLog;
+  readonly metrics: MetricsStore;
+  readonly rejects: RejectStore;
+  readonly startedAt = new Date().toISOString();
+  /** Stream records that did not match their contract, per stream (never stored). */
+  readonly unreadable: Record<string, number> = {};
+  /** Redelivered records dropped, per stream. */
+  readonly duplicates: Record<string, number> = {};
+  private readonly listeners = new Set<(event: HomeEvent) => void>();
+  private summary: DatasetSummary | undefined;
+
+  private readonly unlock: () => void;
+
+  /**
+   * Opens (creating) the data folder. A writer locks it (one writing home per folder); with
+   * `readOnly` (the dataset command beside a running home) nothing is locked or written.
+   */
+  constructor(dir: string, options: { readOnly?: boolean } = {}) {
+    this.dir = resolve(dir);
+    if (options.readOnly) {
+      this.unlock = () => undefined;
+    } else {
+      mkdirSync(this.dir, { recursive: true });
+      this.unlock = lockDataFolder(this.dir);
+    }
+    try {
+      this.frames = new FrameStore(this.dir, options);
+      this.labels = new LabelLog(this.dir, options);
+      this.metrics = new MetricsStore(this.dir, options);
+      this.rejects = new RejectStore(this.dir, options);
+    } catch (error: unknown) {
+      this.unlock();
+      throw error;
+    }
+  }
+
+  /** Calls `listener` with every event from now on; returns the function that stops it. */
+  subscribe(listener: (event: HomeEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: HomeEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener (an SSE connection going away) must not break ingestion or labelling.
+      }
+    }
+  }
+
+  countUnreadable(stream: string, n = 1): void {
+    this.unreadable[stream] = (this.unreadable[stream] ?? 0) + n;
+  }
+
+  private countDuplicates(stream: string, n: number): void {
+    if (n > 0) this.duplicates[stream] = (this.duplicates[stream] ?? 0) + n;
+  }
+
+  /** Stores a batch of `uncertain-images` records. */
+  addFrames(records: readonly UncertainImage[]): IngestCounts {
+    const { added, duplicates } = this.frames.addBatch(records);
+    this.countDuplicates('uncertain-images', duplicates);
+    if (added.length > 0) {
+      this.summary = undefined;
+      this.emit({ type: 'frames', data: { added: added.length, total: this.frames.size } });
+    }
+    return { added: added.length, duplicates };
+  }
+
+  /** Stores a batch of `rejected-images` records. */
+  addRejects(records: readonly RejectedImage[]): IngestCounts {
+    const result = this.rejects.add(records);
+    this.countDuplicates('rejected-images', result.duplicates);
+    if (result.added > 0) this.emit({ type: 'rejected', data: { added: result.added } });
+    return result;
+  }
+
+  /** Stores a batch of `metrics` shard documents; each window they touch is sent merged. */
+  addMetrics(docs: readonly MetricsDocument[]): IngestCounts {
+    const { touched, duplicates } = this.metrics.add(docs);
+    this.countDuplicates('metrics', duplicates);
+    for (const window of touched) this.emit({ type: 'window', data: window });
+    return { added: docs.length - duplicates, duplicates };
+  }
+
+  private frameOrThrow(key: string): StoredFrame {
+    const frame = this.frames.get(key);
+    if (!frame)
+      throw new HomeRequestError(
+        400,
+        `there is no frame ${JSON.stringify(key.slice(0, 200))}: label only frame_ids that GET /api/frames returned`,
+      );
+    return frame;
+  }
+
+  private afterLabels(entries: readonly LabelEntry[]): void {
+    this.summary = undefined;
+    for (const entry of entries) this.emit({ type: 'label', data: entry });
+    this.emit({ type: 'dataset', data: this.dataset() });
+  }
+
+  /**
+   * Labels frames (one fsync for all). `accept` labels each frame with the model's guess.
+   * Every frame must exist; otherwise nothing is written.
+   */
+  label(keys: readonly string[], label: LabelValue | 'accept'): LabelEntry[] {
+    const frames = [...new Set(keys)].map((key) => this.frameOrThrow(key));
+    const entries = this.labels.append(
+      frames.map((frame) => ({
+        frame_id: frame.key,
+        label: label === 'accept' ? frame.result_class : label,
+        predicted: frame.result_class,
+        model_version: frame.model_version,
+        camera: frame.camera,
+        action: label === 'accept' ? 'accept' : 'label',
+      })),
+    );
+    this.afterLabels(entries);
+    return entries;
+  }
+
+  /**
+   * Reverts the most recent label entry not yet undone (of `key` when given) by a new entry
+   * that restores the label it replaced.
+   */
+  undo(key?: string): LabelEntry {
+    if (key !== undefined) this.frameOrThrow(key);
+    const target = this.labels.undoable(key);
+    if (!target)
+      throw new HomeRequestError(
+        409,
+        key === undefined ? 'there is no label to undo' : `frame ${JSON.stringify(key)} has no label to undo`,
+      );
+    const [entry] = this.labels.append([
+      {
+        frame_id: target.frame_id,
+        label: target.previous,
+        predicted: target.predicted,
+        model_version: target.model_version,
+        camera: target.camera,
+        action: 'undo',
+        undoes: target.seq,
+      },
+    ]);
+    this.afterLabels([entry as LabelEntry]);
+    return entry as LabelEntry;
+  }
+
+  /** Labelled counts per class, remaining frames and the dataset version (cached until a change). */
+  dataset(): DatasetSummary {
+    if (this.summary) return this.summary;
+    const perClass: Record<string, number> = Object.fromEntries(DIGITS.map((d) => [d, 0]));
+    let notADigit = 0;
+    for (const entry of this.labels.currentEntries()) {
+      if (entry.label === null || !this.frames.get(entry.frame_id)) continue;
+      if (entry.label === NOT_A_DIGIT) notADigit += 1;
+      else perClass[String(entry.label)] = (perClass[String(entry.label)] ?? 0) + 1;
+    }
+    const digits = Object.values(perClass).reduce((a, b) => a + b, 0);
+    this.summary = {
+      version: datasetVersion(this.labelledFrames()),
+      labelled: digits + notADigit,
+      per_class: perClass,
+      not_a_digit: notADigit,
+      unlabelled: this.frames.size - digits - notADigit,
+      frames: this.frames.size,
+    };
+    return this.summary;
+  }
+
+  /** Every frame with a label (digit or not-a-digit) and its current label entry. */
+  labelledFrames(): LabelledFrame[] {
+    const out: LabelledFrame[] = [];
+    for (const entry of this.labels.currentEntries()) {
+      const frame = this.frames.get(entry.frame_id);
+      if (entry.label !== null && frame) out.push({ frame, entry: entry as LabelledFrame['entry'] });
+    }
+    return out;
+  }
+
+  /** Labelled (rows: 0-9 then not-a-digit) against predicted (columns 0-9). */
+  confusion(): { labels: string[]; predicted: string[]; matrix: number[][] } {
+    const labels = [...DIGITS, NOT_A_DIGIT];
+    const matrix = labels.map(() => DIGITS.map(() => 0));
+    for (const entry of this.labels.currentEntries()) {
+      const frame = this.frames.get(entry.frame_id);
+      if (entry.label === null || !frame) continue;
+      const row = entry.label === NOT_A_DIGIT ? 10 : entry.label;
+      const cells = matrix[row] as number[];
+      cells[frame.result_class] = (cells[frame.result_class] ?? 0) + 1;
+    }
+    return { labels, predicted: [...DIGITS], matrix };
+  }
+
+  close(): void {
+    this.frames.close();
+    this.labels.close();
+    this.metrics.close();
+    this.rejects.close();
+    this.unlock();
+  }
+}

@@ -1,0 +1,377 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/**
+ * The home page in a real browser against a real `npm start`: Chromium (Debian's, through
+ * playwright-core) opens the printed address while a Test camera sends every frame home.
+ * The tests run in order on one page and one pipeline, as a person would use them: watch the
+ * charts, see a window arrive, label with the keyboard, undo, accept a group, export.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { type Browser, launchChromium, requireChromium } from './chromium';
+import { type RunningPipeline, startPipeline } from './home-process';
+
+const TESTS = {
+  charts: 'the live charts draw the metrics windows',
+  live: 'a new window reaches the table without a reload',
+  keys: 'keys 0-9 (and x) label the focused frame and move the focus on; s skips',
+  undo: 'u undoes the last label',
+  bulk: "a predicted-class group is selected and accepted as the model's guess in one go",
+  export: 'the exported dataset folder holds exactly the labels given on the page',
+} as const;
+
+/** Bound for each wait on the page: CI machines are shared and slow. */
+const WAIT_MS = 60_000;
+/** Bound for one test: a few waits in a row. */
+const TEST_MS = 180_000;
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+type Label = number | 'not_a_digit';
+
+let scratch: string;
+let pipeline: RunningPipeline | undefined;
+let browser: Browser | undefined;
+let page: Page;
+/** The labels the tests gave through the page, as the export must hold them. */
+const given = new Map<string, Label>();
+/** The page's errors and warnings, shown when a wait fails. */
+const pageLog: string[] = [];
+
+beforeAll(async () => {
+  requireChromium(Object.values(TESTS));
+  scratch = mkdtempSync(join(tmpdir(), 'home-browser-'));
+  // A Test camera sends every frame home; a slow, steady rate keeps windows closing (one
+  // every 2 s) for the whole run.
+  pipeline = await startPipeline(
+    [
+      '--count',
+      '4000',
+      '--rate',
+      '20',
+      '--camera',
+      'Test',
+      '--port',
+      '0',
+      '--home-port',
+      '0',
+      '--window',
+      '2',
+      '--data',
+      join(scratch, 'home-data'),
+      '--out',
+      join(scratch, 'out'),
+      '--quiet',
+    ],
+    180_000,
+  );
+  browser = await launchChromium();
+  page = await browser.context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('pageerror', (error) => pageLog.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') pageLog.push(`console ${message.type()}: ${message.text()}`);
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await pipeline?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+}, 60_000);
+
+/** Waits for `predicate` in the page, failing with `what` (and the page's URL) when it never holds. */
+type PageArg = string | number | null | (string | null)[];
+async function waitInPage(what: string, predicate: (arg: never) => unknown, arg: PageArg, timeout = WAIT_MS): Promise<void> {
+  try {
+    await page.waitForFunction(predicate as (arg: PageArg) => unknown, arg, { timeout, polling: 'raf' });
+  } catch (error: unknown) {
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new Error(
+      `waited ${timeout / 1000} s for ${what} at ${page.url()}: ${reason}\n` +
+        `--- page errors ---\n${pageLog.slice(-20).join('\n')}\n--- npm start output ---\n${pipeline?.output().slice(-3000)}`,
+    );
+  }
+}
+
+async function apiGet<T>(path: string): Promise<T> {
+  const response = await fetch(`${pipeline?.url}${path}`);
+  if (!response.ok) throw new Error(`GET ${path} answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+interface FrameAnswer {
+  frame_id: string;
+  result_class: number;
+  label?: Label;
+}
+
+const frameLabel = async (id: string): Promise<Label | undefined> =>
+  (await apiGet<FrameAnswer>(`/api/frames/${encodeURIComponent(id)}`)).label;
+
+const focusedId = (): Promise<string | null> =>
+  page.locator('[data-testid="tile"][aria-current="true"]').getAttribute('data-frame-id');
+
+/** Waits until the tile shows `label` (undefined: no label) and its write has been answered. */
+async function waitForTileLabel(id: string, label: Label | undefined): Promise<void> {
+  await waitInPage(
+    `tile ${id} to show label ${String(label)} with its write answered`,
+    ([frameId, want]: (string | null)[]) => {
+      const tile = [...document.querySelectorAll('[data-testid="tile"]')].find(
+        (t) => t.getAttribute('data-frame-id') === frameId,
+      );
+      return tile !== undefined && tile.getAttribute('data-label') === want && !tile.hasAttribute('data-pending');
+    },
+    [id, label === undefined ? null : String(label)],
+  );
+}
+
+it(
+  TESTS.charts,
+  async () => {
+    // Act
+    await page.goto(`${pipeline?.url}/#/live`);
+    await waitInPage(
+      'the frames/s chart to hold at least two windows',
+      () => {
+        const chart = document.querySelector('[data-testid="chart-throughput"]');
+        return chart !== null && Number(chart.getAttribute('data-points')) >= 2 && chart.querySelector('canvas') !== null;
+      },
+      null,
+    );
+
+    // Assess: the canvases hold drawn series, not just axes (pixels of the series' colours).
+    const painted = await page.evaluate(() => {
+      const colourPixels = (testid: string, rgb: [number, number, number]): number => {
+        const canvas = document.querySelector<HTMLCanvasElement>(`[data-testid="${testid}"] canvas`);
+        const context = canvas?.getContext('2d');
+        if (!canvas || !context) return -1;
+        const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+        let n = 0;
+        for (let i = 0; i < data.length; i += 4) {
+          if (
+            Math.abs(data[i]! - rgb[0]) < 40 &&
+            Math.abs(data[i + 1]! - rgb[1]) < 40 &&
+            Math.abs(data[i + 2]! - rgb[2]) < 40 &&
+            data[i + 3]! > 100
+          )
+            n += 1;
+        }
+        return n;
+      };
+      return {
+        throughput: colourPixels('chart-throughput', [0x4c, 0x9a, 0xff]),
+        latencyP50: colourPixels('chart-latency', [0x3e, 0xcf, 0x8e]),
+        digits: colourPixels('chart-digits', [0x4c, 0x9a, 0xff]),
+      };
+    });
+    expect(painted.throughput).toBeGreaterThan(20);
+    expect(painted.latencyP50).toBeGreaterThan(20);
+    expect(painted.digits).toBeGreaterThan(20);
+    expect(await page.locator('[data-testid="window-row"]').count()).toBeGreaterThanOrEqual(2);
+  },
+  TEST_MS,
+);
+
+it(
+  TESTS.live,
+  async () => {
+    // Prepare: mark this document; a reload would lose the mark.
+    await page.evaluate(() => {
+      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+    const newest = await page.locator('[data-testid="window-row"]').first().getAttribute('data-start');
+    expect(newest).not.toBeNull();
+
+    // Act: the pipeline keeps closing windows; wait for a newer one at the top of the table.
+    await waitInPage(
+      `a window newer than ${newest} in the table`,
+      (before: string) => {
+        const top = document.querySelector('[data-testid="window-row"]')?.getAttribute('data-start');
+        return top !== undefined && top !== null && Date.parse(top) > Date.parse(before);
+      },
+      newest as string,
+    );
+
+    // Assess
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  },
+  TEST_MS,
+);
+
+it(
+  TESTS.keys,
+  async () => {
+    // Prepare
+    await page.goto(`${pipeline?.url}/#/queue`);
+    await waitInPage(
+      'at least 14 tiles in the review queue',
+      () => document.querySelectorAll('[data-testid="tile"]').length >= 14,
+      null,
+    );
+    const ids = await page
+      .locator('[data-testid="tile"]')
+      .evaluateAll((tiles) => tiles.map((t) => t.getAttribute('data-frame-id') ?? ''));
+    expect(await focusedId()).toBe(ids[0]);
+
+    // Act + Assess: each key labels the focused tile and the focus moves to the next one.
+    const keys: [string, Label][] = [...'0123456789'].map((k) => [k, Number(k)]);
+    keys.push(['x', 'not_a_digit']);
+    for (const [index, [key, label]] of keys.entries()) {
+      const id = ids[index] as string;
+      expect(await focusedId()).toBe(id);
+      await page.keyboard.press(key);
+      await waitForTileLabel(id, label);
+      expect(await focusedId()).toBe(ids[index + 1]);
+      given.set(id, label);
+    }
+    // s moves on without labelling.
+    const skipped = ids[keys.length] as string;
+    await page.keyboard.press('s');
+    await waitInPage(
+      'the focus to move past the skipped tile',
+      (id: string) => document.querySelector('[aria-current="true"]')?.getAttribute('data-frame-id') !== id,
+      skipped,
+    );
+    expect(await focusedId()).toBe(ids[keys.length + 1]);
+
+    // The server holds what the tiles show.
+    for (const [id, label] of given) expect(await frameLabel(id)).toBe(label);
+    expect(await frameLabel(skipped)).toBeUndefined();
+  },
+  TEST_MS,
+);
+
+it(
+  TESTS.undo,
+  async () => {
+    // Prepare: label the focused tile, then take it back.
+    const id = (await focusedId()) as string;
+    await page.keyboard.press('7');
+    await waitForTileLabel(id, 7);
+    expect(await frameLabel(id)).toBe(7);
+
+    // Act
+    await page.keyboard.press('u');
+
+    // Assess: unlabelled again, on the page and on the server, and focused again.
+    await waitForTileLabel(id, undefined);
+    expect(await frameLabel(id)).toBeUndefined();
+    expect(await focusedId()).toBe(id);
+  },
+  TEST_MS,
+);
+
+it(
+  TESTS.bulk,
+  async () => {
+    // Prepare: the predicted class with the most unlabelled tiles loaded.
+    const options = await page
+      .locator('[data-testid="select-group"] option')
+      .evaluateAll((list) => list.map((o) => ({ value: (o as HTMLOptionElement).value, text: o.textContent ?? '' })));
+    const groups = options
+      .filter((o) => o.value !== '')
+      .map((o) => ({ digit: o.value, unlabelled: Number(/\((\d+) unlabelled\)/.exec(o.text)?.[1] ?? 0) }))
+      .sort((a, b) => b.unlabelled - a.unlabelled);
+    const group = groups[0];
+    expect(group?.unlabelled).toBeGreaterThanOrEqual(2);
+
+    // Act
+    await page.selectOption('[data-testid="select-group"]', group?.digit as string);
+    await waitInPage(
+      `the ${group?.unlabelled} tiles of group ${group?.digit} to be selected`,
+      (n: number) => document.querySelectorAll('[data-testid="tile"][aria-selected="true"]').length === n,
+      group?.unlabelled ?? 0,
+    );
+    const selected = await page
+      .locator('[data-testid="tile"][aria-selected="true"]')
+      .evaluateAll((tiles) =>
+        tiles.map((t) => ({ id: t.getAttribute('data-frame-id') ?? '', predicted: Number(t.getAttribute('data-predicted')) })),
+      );
+    expect(selected.every((t) => t.predicted === Number(group?.digit))).toBe(true);
+    await page.click('[data-testid="bulk-accept"]');
+
+    // Assess: every selected frame carries the model's guess, on the page and on the server.
+    for (const { id, predicted } of selected) {
+      await waitForTileLabel(id, predicted);
+      given.set(id, predicted);
+    }
+    for (const { id, predicted } of selected) expect(await frameLabel(id)).toBe(predicted);
+    expect(await page.locator('[data-testid="tile"][aria-selected="true"]').count()).toBe(0);
+  },
+  TEST_MS,
+);
+
+interface MetadataLine {
+  file_name: string;
+  frame_id: string;
+  label: Label;
+}
+
+function readMetadata(dir: string): MetadataLine[] {
+  const file = join(dir, 'metadata.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as MetadataLine);
+}
+
+it(
+  TESTS.export,
+  async () => {
+    // Act
+    await page.goto(`${pipeline?.url}/#/dataset`);
+    const button = page.locator('[data-testid="export-button"]');
+    await waitInPage(
+      'the export button to be enabled',
+      () => {
+        const b = document.querySelector<HTMLButtonElement>('[data-testid="export-button"]');
+        return b !== null && !b.disabled;
+      },
+      null,
+    );
+    await button.click();
+    const result = page.locator('[data-testid="export-result"]');
+    await result.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const dir = (await result.getAttribute('data-dir')) as string;
+    expect(dir).toBeTruthy();
+
+    // Assess: read the folder back from disk, class folders and the not-a-digit sibling.
+    const exported = new Map<string, Label>();
+    const digitDirs = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
+    expect(digitDirs.every((name) => /^[0-9]$/.test(name))).toBe(true);
+    let pngFiles = 0;
+    for (const digit of digitDirs) {
+      for (const name of readdirSync(join(dir, digit))) {
+        expect(
+          readFileSync(join(dir, digit, name))
+            .subarray(0, 8)
+            .equals(PNG_SIGNATURE),
+        ).toBe(true);
+        pngFiles += 1;
+      }
+    }
+    for (const line of readMetadata(dir)) {
+      expect(existsSync(join(dir, line.file_name))).toBe(true);
+      expect(line.file_name.split('/')[0]).toBe(String(line.label));
+      expect(exported.has(line.frame_id)).toBe(false);
+      exported.set(line.frame_id, line.label);
+    }
+    expect(pngFiles).toBe(exported.size);
+    const notDigitDir = `${dir}.not_a_digit`;
+    for (const line of readMetadata(notDigitDir)) {
+      expect(existsSync(join(notDigitDir, line.file_name))).toBe(true);
+      expect(exported.has(line.frame_id)).toBe(false);
+      exported.set(line.frame_id, line.label);
+    }
+    expect(Object.fromEntries([...exported].sort())).toEqual(Object.fromEntries([...given].sort()));
+    const summary = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as { version: string };
+    expect(summary.version).toBe(await result.getAttribute('data-version'));
+  },
+  TEST_MS,
+);

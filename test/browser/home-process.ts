@@ -1,0 +1,66 @@
+/**
+ * `npm start` with its home page, as its own process: the browser tests drive the page that
+ * a user would open, served by the real pipeline and its embedded emulator.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../../local/mappings';
+
+export interface RunningPipeline {
+  /** The page's address, as printed on the `home on <url>` line. */
+  url: string;
+  child: ChildProcess;
+  /** Everything the process printed so far (for failure messages). */
+  output(): string;
+  /** SIGTERM, then SIGKILL if it has not ended within `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const HOME_LINE = /home on (http:\/\/\S+)/;
+
+/**
+ * Spawns `tsx local/cli.ts --serve ...args` and resolves once it prints `home on <url>`.
+ * @throws Error with the process output when it exits first or prints no address in `timeoutMs`.
+ */
+export function startPipeline(args: string[], timeoutMs: number): Promise<RunningPipeline> {
+  let output = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli.ts'), '--serve', ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: 'ERROR', NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (graceMs = 20_000): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs);
+    });
+    if ((await Promise.race([exited, late])) === 'late') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    clearTimeout(timer);
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop(1000);
+      reject(new Error(`npm start printed no "home on <url>" line within ${timeoutMs / 1000} s; its output:\n${output}`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = HOME_LINE.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve({ url: match[1].replace(/\/$/, ''), child, output: () => output, stop });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`npm start ended (${signal ?? `exit ${code}`}) before serving the home page; its output:\n${output}`));
+    });
+  });
+}
