@@ -12,8 +12,10 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createKinesisClient } from '../functions/lib/kinesis';
+import { DEFAULT_HOME_STREAMS_PORT, type HomeStreams, startHomeStreams } from '../local/home-streams';
 import { EventSourceMappingRunner } from '../local/runner';
 import { DEFAULT_DATA_DIR } from './dataset';
+import { modelsRootFrom } from './models';
 import { addHomeReaders } from './reader';
 import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, startHomeServer } from './serve';
 import { HomeStore } from './store';
@@ -61,6 +63,27 @@ export const HOME_OPTIONS: Option[] = [
     help: 'address to listen on (not loopback: needs --token)',
   },
   { flag: 'token', value: 'T', env: 'HOME_TOKEN', default: 'none', help: 'every request must carry this token' },
+  {
+    flag: 'models',
+    value: 'DIR',
+    env: 'MODEL_ROOT',
+    default: 'models/',
+    help: "models folder the page's model buttons change",
+  },
+  {
+    flag: 'streams-port',
+    value: 'P',
+    env: 'HOME_STREAMS_PORT',
+    default: String(DEFAULT_HOME_STREAMS_PORT),
+    help: 'with --serve-streams: its port, 0 = any free port',
+  },
+  {
+    flag: 'persist',
+    value: 'DIR',
+    env: 'HOME_STREAMS_PERSIST',
+    default: 'in memory',
+    help: 'with --serve-streams: keep the home streams here',
+  },
 ];
 
 function helpText(): string {
@@ -68,6 +91,7 @@ function helpText(): string {
     'usage: npm run home -- --endpoint URL|aws [options]',
     `  ${'flag'.padEnd(20)} ${'meaning'.padEnd(52)} ${'variable'.padEnd(17)} default`,
     ...HOME_OPTIONS.map((o) => `  ${`--${o.flag} ${o.value}`.padEnd(20)} ${o.help.padEnd(52)} ${o.env.padEnd(17)} ${o.default}`),
+    `  ${'--serve-streams'.padEnd(20)} ${"hold the home streams in an emulator here (the edge's --home-endpoint)".padEnd(52)} ${'HOME_SERVE_STREAMS'.padEnd(17)} off`,
     '  --help               this text',
   ].join('\n');
 }
@@ -80,6 +104,7 @@ function parseOptions(argv: string[]) {
     options: {
       ...Object.fromEntries(HOME_OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
       help: { type: 'boolean', short: 'h' },
+      'serve-streams': { type: 'boolean' },
     },
     strict: true,
     allowPositionals: false,
@@ -94,8 +119,16 @@ function parseOptions(argv: string[]) {
   const port = portText === undefined ? DEFAULT_HOME_PORT : Number(portText);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new UsageError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(portText)}`);
+  const streamsPortText = raw('streams-port');
+  const streamsPort = streamsPortText === undefined ? DEFAULT_HOME_STREAMS_PORT : Number(streamsPortText);
+  if (!Number.isInteger(streamsPort) || streamsPort < 0 || streamsPort > 65535)
+    throw new UsageError(`--streams-port must be an integer from 0 to 65535, got ${JSON.stringify(streamsPortText)}`);
+  const serveStreams = values['serve-streams'] === true || ['true', '1'].includes(process.env.HOME_SERVE_STREAMS ?? '');
   return {
     help: values.help === true,
+    serveStreams,
+    streamsPort,
+    streamsPersist: raw('persist') === undefined ? undefined : resolve(raw('persist') as string),
     endpoint: raw('endpoint'),
     prefix: raw('stream-prefix') ?? '',
     region: raw('region'),
@@ -103,6 +136,7 @@ function parseOptions(argv: string[]) {
     port,
     host: raw('host') ?? DEFAULT_HOME_HOST,
     token: raw('token'),
+    models: modelsRootFrom({ MODEL_ROOT: raw('models') }),
   };
 }
 
@@ -112,12 +146,30 @@ async function main(): Promise<number> {
     console.log(helpText());
     return 0;
   }
-  if (!options.endpoint) throw new UsageError('--endpoint is required: the URL of a Kinesis emulator, or "aws"');
+  if (!options.endpoint && !options.serveStreams) {
+    throw new UsageError('--endpoint is required: the URL of a Kinesis emulator, or "aws" (or --serve-streams to hold the streams here)');
+  }
   const refused = checkHomeAccess(options.host, options.token);
   if (refused) throw new UsageError(refused);
 
   const store = new HomeStore(options.data);
-  const endpoint = options.endpoint === 'aws' ? undefined : options.endpoint;
+  // The cloud's stand-in: an emulator holding the home streams, which edges forward to.
+  let streams: HomeStreams | undefined;
+  if (options.serveStreams) {
+    try {
+      streams = await startHomeStreams({
+        port: options.streamsPort,
+        streamPrefix: options.prefix,
+        ...(options.streamsPersist ? { persistDir: options.streamsPersist } : {}),
+      });
+    } catch (error: unknown) {
+      store.close();
+      throw error;
+    }
+    console.log(`home streams on ${streams.endpoint}`);
+  }
+  const sourceEndpoint = options.endpoint ?? (streams as HomeStreams).endpoint;
+  const endpoint = sourceEndpoint === 'aws' ? undefined : sourceEndpoint;
   const client = createKinesisClient({
     ...(endpoint ? { endpoint } : {}),
     ...(options.region ? { region: options.region } : {}),
@@ -136,17 +188,19 @@ async function main(): Promise<number> {
       host: options.host,
       port: options.port,
       ...(options.token ? { token: options.token } : {}),
-      source: { endpoint: options.endpoint, prefix: options.prefix },
+      modelsRoot: options.models,
+      source: { endpoint: sourceEndpoint, prefix: options.prefix },
     });
   } catch (error: unknown) {
     await runner.stop();
     store.close();
     client.destroy();
+    await streams?.stop();
     throw error;
   }
   console.log(`home on ${home.url}`);
   console.error(
-    `reading ${options.prefix}uncertain-images, ${options.prefix}rejected-images, ${options.prefix}metrics from ${options.endpoint}; data in ${options.data}; Ctrl-C stops`,
+    `reading ${options.prefix}uncertain-images, ${options.prefix}rejected-images, ${options.prefix}metrics from ${sourceEndpoint}; data in ${options.data}; Ctrl-C stops`,
   );
 
   await new Promise<void>((resolveStop) => {
@@ -158,6 +212,7 @@ async function main(): Promise<number> {
   await runner.stop();
   store.close();
   client.destroy();
+  await streams?.stop();
   return 0;
 }
 

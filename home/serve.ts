@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
+import { ModelControls } from './models';
 import { createHomeApp, type HomeAppOptions } from './server';
 import type { HomeStore } from './store';
 import { checkHomeAccess, DEFAULT_HOME_HOST } from './access';
@@ -22,17 +23,22 @@ export interface RunningHome {
 /** Serves the home for `store`; rejects when the port is taken or access rules refuse. */
 export async function startHomeServer(
   store: HomeStore,
-  options: HomeAppOptions & { host?: string; port?: number },
+  options: Omit<HomeAppOptions, 'models'> & { host?: string; port?: number; modelsRoot?: string },
 ): Promise<RunningHome> {
   const host = options.host ?? DEFAULT_HOME_HOST;
   const problem = checkHomeAccess(host, options.token);
   if (problem) throw new Error(problem);
-  const app = createHomeApp(store, options);
+  const models = new ModelControls(store, options.modelsRoot === undefined ? {} : { root: options.modelsRoot });
+  const app = createHomeApp(store, { ...options, models });
   const server = await new Promise<Server>((resolveServer, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port: options.port ?? DEFAULT_HOME_PORT }) as Server;
-    s.once('error', reject);
+    const onError = (error: Error): void => {
+      void models.close();
+      reject(error);
+    };
+    s.once('error', onError);
     s.once('listening', () => {
-      s.off('error', reject);
+      s.off('error', onError);
       resolveServer(s);
     });
   });
@@ -41,11 +47,15 @@ export async function startHomeServer(
   return {
     url: `http://${shown}:${port}`,
     port,
-    close: () =>
-      new Promise<void>((resolveClose) => {
+    close: async () => {
+      // A retrain job still running is ended with the home (its candidate folder is only
+      // renamed into place when complete, so nothing half-written remains).
+      await models.close();
+      await new Promise<void>((resolveClose) => {
         server.close(() => resolveClose());
         // Event streams stay open until their clients go: end them.
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }

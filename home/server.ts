@@ -16,6 +16,8 @@ import { digitSchema } from '../functions/lib/contracts';
 import { CursorError, frameView, framesQuerySchema, queryFrames } from './frames-query';
 import { refuseRequest } from './access';
 import { exportDataset, ExportTargetError } from './dataset';
+import { ModelControls, type ModelsEvent, registryErrorStatus, retrainBodySchema } from './models';
+import { ModelRegistryError } from '../training/model-registry';
 import { HomeRequestError, type HomeEvent, type HomeStore, NOT_A_DIGIT } from './store';
 import { STORE_KEY_PATTERN } from './store/frames';
 
@@ -59,6 +61,11 @@ export interface HomeAppOptions {
   source?: { endpoint: string; prefix: string };
   /** The page's folder (default home/web). */
   webRoot?: string;
+  /**
+   * The model versions, registry actions and retrain job behind /api/models (default: over
+   * MODEL_ROOT or the repository's models/). Whoever passes one closes it.
+   */
+  models?: ModelControls;
 }
 
 const labelValue = z.union([digitSchema, z.literal(NOT_A_DIGIT)]);
@@ -146,11 +153,14 @@ function decodePath(path: string): string | undefined {
 export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): Hono {
   const app = new Hono();
   const webRoot = options.webRoot ?? WEB_ROOT;
+  // Without a watch timer: nobody would stop it (serve.ts passes one it closes).
+  const models = options.models ?? new ModelControls(store, { watchMs: 0 });
 
   app.onError((error, c) => {
     if (error instanceof BadRequest || error instanceof CursorError || error instanceof ExportTargetError)
       return fail(c, 400, error.message);
     if (error instanceof HomeRequestError) return fail(c, error.status, error.message);
+    if (error instanceof ModelRegistryError) return fail(c, registryErrorStatus(error), error.message);
     console.error(
       `home: ${c.req.method} ${c.req.path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
     );
@@ -283,6 +293,19 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
     }),
   );
 
+  app.get('/api/models', (c) => c.json(models.overview()));
+  app.get('/api/models/shadow', (c) => c.json({ comparisons: models.shadowComparisons() }));
+  app.get('/api/models/retrain', (c) => c.json({ job: models.retrainStatus() }));
+  app.post('/api/models/retrain', async (c) => {
+    const parsed = retrainBodySchema.safeParse(await jsonBody(c));
+    if (!parsed.success) throw new BadRequest('the body must be {} or {"epochs": 1..20}');
+    return c.json({ job: models.startRetrain(parsed.data) }, 202);
+  });
+  app.post('/api/models/rollback', async (c) => c.json(await models.rollback()));
+  app.delete('/api/models/shadow', async (c) => c.json(await models.unshadow()));
+  app.post('/api/models/:version/promote', async (c) => c.json(await models.promote(c.req.param('version'))));
+  app.post('/api/models/:version/shadow', async (c) => c.json(await models.shadow(c.req.param('version'))));
+
   app.get('/api/events', (c) =>
     streamSSE(c, async (stream) => {
       let pending = 0;
@@ -297,7 +320,7 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
           resolveDone();
         };
         stream.onAbort(close);
-        unsubscribe = store.subscribe((event: HomeEvent) => {
+        const send = (event: HomeEvent | ModelsEvent) => {
           if (closed) return;
           if (pending >= MAX_PENDING_EVENTS) {
             // A client this far behind reconnects and reloads; it must not hold memory.
@@ -311,7 +334,13 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
             .finally(() => {
               pending -= 1;
             });
-        });
+        };
+        const fromStore = store.subscribe(send);
+        const fromModels = models.subscribe(send);
+        unsubscribe = () => {
+          fromStore();
+          fromModels();
+        };
       });
       const keepAlive = setInterval(() => {
         chain = chain

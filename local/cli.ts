@@ -24,6 +24,8 @@ import { isEarlierFrame } from './earlier-records';
 import { LocalPipeline } from './pipeline';
 import { DEFAULT_RETAIN_CONSUMED_SECONDS } from './trimmer';
 import { StateFileError, writeFileAtomic } from './state-file';
+import { DEFAULT_UPLINK_STREAMS, parseUplinkSettings, UPLINK_DEFAULTS, UPLINK_POLICIES, type UplinkSettings } from './uplink/settings';
+import { summaryLines as uplinkSummaryLines } from './uplink/status';
 import { DEFAULT_DATA_DIR } from '../home/dataset';
 import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, type RunningHome, startHomeServer } from '../home/serve';
 import { HomeStore } from '../home/store';
@@ -77,6 +79,14 @@ const OPTIONS: Option[] = [
   { flag: 'no-home', env: 'NO_HOME', type: 'boolean', default: 'false', help: 'do not serve the home page' },
   { flag: 'in-process', env: 'IN_PROCESS', type: 'boolean', default: 'false', help: 'run the functions in this thread, not one worker each' },
   { flag: 'quiet', env: 'QUIET', type: 'boolean', default: 'false', help: 'no progress bar or tables' },
+  { flag: 'home-endpoint', value: 'URL', env: 'HOME_ENDPOINT', type: 'string', default: 'off', help: 'forward outputs to this home Kinesis endpoint (URL or "aws")' },
+  { flag: 'home-stream-prefix', value: 'P', env: 'HOME_STREAM_PREFIX', type: 'string', default: "''", help: 'prefix of the stream names at home' },
+  { flag: 'uplink-max-mb', value: 'MB', env: 'UPLINK_MAX_MB', type: 'string', default: String(UPLINK_DEFAULTS.maxMegabytes), help: 'most the uplink backlog holds at the edge' },
+  { flag: 'uplink-policy', value: 'P', env: 'UPLINK_POLICY', type: 'string', default: UPLINK_DEFAULTS.policy, help: 'when the backlog is full: reject-new or drop-oldest' },
+  { flag: 'uplink-kbps', value: 'K', env: 'UPLINK_KBPS', type: 'string', default: '0', help: 'uplink bandwidth cap, kilobits/s, 0 = none' },
+  { flag: 'uplink-interval', value: 'S', env: 'UPLINK_INTERVAL', type: 'string', default: String(UPLINK_DEFAULTS.intervalSeconds), help: 'send a stream once its oldest record waited S s (or 500 wait)' },
+  { flag: 'uplink-retry-max', value: 'S', env: 'UPLINK_RETRY_MAX', type: 'string', default: String(UPLINK_DEFAULTS.retryMaxMs / 1000), help: 'longest wait between uplink retries, seconds' },
+  { flag: 'uplink-predictions', env: 'UPLINK_PREDICTIONS', type: 'boolean', default: 'false', help: 'forward every prediction home too' },
 ];
 
 function helpText(): string {
@@ -158,6 +168,15 @@ function parseOptions(argv: string[]) {
     serve: bool('serve'),
     quiet: bool('quiet'),
     inProcess: bool('in-process'),
+    uplink: uplinkSettings(raw('home-endpoint'), {
+      streamPrefix: raw('home-stream-prefix') ?? '',
+      maxMegabytes: num('uplink-max-mb', 0.01, 1_000_000) ?? UPLINK_DEFAULTS.maxMegabytes,
+      policy: raw('uplink-policy') ?? UPLINK_DEFAULTS.policy,
+      kbps: num('uplink-kbps', 0, 100_000_000) ?? UPLINK_DEFAULTS.kbps,
+      intervalSeconds: num('uplink-interval', 0, 3600) ?? UPLINK_DEFAULTS.intervalSeconds,
+      retryMaxSeconds: num('uplink-retry-max', 0.01, 86_400) ?? UPLINK_DEFAULTS.retryMaxMs / 1000,
+      predictions: bool('uplink-predictions'),
+    }),
     home: !bool('no-home'),
     homePort: num('home-port', 0, 65535, true) ?? DEFAULT_HOME_PORT,
     homeHost: raw('home-host') ?? DEFAULT_HOME_HOST,
@@ -169,6 +188,34 @@ function parseOptions(argv: string[]) {
 function startFrom(value: string | undefined): 'checkpoint' | 'trim-horizon' {
   if (value === undefined || value === 'checkpoint' || value === 'trim-horizon') return value ?? 'checkpoint';
   throw new UsageError(`--from must be checkpoint or trim-horizon, got ${JSON.stringify(value)}`);
+}
+
+/** The uplink's settings from the flags; undefined without --home-endpoint. */
+function uplinkSettings(
+  endpoint: string | undefined,
+  o: { streamPrefix: string; maxMegabytes: number; policy: string; kbps: number; intervalSeconds: number; retryMaxSeconds: number; predictions: boolean },
+): UplinkSettings | undefined {
+  if (endpoint === undefined) return undefined;
+  if (!(UPLINK_POLICIES as readonly string[]).includes(o.policy)) {
+    throw new UsageError(`--uplink-policy must be ${UPLINK_POLICIES.join(' or ')}, got ${JSON.stringify(o.policy)}`);
+  }
+  try {
+    return parseUplinkSettings({
+      endpoint,
+      streamPrefix: o.streamPrefix,
+      streams: o.predictions ? [...DEFAULT_UPLINK_STREAMS, 'predictions'] : [...DEFAULT_UPLINK_STREAMS],
+      maxBytes: Math.round(o.maxMegabytes * 1024 * 1024),
+      policy: o.policy as UplinkSettings['policy'],
+      kbps: o.kbps,
+      intervalMs: Math.round(o.intervalSeconds * 1000),
+      retryMaxMs: Math.round(o.retryMaxSeconds * 1000),
+      retryBaseMs: Math.min(UPLINK_DEFAULTS.retryBaseMs, Math.round(o.retryMaxSeconds * 1000)),
+    });
+  } catch (error: unknown) {
+    const issues = (error as { issues?: Array<{ path: PropertyKey[]; message: string }> }).issues;
+    const detail = issues?.map((i) => `${i.path.join('.') === 'endpoint' ? '--home-endpoint' : i.path.join('.') === 'streamPrefix' ? '--home-stream-prefix' : i.path.join('.')}: ${i.message}`).join('; ');
+    throw new UsageError(detail ?? (error instanceof Error ? error.message : String(error)));
+  }
 }
 
 /** `--camera-rules`: checked here so a mistake is a usage error, not a failed cold start. */
@@ -273,6 +320,7 @@ function startPipeline(
   parallelism: number | undefined,
   homeStore: HomeStore | undefined,
   printWindow: (text: string) => void,
+  uplinkLog: (line: string) => void,
 ): Promise<LocalPipeline> {
   return LocalPipeline.start({
     ...(options.endpoint ? { endpoint: options.endpoint, stateDir: options.state, from: options.from } : { port: options.port }),
@@ -296,6 +344,7 @@ function startPipeline(
     onWindow: (merged) => printWindow(`\n${renderMetricsTable(merged)}\n`),
     onResolve: () => console.error('reading the mappings from serverless.yml (sls print; cached after this run)...'),
     ...(homeStore ? { homeStore } : {}),
+    ...(options.uplink ? { uplink: { settings: options.uplink, log: uplinkLog } } : {}),
   });
 }
 
@@ -321,6 +370,11 @@ async function main(): Promise<number> {
     if (progress) progress.around(() => console.log(text));
     else console.log(text);
   };
+  // The uplink's down / up lines are printed even with --quiet: they are news, not progress.
+  const uplinkLog = (line: string): void => {
+    if (progress) progress.around(() => console.error(line));
+    else console.error(line);
+  };
 
   if (options.home) {
     const refused = checkHomeAccess(options.homeHost, options.token);
@@ -330,7 +384,7 @@ async function main(): Promise<number> {
   const homeStore = options.home ? new HomeStore(options.data) : undefined;
   let pipeline: LocalPipeline;
   try {
-    pipeline = await startPipeline(options, parallelism, homeStore, printWindow);
+    pipeline = await startPipeline(options, parallelism, homeStore, printWindow, uplinkLog);
   } catch (error: unknown) {
     homeStore?.close();
     throw error;
@@ -370,6 +424,14 @@ async function main(): Promise<number> {
       `outputs in ${options.out}; classify batch ${classify?.batchSize ?? '?'} x${classify?.parallelizationFactor ?? 1}, ` +
       `metrics window ${pipeline.mapping('aggregate-metrics')?.tumblingWindowInSeconds ?? '?'} s`,
   );
+  if (pipeline.uplink) {
+    const u = options.uplink as UplinkSettings;
+    console.error(
+      `uplink to ${u.endpoint}${u.streamPrefix ? ` (prefix ${u.streamPrefix})` : ''}: ${u.streams.join(', ')}; backlog up to ` +
+        `${(u.maxBytes / 1024 / 1024).toFixed(0)} MB ${options.persist ? 'on disk' : 'in memory'}, ${u.policy} when full` +
+        `${u.kbps > 0 ? `, ${u.kbps} kbit/s` : ''}; status in ${options.out}/uplink.json`,
+    );
+  }
 
   const stop = new AbortController();
   let signals = 0;
@@ -451,6 +513,19 @@ async function main(): Promise<number> {
     if (options.persist || (options.serve && pipeline.emulator)) {
       framesInStream = await pipeline.countRecords(STREAMS.cameraImages);
     }
+    if (pipeline.uplink && pipeline.uplink.backlog.records > 0) {
+      // Persisted, the backlog waits on disk for the next start; in memory it would be lost.
+      const owed = await pipeline.uplink.drain(stop.signal.aborted || options.persist ? 10_000 : 60_000, stop.signal);
+      if (owed > 0) {
+        progress.around(() =>
+          console.error(
+            options.persist
+              ? `uplink: ${owed} records not yet acknowledged by the home; kept in ${options.persist}/uplink, sent on the next start`
+              : `uplink: ${owed} records not acknowledged by the home are dropped with this process (listed in uplink-dropped.jsonl); --persist keeps them`,
+          ),
+        );
+      }
+    }
   } finally {
     progress.stop();
     await homeServer?.close();
@@ -520,6 +595,7 @@ async function main(): Promise<number> {
           state_file: pipeline.checkpointFile ?? null,
         }
       : {}),
+    ...(pipeline.uplink ? { uplink: pipeline.uplink.status() } : {}),
   };
   writeFileAtomic(home.path('summary'), `${JSON.stringify(result, null, 2)}\n`);
   if (!options.quiet) {
@@ -544,6 +620,7 @@ async function main(): Promise<number> {
         ...(pipeline.trimmer
           ? [`emulator    ${pipeline.trimmer.total} finished records deleted (--retain-consumed ${options.retainConsumed} s)`]
           : []),
+        ...(pipeline.uplink ? uplinkSummaryLines(pipeline.uplink.status()) : []),
         ...[...home.shadowTotals.values()].map(
           (s) =>
             `shadow      ${s.candidate} agreed with ${s.current} on ${s.agree} of ${s.count} frames` +
@@ -553,7 +630,9 @@ async function main(): Promise<number> {
       ].join('\n'),
     );
   }
-  return result.unaccounted === 0 && result.dead_lettered === 0 ? 0 : 1;
+  // Records an in-memory uplink could not send before exit are lost to the home: not a clean run.
+  const uplinkLost = result.uplink ? Object.values(result.uplink.streams).reduce((n, s) => n + (s.dropped['not-sent-before-exit'] ?? 0), 0) : 0;
+  return result.unaccounted === 0 && result.dead_lettered === 0 && uplinkLost === 0 ? 0 : 1;
 }
 
 main().then(

@@ -17,6 +17,8 @@ import { EventSourceMappingRunner, type InvocationReport, type RunnerLogger, typ
 import { ConsumedRecordTrimmer } from './trimmer';
 import { type EarlierRecords, isEarlierFrame, scanEarlierRecords } from './earlier-records';
 import { createHash } from 'node:crypto';
+import { Uplink } from './uplink/uplink';
+import type { UplinkSettings } from './uplink/settings';
 import type { MetricsDocument } from '../functions/lib/metrics/document';
 import { addHomeReaders } from '../home/reader';
 import type { HomeStore } from '../home/store';
@@ -81,8 +83,36 @@ export interface LocalPipelineOptions {
   retainConsumedSeconds?: number;
   /** Time between trimming passes, ms (default: see {@link ConsumedRecordTrimmer}). */
   trimIntervalMs?: number;
+  /**
+   * Forward output streams to a home Kinesis endpoint through the store-and-forward uplink
+   * (backlog in `<persistDir>/uplink` with `persistDir`, status and dropped records in the
+   * output folder).
+   */
+  uplink?: { settings: UplinkSettings; log?: (line: string) => void };
   /** The home application's store: its readers run on this runner, so trimming waits for them too. */
   homeStore?: HomeStore;
+}
+
+/** Files the uplink writes into the output folder. */
+export const UPLINK_FILES = { status: 'uplink.json', dropped: 'uplink-dropped.jsonl' } as const;
+
+/** A runner mapping for a local reader of an output stream (home readers, the uplink). */
+function readerMapping(functionName: string, stream: string): Parameters<EventSourceMappingRunner['add']>[0] {
+  return {
+    functionName,
+    stream,
+    batchSize: 10_000,
+    batchWindowSeconds: 0,
+    startingPosition: 'TRIM_HORIZON',
+    parallelizationFactor: 1,
+    reportBatchItemFailures: false,
+    bisectBatchOnFunctionError: false,
+    maximumRetryAttempts: -1,
+    maximumRecordAgeInSeconds: -1,
+    tumblingWindowInSeconds: 0,
+    onFailure: undefined,
+    timeoutSeconds: 300,
+  };
 }
 
 /** The streams' base names; run locally with no prefix, they are the stream names. */
@@ -158,6 +188,9 @@ export class LocalPipeline {
     readonly checkpointFile?: string,
   ) {}
 
+  /** The store-and-forward uplink to the home endpoint, when one was asked for. */
+  uplink: Uplink | undefined;
+
   /**
    * Starts the emulator (unless an endpoint is given), creates missing streams, loads the
    * handlers with the local environment and starts every mapping plus the home readers.
@@ -182,6 +215,7 @@ export class LocalPipeline {
     const endpoint = options.endpoint ?? (emulator as KinesisEmulator).endpoint;
     const client = options.client ?? createKinesisClient({ endpoint });
     const pools: HandlerPool[] = [];
+    let uplink: Uplink | undefined;
     try {
       const declared = new Map(definition.streams.map((s) => [s.name, s.shards]));
       // shadow-scores carries a shadow candidate's answers from classify to the aggregator.
@@ -258,9 +292,21 @@ export class LocalPipeline {
           homeHandlers[stream] as StreamHandler,
         );
       }
+      if (options.uplink) {
+        // A reader like the home readers: the trimmer keeps each record until it is in the backlog.
+        uplink = new Uplink({
+          settings: options.uplink.settings,
+          ...(options.persistDir ? { dir: join(options.persistDir, 'uplink') } : {}),
+          droppedFile: join(options.outDir, UPLINK_FILES.dropped),
+          statusFile: join(options.outDir, UPLINK_FILES.status),
+          ...(options.uplink.log ? { log: options.uplink.log } : {}),
+        });
+        for (const stream of uplink.streams) runner.add(readerMapping(`uplink-${stream}`, stream), uplink.handler(stream) as StreamHandler);
+      }
       if (options.homeStore) addHomeReaders(runner, options.homeStore);
       if (options.from === 'trim-horizon') runner.checkpoints.clear();
       await runner.start();
+      uplink?.start();
       let trimmer: ConsumedRecordTrimmer | undefined;
       if (emulator && options.retainConsumedSeconds !== undefined) {
         trimmer = new ConsumedRecordTrimmer(emulator, runner, {
@@ -270,7 +316,7 @@ export class LocalPipeline {
         });
         trimmer.start();
       }
-      return new LocalPipeline(
+      const pipeline = new LocalPipeline(
         endpoint,
         client,
         runner,
@@ -283,7 +329,10 @@ export class LocalPipeline {
         earlier,
         checkpointFile,
       );
+      pipeline.uplink = uplink;
+      return pipeline;
     } catch (error: unknown) {
+      await uplink?.stop();
       await Promise.all(pools.map((pool) => pool.close()));
       if (options.client === undefined) client.destroy();
       await emulator?.stop();
@@ -342,6 +391,7 @@ export class LocalPipeline {
   async stop(): Promise<void> {
     await this.trimmer?.stop();
     await this.runner.stop();
+    await this.uplink?.stop();
     await Promise.all(this.pools.map((pool) => pool.close()));
     if (this.ownsClient) this.client.destroy();
     await this.emulator?.stop();

@@ -6,14 +6,14 @@ import { argmax, evaluate, type Evaluation } from './metrics';
 const BATCH = 1000;
 
 /**
- * Scores the full MNIST test set (or its first `limit` images) exactly as the pipeline does:
- * each raw image rendered as the original camera frame (inverted 28x28 RGB PNG), sent
- * through preparePng, then scored in batches by the loaded model.
+ * The full MNIST test set (or its first `limit` images) prepared exactly as the pipeline
+ * prepares it: each raw image rendered as the original camera frame (inverted 28x28 RGB
+ * PNG) and sent through preparePng. Prepare once, score with several models.
  */
-export async function scoreTestSet(model: DigitModel, limit = Infinity): Promise<{ probabilities: Float32Array[]; labels: Uint8Array }> {
+export async function prepareTestSet(limit = Infinity): Promise<{ pixels: Uint8Array[]; labels: Uint8Array }> {
   const test = loadMnist('t10k');
   const count = Math.min(limit, test.count);
-  const probabilities: Float32Array[] = [];
+  const pixels: Uint8Array[] = [];
   for (let from = 0; from < count; from += BATCH) {
     const to = Math.min(count, from + BATCH);
     const prepared = await Promise.all(
@@ -22,9 +22,27 @@ export async function scoreTestSet(model: DigitModel, limit = Infinity): Promise
         return (await preparePng(await renderOriginalFrame(raw))).pixels;
       }),
     );
-    probabilities.push(...(await model.scoreBatch(prepared)));
+    pixels.push(...prepared);
   }
-  return { probabilities, labels: test.labels.subarray(0, count) };
+  return { pixels, labels: test.labels.subarray(0, count) };
+}
+
+/** Scores prepared images in batches of 1000. */
+export async function scorePrepared(model: DigitModel, pixels: readonly Uint8Array[]): Promise<Float32Array[]> {
+  const probabilities: Float32Array[] = [];
+  for (let from = 0; from < pixels.length; from += BATCH) {
+    probabilities.push(...(await model.scoreBatch(pixels.slice(from, from + BATCH))));
+  }
+  return probabilities;
+}
+
+/** Scores the MNIST test set ({@link prepareTestSet}) with the loaded model. */
+export async function scoreTestSet(
+  model: DigitModel,
+  limit = Infinity,
+): Promise<{ probabilities: Float32Array[]; labels: Uint8Array }> {
+  const { pixels, labels } = await prepareTestSet(limit);
+  return { probabilities: await scorePrepared(model, pixels), labels };
 }
 
 /** {@link scoreTestSet} followed by every card figure (accuracy, ECE, confusion, threshold). */

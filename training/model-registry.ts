@@ -179,8 +179,9 @@ export function listModels(root: string = DEFAULT_MODELS_ROOT): ModelEntry[] {
     });
   const candidates = join(root, CANDIDATES_DIR);
   if (existsSync(candidates)) {
+    // Dot folders are not versions: retrain writes a candidate under `.<version>.partial-<pid>` first.
     for (const name of readdirSync(candidates, { withFileTypes: true })
-      .filter((d) => d.isDirectory())
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
       .map((d) => d.name)
       .sort(compareVersions)) {
       const dir = join(candidates, name);
@@ -381,4 +382,10 @@ export function shadowModelDir(root: string = DEFAULT_MODELS_ROOT): string | nul
 /** The registry as it stands (the implicit one when there is no registry.json). */
 export function readRegistry(root: string = DEFAULT_MODELS_ROOT): Registry {
   return registryOf(root);
+}
+
+/** The version a rollback would return to, or null when the current one is the first that served. */
+export function rollbackTarget(root: string = DEFAULT_MODELS_ROOT): string | null {
+  const registry = registryOf(root);
+  return currentStack(root, registry).at(-2) ?? null;
 }

@@ -231,8 +231,20 @@ export class ConsoleSink implements RecordSink {
   }
 }
 
+/** A sink supplied by the process hosting the handlers (see {@link useHostSink}). */
+let hostSink: RecordSink | undefined;
+
 /**
- * The sink a handler should use: a {@link ConsoleSink} under `sls invoke local` (IS_LOCAL) with
+ * Lets a process that hosts the handlers outside Lambda (the Greengrass component, over Stream
+ * Manager) give them the sink to write to. Call before the handler modules load: they take
+ * their sink from {@link sinkFromConfig} once, at cold start. `undefined` removes it.
+ */
+export function useHostSink(sink: RecordSink | undefined): void {
+  hostSink = sink;
+}
+
+/**
+ * The sink a handler should use: the host's sink when one was supplied ({@link useHostSink}), a {@link ConsoleSink} under `sls invoke local` (IS_LOCAL) with
  * no KINESIS_ENDPOINT, otherwise a {@link KinesisStreamWriter} on the configured endpoint (an
  * emulator) or AWS. Pass `client` to reuse an existing Kinesis client.
  */
@@ -240,6 +252,7 @@ export function sinkFromConfig(
   config: Pick<Config, 'kinesisEndpoint' | 'isLocal' | 'region' | 'writeMaxAttempts' | 'writeBaseDelayMs'>,
   client?: KinesisClient,
 ): RecordSink {
+  if (hostSink) return hostSink;
   if (config.isLocal && !config.kinesisEndpoint && !client) return new ConsoleSink();
   return new KinesisStreamWriter(
     client ?? createKinesisClient({ endpoint: config.kinesisEndpoint, region: config.region }),

@@ -1,5 +1,5 @@
 // The home page: a header with the views as tabs, the connection state and the source, and
-// the view of the URL's hash (#/live, #/queue?..., #/confusion, #/rejected, #/dataset).
+// the view of the URL's hash (#/live, #/queue?..., #/confusion, #/rejected, #/dataset, #/models).
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './js/api.js';
@@ -9,6 +9,7 @@ import { connectEvents, useServerEvent } from './js/events.js';
 import { count } from './js/format.js';
 import { html } from './js/html.js';
 import { LiveView } from './js/live.js';
+import { ModelsView } from './js/models.js';
 import { QueueView } from './js/queue.js';
 import { RejectedView } from './js/rejected.js';
 
@@ -18,6 +19,7 @@ const TABS = [
   ['confusion', 'Confusion'],
   ['rejected', 'Rejected'],
   ['dataset', 'Dataset'],
+  ['models', 'Models'],
 ];
 
 function parseHash() {
@@ -108,6 +110,7 @@ function App() {
       ${route.tab === 'confusion' ? html`<${ConfusionView} />` : null}
       ${route.tab === 'rejected' ? html`<${RejectedView} />` : null}
       ${route.tab === 'dataset' ? html`<${DatasetView} notify=${notify} />` : null}
+      ${route.tab === 'models' ? html`<${ModelsView} notify=${notify} />` : null}
     </main>
     <${Toasts} toasts=${toasts} />
   </div>`;

@@ -22,11 +22,11 @@ const HOME_LINE = /home on (http:\/\/\S+)/;
  * Spawns `tsx local/cli.ts --serve ...args` and resolves once it prints `home on <url>`.
  * @throws Error with the process output when it exits first or prints no address in `timeoutMs`.
  */
-export function startPipeline(args: string[], timeoutMs: number): Promise<RunningPipeline> {
+export function startPipeline(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<RunningPipeline> {
   let output = '';
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli.ts'), '--serve', ...args], {
     cwd: REPO_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'ERROR', NODE_OPTIONS: '' },
+    env: { ...process.env, LOG_LEVEL: 'ERROR', NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

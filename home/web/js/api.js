@@ -10,7 +10,8 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, body) {
+/** One API call; resolves to the JSON answer, rejects with an ApiError carrying the server's sentence. */
+export async function request(method, path, body) {
   let response;
   try {
     response = await fetch(path, {
