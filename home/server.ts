@@ -20,6 +20,8 @@ import { ModelControls, type ModelsEvent, registryErrorStatus, retrainBodySchema
 import { ModelRegistryError } from '../training/model-registry';
 import { HomeRequestError, type HomeEvent, type HomeStore, NOT_A_DIGIT } from './store';
 import { STORE_KEY_PATTERN } from './store/frames';
+import type { UplinkStatus } from '../local/uplink/status';
+import { UPLINK_CHECK_MS, type UplinkEventMark, uplinkEventDue } from './uplink-events';
 
 export const TOKEN_COOKIE = 'home_token';
 /** Frames one bulk request may label. */
@@ -66,6 +68,11 @@ export interface HomeAppOptions {
    * MODEL_ROOT or the repository's models/). Whoever passes one closes it.
    */
   models?: ModelControls;
+  /**
+   * The status of the edge's uplink to the home endpoint, when this process runs one (for
+   * GET /api/uplink and the `uplink` event); without it the home says it has no uplink.
+   */
+  uplinkStatus?: () => UplinkStatus;
 }
 
 const labelValue = z.union([digitSchema, z.literal(NOT_A_DIGIT)]);
@@ -147,6 +154,34 @@ function decodePath(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Checks the uplink's status every {@link UPLINK_CHECK_MS} and sends it as an `uplink` event
+ * when {@link uplinkEventDue} says so; returns the function that stops the checks.
+ */
+function watchUplink(
+  uplinkStatus: (() => UplinkStatus) | undefined,
+  send: (event: { type: 'uplink'; data: unknown }) => void,
+): () => void {
+  if (!uplinkStatus) return () => undefined;
+  let mark: UplinkEventMark | undefined;
+  const timer = setInterval(() => {
+    let status: UplinkStatus;
+    try {
+      status = uplinkStatus();
+    } catch (error: unknown) {
+      // A status that cannot be read now is read again at the next check; the stream goes on.
+      console.error(`home: the uplink status could not be read: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    const now = Date.now();
+    const due = uplinkEventDue(mark, status, now);
+    if (!due) return;
+    mark = { link: status.link, records: status.backlog.records, at: now };
+    send({ type: 'uplink', data: { configured: true, ...status } });
+  }, UPLINK_CHECK_MS);
+  return () => clearInterval(timer);
 }
 
 /** The hono app of the home. */
@@ -293,6 +328,11 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
     }),
   );
 
+  app.get('/api/uplink', (c) => {
+    const status = options.uplinkStatus?.();
+    return c.json(status === undefined ? { configured: false } : { configured: true, ...status });
+  });
+
   app.get('/api/models', (c) => c.json(models.overview()));
   app.get('/api/models/shadow', (c) => c.json({ comparisons: models.shadowComparisons() }));
   app.get('/api/models/retrain', (c) => c.json({ job: models.retrainStatus() }));
@@ -320,7 +360,7 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
           resolveDone();
         };
         stream.onAbort(close);
-        const send = (event: HomeEvent | ModelsEvent) => {
+        const send = (event: HomeEvent | ModelsEvent | { type: 'uplink'; data: unknown }) => {
           if (closed) return;
           if (pending >= MAX_PENDING_EVENTS) {
             // A client this far behind reconnects and reloads; it must not hold memory.
@@ -337,9 +377,11 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
         };
         const fromStore = store.subscribe(send);
         const fromModels = models.subscribe(send);
+        const fromUplink = watchUplink(options.uplinkStatus, send);
         unsubscribe = () => {
           fromStore();
           fromModels();
+          fromUplink();
         };
       });
       const keepAlive = setInterval(() => {

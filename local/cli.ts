@@ -397,6 +397,7 @@ async function main(): Promise<number> {
         port: options.homePort,
         ...(options.token ? { token: options.token } : {}),
         source: { endpoint: pipeline.endpoint, prefix: '' },
+        ...(pipeline.uplink ? { uplinkStatus: pipeline.uplink.status.bind(pipeline.uplink) } : {}),
       });
     } catch (error: unknown) {
       await pipeline.stop();

@@ -3,13 +3,16 @@
  * taken from a real run. Starts `npm start -- --serve` with a Test camera (every frame goes
  * home) and 2 s metrics windows, waits for a minute of windows, labels the least confident
  * frames with the digit their MNIST frame carries (as a reviewer would), then saves
- * 1280x800 PNGs of the live metrics, review queue, confusion and dataset views.
+ * 1280x800 PNGs of the live metrics, review queue, confusion and dataset views, and of the
+ * rejected view after a few malformed records (bad JSON, a JPEG, a bad camera id).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { Page } from 'playwright-core';
+import { createKinesisClient } from '../functions/lib/kinesis';
 import { launchChromium, requireChromium } from '../test/browser/chromium';
 import { startPipeline } from '../test/browser/home-process';
 
@@ -91,10 +94,36 @@ async function main(): Promise<void> {
     }
     for (const [digit, ids] of byDigit) await api(base, '/api/labels/bulk', { frame_ids: ids, label: digit });
 
+    // Records a misconfigured camera would send: the Rejected view explains each.
+    const now = () => new Date().toISOString();
+    const bad = [
+      '{"image": "iVBORw0KGgo", "camera": "Dock-4", "timestamp": ',
+      JSON.stringify({
+        image: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 74, 70, 73, 70]).toString('base64'),
+        camera: 'Dock-4',
+        timestamp: now(),
+      }),
+      JSON.stringify({ image: 'iVBORw0KGgo=', camera: 'dock 4/left', timestamp: now() }),
+    ];
+    const kinesis = createKinesisClient({ endpoint: pipeline.kinesis, region: 'us-east-1' });
+    for (let round = 0; round < 3; round += 1) {
+      await kinesis.send(
+        new PutRecordsCommand({
+          StreamName: 'camera-images',
+          Records: bad.map((data, i) => ({ PartitionKey: `bad-${i}`, Data: Buffer.from(data) })),
+        }),
+      );
+    }
+    kinesis.destroy();
+    await until('the malformed records to be rejected', async () => {
+      const rejected = await api<{ reasons: { count: number }[] }>(base, '/api/rejected');
+      return rejected.reasons.reduce((n, r) => n + r.count, 0) >= bad.length * 3;
+    });
+
     const page = await browser.context.newPage();
     await page.goto(`${base}/#/live`);
     await page.waitForFunction(
-      (n) => Number(document.querySelector('[data-testid="chart-throughput"]')?.getAttribute('data-points')) >= n,
+      (n) => Number(document.querySelector('[data-testid="chart-throughput"]')?.getAttribute('data-drawn')) >= n,
       WINDOWS_WANTED,
       { timeout: WAIT_MS },
     );
@@ -139,6 +168,10 @@ async function main(): Promise<void> {
     await page.goto(`${base}/#/confusion`);
     await page.waitForSelector('[data-testid="confusion-cell"]:not([disabled])', { timeout: WAIT_MS });
     await shot(page, out, 'confusion');
+
+    await page.goto(`${base}/#/rejected`);
+    await page.waitForSelector('[data-testid="reject-reason"]', { timeout: WAIT_MS });
+    await shot(page, out, 'rejected');
 
     await page.goto(`${base}/#/dataset`);
     await page.click('[data-testid="export-button"]');

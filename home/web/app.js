@@ -1,9 +1,9 @@
 // The home page: a header with the views as tabs, the connection state and the source, and
-// the view of the URL's hash (#/live, #/queue?..., #/confusion, #/rejected, #/dataset, #/models).
+// the view of the URL's hash (#/live, #/queue?..., #/confusion, #/rejected, #/dataset, #/models, #/uplink).
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './js/api.js';
-import { ConfusionView, debounce } from './js/confusion.js';
+import { ConfusionView } from './js/confusion.js';
 import { DatasetView } from './js/dataset.js';
 import { connectEvents, useServerEvent } from './js/events.js';
 import { count } from './js/format.js';
@@ -12,6 +12,8 @@ import { LiveView } from './js/live.js';
 import { ModelsView } from './js/models.js';
 import { QueueView } from './js/queue.js';
 import { RejectedView } from './js/rejected.js';
+import { throttle } from './js/throttle.js';
+import { UplinkIndicator, UplinkView, useUplink } from './js/uplink.js';
 
 const TABS = [
   ['live', 'Live metrics'],
@@ -20,6 +22,7 @@ const TABS = [
   ['rejected', 'Rejected'],
   ['dataset', 'Dataset'],
   ['models', 'Models'],
+  ['uplink', 'Uplink'],
 ];
 
 function parseHash() {
@@ -41,6 +44,7 @@ function App() {
   const [connection, setConnection] = useState('connecting');
   const [toasts, setToasts] = useState([]);
   const [fatal, setFatal] = useState(null);
+  const uplink = useUplink();
 
   const notify = (text, tone = 'ok') => {
     const id = Math.random();
@@ -61,7 +65,7 @@ function App() {
             : e.message,
         ),
       );
-  const [reloadStatus] = useState(() => debounce(loadStatus, 1000));
+  const [reloadStatus] = useState(() => throttle(loadStatus, 1000));
 
   useEffect(() => {
     const onHash = () => setRoute(parseHash());
@@ -81,7 +85,6 @@ function App() {
   useServerEvent('dataset', setDataset);
 
   const models = status?.models ?? [];
-  const cameras = [];
   const badge = { queue: dataset?.unlabelled, dataset: dataset?.labelled };
   return html`<div class="app">
     <header class="topbar">
@@ -99,18 +102,20 @@ function App() {
       <div class="source">
         <span class=${`dot ${connection}`} data-testid="connection" data-state=${connection} title=${`event stream: ${connection}`}></span>
         <span class="muted">${connection}</span>
-        ${status ? html`<span class="muted ellipsis" title=${`${status.source.endpoint} ${status.source.prefix ?? ''}`}>${status.source.endpoint}${status.source.prefix ? ` · ${status.source.prefix}` : ''}</span>` : null}
+        <${UplinkIndicator} uplink=${uplink} />
+        ${status?.source ? html`<span class="muted ellipsis" title=${`${status.source.endpoint} ${status.source.prefix ?? ''}`}>${status.source.endpoint}${status.source.prefix ? ` · ${status.source.prefix}` : ''}</span>` : null}
         ${status ? html`<span class="muted">${count(status.frames)} frames · ${count(status.windows)} windows</span>` : null}
       </div>
     </header>
     ${fatal ? html`<div class="notice bad">${fatal}</div>` : null}
     <main>
       ${route.tab === 'live' ? html`<${LiveView} models=${models} />` : null}
-      ${route.tab === 'queue' ? html`<${QueueView} key=${route.params.toString()} params=${route.params} models=${models} cameras=${cameras} notify=${notify} />` : null}
+      ${route.tab === 'queue' ? html`<${QueueView} key=${route.params.toString()} params=${route.params} models=${models} notify=${notify} />` : null}
       ${route.tab === 'confusion' ? html`<${ConfusionView} />` : null}
       ${route.tab === 'rejected' ? html`<${RejectedView} />` : null}
       ${route.tab === 'dataset' ? html`<${DatasetView} notify=${notify} />` : null}
       ${route.tab === 'models' ? html`<${ModelsView} notify=${notify} />` : null}
+      ${route.tab === 'uplink' ? html`<${UplinkView} uplink=${uplink} />` : null}
     </main>
     <${Toasts} toasts=${toasts} />
   </div>`;

@@ -178,7 +178,8 @@ export function kinesisClientOverStreamManager(
   return new KinesisClient({
     region,
     endpoint: 'http://stream-manager.localhost',
-    credentials: { accessKeyId: 'stream-manager', secretAccessKey: 'stream-manager' },
+    // Never sent anywhere: the client's requests are answered by Stream Manager; the SDK insists on some.
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     maxAttempts: 1,
     requestHandler: {
       async handle(request: { headers: Record<string, string>; body?: unknown }) {

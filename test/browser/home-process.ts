@@ -9,6 +9,8 @@ import { REPO_ROOT } from '../../local/mappings';
 export interface RunningPipeline {
   /** The page's address, as printed on the `home on <url>` line. */
   url: string;
+  /** The embedded emulator's address, as printed on the `kinesis <url>` line. */
+  kinesis: string;
   child: ChildProcess;
   /** Everything the process printed so far (for failure messages). */
   output(): string;
@@ -17,9 +19,11 @@ export interface RunningPipeline {
 }
 
 const HOME_LINE = /home on (http:\/\/\S+)/;
+const KINESIS_LINE = /kinesis (http:\/\/\S+)/;
 
 /**
- * Spawns `tsx local/cli.ts --serve ...args` and resolves once it prints `home on <url>`.
+ * Spawns `tsx local/cli.ts --serve ...args` and resolves once it prints `home on <url>` and
+ * `kinesis <url>`.
  * @throws Error with the process output when it exits first or prints no address in `timeoutMs`.
  */
 export function startPipeline(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<RunningPipeline> {
@@ -46,14 +50,19 @@ export function startPipeline(args: string[], timeoutMs: number, env: NodeJS.Pro
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop(1000);
-      reject(new Error(`npm start printed no "home on <url>" line within ${timeoutMs / 1000} s; its output:\n${output}`));
+      reject(
+        new Error(
+          `npm start printed no "home on <url>" and "kinesis <url>" lines within ${timeoutMs / 1000} s; its output:\n${output}`,
+        ),
+      );
     }, timeoutMs);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
-      const match = HOME_LINE.exec(output);
-      if (match?.[1]) {
+      const home = HOME_LINE.exec(output)?.[1];
+      const kinesis = KINESIS_LINE.exec(output)?.[1];
+      if (home && kinesis) {
         clearTimeout(timer);
-        resolve({ url: match[1].replace(/\/$/, ''), child, output: () => output, stop });
+        resolve({ url: home.replace(/\/$/, ''), kinesis, child, output: () => output, stop });
       }
     };
     child.stdout?.on('data', onData);

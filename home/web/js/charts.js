@@ -21,20 +21,43 @@ function syncKey(group) {
   return group;
 }
 
-/** HH:MM (HH:MM:SS when the axis spans under ten minutes), in the viewer's time zone. */
-function timeTick(value, scale) {
-  const span = (scale.max ?? 0) - (scale.min ?? 0);
-  const text = new Date(value * 1000).toLocaleTimeString('en-GB', { hour12: false });
-  return span < 600 ? text : text.slice(0, 5);
+/** Tick labels HH:MM (HH:MM:SS when ticks are under a minute apart), in the viewer's time zone. */
+function timeTicks(splits) {
+  const step = splits.length > 1 ? splits[1] - splits[0] : 60;
+  return splits.map((value) => {
+    const text = new Date(value * 1000).toLocaleTimeString('en-GB', { hour12: false });
+    return step < 60 ? text : text.slice(0, 5);
+  });
 }
 
-function useUplot(makeOptions, data, deps) {
+/**
+ * The x range from the data itself: uPlot widens a lone point to days, which would label
+ * every tick 00:00. Spans under `minSpan` seconds end at the newest point.
+ */
+function timeRange(xs, min, max, minSpan) {
+  if (!xs || xs.length === 0) return [min, max];
+  const first = xs[0];
+  const last = xs[xs.length - 1];
+  return last - first >= minSpan ? [first, last] : [last - minSpan, last + minSpan / 20];
+}
+
+/** Whole-number steps for axes that count things. */
+const COUNT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+
+/**
+ * Builds the chart once and feeds it `data`. After every draw the chart's figure carries
+ * `data-drawn` = `drawnMark(data drawn)`, so a reader (or a test) knows what the canvas shows.
+ */
+function useUplot(makeOptions, data, deps, drawnMark) {
   const box = useRef(null);
   const plot = useRef(null);
   useEffect(() => {
     const element = box.current;
     const width = Math.max(200, element.clientWidth);
-    plot.current = new uPlot(makeOptions(width), data, element);
+    const options = makeOptions(width);
+    const markDrawn = (u) => element.parentElement?.setAttribute('data-drawn', String(drawnMark(u.data)));
+    options.hooks = { ...options.hooks, draw: [...(options.hooks?.draw ?? []), markDrawn] };
+    plot.current = new uPlot(options, data, element);
     const observer = new ResizeObserver(() => {
       const w = Math.max(200, element.clientWidth);
       if (plot.current && Math.abs(plot.current.width - w) > 1) plot.current.setSize({ width: w, height: plot.current.height });
@@ -54,9 +77,21 @@ function useUplot(makeOptions, data, deps) {
 
 /**
  * A time series chart. `data` is uPlot's columnar form: [x seconds since epoch, ...ys], with
- * null for a missing value. `format` renders y values on the axis and in the legend.
+ * null for a missing value. `format` renders y values on the axis and in the legend; the
+ * time axis spans at least `minSpan` seconds; `counts` keeps the y ticks on whole numbers.
  */
-export function TimeChart({ testid, title, series, data, format = (v) => String(v), height = 150, group = 'live', yMin }) {
+export function TimeChart({
+  testid,
+  title,
+  series,
+  data,
+  format = (v) => String(v),
+  height = 150,
+  group = 'live',
+  yMin,
+  minSpan = 60,
+  counts = false,
+}) {
   const points = data[0]?.length ?? 0;
   const box = useUplot(
     (width) => ({
@@ -65,12 +100,16 @@ export function TimeChart({ testid, title, series, data, format = (v) => String(
       cursor: { sync: { key: syncKey(group) } },
       legend: { live: true },
       scales: {
-        x: { time: true },
+        // A lone point (one window so far) still gets a readable time axis.
+        x: {
+          time: true,
+          range: (u, min, max) => timeRange(u.data[0], min, max, minSpan),
+        },
         y: yMin === undefined ? {} : { range: (_u, _min, max) => [yMin, Math.max(max, yMin + 1e-9)] },
       },
       axes: [
-        { ...AXIS, values: (u, splits) => splits.map((v) => timeTick(v, u.scales.x)) },
-        { ...AXIS, size: 56, values: (_u, values) => values.map((v) => format(v)) },
+        { ...AXIS, space: 70, values: (_u, splits) => timeTicks(splits) },
+        { ...AXIS, size: 56, values: (_u, values) => values.map((v) => format(v)), ...(counts ? { incrs: COUNT_INCRS } : {}) },
       ],
       series: [
         { label: 'at', value: (_u, v) => (v === null ? '–' : new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false })) },
@@ -86,6 +125,7 @@ export function TimeChart({ testid, title, series, data, format = (v) => String(
     }),
     data,
     [series.map((s) => s.label).join('|'), height, group],
+    (drawn) => drawn[0]?.length ?? 0,
   );
   return html`<figure class="chart" data-testid=${testid} data-points=${points}>
     <figcaption>${title}</figcaption>
@@ -131,6 +171,7 @@ export function DigitBars({ testid, title, certain, uncertain, height = 150 }) {
     }),
     data,
     [height],
+    (drawn) => drawn.slice(1).reduce((n, column) => n + column.reduce((a, b) => a + (b ?? 0), 0), 0),
   );
   return html`<figure class="chart" data-testid=${testid} data-points=${total}>
     <figcaption>${title}</figcaption>

@@ -4,14 +4,7 @@ import { api } from './api.js';
 import { useServerEvent } from './events.js';
 import { count, labelText, percent, sum } from './format.js';
 import { html } from './html.js';
-
-function debounce(fn, ms) {
-  let timer;
-  return (...args) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), ms);
-  };
-}
+import { throttle } from './throttle.js';
 
 export function ConfusionView() {
   const [data, setData] = useState(null);
@@ -24,7 +17,7 @@ export function ConfusionView() {
         setError(null);
       })
       .catch((e) => setError(e.message));
-  const [reload] = useState(() => debounce(load, 400));
+  const [reload] = useState(() => throttle(load, 500));
   useEffect(() => {
     load();
   }, []);
@@ -88,5 +81,3 @@ export function ConfusionView() {
     </section>
   </div>`;
 }
-
-export { debounce };

@@ -3,7 +3,7 @@
 // and the shadow comparison of the current model against the candidate in shadow.
 import { useEffect, useState } from 'preact/hooks';
 import { request } from './api.js';
-import { debounce } from './confusion.js';
+import { throttle } from './throttle.js';
 import { useServerEvent } from './events.js';
 import { ago, count, percent } from './format.js';
 import { html } from './html.js';
@@ -288,7 +288,7 @@ export function ModelsView({ notify }) {
         setError(null);
       })
       .catch((e) => setError(e.message));
-  const [reload] = useState(() => debounce(load, 300));
+  const [reload] = useState(() => throttle(load, 300));
   useEffect(() => {
     load();
     request('GET', '/api/dataset')

@@ -69,8 +69,8 @@ export function KeyLegend({ selecting }) {
   </div>`;
 }
 
-/** The Review queue view. `route` holds the URL's filters; `models` the versions seen. */
-export function QueueView({ params, models, cameras, notify }) {
+/** The Review queue view. `params` holds the URL's filters; `models` the versions seen. */
+export function QueueView({ params, models, notify }) {
   const model = useRef(new QueueModel()).current;
   const [, setVersion] = useState(0);
   const rerender = () => setVersion((v) => v + 1);
@@ -270,7 +270,7 @@ export function QueueView({ params, models, cameras, notify }) {
 
   const groups = model.groups();
   const selecting = model.selected.size > 0;
-  const cameraOptions = [...new Set([...cameras, ...seenCameras])].sort();
+  const cameraOptions = [...seenCameras].sort();
   const moreSentinel = useRef(null);
   useEffect(() => {
     const element = moreSentinel.current;

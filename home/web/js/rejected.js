@@ -3,10 +3,10 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { TimeChart } from './charts.js';
-import { debounce } from './confusion.js';
 import { useServerEvent } from './events.js';
 import { ago, count } from './format.js';
 import { html } from './html.js';
+import { throttle } from './throttle.js';
 
 function seriesData(data) {
   const reasons = data.reasons.map((r) => r.reason);
@@ -26,7 +26,7 @@ export function RejectedView() {
         setError(null);
       })
       .catch((e) => setError(e.message));
-  const [reload] = useState(() => debounce(load, 500));
+  const [reload] = useState(() => throttle(load, 1000));
   useEffect(() => {
     load();
   }, []);
@@ -46,7 +46,9 @@ export function RejectedView() {
         ? html`<div class="empty">No frame has been rejected: every frame that arrived could be scored.</div>`
         : html`<section class="panel">
           <header class="panel-head"><h3>Rejected frames by reason</h3></header>
-          <${TimeChart} key=${chart.reasons.join('|')} testid="chart-rejected" title="frames per interval" group="rejected" series=${chart.reasons.map((r) => ({ label: r }))} data=${chart.data} format=${(v) => String(Math.round(v))} yMin=${0} />
+          <${TimeChart} key=${chart.reasons.join('|')} testid="chart-rejected" title="frames per interval" group="rejected"
+            minSpan=${600}
+            counts=${true} series=${chart.reasons.map((r) => ({ label: r }))} data=${chart.data} format=${(v) => String(Math.round(v))} yMin=${0} />
         </section>`
     }
     ${data.reasons.map(
