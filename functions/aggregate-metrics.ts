@@ -1,6 +1,6 @@
 /**
- * aggregate-metrics: `predictions` in, through Kinesis tumbling windows; one metrics
- * document per window and shard out to `metrics`, and the window's headline figures as
+ * aggregate-metrics: `predictions` and `rejected-images` in, through Kinesis tumbling windows;
+ * one metrics document per window and shard out to `metrics`, and the window's headline figures as
  * CloudWatch embedded-metric-format logs. The work is in lib/metrics/aggregate.ts.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -37,6 +37,8 @@ function emitWindowMetrics(document: MetricsDocument): void {
   metrics.addMetadata('shard', document.shard);
   metrics.addMetric('Frames', MetricUnit.Count, document.count);
   metrics.addMetric('UnreadableRecords', MetricUnit.Count, document.invalid.count);
+  metrics.addMetric('RejectedFrames', MetricUnit.Count, document.rejected.count);
+  metrics.addMetric('DuplicateFrames', MetricUnit.Count, document.duplicates);
   metrics.addMetric('Throughput', MetricUnit.CountPerSecond, document.throughput);
   if (document.count > 0) {
     metrics.addMetric('UncertainShare', MetricUnit.Percent, (100 * document.uncertain) / document.count);

@@ -11,7 +11,6 @@
  *
  * Every flag has an environment variable; flags win over variables, variables over defaults.
  */
-import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { framesFrom } from '../functions/lib/camera-source/frames';
@@ -21,8 +20,10 @@ import { STREAMS } from '../functions/lib/contracts';
 import { renderMetricsTable } from '../functions/lib/metrics/table';
 import { KinesisStreamWriter } from '../functions/lib/stream-writer';
 import { DEFAULT_EMULATOR_PORT } from './emulator';
+import { isEarlierFrame } from './earlier-records';
 import { LocalPipeline } from './pipeline';
 import { DEFAULT_RETAIN_CONSUMED_SECONDS } from './trimmer';
+import { StateFileError, writeFileAtomic } from './state-file';
 import { DEFAULT_UPLINK_STREAMS, parseUplinkSettings, UPLINK_DEFAULTS, UPLINK_POLICIES, type UplinkSettings } from './uplink/settings';
 import { summaryLines as uplinkSummaryLines } from './uplink/status';
 import { DEFAULT_DATA_DIR } from '../home/dataset';
@@ -66,6 +67,8 @@ const OPTIONS: Option[] = [
   { flag: 'port', value: 'P', env: 'EMULATOR_PORT', type: 'string', default: String(DEFAULT_EMULATOR_PORT), help: 'emulator port on 127.0.0.1' },
   { flag: 'endpoint', value: 'URL', env: 'KINESIS_ENDPOINT', type: 'string', default: 'embedded emulator', help: 'use this Kinesis endpoint instead' },
   { flag: 'out', value: 'DIR', env: 'OUT_DIR', type: 'string', default: './out', help: 'home outputs folder' },
+  { flag: 'state', value: 'DIR', env: 'STATE_DIR', type: 'string', default: './state', help: 'with --endpoint: checkpoints here; next run resumes' },
+  { flag: 'from', value: 'WHERE', env: 'FROM', type: 'string', default: 'checkpoint', help: 'with --endpoint: checkpoint or trim-horizon' },
   { flag: 'persist', value: 'DIR', env: 'PERSIST_DIR', type: 'string', default: 'off (in memory)', help: 'keep streams + checkpoints here; a restart resumes' },
   { flag: 'retain-consumed', value: 'S', env: 'RETAIN_CONSUMED', type: 'string', default: String(DEFAULT_RETAIN_CONSUMED_SECONDS), help: 'drop records S s after local readers finish; all = keep' },
   { flag: 'serve', env: 'SERVE', type: 'boolean', default: 'false', help: 'keep serving until Ctrl-C (publishes only with --count)' },
@@ -159,6 +162,8 @@ function parseOptions(argv: string[]) {
     endpoint: raw('endpoint'),
     out: resolve(raw('out') ?? './out'),
     persist: raw('persist') === undefined ? undefined : resolve(raw('persist') as string),
+    state: resolve(raw('state') ?? './state'),
+    from: startFrom(raw('from')),
     retainConsumed: retainConsumed(raw('retain-consumed')),
     serve: bool('serve'),
     quiet: bool('quiet'),
@@ -178,6 +183,11 @@ function parseOptions(argv: string[]) {
     token: raw('token'),
     data: resolve(raw('data') ?? DEFAULT_DATA_DIR),
   };
+}
+
+function startFrom(value: string | undefined): 'checkpoint' | 'trim-horizon' {
+  if (value === undefined || value === 'checkpoint' || value === 'trim-horizon') return value ?? 'checkpoint';
+  throw new UsageError(`--from must be checkpoint or trim-horizon, got ${JSON.stringify(value)}`);
 }
 
 /** The uplink's settings from the flags; undefined without --home-endpoint. */
@@ -313,7 +323,7 @@ function startPipeline(
   uplinkLog: (line: string) => void,
 ): Promise<LocalPipeline> {
   return LocalPipeline.start({
-    ...(options.endpoint ? { endpoint: options.endpoint } : { port: options.port }),
+    ...(options.endpoint ? { endpoint: options.endpoint, stateDir: options.state, from: options.from } : { port: options.port }),
     ...(options.persist ? { persistDir: options.persist } : {}),
     ...(options.retainConsumed !== undefined ? { retainConsumedSeconds: options.retainConsumed } : {}),
     outDir: options.out,
@@ -401,6 +411,15 @@ async function main(): Promise<number> {
   }
   const { home } = pipeline;
   const classify = pipeline.mapping('classify');
+  if (pipeline.earlier && pipeline.earlier.records > 0) {
+    console.error(
+      options.from === 'trim-horizon'
+        ? `warning: --from trim-horizon: the ${pipeline.earlier.records} records already in ${STREAMS.cameraImages} will be ` +
+            'classified again and their outputs written again to the shared output streams'
+        : `${pipeline.earlier.records} records already in ${STREAMS.cameraImages} from earlier runs: resuming from the ` +
+            `checkpoints in ${pipeline.checkpointFile ?? 'memory'} (those behind them are not scored again)`,
+    );
+  }
   console.error(
     `kinesis ${pipeline.endpoint}${pipeline.emulator ? ' (embedded kinesalite, loopback only)' : ''}; ` +
       `outputs in ${options.out}; classify batch ${classify?.batchSize ?? '?'} x${classify?.parallelizationFactor ?? 1}, ` +
@@ -524,9 +543,19 @@ async function main(): Promise<number> {
   // Publish start to the last frame's output arriving home: the end-to-end time of the run.
   const pipelineSeconds = home.lastOutputAt > startedAt ? (home.lastOutputAt - startedAt) / 1000 : seconds;
   const [p50, p99] = home.endToEnd.percentiles([50, 99]);
-  const deadLetteredFrames = pipeline.runner.deadLetters
-    .filter((d) => d.KinesisBatchInfo.streamArn.endsWith(`/${STREAMS.cameraImages}`))
-    .reduce((sum, d) => sum + d.KinesisBatchInfo.batchSize, 0);
+  // Against a shared endpoint only this run's frames count: earlier runs' are reported apart.
+  const { earlier } = pipeline;
+  const isEarlier = (frameId: string): boolean => (earlier ? isEarlierFrame(earlier, frameId) : false);
+  let deadLetteredFrames = 0;
+  let earlierDeadLettered = 0;
+  for (const d of pipeline.runner.deadLetters) {
+    if (!d.KinesisBatchInfo.streamArn.endsWith(`/${STREAMS.cameraImages}`)) continue;
+    for (const r of d.records) {
+      if (isEarlier(`${d.KinesisBatchInfo.shardId}-${r.sequenceNumber}`)) earlierDeadLettered += 1;
+      else deadLetteredFrames += 1;
+    }
+  }
+  const earlierFinished = counts.earlier.predicted + counts.earlier.rejected + earlierDeadLettered;
   const result = {
     frames_in: framesIn,
     predicted: counts.predicted,
@@ -557,9 +586,19 @@ async function main(): Promise<number> {
     confidence: Number(process.env.CONFIDENCE_THRESHOLD),
     cameras: cameraIds,
     endpoint: pipeline.endpoint,
+    ...(earlier
+      ? {
+          // Records camera-images held before this run; those finished now were left unfinished
+          // by an earlier run (or re-read with --from trim-horizon); the rest were skipped.
+          earlier_records: earlier.records,
+          earlier_finished: earlierFinished,
+          earlier_skipped: Math.max(0, earlier.records - earlierFinished),
+          state_file: pipeline.checkpointFile ?? null,
+        }
+      : {}),
     ...(pipeline.uplink ? { uplink: pipeline.uplink.status() } : {}),
   };
-  writeFileSync(home.path('summary'), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileAtomic(home.path('summary'), `${JSON.stringify(result, null, 2)}\n`);
   if (!options.quiet) {
     const pct = (n: number) => (framesIn > 0 ? ` (${((100 * n) / framesIn).toFixed(1)}%)` : '');
     console.log(
@@ -572,6 +611,12 @@ async function main(): Promise<number> {
         `accuracy    ${result.accuracy === null ? '-' : `${(result.accuracy * 100).toFixed(2)}% of ${counts.labelled} labelled`}`,
         `throughput  ${result.frames_per_second} frames/s end to end (${result.seconds} s)`,
         `latency     p50 ${p50 === null || p50 === undefined ? '-' : `${(p50 * 1000).toFixed(0)} ms`}, p99 ${p99 === null || p99 === undefined ? '-' : `${(p99 * 1000).toFixed(0)} ms`} capture to scoring`,
+        ...(earlier
+          ? [
+              `earlier     ${earlier.records} records from before this run: ${earlierFinished} finished now, ` +
+                `${Math.max(0, earlier.records - earlierFinished)} skipped (not counted above)`,
+            ]
+          : []),
         `dead-letter ${result.dead_lettered} batches (${deadLetteredFrames} frames, see dead-letter.jsonl)   duplicates dropped ${counts.duplicates}   unaccounted ${result.unaccounted}`,
         ...(pipeline.trimmer
           ? [`emulator    ${pipeline.trimmer.total} finished records deleted (--retain-consumed ${options.retainConsumed} s)`]
@@ -599,6 +644,11 @@ main().then(
     if (error instanceof UsageError || (error instanceof TypeError && /Unknown option|argument/.test(error.message))) {
       console.error(`${error.message}\n\n${helpText()}`);
       process.exitCode = 2;
+      return;
+    }
+    if (error instanceof StateFileError) {
+      console.error(error.message);
+      process.exitCode = 1;
       return;
     }
     if ((error as { code?: unknown }).code === 'EADDRINUSE') {

@@ -63,6 +63,9 @@ interface FastPaths {
   collectRequestBodies(server: Server): Server;
 }
 
+/** Where kinesalite departs from Kinesis in ways the runner meets (see the file). */
+const FIXES = join(__dirname, 'kinesalite-fixes.js');
+
 /** Deletes records every in-process consumer has finished from kinesalite's store (see the file). */
 const TRIM = join(__dirname, 'kinesalite-trim.js');
 /** kinesalite's store: opaque here, handed back to the functions of kinesalite-trim.js. */
@@ -78,6 +81,7 @@ type StoreCall = { method: 'trim'; args: [stream: string, shardId: string, upToE
 /** kinesalite in a worker thread: plain CommonJS, so it runs the same under tsx and jest. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+require(workerData.fixes).install();
 const fastPaths = workerData.fastPaths ? require(workerData.fastPaths) : undefined;
 if (fastPaths) fastPaths.install();
 const trimming = require(workerData.trim);
@@ -219,6 +223,7 @@ export class KinesisEmulator {
     const port = options.port ?? DEFAULT_EMULATOR_PORT;
     const fastPaths = options.fastPaths !== false;
     if (!options.sameThread) return KinesisEmulator.startWorker(kinesaliteOptions, port, options.persistPath, fastPaths);
+    (require(FIXES) as { install(): void }).install();
     const paths = fastPaths ? (require(FAST_PATHS) as FastPaths) : undefined;
     paths?.install();
     // kinesalite ships no types; its factory returns a plain http.Server.
@@ -246,7 +251,7 @@ export class KinesisEmulator {
   ): Promise<KinesisEmulator> {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { module: require.resolve('kinesalite'), fastPaths: fastPaths ? FAST_PATHS : undefined, trim: TRIM, options, port, host: EMULATOR_HOST },
+      workerData: { module: require.resolve('kinesalite'), fixes: FIXES, fastPaths: fastPaths ? FAST_PATHS : undefined, trim: TRIM, options, port, host: EMULATOR_HOST },
     });
     // The worker must not keep a finished CLI alive; stop() waits for it explicitly.
     worker.unref();

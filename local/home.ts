@@ -10,8 +10,14 @@
  *
  * Delivery is at-least-once, so every output is de-duplicated on `frame_id` (documents on
  * their `id`): a retried batch never shows up twice here.
+ *
+ * Crash-consistent: every handler makes what it wrote durable (fsync) before it returns, and
+ * only then may the runner checkpoint past the records, so a SIGKILL or a power cut never
+ * leaves a checkpoint ahead of the files. Lines are appended (rewriting a growing file per
+ * batch would cost its whole size every time); uncertain frames are written then renamed. A
+ * torn last line is cut off when a run resumes (its records are delivered again).
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import {
@@ -24,6 +30,7 @@ import {
 import { LogLinearHistogram } from '../functions/lib/metrics/histogram';
 import { type MetricsDocument, metricsDocumentSchema } from '../functions/lib/metrics/document';
 import { mergeMetrics } from '../functions/lib/metrics/merge';
+import { appendDurable, removeTemporaryFilesIn, repairJsonLines, writeFilesAtomic } from './state-file';
 
 export const HOME_FILES = {
   predictions: 'predictions.jsonl',
@@ -57,6 +64,11 @@ export interface HomeCounts {
   /** Records on an output stream that did not match its contract (kept in unreadable.jsonl). */
   unreadable: number;
   rejectedByReason: Record<string, number>;
+  /**
+   * Outputs of frames published before this run (left unfinished by an earlier run, or read
+   * again on purpose): kept in the files, counted here and not above.
+   */
+  earlier: { predicted: number; uncertain: number; rejected: number };
   /** Uncertain-images by reason (low_confidence, test_camera, sampled). */
   uncertainByReason: Record<string, number>;
 }
@@ -79,6 +91,10 @@ export interface HomeOptions {
   dedupMemory?: number;
   /** Called with the merged document of a window each time a document for it arrives. */
   onWindow?: (merged: MetricsDocument) => void;
+  /** True for a frame published before this run (see {@link HomeCounts.earlier}). */
+  isEarlier?: (frameId: string) => boolean;
+  /** Told about damage found and repaired when a run resumes (default: standard error). */
+  onRepair?: (message: string) => void;
 }
 
 type Handler = (event: KinesisStreamEvent) => Promise<void>;
@@ -114,6 +130,7 @@ export class HomeOutputs {
     duplicates: 0,
     unreadable: 0,
     rejectedByReason: {},
+    earlier: { predicted: 0, uncertain: 0, rejected: 0 },
     uncertainByReason: {},
   };
   /** Shadow comparisons over the run, keyed `<current>\n<candidate>` (from the metrics documents). */
@@ -177,9 +194,13 @@ export class HomeOutputs {
     }
   }
 
+  private earlier(frameId: string): boolean {
+    return this.options.isEarlier?.(frameId) ?? false;
+  }
+
   private unreadable(stream: string, record: KinesisStreamEvent['Records'][number], problem: string): void {
     this.counts.unreadable += 1;
-    appendFileSync(
+    appendDurable(
       join(this.outDir, 'unreadable.jsonl'),
       `${JSON.stringify({ stream, sequenceNumber: record.kinesis.sequenceNumber, problem })}\n`,
     );
@@ -199,11 +220,12 @@ export class HomeOutputs {
         continue;
       }
       this.remember(this.predictedIds, p.frame_id);
-      this.countPrediction(p);
+      if (this.earlier(p.frame_id)) this.counts.earlier.predicted += 1;
+      else this.countPrediction(p);
       lines.push(JSON.stringify(p));
     }
     if (lines.length > 0) {
-      appendFileSync(this.path('predictions'), `${lines.join('\n')}\n`);
+      appendDurable(this.path('predictions'), `${lines.join('\n')}\n`);
       this.arrived();
     }
   }
@@ -231,6 +253,7 @@ export class HomeOutputs {
   }
 
   private onUncertain(event: KinesisStreamEvent): void {
+    const files: Array<{ path: string; data: string | Buffer }> = [];
     for (const record of event.Records) {
       const parsed = uncertainImageSchema.safeParse(this.decode(record));
       if (!parsed.success) {
@@ -243,14 +266,20 @@ export class HomeOutputs {
         continue;
       }
       this.remember(this.uncertainIds, tuple.frame_id);
-      this.counts.uncertain += 1;
-      this.counts.uncertainByReason[tuple.reason] = (this.counts.uncertainByReason[tuple.reason] ?? 0) + 1;
+      if (this.earlier(tuple.frame_id)) {
+        this.counts.earlier.uncertain += 1;
+      } else {
+        this.counts.uncertain += 1;
+        this.counts.uncertainByReason[tuple.reason] = (this.counts.uncertainByReason[tuple.reason] ?? 0) + 1;
+      }
       const base = `${safeFileName(tuple.camera, 60)}_${safeFileName(tuple.frame_id, 100)}`;
       const dir = this.path('uncertain');
       const png = image ? Buffer.from(image, 'base64') : undefined;
-      if (png && png.length > 0) writeFileSync(join(dir, `${base}.png`), png);
-      writeFileSync(join(dir, `${base}.json`), `${JSON.stringify({ ...tuple, image_file: png?.length ? `${base}.png` : null })}\n`);
+      // The image first: a JSON file (what a reload counts) never names a missing PNG.
+      if (png && png.length > 0) files.push({ path: join(dir, `${base}.png`), data: png });
+      files.push({ path: join(dir, `${base}.json`), data: `${JSON.stringify({ ...tuple, image_file: png?.length ? `${base}.png` : null })}\n` });
     }
+    if (files.length > 0) writeFilesAtomic(files);
   }
 
   private onRejected(event: KinesisStreamEvent): void {
@@ -267,12 +296,16 @@ export class HomeOutputs {
         continue;
       }
       this.remember(this.rejectedIds, r.frame_id);
-      this.counts.rejected += 1;
-      this.counts.rejectedByReason[r.reason] = (this.counts.rejectedByReason[r.reason] ?? 0) + 1;
+      if (this.earlier(r.frame_id)) {
+        this.counts.earlier.rejected += 1;
+      } else {
+        this.counts.rejected += 1;
+        this.counts.rejectedByReason[r.reason] = (this.counts.rejectedByReason[r.reason] ?? 0) + 1;
+      }
       lines.push(JSON.stringify(r));
     }
     if (lines.length > 0) {
-      appendFileSync(this.path('rejected'), `${lines.join('\n')}\n`);
+      appendDurable(this.path('rejected'), `${lines.join('\n')}\n`);
       this.arrived();
     }
   }
@@ -303,7 +336,7 @@ export class HomeOutputs {
       if (this.windows.size > WINDOWS_KEPT) this.windows.delete(this.windows.keys().next().value as string);
       touched.add(key);
     }
-    if (lines.length > 0) appendFileSync(this.path('metrics'), `${lines.join('\n')}\n`);
+    if (lines.length > 0) appendDurable(this.path('metrics'), `${lines.join('\n')}\n`);
     for (const key of touched) {
       const group = this.windows.get(key);
       if (group && this.options.onWindow) this.options.onWindow(mergeMetrics(group));
@@ -349,19 +382,29 @@ export class HomeOutputs {
 
   /** A resumed run: count and de-duplicate against what the folder already holds. */
   private reload(): void {
-    const lines = (file: string): unknown[] =>
-      existsSync(file)
-        ? readFileSync(file, 'utf8')
-            .split('\n')
-            .filter((l) => l.trim() !== '')
-            .map((l) => {
-              try {
-                return JSON.parse(l) as unknown;
-              } catch {
-                return undefined;
-              }
-            })
-        : [];
+    const report = this.options.onRepair ?? ((message: string) => process.stderr.write(`home: ${message}\n`));
+    for (const name of ['predictions', 'rejected', 'metrics'] as const) {
+      const cut = repairJsonLines(this.path(name));
+      if (cut > 0) report(`${this.path(name)}: cut a torn last line (${cut} bytes) left by a crash; its records are read again`);
+    }
+    removeTemporaryFilesIn(this.path('uncertain'));
+    const lines = (file: string): unknown[] => {
+      if (!existsSync(file)) return [];
+      let damaged = 0;
+      const values = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => {
+          try {
+            return JSON.parse(l) as unknown;
+          } catch {
+            damaged += 1;
+            return undefined;
+          }
+        });
+      if (damaged > 0) report(`${file}: ${damaged} unreadable line(s) skipped`);
+      return values;
+    };
     for (const value of lines(this.path('predictions'))) {
       const parsed = predictionSchema.safeParse(value);
       if (parsed.success && !this.predictedIds.has(parsed.data.frame_id)) {

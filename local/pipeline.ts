@@ -11,10 +11,12 @@ import { createKinesisClient } from '../functions/lib/kinesis';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
 import { HandlerPool } from './handler-pool';
-import { HOME_FILES, HomeOutputs } from './home';
+import { HOME_FILES, HomeOutputs, safeFileName } from './home';
 import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './mappings';
 import { EventSourceMappingRunner, type InvocationReport, type RunnerLogger, type StreamHandler } from './runner';
 import { ConsumedRecordTrimmer } from './trimmer';
+import { type EarlierRecords, isEarlierFrame, scanEarlierRecords } from './earlier-records';
+import { createHash } from 'node:crypto';
 import { Uplink } from './uplink/uplink';
 import type { UplinkSettings } from './uplink/settings';
 import type { MetricsDocument } from '../functions/lib/metrics/document';
@@ -30,6 +32,18 @@ export interface LocalPipelineOptions {
   port?: number;
   /** Keep the emulator's data and the runner's checkpoints here, so a restart resumes. */
   persistDir?: string;
+  /**
+   * With `endpoint`: keep the runner's checkpoints here, in a folder per endpoint, so the
+   * next run against the same endpoint continues where this one stopped (unset: in memory,
+   * and every run starts at its own start).
+   */
+  stateDir?: string;
+  /**
+   * With `endpoint`: where consumers without a checkpoint start. `checkpoint` (default): this
+   * run's start, so no earlier record is scored again; `trim-horizon`: the oldest record, and
+   * saved checkpoints are ignored (re-scoring on purpose).
+   */
+  from?: 'checkpoint' | 'trim-horizon';
   /** Home outputs folder. */
   outDir: string;
   /** CONFIDENCE_THRESHOLD for classify (default: serverless.yml's). */
@@ -140,6 +154,21 @@ async function loadHandler(mapping: StreamMapping): Promise<StreamHandler> {
   return handler as StreamHandler;
 }
 
+/**
+ * The state folder's subfolder for one endpoint: readable (host and port) and unique (a
+ * digest of the whole URL), so two endpoints never share checkpoints.
+ */
+export function endpointStateFolder(endpoint: string): string {
+  let readable = endpoint;
+  try {
+    readable = new URL(endpoint).host;
+  } catch {
+    // not a URL: the digest keeps it apart
+  }
+  const digest = createHash('sha256').update(endpoint).digest('hex').slice(0, 12);
+  return `${safeFileName(readable, 60)}-${digest}`;
+}
+
 /** A running local pipeline. */
 export class LocalPipeline {
   private constructor(
@@ -153,6 +182,10 @@ export class LocalPipeline {
     private readonly pools: HandlerPool[] = [],
     /** Deletes consumed records from the embedded emulator; undefined when it keeps them. */
     readonly trimmer?: ConsumedRecordTrimmer,
+    /** With `endpoint`: what camera-images held before this run (read before anything was published). */
+    readonly earlier?: EarlierRecords,
+    /** Where the runner's checkpoints are kept; undefined in memory. */
+    readonly checkpointFile?: string,
   ) {}
 
   /** The store-and-forward uplink to the home endpoint, when one was asked for. */
@@ -193,28 +226,44 @@ export class LocalPipeline {
       );
       Object.assign(process.env, handlerEnvironment(definition, options, options.handlerEndpoint ?? endpoint));
 
+      // A shared endpoint holds earlier runs' records: note where each shard stood, so that
+      // this run's frames can be told from theirs.
+      const earlier = options.endpoint ? await scanEarlierRecords(client, cameraStream) : undefined;
+      const checkpointFile = options.persistDir
+        ? join(options.persistDir, 'checkpoints.json')
+        : options.endpoint && options.stateDir
+          ? join(options.stateDir, endpointStateFolder(endpoint), 'checkpoints.json')
+          : undefined;
       const home = new HomeOutputs(options.outDir, {
         resume: options.persistDir !== undefined,
         ...(options.onWindow ? { onWindow: options.onWindow } : {}),
+        ...(earlier ? { isEarlier: (frameId: string) => isEarlierFrame(earlier, frameId) } : {}),
       });
       const runner = new EventSourceMappingRunner({
         client,
         streamPrefix: '',
         region: definition.region,
         deadLetterFile: home.path('deadLetter'),
-        ...(options.persistDir ? { checkpointFile: join(options.persistDir, 'checkpoints.json') } : {}),
+        ...(checkpointFile ? { checkpointFile } : {}),
+        ...(options.endpoint ? { firstPosition: options.from === 'trim-horizon' ? 'trim-horizon' : 'run-start' } : {}),
         ...(options.onInvocation ? { onInvocation: options.onInvocation } : {}),
         ...(options.logger ? { logger: options.logger } : {}),
         ...(options.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: options.retryBaseDelayMs } : {}),
       });
+      const poolsByFunction = new Map<string, HandlerPool>();
       for (const mapping of definition.mappings) {
         const override = options.handlers?.[mapping.functionKey];
         if (override) {
           runner.add(mapping, override);
         } else if ((options.isolation ?? 'worker') === 'worker') {
-          const { modulePath, exportName } = handlerLocation(mapping);
-          const pool = new HandlerPool(`${modulePath}.ts`, exportName);
-          pools.push(pool);
+          // One pool per function, whatever the number of its mappings (aggregate-metrics reads two streams).
+          let pool = poolsByFunction.get(mapping.functionKey);
+          if (!pool) {
+            const { modulePath, exportName } = handlerLocation(mapping);
+            pool = new HandlerPool(`${modulePath}.ts`, exportName);
+            poolsByFunction.set(mapping.functionKey, pool);
+            pools.push(pool);
+          }
           runner.add(mapping, pool.handler);
         } else {
           runner.add(mapping, await loadHandler(mapping));
@@ -255,6 +304,7 @@ export class LocalPipeline {
         for (const stream of uplink.streams) runner.add(readerMapping(`uplink-${stream}`, stream), uplink.handler(stream) as StreamHandler);
       }
       if (options.homeStore) addHomeReaders(runner, options.homeStore);
+      if (options.from === 'trim-horizon') runner.checkpoints.clear();
       await runner.start();
       uplink?.start();
       let trimmer: ConsumedRecordTrimmer | undefined;
@@ -266,7 +316,19 @@ export class LocalPipeline {
         });
         trimmer.start();
       }
-      const pipeline = new LocalPipeline(endpoint, client, runner, home, definition, emulator, options.client === undefined, pools, trimmer);
+      const pipeline = new LocalPipeline(
+        endpoint,
+        client,
+        runner,
+        home,
+        definition,
+        emulator,
+        options.client === undefined,
+        pools,
+        trimmer,
+        earlier,
+        checkpointFile,
+      );
       pipeline.uplink = uplink;
       return pipeline;
     } catch (error: unknown) {

@@ -28,7 +28,7 @@
  *   retried without counting against the retry quota.
  */
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   DescribeStreamSummaryCommand,
@@ -45,6 +45,8 @@ import { getRecordsRaw, type RawRecord } from './get-records-raw';
 import type { Context, KinesisStreamRecord } from 'aws-lambda';
 import { createLambdaContext, LOCAL_ACCOUNT_ID } from './lambda-context';
 import type { StreamMapping } from './mappings';
+import { previousCopyPath, readStateFile, type StateFileRead, writeStateFile } from './state-file';
+import { z } from 'zod';
 
 /** Largest synchronous invocation payload Lambda accepts. */
 export const MAX_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024;
@@ -139,6 +141,14 @@ export interface RunnerOptions {
   maxBufferedRecords?: number;
   logger?: RunnerLogger;
   onInvocation?: (report: InvocationReport) => void;
+  /**
+   * Where a consumer with no checkpoint starts: the mapping's `startingPosition` (default);
+   * `run-start`, this run's start (`LATEST`, resolved before {@link EventSourceMappingRunner.start}
+   * resolves, so nothing put after it is missed, and saved with the checkpoints as an
+   * `AT_TIMESTAMP` so a restart before the first finished record resumes there); or
+   * `trim-horizon`, the oldest record.
+   */
+  firstPosition?: 'mapping' | 'run-start' | 'trim-horizon';
 }
 
 const quietLogger: RunnerLogger = {
@@ -237,56 +247,95 @@ export interface ConsumerPosition {
 
 /** One checkpoint: the last finished record of a shard (and, for windows, the open window). */
 export interface CheckpointEntry {
-  sequenceNumber: string;
+  /** The last finished record; absent while only the run's starting point is known. */
+  sequenceNumber?: string;
+  /**
+   * Where a consumer with no finished record yet starts reading (ms since the epoch,
+   * `AT_TIMESTAMP`): the start of the run that first read the shard, saved before anything was
+   * published, so a run that stops before finishing a record resumes there and not at the
+   * oldest record.
+   */
+  startTimestampMs?: number;
   window?: { start: number; end: number; state: WindowState };
 }
 
+const checkpointFileSchema = z.record(
+  z.string(),
+  z.object({
+    sequenceNumber: z.string().optional(),
+    startTimestampMs: z.number().optional(),
+    window: z.object({ start: z.number(), end: z.number(), state: z.record(z.string(), z.unknown()) }).optional(),
+  }),
+);
+
+/** Time between writes of a changed checkpoint file; `flush` writes at once. */
+export const CHECKPOINT_WRITE_INTERVAL_MS = 200;
+
 /**
- * Where each shard's consumer stands. In memory; with a file it is written (atomically, at
- * most every 200 ms and at stop) so a restarted runner resumes after the last finished record.
+ * Where each shard's consumer stands. In memory; with a file it is written crash-consistently
+ * (local/state-file.ts: at most every {@link CHECKPOINT_WRITE_INTERVAL_MS} and at stop) so a
+ * restarted runner resumes after the last finished record. A damaged file is reported and its
+ * previous copy used; with no readable copy the constructor throws {@link StateFileError}.
  */
 export class CheckpointStore {
   private readonly entries = new Map<string, CheckpointEntry>();
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Which copy of the file was loaded, and what was wrong with the others. */
+  readonly loaded: StateFileRead<unknown>['source'];
 
-  constructor(private readonly file?: string) {
-    if (file && existsSync(file)) {
-      const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
-      if (parsed && typeof parsed === 'object') {
-        for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
-          if (value && typeof value === 'object' && typeof (value as CheckpointEntry).sequenceNumber === 'string') {
-            this.entries.set(key, value as CheckpointEntry);
-          }
-        }
-      }
+  constructor(
+    private readonly file?: string,
+    onProblem: (message: string, context: Record<string, unknown>) => void = () => undefined,
+  ) {
+    if (!file) {
+      this.loaded = 'none';
+      return;
     }
+    const read = readStateFile(file, checkpointFileSchema);
+    this.loaded = read.source;
+    if (read.problems.length > 0) {
+      onProblem('checkpoint file damaged, resuming from its last good copy', { problems: read.problems, using: previousCopyPath(file) });
+    }
+    for (const [key, value] of Object.entries(read.value ?? {})) this.entries.set(key, value as CheckpointEntry);
   }
 
   get(key: string): CheckpointEntry | undefined {
     return this.entries.get(key);
   }
 
+  /** Every entry, by consumer key (`function|stream|shard`). */
+  all(): ReadonlyMap<string, CheckpointEntry> {
+    return this.entries;
+  }
+
+  /** Forgets every entry (the next write replaces the file). */
+  clear(): void {
+    this.entries.clear();
+    this.markDirty();
+  }
+
   set(key: string, entry: CheckpointEntry): void {
     this.entries.set(key, entry);
+    this.markDirty();
+  }
+
+  private markDirty(): void {
     if (!this.file) return;
     this.dirty = true;
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       this.flush();
-    }, 200);
+    }, CHECKPOINT_WRITE_INTERVAL_MS);
   }
 
-  /** Writes pending changes now (a no-op in memory). */
+  /** Writes pending changes now, durably (a no-op in memory). */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.file || !this.dirty) return;
     this.dirty = false;
-    mkdirSync(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.entries)));
-    renameSync(tmp, this.file);
+    writeStateFile(this.file, Object.fromEntries(this.entries));
   }
 }
 
@@ -318,7 +367,7 @@ export class EventSourceMappingRunner {
   private reconnect: Promise<void> | undefined;
 
   constructor(readonly options: RunnerOptions) {
-    this.checkpoints = new CheckpointStore(options.checkpointFile);
+    this.checkpoints = new CheckpointStore(options.checkpointFile, (message, context) => this.logger.warn(message, context));
   }
 
   get region(): string {
@@ -354,6 +403,13 @@ export class EventSourceMappingRunner {
         if (!shard.ShardId) continue;
         this.consumers.push(new ShardConsumer(this, mapping, handler, stream, shard.ShardId));
       }
+    }
+    if (this.options.firstPosition === 'run-start') {
+      const runStartMs = Date.now();
+      await Promise.all(this.consumers.map((consumer) => consumer.startAtRunStart(runStartMs)));
+      // On disk before anything is published, so a crash before the first finished record
+      // resumes at this run's start.
+      this.checkpoints.flush();
     }
     for (const consumer of this.consumers) consumer.start();
   }
@@ -481,6 +537,8 @@ class ShardConsumer {
   private latestSince: number | undefined;
   private lastFetchedSeq: string | undefined;
   private checkpointSeq: string | undefined;
+  /** Where to start without a checkpoint (ms, AT_TIMESTAMP), from the run that first read the shard. */
+  private startTimestampMs: number | undefined;
   private shardClosed = false;
   private stopping = false;
   private fetchLoop: Promise<void> | undefined;
@@ -504,12 +562,25 @@ class ShardConsumer {
     this.maxBuffered = runner.options.maxBufferedRecords ?? Math.max(10_000, mapping.batchSize * 2);
     const saved = runner.checkpoints.get(this.key);
     this.checkpointSeq = saved?.sequenceNumber;
+    this.startTimestampMs = saved?.startTimestampMs;
     const lanes = mapping.tumblingWindowInSeconds > 0 ? 1 : mapping.parallelizationFactor;
     for (let i = 0; i < lanes; i += 1) this.lanes.push(new Lane(this, saved?.window));
   }
 
   get stopped(): boolean {
     return this.stopping;
+  }
+
+  /**
+   * A consumer with no checkpoint starts at this run's start: a LATEST iterator now (before
+   * anything is published), and the start time saved for a restart.
+   */
+  async startAtRunStart(runStartMs: number): Promise<void> {
+    if (this.checkpointSeq !== undefined || this.startTimestampMs !== undefined) return;
+    this.iterator = await this.iteratorAt('LATEST');
+    this.latestSince = runStartMs;
+    this.startTimestampMs = runStartMs;
+    this.saveCheckpoint();
   }
 
   start(): void {
@@ -618,6 +689,8 @@ class ShardConsumer {
     // LATEST is resolved once: a reconnection before the first record must not skip what
     // arrived in between, so it resumes from the time the mapping first started reading.
     if (this.latestSince !== undefined) return this.iteratorAt('AT_TIMESTAMP', this.latestSince);
+    if (this.startTimestampMs !== undefined) return this.iteratorAt('AT_TIMESTAMP', this.startTimestampMs);
+    if (this.runner.options.firstPosition === 'trim-horizon') return this.iteratorAt('TRIM_HORIZON');
     const position = this.mapping.startingPosition;
     if (position === 'LATEST') {
       const startedAt = Date.now();
@@ -706,9 +779,9 @@ class ShardConsumer {
   }
 
   saveCheckpoint(window?: OpenWindow): void {
-    if (this.checkpointSeq === undefined) return;
+    if (this.checkpointSeq === undefined && this.startTimestampMs === undefined) return;
     this.runner.checkpoints.set(this.key, {
-      sequenceNumber: this.checkpointSeq,
+      ...(this.checkpointSeq !== undefined ? { sequenceNumber: this.checkpointSeq } : { startTimestampMs: this.startTimestampMs as number }),
       ...(window ? { window: { start: window.start, end: window.end, state: window.state } } : {}),
     });
   }

@@ -21,10 +21,13 @@ export const TEST_CONFIG: MetricsConfig = {
   metrics_duration: 10,
 };
 
-/** A valid prediction record; fields overridable. */
+let nextFrame = 0;
+
+/** A valid prediction record of a new frame (its own `frame_id`); fields overridable. */
 export function makePrediction(overrides: Partial<Prediction> = {}): Prediction {
+  nextFrame += 1;
   return {
-    frame_id: 'predictions-test/shardId-000000000000/1',
+    frame_id: `shardId-000000000000-${nextFrame}`,
     camera: 'Camera-edge1',
     device: 'edge1',
     timestamp: '2026-11-27T15:00:00.000Z',

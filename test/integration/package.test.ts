@@ -94,6 +94,7 @@ const EXPECTED_GRANTS: Record<FunctionKey, string[]> = {
   ],
   'aggregate-metrics': [
     ...CONSUMER_ACTIONS.map((a) => `${a} on PredictionsStream`),
+    ...CONSUMER_ACTIONS.map((a) => `${a} on RejectedImagesStream`),
     ...CONSUMER_ACTIONS.map((a) => `${a} on ShadowScoresStream`),
     'kinesis:ListStreams on *',
     'kinesis:PutRecords on MetricsStream',
@@ -173,14 +174,17 @@ function fn(key: FunctionKey): z.infer<typeof functionSchema> {
   return functionSchema.parse(resource(FUNCTIONS[key].logicalId).Properties);
 }
 
-/** The stream each consumer mainly reads; aggregate-metrics also reads ShadowScoresStream. */
+function mappingsOf(key: FunctionKey): z.infer<typeof mappingSchema>[] {
+  return ofType('AWS::Lambda::EventSourceMapping')
+    .map(([, r]) => mappingSchema.parse(r.Properties))
+    .filter((m) => m.FunctionName['Fn::GetAtt'][0] === FUNCTIONS[key].logicalId);
+}
+
+/** The stream each consumer mainly reads; aggregate-metrics also reads RejectedImagesStream and ShadowScoresStream. */
 const MAIN_SOURCE: Partial<Record<FunctionKey, string>> = { classify: 'CameraImagesStream', 'aggregate-metrics': 'PredictionsStream' };
 
 function mappingOf(key: FunctionKey, source = MAIN_SOURCE[key]): z.infer<typeof mappingSchema> | undefined {
-  const found = ofType('AWS::Lambda::EventSourceMapping')
-    .map(([, r]) => mappingSchema.parse(r.Properties))
-    .filter((m) => m.FunctionName['Fn::GetAtt'][0] === FUNCTIONS[key].logicalId)
-    .filter((m) => source === undefined || m.EventSourceArn['Fn::GetAtt'][0] === source);
+  const found = mappingsOf(key).filter((m) => source === undefined || m.EventSourceArn['Fn::GetAtt'][0] === source);
   expect(found.length).toBeLessThanOrEqual(1);
   return found[0];
 }
@@ -280,9 +284,12 @@ describe('stream mappings', () => {
   const consumers: FunctionKey[] = ['classify', 'aggregate-metrics'];
 
   it.each(consumers)('%s: partial batch responses, bisect, bounded retries and age, a dead-letter queue', (key) => {
-    const mapping = mappingOf(key);
-    expect(mapping).toBeDefined();
-    if (!mapping) return;
+    const mappings = mappingsOf(key);
+    expect(mappings.length).toBeGreaterThan(0);
+    for (const mapping of mappings) expectSafeMapping(mapping);
+  });
+
+  function expectSafeMapping(mapping: z.infer<typeof mappingSchema>): void {
     expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
     expect(mapping.BisectBatchOnFunctionError).toBe(true);
     expect(mapping.MaximumRetryAttempts).toBe(Number(PARAMS.maxRetryAttempts));
@@ -291,7 +298,7 @@ describe('stream mappings', () => {
     const destination = resource(mapping.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0]);
     expect(destination.Type).toBe('AWS::SQS::Queue');
     expect(resource(mapping.EventSourceArn['Fn::GetAtt'][0]).Type).toBe('AWS::Kinesis::Stream');
-  });
+  }
 
   it('classify reads camera-images with the parallelism, batch size and window parameters', () => {
     const mapping = mappingOf('classify');
@@ -302,14 +309,17 @@ describe('stream mappings', () => {
     expect(mapping?.TumblingWindowInSeconds).toBeUndefined();
   });
 
-  it('aggregate-metrics reads predictions in tumbling windows with parallelization factor 1', () => {
-    const mapping = mappingOf('aggregate-metrics');
-    expect(mapping?.EventSourceArn['Fn::GetAtt'][0]).toBe('PredictionsStream');
-    expect(mapping?.TumblingWindowInSeconds).toBe(Number(PARAMS.metricsWindowSeconds));
-    expect(mapping?.ParallelizationFactor).toBe(1);
-    expect(mapping?.BatchSize).toBe(Number(PARAMS.metricsBatchSize));
-    expect(mapping?.MaximumBatchingWindowInSeconds).toBe(Number(PARAMS.metricsBatchingWindowSeconds));
-  });
+  it.each(['PredictionsStream', 'RejectedImagesStream'])(
+    'aggregate-metrics reads %s in tumbling windows with parallelization factor 1',
+    (stream) => {
+      const mapping = mappingOf('aggregate-metrics', stream);
+      expect(mapping?.EventSourceArn['Fn::GetAtt'][0]).toBe(stream);
+      expect(mapping?.TumblingWindowInSeconds).toBe(Number(PARAMS.metricsWindowSeconds));
+      expect(mapping?.ParallelizationFactor).toBe(1);
+      expect(mapping?.BatchSize).toBe(Number(PARAMS.metricsBatchSize));
+      expect(mapping?.MaximumBatchingWindowInSeconds).toBe(Number(PARAMS.metricsBatchingWindowSeconds));
+    },
+  );
 
   it('aggregate-metrics also reads shadow-scores, in the same windows, with the same limits', () => {
     const shadow = mappingOf('aggregate-metrics', 'ShadowScoresStream');
@@ -373,12 +383,13 @@ describe('IAM', () => {
 
   it('grants consumers their trigger stream and their own dead-letter queue', () => {
     for (const key of ['classify', 'aggregate-metrics'] as const) {
-      const mapping = mappingOf(key);
       const grants = grantsOf(fn(key).Role['Fn::GetAtt'][0]);
-      const stream = mapping?.EventSourceArn['Fn::GetAtt'][0];
-      const queue = mapping?.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0];
-      for (const action of CONSUMER_ACTIONS) expect(grants).toContain(`${action} on ${stream}`);
-      expect(grants).toContain(`sqs:SendMessage on ${queue}`);
+      for (const mapping of mappingsOf(key)) {
+        const stream = mapping.EventSourceArn['Fn::GetAtt'][0];
+        const queue = mapping.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0];
+        for (const action of CONSUMER_ACTIONS) expect(grants).toContain(`${action} on ${stream}`);
+        expect(grants).toContain(`sqs:SendMessage on ${queue}`);
+      }
     }
   });
 });

@@ -5,15 +5,14 @@
  * camera-images ends up predicted or rejected, the home outputs hold each frame once, and only
  * the records in flight at the kill are processed twice (not the whole stream again).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { KinesisEmulator } from '../../local/emulator';
-import { REPO_ROOT } from '../../local/mappings';
 import { balance, readStreams } from '../helpers/accounting';
 import { writeCentroidModel } from '../helpers/centroid-model';
+import { fileLines, startCli, waitFor } from '../helpers/cli-process';
 
 const FRAMES = 3000;
 
@@ -29,26 +28,6 @@ afterAll(() => {
   rmSync(modelDir, { recursive: true, force: true });
 });
 
-/** `npm start` as its own process (node + tsx directly, so a kill reaches the pipeline itself). */
-function startCli(args: string[]): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
-  let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli.ts'), ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR', NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => output };
-}
-
-const lines = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : []);
-
 it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once per frame, no full replay', async () => {
   // Prepare
   const persist = join(dir, 'state');
@@ -58,21 +37,20 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
   const common = ['--persist', persist, '--out', out, '--port', '0', '--quiet', '--window', '2', '--retain-consumed', 'all', '--home-port', '0', '--data', homeData];
 
   // Act 1: publish the frames and kill the process once some have come home.
-  const first = startCli([...common, '--count', String(FRAMES), '--camera', 'Resume']);
+  const first = startCli([...common, '--count', String(FRAMES), '--camera', 'Resume'], { MODEL_DIR: modelDir });
   const predictionsFile = join(out, 'predictions.jsonl');
-  const deadline = Date.now() + 240_000;
-  while (lines(predictionsFile).length < 300) {
-    if (Date.now() > deadline) throw new Error(`no progress before the kill:\n${first.output()}`);
-    if (first.child.exitCode !== null) throw new Error(`the pipeline ended before the kill:\n${first.output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  // Checkpoints are written a moment after the records they cover: wait for both conditions.
+  await waitFor(
+    first,
+    () => fileLines(predictionsFile).length >= 300 && existsSync(join(persist, 'checkpoints.json')),
+    '300 predictions home with the checkpoints on disk',
+  );
   first.child.kill('SIGKILL');
   await first.exited;
-  const homeAtKill = lines(predictionsFile).length;
-  expect(existsSync(join(persist, 'checkpoints.json'))).toBe(true);
+  const homeAtKill = fileLines(predictionsFile).length;
 
   // Act 2: the same command again, publishing nothing: it must finish what was left.
-  const second = startCli([...common, '--count', '0']);
+  const second = startCli([...common, '--count', '0'], { MODEL_DIR: modelDir });
   const code = await second.exited;
   expect({ code, output: code === 0 ? '' : second.output() }).toEqual({ code: 0, output: '' });
 
@@ -95,13 +73,13 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
     expect(ledger.duplicates.predictions).toBeLessThan(homeAtKill);
 
     // The home outputs: one line per frame across both runs, every line whole.
-    const home = lines(predictionsFile).map((l) => JSON.parse(l) as { frame_id: string });
+    const home = fileLines(predictionsFile).map((l) => JSON.parse(l) as { frame_id: string });
     expect(home).toHaveLength(ledger.predicted);
     expect(new Set(home.map((p) => p.frame_id)).size).toBe(ledger.predicted);
     const uncertainJson = readdirSync(join(out, 'uncertain')).filter((f) => f.endsWith('.json'));
     expect(uncertainJson).toHaveLength(ledger.uncertain);
     // The home application's data folder: every uncertain frame once, though its process was killed too.
-    const homeFrames = lines(join(homeData, 'frames.jsonl')).map((l) => JSON.parse(l) as { frame_id: string });
+    const homeFrames = fileLines(join(homeData, 'frames.jsonl')).map((l) => JSON.parse(l) as { frame_id: string });
     expect(homeFrames).toHaveLength(ledger.uncertain);
     expect(new Set(homeFrames.map((f) => f.frame_id)).size).toBe(ledger.uncertain);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { predicted: number; dead_lettered: number };

@@ -132,7 +132,18 @@ describe('aggregate-metrics handler over the sample window events', () => {
     const [blob] = emf();
     const names = blob?._aws.CloudWatchMetrics[0]?.Metrics.map((m) => m.Name).sort();
     expect(names).toEqual(
-      ['EndToEndLatencyP99', 'Frames', 'PredictLatencyP99', 'PrepLatencyP99', 'RecordsFolded', 'Throughput', 'UncertainShare', 'UnreadableRecords'].sort(),
+      [
+        'DuplicateFrames',
+        'EndToEndLatencyP99',
+        'Frames',
+        'PredictLatencyP99',
+        'PrepLatencyP99',
+        'RecordsFolded',
+        'RejectedFrames',
+        'Throughput',
+        'UncertainShare',
+        'UnreadableRecords',
+      ].sort(),
     );
     expect(blob?.Frames).toBe(6);
     expect(blob?.UncertainShare).toBe(50);
@@ -188,6 +199,82 @@ describe('aggregate-metrics handler over the sample window events', () => {
     await kinesis.client.send(new DeleteStreamCommand({ StreamName: METRICS_STREAM }));
 
     await expect(invoke(loadEvent('final'))).rejects.toThrow(MetricsWriteError);
+  });
+});
+
+describe('aggregateWindow over rejected-images', () => {
+  const REJECTS_ARN = 'arn:aws:kinesis:us-east-1:123456789012:stream/dev-rejected-images';
+
+  function rejectRecord(sequence: number, body: unknown) {
+    const data = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)).toString('base64');
+    return {
+      kinesis: { kinesisSchemaVersion: '1.0', partitionKey: 'k', sequenceNumber: String(sequence), data, approximateArrivalTimestamp: 0 },
+      eventSource: 'aws:kinesis',
+      eventVersion: '1.0',
+      eventID: `shardId-000000000000:${sequence}`,
+      eventName: 'aws:kinesis:record',
+      invokeIdentityArn: 'arn',
+      awsRegion: 'us-east-1',
+      eventSourceARN: REJECTS_ARN,
+    };
+  }
+  const reject = (frame: string, camera: string | undefined, reason: string) => ({
+    frame_id: frame,
+    ...(camera ? { camera } : {}),
+    device: 'dev',
+    reason,
+    error: 'what to do',
+    payload: '',
+    payload_bytes: 0,
+    payload_truncated: false,
+    received_at: '2026-11-27T15:00:01.000Z',
+  });
+
+  it('counts rejects per camera and reason in a document of its own stream, each frame once', async () => {
+    // Prepare: a camera that sends only garbage, one record delivered twice, one unreadable record.
+    const written: Buffer[] = [];
+    const sink = { put: async (_stream: string, entries: Array<{ data: Buffer }>) => {
+      written.push(...entries.map((e) => e.data));
+      return { failedIndexes: [] };
+    } };
+    const records = [
+      rejectRecord(1, reject('shardId-000000000000-1', 'Garbage-cam', 'not_png')),
+      rejectRecord(2, reject('shardId-000000000000-2', 'Garbage-cam', 'corrupt_png')),
+      rejectRecord(3, reject('shardId-000000000000-2', 'Garbage-cam', 'corrupt_png')),
+      rejectRecord(4, reject('shardId-000000000000-3', undefined, 'invalid_json')),
+      rejectRecord(5, 'not json'),
+    ];
+    const event: TumblingWindowEvent = {
+      Records: records as TumblingWindowEvent['Records'],
+      window: { start: '2026-11-27T15:00:00Z', end: '2026-11-27T15:00:10Z' },
+      state: {},
+      shardId: 'shardId-000000000000',
+      eventSourceARN: REJECTS_ARN,
+      isFinalInvokeForWindow: true,
+      isWindowTerminatedEarly: false,
+    };
+
+    // Act
+    const result = await aggregateWindow(event, {
+      sink: sink as never,
+      metricsStream: 'dev-metrics',
+      config: TEST_CONFIG,
+      logger: quietLogger,
+    });
+
+    // Assess
+    expect(written).toHaveLength(1);
+    const doc = metricsDocumentSchema.parse(JSON.parse(written[0]?.toString('utf8') ?? ''));
+    expect(result.document).toEqual(doc);
+    expect(doc.shard).toBe('rejected-images:shardId-000000000000');
+    expect(doc.count).toBe(0);
+    expect(doc.rejected).toEqual({
+      count: 3,
+      reasons: { corrupt_png: 1, invalid_json: 1, not_png: 1 },
+      cameras: { '(unknown)': { invalid_json: 1 }, 'Garbage-cam': { corrupt_png: 1, not_png: 1 } },
+    });
+    expect(doc.duplicates).toBe(1);
+    expect(doc.invalid.count).toBe(1);
   });
 });
 

@@ -148,6 +148,41 @@ describe('KinesisEmulator', () => {
     expect(fast).toEqual(plain);
   });
 
+  it.each([
+    ['in a worker thread', false],
+    ['on the main thread', true],
+  ])('answers AT_TIMESTAMP past the last record with the end of the shard, as Kinesis does (%s)', async (_mode, sameThread) => {
+    // kinesalite as published never answers this request.
+    const emulator = await KinesisEmulator.start({ port: 0, sameThread });
+    const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+    try {
+      await ensureStreams(client, [{ name: 'at', shards: 1 }, { name: 'empty', shards: 1 }]);
+      await client.send(new PutRecordCommand({ StreamName: 'at', PartitionKey: 'k', Data: Buffer.from('before') }));
+      const after = new Date(Date.now() + 1000);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const iterator = async (stream: string, timestamp: Date) =>
+        (
+          await client.send(
+            new GetShardIteratorCommand({ StreamName: stream, ShardId: 'shardId-000000000000', ShardIteratorType: 'AT_TIMESTAMP', Timestamp: timestamp }),
+          )
+        ).ShardIterator;
+
+      const atEnd = await iterator('at', after);
+      const onEmpty = await iterator('empty', new Date(Date.now() - 60_000));
+      const fromStart = await iterator('at', new Date(Date.now() - 60_000));
+      await client.send(new PutRecordCommand({ StreamName: 'at', PartitionKey: 'k', Data: Buffer.from('later') }));
+
+      const read = async (it: string | undefined) =>
+        ((await client.send(new GetRecordsCommand({ ShardIterator: it }))).Records ?? []).map((r) => Buffer.from(r.Data ?? []).toString());
+      expect(await read(atEnd)).toEqual(['later']);
+      expect(await read(fromStart)).toEqual(['before', 'later']);
+      expect(await read(onEmpty)).toEqual([]);
+    } finally {
+      client.destroy();
+      await emulator.stop();
+    }
+  });
+
   it('refuses a port that is already taken', async () => {
     const first = await KinesisEmulator.start({ port: 0 });
     try {
@@ -177,9 +212,9 @@ describe('mappings from serverless.yml', () => {
       tumblingWindowInSeconds: 0,
     });
     expect(classify?.onFailure?.arn).toMatch(/^arn:aws:sqs:[a-z0-9-]+:000000000000:edge-camera-classifier-\w+-classify-dlq$/);
-    const metrics = definition.mappings.find((m) => m.functionKey === 'aggregate-metrics');
-    expect(metrics?.stream).toBe('predictions');
-    expect(metrics?.tumblingWindowInSeconds).toBeGreaterThan(0);
+    const metrics = definition.mappings.filter((m) => m.functionKey === 'aggregate-metrics');
+    expect(metrics.map((m) => m.stream)).toEqual(['predictions', 'shadow-scores', 'rejected-images']);
+    for (const m of metrics) expect(m.tumblingWindowInSeconds).toBeGreaterThan(0);
     expect(definition.streams.map((s) => s.name).sort()).toEqual(
       ['camera-images', 'metrics', 'predictions', 'rejected-images', 'shadow-scores', 'uncertain-images'],
     );

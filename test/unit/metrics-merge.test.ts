@@ -110,6 +110,36 @@ describe('mergeMetrics', () => {
     expect(metricsDocumentSchema.safeParse(merged).success).toBe(true);
   });
 
+  it('with repeats and rejects, merging the shard documents still equals aggregating the whole window', () => {
+    // Prepare: a camera's records stay on one shard (partition key), repeats included.
+    const predictions = predictionStream(31, 2_000);
+    const repeats = predictions.filter((_, i) => i % 7 === 0);
+    const rejects = predictions.slice(0, 40).map((p, i) => ({
+      frame_id: `reject-${i}`,
+      camera: p.camera,
+      reason: i % 3 === 0 ? ('not_png' as const) : ('corrupt_png' as const),
+    }));
+    const fold = (subset: (camera: string) => boolean, shard: string): MetricsDocument => {
+      const acc = new WindowAccumulator(TEST_CONFIG.confidence);
+      acc.noteSequence(shard);
+      for (const p of [...predictions, ...repeats]) if (subset(p.camera)) acc.add(p);
+      for (const r of [...rejects, ...rejects.slice(0, 5)]) if (subset(r.camera)) acc.addReject(r);
+      return buildMetricsDocument(acc, { window: WINDOW, shard, terminatedEarly: false, config: TEST_CONFIG, timestamp: '2026-11-27T15:00:11.000Z' });
+    };
+    const onLeft = (camera: string): boolean => camera === 'Camera-a' || camera === 'Test-c';
+
+    // Act
+    const merged = mergeMetrics([fold(onLeft, 'shardId-0'), fold((c) => !onLeft(c), 'shardId-1')]);
+
+    // Assess
+    const whole = fold(() => true, 'all');
+    expect(comparable(merged)).toEqual(comparable(whole));
+    expect(merged.count).toBe(2_000);
+    expect(merged.duplicates).toBe(repeats.length + 5);
+    expect(merged.rejected.count).toBe(40);
+    expect(merged.rejected.reasons).toEqual({ corrupt_png: 26, not_png: 14 });
+  });
+
   it('is associative: merging merged documents gives the same result', () => {
     const predictions = predictionStream(8, 3_000);
     const docs = [0, 1, 2].map((i) =>

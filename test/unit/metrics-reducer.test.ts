@@ -9,6 +9,7 @@ import {
   type WindowState,
   windowStateSchema,
 } from '../../functions/lib/metrics/reducer';
+import { MAX_SEEN_FRAMES, SEEN_FRAME_BYTES } from '../../functions/lib/metrics/seen-frames';
 import { logNormal, makePrediction, predictionStream, seededRandom } from '../helpers/metrics-fixtures';
 
 /** Folds predictions the way Lambda drives the handler: batch by batch through JSON state. */
@@ -131,7 +132,7 @@ describe('WindowAccumulator', () => {
     expect(batched.first_sequence).toBe('1000');
   });
 
-  it('keeps the state far below 1 MB for a million frames', () => {
+  it('keeps the state below 1 MB for a million frames', () => {
     // Prepare: a million frames in Lambda-sized batches of 1,000, the state through JSON each
     // time. Latencies are drawn afresh for every frame; the rest cycles through a varied pool.
     const random = seededRandom(2026);
@@ -140,7 +141,8 @@ describe('WindowAccumulator', () => {
     for (let batch = 0; batch < 1_000; batch += 1) {
       const read = readWindowState(state, 0.7);
       if (!read.ok) throw new Error(read.error);
-      for (const p of pool) {
+      for (const [i, p] of pool.entries()) {
+        p.frame_id = `f-${batch}-${i}`;
         p.prep_time = logNormal(random, 0.0012, 0.6);
         p.predict_time = logNormal(random, 0.0002, 0.4);
         read.accumulator.add(p);
@@ -153,8 +155,12 @@ describe('WindowAccumulator', () => {
     const size = Buffer.byteLength(JSON.stringify(state));
     expect(parsed.count).toBe(1_000_000);
     expect(parsed.prep.count).toBe(1_000_000);
-    // Measured: ~12 KB. Histograms grow with the latency spread, not with the frame count.
-    expect(size).toBeLessThan(32 * 1024);
+    // The frame ids remembered for de-duplication are capped; past the cap frames are counted unchecked.
+    expect(parsed.seen.length).toBe(MAX_SEEN_FRAMES * SEEN_FRAME_BYTES);
+    expect(parsed.unchecked).toBe(1_000_000 - MAX_SEEN_FRAMES);
+    // Measured: ~12 KB besides the frame ids. Histograms grow with the latency spread, not with the frame count.
+    expect(size - parsed.seen.length).toBeLessThan(32 * 1024);
+    expect(size).toBeLessThan(1024 * 1024);
   });
 
   it('keeps percentiles of the folded window within the stated error', () => {
@@ -171,6 +177,57 @@ describe('WindowAccumulator', () => {
     const [p99] = read.accumulator.prep.percentiles([99]);
 
     expect(Math.abs((p99 ?? 0) - exact)).toBeLessThanOrEqual(RELATIVE_ERROR * exact);
+  });
+});
+
+describe('each frame once, and the rejects', () => {
+  it('counts a frame delivered again within the window once, across invocations, and says how many repeats it dropped', () => {
+    // Prepare: a retried batch writes the same frames' predictions again, in a later batch.
+    const predictions = predictionStream(11, 300);
+    const redelivered = [...predictions, ...predictions.slice(100, 150)];
+
+    // Act
+    const state = foldInBatches(redelivered, 70);
+
+    // Assess
+    const once = foldInBatches(predictions, 70);
+    expect(state.count).toBe(300);
+    expect(state.duplicates).toBe(50);
+    expect(state.cameras).toEqual(once.cameras);
+    expect(state.prep).toEqual(once.prep);
+  });
+
+  it('counts rejects per camera and reason once per frame, an unreadable camera as (unknown)', () => {
+    const acc = new WindowAccumulator(0.7);
+    acc.addReject({ frame_id: 'shardId-0-1', camera: 'Garbage-cam', reason: 'not_png' });
+    acc.addReject({ frame_id: 'shardId-0-2', camera: 'Garbage-cam', reason: 'not_png' });
+    acc.addReject({ frame_id: 'shardId-0-3', camera: 'Garbage-cam', reason: 'corrupt_png' });
+    acc.addReject({ frame_id: 'shardId-0-3', camera: 'Garbage-cam', reason: 'corrupt_png' });
+    acc.addReject({ frame_id: 'shardId-0-4', reason: 'invalid_json' });
+
+    const state = windowStateSchema.parse(JSON.parse(JSON.stringify(acc.toState())));
+
+    expect(state.rejected).toEqual({ 'Garbage-cam': { not_png: 2, corrupt_png: 1 }, '(unknown)': { invalid_json: 1 } });
+    expect(state.duplicates).toBe(1);
+    expect(state.count).toBe(0);
+    expect(acc.empty).toBe(false);
+  });
+
+  it(`remembers at most ${MAX_SEEN_FRAMES} frames per window: later ones are counted, unchecked`, () => {
+    const acc = new WindowAccumulator(0.7);
+    for (let i = 0; i < MAX_SEEN_FRAMES + 10; i += 1) acc.add(makePrediction({ frame_id: `f-${i}` }));
+    acc.add(makePrediction({ frame_id: 'f-0' }));
+
+    expect(acc.count).toBe(MAX_SEEN_FRAMES + 10);
+    expect(acc.unchecked).toBe(10);
+    expect(acc.duplicates).toBe(1);
+    expect(acc.toState().seen.length).toBe(MAX_SEEN_FRAMES * SEEN_FRAME_BYTES);
+  });
+
+  it('reads a state written before these fields as having none', () => {
+    const { seen: _seen, duplicates: _duplicates, unchecked: _unchecked, rejected: _rejected, ...older } = new WindowAccumulator(0.7).toState();
+    const read = readWindowState({ ...older, count: 0 }, 0.7);
+    expect(read.ok).toBe(true);
   });
 });
 

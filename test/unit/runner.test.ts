@@ -3,13 +3,14 @@
  * Lambda's batching, partial batch responses, bisect, retry/age limits and the on-failure
  * destination, parallel shards and lanes, checkpoints and reconnection.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions, type StreamHandler } from '../../local/runner';
+import { decodeStateFile, StateFileError } from '../../local/state-file';
 import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
 
 let emulator: KinesisEmulator;
@@ -317,7 +318,7 @@ describe('parallelism', () => {
       const ofKey = seen.filter((n) => n % 4 === k);
       expect(ofKey).toEqual([...ofKey].sort((x, y) => x - y));
     }
-    const saved = JSON.parse(readFileSync(checkpointFile, 'utf8')) as Record<string, { sequenceNumber: string }>;
+    const saved = decodeStateFile(readFileSync(checkpointFile)) as Record<string, { sequenceNumber: string }>;
     expect(Object.values(saved).map((c) => c.sequenceNumber)).toEqual([seqs[59]]);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -338,6 +339,67 @@ describe('checkpoints and outages', () => {
 
     expect(first.calls.flatMap((c) => c.ns)).toEqual(range(10));
     expect(second.calls.flatMap((c) => c.ns)).toEqual([10, 11]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts a consumer with no checkpoint at the run start, and a restart before its first record there too', async () => {
+    // Prepare: a stream that already holds records of an earlier run.
+    const dir = mkdtempSync(join(tmpdir(), 'runner-start-'));
+    const checkpointFile = join(dir, 'checkpoints.json');
+    const { stream } = await streamWith(5);
+
+    // Act 1: a run that stops before anything new arrives, then records put while no runner runs.
+    const idle = recordingHandler();
+    const runner1 = await run(mappingFor(stream), idle.handler, { checkpointFile, firstPosition: 'run-start' });
+    await runner1.stop();
+    await putJson(client, stream, [{ n: 5 }, { n: 6 }]);
+    // Act 2: the next run resumes at the first run's start, then reads what comes after.
+    const next = recordingHandler();
+    const runner2 = runnerFor({ checkpointFile, firstPosition: 'run-start' });
+    runner2.add(mappingFor(stream), next.handler);
+    await runner2.start();
+    await putJson(client, stream, [{ n: 7 }]);
+    await runner2.waitForIdle(30_000);
+
+    // Assess: the earlier five were never delivered; nothing after the first start was missed.
+    expect(idle.calls.flatMap((c) => c.ns)).toEqual([]);
+    expect(next.calls.flatMap((c) => c.ns)).toEqual([5, 6, 7]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reports a damaged checkpoint file with its path and resumes from the previous copy', async () => {
+    // Prepare: two runs, so the file holds the second run's checkpoint and .prev the first's.
+    const dir = mkdtempSync(join(tmpdir(), 'runner-torn-'));
+    const checkpointFile = join(dir, 'checkpoints.json');
+    const { stream } = await streamWith(10);
+    const runner1 = await run(mappingFor(stream), recordingHandler().handler, { checkpointFile });
+    await runner1.stop();
+    await putJson(client, stream, [{ n: 10 }, { n: 11 }]);
+    const runner2 = await run(mappingFor(stream), recordingHandler().handler, { checkpointFile });
+    await runner2.stop();
+    // A power cut mid-write as a file system without ordering guarantees could leave it.
+    const whole = readFileSync(checkpointFile);
+    writeFileSync(checkpointFile, whole.subarray(0, Math.floor(whole.length / 2)));
+    await putJson(client, stream, [{ n: 12 }]);
+    warnings.length = 0;
+
+    // Act
+    const third = recordingHandler();
+    await run(mappingFor(stream), third.handler, { checkpointFile });
+
+    // Assess: at least once (10 and 11 again), never from the beginning, the damage named.
+    expect(third.calls.flatMap((c) => c.ns)).toEqual([10, 11, 12]);
+    expect(warnings).toContain('checkpoint file damaged, resuming from its last good copy');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to start on a checkpoint file with no readable copy, naming it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runner-garbage-'));
+    const checkpointFile = join(dir, 'checkpoints.json');
+    writeFileSync(checkpointFile, 'PK\u0003\u0004 not a state file at all');
+
+    expect(() => runnerFor({ checkpointFile })).toThrow(StateFileError);
+    expect(() => runnerFor({ checkpointFile })).toThrow(checkpointFile);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -363,7 +425,7 @@ describe('checkpoints and outages', () => {
 
     await runner.stop();
 
-    const saved = JSON.parse(readFileSync(checkpointFile, 'utf8')) as Record<string, { sequenceNumber: string }>;
+    const saved = decodeStateFile(readFileSync(checkpointFile)) as Record<string, { sequenceNumber: string }>;
     expect(Object.values(saved).map((c) => c.sequenceNumber)).toEqual([seqs[1]]);
     expect(runner.deadLetters).toEqual([]);
     local.destroy();

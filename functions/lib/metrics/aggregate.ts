@@ -1,12 +1,19 @@
 /**
  * One invocation of the tumbling-window aggregator, without Lambda plumbing: read the
  * window state, fold the batch's prediction records into it, and on the window's final
- * invocation write one metrics document. The handler in `functions/aggregate-metrics.ts`
+ * invocation write one metrics document.
+ *
+ * The aggregator also reads `rejected-images` (a second event source mapping, with its own
+ * windows and documents, merged with the predictions' by window like any shard's): the
+ * rejects are already there, one record per frame with its camera, reason and frame id, so
+ * they are counted without changing what classify writes or what `predictions` readers get,
+ * and de-duplicated like predictions. The cost is reading the rejects' payload excerpts
+ * (at most 4 kB each), which only bad input produces. The handler in `functions/aggregate-metrics.ts`
  * wires configuration, logging and CloudWatch metrics around it.
  */
 import type { KinesisStreamRecord, KinesisStreamStateResponse } from 'aws-lambda';
 import { z } from 'zod';
-import { predictionSchema, shadowScoreSchema, STREAMS } from '../contracts';
+import { predictionSchema, rejectedImageSchema, shadowScoreSchema, STREAMS } from '../contracts';
 import type { RecordSink } from '../stream-writer';
 import { buildMetricsDocument, type MetricsConfig, type MetricsDocument } from './document';
 import { readWindowState, type WindowAccumulator } from './reducer';
@@ -82,14 +89,21 @@ export function isShadowSource(arn: string | undefined): boolean {
   return arn !== undefined && arn.endsWith(STREAMS.shadowScores);
 }
 
+/** True for events from `rejected-images`, counted per camera and reason in windows of their own. */
+export function isRejectsSource(arn: string | undefined): boolean {
+  return arn !== undefined && arn.endsWith(STREAMS.rejectedImages);
+}
+
 /**
- * The shard a document is named after: the shard id, prefixed with the stream for shadow
- * windows, so their documents never share an id with the predictions' documents of the same
- * shard and window.
+ * The shard a document is named after: the shard id, prefixed with the stream for shadow and
+ * reject windows, so their documents never share an id with the predictions' documents of the
+ * same shard and window.
  */
 export function documentShardOf(event: TumblingWindowEvent): string {
   const shard = shardOf(event);
-  return isShadowSource(event.eventSourceARN ?? event.Records[0]?.eventSourceARN) ? `${STREAMS.shadowScores}:${shard}` : shard;
+  const arn = event.eventSourceARN ?? event.Records[0]?.eventSourceARN;
+  if (isShadowSource(arn)) return `${STREAMS.shadowScores}:${shard}`;
+  return isRejectsSource(arn) ? `${STREAMS.rejectedImages}:${shard}` : shard;
 }
 
 function describe(error: unknown): string {
@@ -112,6 +126,17 @@ function foldRecords(
     } catch (error: unknown) {
       acc.addInvalid('invalid_json', sequenceNumber, describe(error));
       if (invalid++ < MAX_LOGGED_INVALID) logger.warn('prediction record is not JSON', { sequenceNumber, error: describe(error) });
+      continue;
+    }
+    if (isRejectsSource(record.eventSourceARN)) {
+      const reject = rejectedImageSchema.safeParse(json);
+      if (!reject.success) {
+        const error = z.prettifyError(reject.error);
+        acc.addInvalid('invalid_record', sequenceNumber, error);
+        if (invalid++ < MAX_LOGGED_INVALID) logger.warn('reject record does not match the contract', { sequenceNumber, error });
+        continue;
+      }
+      acc.addReject(reject.data);
       continue;
     }
     if (isShadowSource(record.eventSourceARN)) {

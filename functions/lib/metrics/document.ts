@@ -10,10 +10,12 @@
  */
 import { z } from 'zod';
 import { histogramDataSchema, LogLinearHistogram, RELATIVE_ERROR } from './histogram';
+import { REJECT_REASONS, type RejectReason } from '../errors';
 import {
   INVALID_REASONS,
   invalidExampleSchema,
   type InvalidReason,
+  type RejectCounts,
   shadowTallySchema,
   versionTallySchema,
   WindowAccumulator,
@@ -128,6 +130,24 @@ export const metricsDocumentSchema = z.object({
     examples: z.array(invalidExampleSchema),
   }),
   /**
+   * Frames delivered again within this window (a retried batch writes its outputs again) and
+   * counted once; `unchecked` were counted without that check, the window's memory of frame
+   * ids (50,000 per shard) being full. Absent in documents written before these fields: 0.
+   */
+  duplicates: count.default(0),
+  unchecked: count.default(0),
+  /**
+   * Frames the classify stage rejected (read from `rejected-images`), by reason and by camera
+   * and reason; a camera that could not be read is "(unknown)".
+   */
+  rejected: z
+    .object({
+      count,
+      reasons: z.partialRecord(z.enum(REJECT_REASONS), count),
+      cameras: z.record(z.string(), z.partialRecord(z.enum(REJECT_REASONS), count)),
+    })
+    .default({ count: 0, reasons: {}, cameras: {} }),
+  /**
    * Mergeable histograms behind the latency blocks (see histogram.ts). `cameras` is empty
    * only when the document would otherwise exceed Kinesis' record limit.
    */
@@ -207,6 +227,12 @@ export function buildMetricsDocument(acc: WindowAccumulator, context: DocumentCo
   }
   let negative = 0;
   for (const tally of acc.cameras.values()) negative += tally.endToEndNegative;
+  const rejectReasons = new Map<RejectReason, number>();
+  const rejectCameras: [string, RejectCounts][] = [];
+  for (const [camera, reasons] of byKey(acc.rejected)) {
+    for (const [reason, n] of reasons) rejectReasons.set(reason, (rejectReasons.get(reason) ?? 0) + n);
+    rejectCameras.push([camera, Object.fromEntries(byKey(reasons))]);
+  }
   const duration = windowSeconds(context.window);
   return {
     id,
@@ -238,6 +264,13 @@ export function buildMetricsDocument(acc: WindowAccumulator, context: DocumentCo
       count: acc.invalidCount,
       reasons: Object.fromEntries(acc.invalid) as Partial<Record<InvalidReason, number>>,
       examples: [...acc.invalidExamples],
+    },
+    duplicates: acc.duplicates,
+    unchecked: acc.unchecked,
+    rejected: {
+      count: acc.rejectedCount,
+      reasons: Object.fromEntries(byKey(rejectReasons)),
+      cameras: Object.fromEntries(rejectCameras),
     },
     histograms: {
       prep: acc.prep.toData(),
@@ -277,6 +310,11 @@ export function accumulatorFromDocument(doc: MetricsDocument): WindowAccumulator
     });
   }
   for (const [version, n] of Object.entries(doc.model_versions)) acc.modelVersions.set(version, n);
+  acc.duplicates = doc.duplicates;
+  acc.unchecked = doc.unchecked;
+  for (const [camera, reasons] of Object.entries(doc.rejected.cameras)) {
+    acc.rejected.set(camera, new Map(Object.entries(reasons) as [RejectReason, number][]));
+  }
   for (const [version, tally] of Object.entries(doc.version_metrics ?? {})) acc.mergeVersion(version, tally);
   for (const { agreement: _agreement, ...tally } of doc.shadow ?? []) acc.mergeShadow(tally);
   return acc;

@@ -5,8 +5,10 @@
  * of cameras, model versions and latency spread, not on the number of frames.
  */
 import { z } from 'zod';
-import type { Prediction, ShadowScore } from '../contracts';
+import type { Prediction, RejectedImage, ShadowScore } from '../contracts';
+import { REJECT_REASONS, type RejectReason } from '../errors';
 import { histogramDataSchema, LogLinearHistogram } from './histogram';
+import { SeenFrames } from './seen-frames';
 
 /** Bumped when the state's shape changes; a state of another version is not trusted. */
 export const STATE_VERSION = 1;
@@ -25,6 +27,12 @@ export const MAX_TRACKED_CAMERAS = 200;
 
 /** Key of the frames from cameras past {@link MAX_TRACKED_CAMERAS}; no camera id can start with "(". */
 export const OTHER_CAMERAS = '(other)';
+
+/** Key of rejects whose camera could not be read. */
+export const UNKNOWN_CAMERA = '(unknown)';
+
+/** Reject counts of one camera, by reason. */
+export type RejectCounts = Partial<Record<RejectReason, number>>;
 
 /** Unparseable records kept as examples per window, and the length of each error kept. */
 export const MAX_INVALID_EXAMPLES = 5;
@@ -97,6 +105,12 @@ export const windowStateSchema = z.object({
   end_to_end: histogramDataSchema,
   cameras: z.record(z.string(), cameraStateSchema),
   model_versions: z.record(z.string(), count),
+  /** Digests of the frames counted (seen-frames.ts); absent in states written before it. */
+  seen: z.string().default(''),
+  duplicates: count.default(0),
+  unchecked: count.default(0),
+  /** Rejects per camera and reason. */
+  rejected: z.record(z.string(), z.partialRecord(z.enum(REJECT_REASONS), count)).default({}),
   /** Absent in states written before shadow scoring and the per-version split existed. */
   versions: z.record(z.string(), versionTallySchema).optional(),
   shadow: z.array(shadowTallySchema).optional(),
@@ -159,6 +173,14 @@ export class WindowAccumulator {
   readonly endToEnd = new LogLinearHistogram();
   readonly cameras = new Map<string, CameraTally>();
   readonly modelVersions = new Map<string, number>();
+  /** Frames counted so far in this window (not carried by documents, so not merged). */
+  seen = new SeenFrames();
+  /** Frames delivered again within the window, and not counted again. */
+  duplicates = 0;
+  /** Frames counted without the duplicate check, the window's memory being full. */
+  unchecked = 0;
+  /** Rejects per camera and reason (cameras past {@link MAX_TRACKED_CAMERAS} as {@link OTHER_CAMERAS}). */
+  readonly rejected = new Map<string, Map<RejectReason, number>>();
   /** Per model version: frames, uncertain, labelled, correct. */
   readonly versions = new Map<string, VersionTally>();
   /** Shadow comparisons, keyed `<current>\n<candidate>`. */
@@ -198,11 +220,50 @@ export class WindowAccumulator {
     for (const [version, n] of Object.entries(state.model_versions)) acc.modelVersions.set(version, n);
     for (const [version, tally] of Object.entries(state.versions ?? {})) acc.versions.set(version, { ...tally });
     for (const tally of state.shadow ?? []) acc.mergeShadow(tally);
+    acc.seen = SeenFrames.fromState(state.seen);
+    acc.duplicates = state.duplicates;
+    acc.unchecked = state.unchecked;
+    for (const [camera, reasons] of Object.entries(state.rejected)) {
+      acc.rejected.set(camera, new Map(Object.entries(reasons) as [RejectReason, number][]));
+    }
     return acc;
+  }
+
+  /** True the first time a frame is seen in this window; a repeat is counted as a duplicate. */
+  private firstTime(frameId: string): boolean {
+    const seen = this.seen.note(frameId);
+    if (seen === 'duplicate') {
+      this.duplicates += 1;
+      return false;
+    }
+    if (seen === 'unchecked') this.unchecked += 1;
+    return true;
+  }
+
+  /** Counts one reject of the classify stage by camera and reason, once per frame. */
+  addReject(reject: Pick<RejectedImage, 'frame_id' | 'camera' | 'reason'>): void {
+    if (!this.firstTime(reject.frame_id)) return;
+    this.countReject(reject.camera ?? UNKNOWN_CAMERA, reject.reason, 1);
+  }
+
+  private countReject(cameraId: string, reason: RejectReason, n: number): void {
+    let camera = cameraId;
+    if (!this.rejected.has(camera) && this.rejected.size >= MAX_TRACKED_CAMERAS) camera = OTHER_CAMERAS;
+    const reasons = this.rejected.get(camera) ?? new Map<RejectReason, number>();
+    this.rejected.set(camera, reasons);
+    reasons.set(reason, (reasons.get(reason) ?? 0) + n);
+  }
+
+  /** Rejects counted. */
+  get rejectedCount(): number {
+    let total = 0;
+    for (const reasons of this.rejected.values()) for (const n of reasons.values()) total += n;
+    return total;
   }
 
   /** Counts one frame the shadow candidate scored beside the current model. */
   addShadow(score: ShadowScore): void {
+    if (!this.firstTime(score.frame_id)) return;
     const tally = this.shadowTally(score.model_version, score.shadow_version);
     tally.count += 1;
     const agree = score.result_class === score.shadow_class;
@@ -277,8 +338,9 @@ export class WindowAccumulator {
     }
   }
 
-  /** Counts one prediction. */
+  /** Counts one prediction, once per frame: a repeat within the window counts as a duplicate. */
   add(prediction: Prediction): void {
+    if (!this.firstTime(prediction.frame_id)) return;
     this.count += 1;
     let camera = prediction.camera;
     if (!this.cameras.has(camera) && this.cameras.size >= MAX_TRACKED_CAMERAS) camera = OTHER_CAMERAS;
@@ -337,7 +399,9 @@ export class WindowAccumulator {
 
   /** True when nothing at all was folded: such a window produces no document. */
   get empty(): boolean {
-    return this.count === 0 && this.invalidCount === 0 && this.shadow.size === 0;
+    return (
+      this.count === 0 && this.invalidCount === 0 && this.shadow.size === 0 && this.rejected.size === 0 && this.duplicates === 0
+    );
   }
 
   /** Adds another accumulator's counts (used to merge shard documents). */
@@ -368,6 +432,9 @@ export class WindowAccumulator {
     for (const [version, n] of other.modelVersions) {
       this.modelVersions.set(version, (this.modelVersions.get(version) ?? 0) + n);
     }
+    this.duplicates += other.duplicates;
+    this.unchecked += other.unchecked;
+    for (const [camera, reasons] of other.rejected) for (const [reason, n] of reasons) this.countReject(camera, reason, n);
     for (const [version, tally] of other.versions) this.mergeVersion(version, tally);
     for (const tally of other.shadow.values()) this.mergeShadow(tally);
     return this;
@@ -404,6 +471,10 @@ export class WindowAccumulator {
       end_to_end: this.endToEnd.toData(),
       cameras,
       model_versions: Object.fromEntries(this.modelVersions),
+      seen: this.seen.toState(),
+      duplicates: this.duplicates,
+      unchecked: this.unchecked,
+      rejected: Object.fromEntries([...this.rejected].map(([camera, reasons]) => [camera, Object.fromEntries(reasons)])),
       ...(this.versions.size > 0 ? { versions: Object.fromEntries([...this.versions].map(([v, t]) => [v, { ...t }])) } : {}),
       ...(this.shadow.size > 0 ? { shadow: [...this.shadow.values()].map((t) => structuredClone(t)) } : {}),
     };

@@ -94,7 +94,25 @@ export function renderMetricsTable(doc: MetricsDocument): string {
       ` | end-to-end ${p50p99(e2e)}${e2e.negative > 0 ? ` (${e2e.negative} frame(s) from a camera clock ahead)` : ''}`,
   );
   lines.push(...versionAndShadowLines(doc));
+  if (doc.rejected.count > 0) lines.push(rejectsLine(doc.rejected));
+  if (doc.duplicates > 0) lines.push(`duplicates ${doc.duplicates} (delivered again, counted once)`);
   return lines.join('\n');
+}
+
+/** Cameras named on the rejects line; the rest are summed. */
+const REJECT_CAMERAS_SHOWN = 5;
+
+/** `rejected N: <camera> n (reason n, ...), ...`, the cameras with most rejects first. */
+function rejectsLine(rejected: MetricsDocument['rejected']): string {
+  const cameras = Object.entries(rejected.cameras)
+    .map(([camera, reasons]) => ({ camera, reasons: Object.entries(reasons), total: sum(Object.values(reasons)) }))
+    .sort((a, b) => b.total - a.total || (a.camera < b.camera ? -1 : 1));
+  const shown = cameras
+    .slice(0, REJECT_CAMERAS_SHOWN)
+    .map((c) => `${c.camera} ${c.total} (${c.reasons.map(([reason, n]) => `${reason} ${n}`).join(', ')})`);
+  const rest = cameras.slice(REJECT_CAMERAS_SHOWN);
+  if (rest.length > 0) shown.push(`${rest.length} more camera(s) ${sum(rest.map((c) => c.total))}`);
+  return `rejected ${rejected.count}: ${shown.join(', ')}`;
 }
 
 /**

@@ -1,0 +1,177 @@
+/**
+ * Crash-consistent state files: every truncation and garbage is detected and the last good
+ * copy used, no readable copy is an error naming the file, and a writer killed with SIGKILL at
+ * random instants always leaves a whole value no older than the last write it finished.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { z } from 'zod';
+import { REPO_ROOT } from '../../local/mappings';
+import {
+  appendDurable,
+  decodeStateFile,
+  encodeStateFile,
+  previousCopyPath,
+  readStateFile,
+  repairJsonLines,
+  StateFileError,
+  writeStateFile,
+} from '../../local/state-file';
+
+const schema = z.object({ n: z.number() });
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'state-file-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('reading and writing', () => {
+  it('reads back what was written and keeps the previous value as .prev', () => {
+    const file = join(dir, 'state.json');
+    writeStateFile(file, { n: 1 });
+    writeStateFile(file, { n: 2 });
+
+    expect(readStateFile(file, schema)).toEqual({ value: { n: 2 }, source: 'current', problems: [] });
+    expect(decodeStateFile(readFileSync(previousCopyPath(file)))).toEqual({ n: 1 });
+  });
+
+  it('treats no file at all as a first run', () => {
+    expect(readStateFile(join(dir, 'none.json'), schema)).toEqual({ value: undefined, source: 'none', problems: [] });
+  });
+
+  it('detects every truncation of the current copy and uses the previous one', () => {
+    const file = join(dir, 'state.json');
+    writeStateFile(file, { n: 1 });
+    writeStateFile(file, { n: 2 });
+    const whole = readFileSync(file);
+    for (let length = 0; length < whole.length; length += 1) {
+      writeFileSync(file, whole.subarray(0, length));
+      const read = readStateFile(file, schema);
+      expect({ length, value: read.value, source: read.source }).toEqual({ length, value: { n: 1 }, source: 'previous' });
+      expect(read.problems[0]).toContain(file);
+    }
+  });
+
+  it.each([
+    ['random bytes', Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x0a, 0x00, 0xff])],
+    ['zeros, as a power cut can leave', Buffer.alloc(512)],
+    ['plain JSON without the header', Buffer.from('{"n":3}')],
+    ['a changed digit', Buffer.from(encodeStateFile({ n: 2 }).toString('utf8').replace('"n":2', '"n":7'))],
+    ['another shape', encodeStateFile({ m: 'x' })],
+  ])('detects %s and uses the previous copy', (_name, bytes) => {
+    const file = join(dir, 'state.json');
+    writeStateFile(file, { n: 1 });
+    writeStateFile(file, { n: 2 });
+    writeFileSync(file, bytes);
+
+    const read = readStateFile(file, schema);
+
+    expect(read.value).toEqual({ n: 1 });
+    expect(read.problems).toHaveLength(1);
+    expect(read.problems[0]).toContain(file);
+  });
+
+  it('uses the previous copy when the current one is missing (a crash between the two renames)', () => {
+    const file = join(dir, 'state.json');
+    writeStateFile(file, { n: 1 });
+    writeStateFile(file, { n: 2 });
+    rmSync(file);
+
+    expect(readStateFile(file, schema)).toMatchObject({ value: { n: 1 }, source: 'previous' });
+  });
+
+  it('throws an error naming the file when no copy is readable, and changes nothing', () => {
+    const file = join(dir, 'state.json');
+    writeFileSync(file, 'garbage');
+    writeFileSync(previousCopyPath(file), '');
+
+    expect(() => readStateFile(file, schema)).toThrow(StateFileError);
+    expect(() => readStateFile(file, schema)).toThrow(`no readable copy of ${file}`);
+    expect(readFileSync(file, 'utf8')).toBe('garbage');
+  });
+
+  it('removes temporary files a crash left behind', () => {
+    const file = join(dir, 'state.json');
+    writeFileSync(`${file}.tmp-12345`, 'half a write');
+
+    expect(readStateFile(file, schema).source).toBe('none');
+    expect(existsSync(`${file}.tmp-12345`)).toBe(false);
+  });
+});
+
+describe('JSON Lines', () => {
+  it('cuts a torn last line and leaves whole files alone', () => {
+    const file = join(dir, 'out.jsonl');
+    appendDurable(file, '{"a":1}\n{"a":2}\n');
+    expect(repairJsonLines(file)).toBe(0);
+    appendDurable(file, '{"a":3');
+
+    expect(repairJsonLines(file)).toBe(6);
+    expect(readFileSync(file, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+    expect(repairJsonLines(join(dir, 'missing.jsonl'))).toBe(0);
+  });
+});
+
+/** Starts the writer child and resolves with the last value it acknowledged when killed. */
+async function killWriterAfter(delayMs: number, stateFile: string, linesFile: string): Promise<number> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'test/helpers/state-writer-child.ts'), stateFile, linesFile],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Wait for the condition (a first acknowledged write), bounded, then for the random instant.
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('\n')) {
+    if (child.exitCode !== null) throw new Error(`the writer ended early:\n${err}`);
+    if (Date.now() > deadline) throw new Error(`the writer acknowledged no write within 60 s:\n${err}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
+  child.kill('SIGKILL');
+  await exited;
+  const acknowledged = out.split('\n').filter((l) => l !== '');
+  return Number(acknowledged.at(-1));
+}
+
+it('property: a writer killed at any instant leaves a readable state no older than its last finished write', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: 150 }), async (delayMs) => {
+      const run = mkdtempSync(join(dir, 'kill-'));
+      const stateFile = join(run, 'state.json');
+      const linesFile = join(run, 'lines.jsonl');
+
+      const acknowledged = await killWriterAfter(delayMs, stateFile, linesFile);
+
+      const read = readStateFile(stateFile, schema);
+      expect(read.value?.n).toBeGreaterThanOrEqual(acknowledged);
+      // The appended lines: a torn last one at most, every whole line in order, none lost.
+      repairJsonLines(linesFile);
+      const ns = readFileSync(linesFile, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => (JSON.parse(l) as { n: number }).n);
+      expect(ns).toEqual(Array.from({ length: ns.length }, (_, i) => i + 1));
+      expect(ns.length).toBeGreaterThanOrEqual(acknowledged);
+    }),
+    { numRuns: 12 },
+  );
+}, 300_000);
