@@ -23,7 +23,15 @@ import { loadServiceDefinition } from '../local/mappings';
 import { classifyRate } from './classify-stage';
 import { PipelineUnderTest, type MemorySample, type PipelineSettings } from './e2e';
 import { type BenchFrame, type FrameKind, type RecordFormat, framesOf, kinesisRecords } from './frames';
-import { decodeRate, inferenceRate, type Measured, normaliseRate, prepareAndPredictRate, prepareRate, preparedOf } from './limits';
+import {
+  decodeRate,
+  inferenceRate,
+  type Measured,
+  normaliseRate,
+  prepareAndPredictRate,
+  prepareRate,
+  preparedOf,
+} from './limits';
 import { type Figure, figure, fmt, percentile, renderTable, type Row } from './stats';
 
 /**
@@ -119,7 +127,8 @@ function parseOptions() {
     return n;
   };
   const recordFormat = values['record-format'] ?? 'auto';
-  if (!['json', 'png', 'auto'].includes(recordFormat)) throw new Error(`--record-format must be json, png or auto, got ${JSON.stringify(recordFormat)}`);
+  if (!['json', 'png', 'auto'].includes(recordFormat))
+    throw new Error(`--record-format must be json, png or auto, got ${JSON.stringify(recordFormat)}`);
   const skip = new Set((values.skip ?? '').split(',').filter((s) => s !== ''));
   for (const s of skip) if (!['limits', 'classify', 'e2e', '640'].includes(s)) throw new Error(`--skip: unknown section ${s}`);
   return {
@@ -160,7 +169,9 @@ async function main(): Promise<void> {
   const classifyMapping = definition.mappings.find((m) => m.functionKey === 'classify');
   const batch = classifyMapping?.batchSize ?? 100;
   const model = await loadDigitModel();
-  progress(`model ${model.version}; classify batch size ${batch} (serverless.yml); ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`);
+  progress(
+    `model ${model.version}; classify batch size ${batch} (serverless.yml); ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`,
+  );
 
   const frames: Record<FrameKind, BenchFrame[]> = { '28': [], '640': [] };
   const base64: Record<FrameKind, string[]> = { '28': [], '640': [] };
@@ -169,7 +180,9 @@ async function main(): Promise<void> {
     frames[kind] = framesOf(kind, kind === '28' ? sizes.pool28 : sizes.pool640);
     base64[kind] = frames[kind].map((f) => f.png.toString('base64'));
     const bytes = frames[kind].reduce((s, f) => s + f.png.length, 0) / frames[kind].length;
-    progress(`${frames[kind].length} ${kind === '28' ? '28x28' : '640x480'} frames (mean PNG ${fmt(bytes / 1024)} KB) in ${fmt((performance.now() - t) / 1000)} s`);
+    progress(
+      `${frames[kind].length} ${kind === '28' ? '28x28' : '640x480'} frames (mean PNG ${fmt(bytes / 1024)} KB) in ${fmt((performance.now() - t) / 1000)} s`,
+    );
   }
 
   const rows: Row[] = [];
@@ -193,7 +206,8 @@ async function main(): Promise<void> {
   };
   const label = (kind: FrameKind) => (kind === '28' ? '28x28' : '640x480');
   /** The record format of a kind's end-to-end runs and headline classify figure. */
-  const formatOf = (kind: FrameKind): RecordFormat => (options.recordFormat !== 'auto' ? options.recordFormat : kind === '28' ? 'json' : 'png');
+  const formatOf = (kind: FrameKind): RecordFormat =>
+    options.recordFormat !== 'auto' ? options.recordFormat : kind === '28' ? 'json' : 'png';
   const formatName = (format: RecordFormat) => (format === 'json' ? 'JSON records' : 'PNG records');
   const limits: Partial<Record<FrameKind, Figure>> = {};
   const limitCpuMs: Partial<Record<FrameKind, number>> = {};
@@ -206,11 +220,21 @@ async function main(): Promise<void> {
       progress('limits: inference');
       await inferenceRate(model, prepared, batch, batch * 5); // warm-up
       add(
-        { section: '1. limits, in process', name: 'inference alone, batch 1', ...await repeat(sizes.runs, () => inferenceRate(model, prepared, 1, sizes.inferB1)), unit: 'frames/s' },
+        {
+          section: '1. limits, in process',
+          name: 'inference alone, batch 1',
+          ...(await repeat(sizes.runs, () => inferenceRate(model, prepared, 1, sizes.inferB1))),
+          unit: 'frames/s',
+        },
         'infer_fps_batch1',
       );
       add(
-        { section: '1. limits, in process', name: `inference alone, batch ${batch}`, ...await repeat(sizes.runs, () => inferenceRate(model, prepared, batch, sizes.inferBatch)), unit: 'frames/s' },
+        {
+          section: '1. limits, in process',
+          name: `inference alone, batch ${batch}`,
+          ...(await repeat(sizes.runs, () => inferenceRate(model, prepared, batch, sizes.inferBatch))),
+          unit: 'frames/s',
+        },
         'infer_fps_batch',
       );
     }
@@ -220,9 +244,33 @@ async function main(): Promise<void> {
       progress(`limits: ${label(kind)} preparation`);
       await prepareAndPredictRate(model, f, batch, Math.min(total, batch * 2)); // warm-up
       if (!options.skip.has('limits')) {
-        add({ section: '1. limits, in process', name: `${label(kind)} decode alone`, ...await repeat(sizes.runs, () => decodeRate(f, batch, total)), unit: 'frames/s' }, `decode_fps_${kind}`);
-        add({ section: '1. limits, in process', name: `${label(kind)} normalise alone`, ...await repeat(sizes.runs, () => normaliseRate(f, total)), unit: 'frames/s' }, `normalise_fps_${kind}`);
-        add({ section: '1. limits, in process', name: `${label(kind)} prepare (decode + normalise)`, ...await repeat(sizes.runs, () => prepareRate(f, batch, total)), unit: 'frames/s' }, `prepare_fps_${kind}`);
+        add(
+          {
+            section: '1. limits, in process',
+            name: `${label(kind)} decode alone`,
+            ...(await repeat(sizes.runs, () => decodeRate(f, batch, total))),
+            unit: 'frames/s',
+          },
+          `decode_fps_${kind}`,
+        );
+        add(
+          {
+            section: '1. limits, in process',
+            name: `${label(kind)} normalise alone`,
+            ...(await repeat(sizes.runs, () => normaliseRate(f, total))),
+            unit: 'frames/s',
+          },
+          `normalise_fps_${kind}`,
+        );
+        add(
+          {
+            section: '1. limits, in process',
+            name: `${label(kind)} prepare (decode + normalise)`,
+            ...(await repeat(sizes.runs, () => prepareRate(f, batch, total))),
+            unit: 'frames/s',
+          },
+          `prepare_fps_${kind}`,
+        );
       }
       // The limit and the classify stage alternate run by run, so both see the same load on a
       // shared machine; the ratio is the median of the paired ratios.
@@ -235,7 +283,9 @@ async function main(): Promise<void> {
       for (let r = 0; r < sizes.runs; r++) {
         progress(`limit and classify: ${label(kind)}, run ${r + 1}/${sizes.runs}`);
         limitRuns.push(await prepareAndPredictRate(model, f, batch, total));
-        if (withClassify) for (const [k, kindRecords] of records.entries()) (classifyRuns[k] as Measured[]).push(await classifyRate(model, kindRecords, batch, total));
+        if (withClassify)
+          for (const [k, kindRecords] of records.entries())
+            (classifyRuns[k] as Measured[]).push(await classifyRate(model, kindRecords, batch, total));
       }
       const limitCpu = figure(limitRuns.map((m) => m.cpuMsPerFrame)).median;
       limits[kind] = add(
@@ -305,7 +355,16 @@ async function main(): Promise<void> {
         const count = kind === '28' ? sizes.e2e28 : sizes.e2e640;
         // Warm-up: the first thousands of frames (JIT of handlers, SDK, emulator) run measurably
         // slower than the steady state.
-        await pipeline.run(frames[kind], base64[kind], `bench-warm-${kind}`, kind === '28' ? sizes.warm28 : sizes.warm640, 0, cameras, undefined, formatOf(kind));
+        await pipeline.run(
+          frames[kind],
+          base64[kind],
+          `bench-warm-${kind}`,
+          kind === '28' ? sizes.warm28 : sizes.warm640,
+          0,
+          cameras,
+          undefined,
+          formatOf(kind),
+        );
         const fps: number[] = [];
         const publish: number[] = [];
         const cpu: number[] = [];
@@ -314,8 +373,22 @@ async function main(): Promise<void> {
         for (let r = 0; r < sizes.e2eRuns; r++) {
           progress(`end to end: ${label(kind)} sustained, run ${r + 1}/${sizes.e2eRuns} (${count} frames)`);
           // The limit again, right before the run, while the pipeline idles: the pair sees the same load.
-          const limitNow = await prepareAndPredictRate(model, frames[kind], batch, kind === '28' ? sizes.limit28 : sizes.limit640);
-          const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-max-${++runId}`, count, 0, cameras, undefined, formatOf(kind));
+          const limitNow = await prepareAndPredictRate(
+            model,
+            frames[kind],
+            batch,
+            kind === '28' ? sizes.limit28 : sizes.limit640,
+          );
+          const result = await pipeline.run(
+            frames[kind],
+            base64[kind],
+            `bench-${kind}-max-${++runId}`,
+            count,
+            0,
+            cameras,
+            undefined,
+            formatOf(kind),
+          );
           if (result.missing > 0) throw new Error(`${result.missing} of ${count} frames never came back`);
           fps.push(result.fps);
           publish.push(result.publishFps);
@@ -345,21 +418,44 @@ async function main(): Promise<void> {
           const p99: number[] = [];
           const achieved: number[] = [];
           for (let r = 0; r < sizes.e2eRuns; r++) {
-            progress(`end to end: ${label(kind)} latency at ${share * 100}% (${fmt(rate)} frames/s), run ${r + 1}/${sizes.e2eRuns}`);
+            progress(
+              `end to end: ${label(kind)} latency at ${share * 100}% (${fmt(rate)} frames/s), run ${r + 1}/${sizes.e2eRuns}`,
+            );
             const n = Math.max(20, Math.round(rate * sizes.latencySeconds));
-            const result = await pipeline.run(frames[kind], base64[kind], `bench-${kind}-lat-${++runId}`, n, rate, cameras, undefined, formatOf(kind));
+            const result = await pipeline.run(
+              frames[kind],
+              base64[kind],
+              `bench-${kind}-lat-${++runId}`,
+              n,
+              rate,
+              cameras,
+              undefined,
+              formatOf(kind),
+            );
             if (result.missing > 0) throw new Error(`${result.missing} of ${n} frames never came back`);
             p50.push(percentile(result.latencies, 50));
             p99.push(percentile(result.latencies, 99));
             achieved.push(result.publishFps);
           }
           const tag = `${label(kind)} at ${share * 100}% (${fmt(rate)} frames/s)`;
-          add({ section, name: `${tag} latency p50`, value: figure(p50), unit: 's', note: 'put to prediction read back' }, `e2e_p50_latency_s_${kind}_${share * 100}`);
+          add(
+            { section, name: `${tag} latency p50`, value: figure(p50), unit: 's', note: 'put to prediction read back' },
+            `e2e_p50_latency_s_${kind}_${share * 100}`,
+          );
           add({ section, name: `${tag} latency p99`, value: figure(p99), unit: 's' }, `e2e_p99_latency_s_${kind}_${share * 100}`);
         }
       }
       const peak = pipeline.peakRssMb();
-      add({ section: '4. memory of the pipeline process', name: 'peak RSS over the end-to-end runs', value: figure([peak]), unit: 'MB', note: 'VmHWM of the npm start process (emulator included)' }, 'peak_rss_mb');
+      add(
+        {
+          section: '4. memory of the pipeline process',
+          name: 'peak RSS over the end-to-end runs',
+          value: figure([peak]),
+          unit: 'MB',
+          note: 'VmHWM of the npm start process (emulator included)',
+        },
+        'peak_rss_mb',
+      );
       const series = pipeline.samples;
       rows.push(memoryRow('RSS over the end-to-end runs', series));
     } finally {
@@ -374,12 +470,29 @@ async function main(): Promise<void> {
     const persistDir = options.persist ? mkdtempSync(join(tmpdir(), 'bench-persist-')) : undefined;
     const pipeline = await PipelineUnderTest.start({ ...settings, ...(persistDir ? { persistDir } : {}) });
     try {
-      const result = await pipeline.run(frames['28'], base64['28'], 'bench-memory', options.frames, rate, cameras, 3_600_000, formatOf('28'));
+      const result = await pipeline.run(
+        frames['28'],
+        base64['28'],
+        'bench-memory',
+        options.frames,
+        rate,
+        cameras,
+        3_600_000,
+        formatOf('28'),
+      );
       if (result.missing > 0) throw new Error(`${result.missing} of ${options.frames} frames never came back`);
       const series = pipeline.samples;
       const row = memoryRow(`RSS over ${options.frames} frames at ${rate} frames/s`, series);
       rows.push(row);
-      add({ section: '4. memory of the pipeline process', name: `peak RSS over ${options.frames} frames`, value: figure([pipeline.peakRssMb()]), unit: 'MB' }, 'long_peak_rss_mb');
+      add(
+        {
+          section: '4. memory of the pipeline process',
+          name: `peak RSS over ${options.frames} frames`,
+          value: figure([pipeline.peakRssMb()]),
+          unit: 'MB',
+        },
+        'long_peak_rss_mb',
+      );
       const growth = growthPer10k(series);
       medians.long_rss_growth_mb_per_10k_frames = growth;
       medians.long_frames = options.frames;
@@ -395,7 +508,11 @@ async function main(): Promise<void> {
   console.log(renderTable(rows));
   const targets = targetLines(medians, { '28': formatName(formatOf('28')), '640': formatName(formatOf('640')) });
   console.log(`\n== targets\n${targets.join('\n')}`);
-  console.log(`\n(${fmt((performance.now() - began) / 1000)} s; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}; model ${model.version})`);
+  console.log(
+    `\n(${fmt((performance.now() - began) / 1000)} s; ${cpus().length} cores, load ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}; model ${model.version})`,
+  );
   if (options.json) {
     const json = {
       ...medians,
@@ -449,34 +566,60 @@ function targetLines(m: Record<string, number>, formats: Record<FrameKind, strin
   const check = (name: string, value: number | undefined, target: number, unit: string, higher = true) => {
     if (value === undefined || !Number.isFinite(value)) return;
     const met = higher ? value >= target : value < target;
-    lines.push(`${met ? 'MET    ' : 'NOT MET'}  ${name}: ${fmt(value)}${unit} (target ${higher ? '>=' : '<'} ${fmt(target)}${unit})`);
+    lines.push(
+      `${met ? 'MET    ' : 'NOT MET'}  ${name}: ${fmt(value)}${unit} (target ${higher ? '>=' : '<'} ${fmt(target)}${unit})`,
+    );
   };
   const pct = (key: string) => (m[key] === undefined ? undefined : (m[key] as number) * 100);
   check(`classify handler / limit, 28x28, ${formats['28']} (paired runs)`, pct('classify_limit_ratio_28'), 90, '%');
   check(`classify handler / limit, 640x480, ${formats['640']} (paired runs)`, pct('classify_limit_ratio_640'), 90, '%');
-  for (const [kind, format] of [['28', 'png'], ['28', 'json'], ['640', 'png'], ['640', 'json']] as const) {
+  for (const [kind, format] of [
+    ['28', 'png'],
+    ['28', 'json'],
+    ['640', 'png'],
+    ['640', 'json'],
+  ] as const) {
     const name = format === 'png' ? 'PNG records' : 'JSON records';
-    check(`classify handler / limit, ${kind === '28' ? '28x28' : '640x480'}, ${name} (paired runs)`, pct(`classify_limit_ratio_${kind}_${format}`), 90, '%');
+    check(
+      `classify handler / limit, ${kind === '28' ? '28x28' : '640x480'}, ${name} (paired runs)`,
+      pct(`classify_limit_ratio_${kind}_${format}`),
+      90,
+      '%',
+    );
   }
-  const ratio = (a: string, b: string) => (m[a] !== undefined && m[b] !== undefined ? ((m[a] as number) / (m[b] as number)) * 100 : undefined);
+  const ratio = (a: string, b: string) =>
+    m[a] !== undefined && m[b] !== undefined ? ((m[a] as number) / (m[b] as number)) * 100 : undefined;
   check('end to end / limit, 28x28', ratio('e2e_fps_28', 'limit_fps_28'), 75, '%');
   check('end to end / limit, 28x28 (limit re-measured beside each run)', pct('e2e_limit_ratio_28'), 75, '%');
   check('end to end / limit, 640x480', ratio('e2e_fps_640', 'limit_fps_640'), 75, '%');
   check('end to end / limit, 640x480 (limit re-measured beside each run)', pct('e2e_limit_ratio_640'), 75, '%');
-  const cpu = (a: string, b: string) => (m[a] !== undefined && m[b] !== undefined ? ((m[b] as number) / (m[a] as number)) * 100 : undefined);
+  const cpu = (a: string, b: string) =>
+    m[a] !== undefined && m[b] !== undefined ? ((m[b] as number) / (m[a] as number)) * 100 : undefined;
   for (const kind of ['28', '640']) {
     const c = cpu(`classify_${kind}_cpu_ms_per_frame`, `limit_${kind}_cpu_ms_per_frame`);
     const e = cpu(`e2e_${kind}_cpu_ms_per_frame`, `limit_${kind}_cpu_ms_per_frame`);
-    if (c !== undefined) lines.push(`         CPU per frame, ${kind}: the limit's is ${fmt(c)}% of classify's${e === undefined ? '' : ` and ${fmt(e)}% of the end-to-end pipeline's`}`);
+    if (c !== undefined)
+      lines.push(
+        `         CPU per frame, ${kind}: the limit's is ${fmt(c)}% of classify's${e === undefined ? '' : ` and ${fmt(e)}% of the end-to-end pipeline's`}`,
+      );
   }
   check(`end to end 28x28, ${formats['28']}`, m.e2e_fps_28, 2000, ' frames/s');
   check(`end to end 640x480, ${formats['640']}`, m.e2e_fps_640, 250, ' frames/s');
-  check('p99 put to prediction at 50% rate, 28x28', m['e2e_p99_latency_s_28_50'], 1, ' s', false);
-  check('p99 put to prediction at 50% rate, 640x480', m['e2e_p99_latency_s_640_50'], 1, ' s', false);
+  check('p99 put to prediction at 50% rate, 28x28', m.e2e_p99_latency_s_28_50, 1, ' s', false);
+  check('p99 put to prediction at 50% rate, 640x480', m.e2e_p99_latency_s_640_50, 1, ' s', false);
   if (m.long_rss_growth_mb_per_10k_frames !== undefined) {
-    check(`memory growth over the second half of ${m.long_frames} frames`, m.long_rss_growth_mb_per_10k_frames, 1, ' MB per 10k frames', false);
+    check(
+      `memory growth over the second half of ${m.long_frames} frames`,
+      m.long_rss_growth_mb_per_10k_frames,
+      1,
+      ' MB per 10k frames',
+      false,
+    );
   }
-  if (m.e2e_fps_28 !== undefined) lines.push(`         end to end 28x28 vs the original's ${ORIGINAL.fps} frames/s (not re-measured): ${fmt(m.e2e_fps_28 / ORIGINAL.fps)}x`);
+  if (m.e2e_fps_28 !== undefined)
+    lines.push(
+      `         end to end 28x28 vs the original's ${ORIGINAL.fps} frames/s (not re-measured): ${fmt(m.e2e_fps_28 / ORIGINAL.fps)}x`,
+    );
   return lines;
 }
 

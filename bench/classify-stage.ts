@@ -26,7 +26,12 @@ export class DiscardSink implements RecordSink {
  * Classifies `total` records (cycling `records`) in batches of `batch`; frames per second.
  * Throws if any record is rejected or fails: the figure must be of frames really scored.
  */
-export async function classifyRate(model: DigitModel, records: readonly KinesisStreamRecord[], batch: number, total: number): Promise<Measured> {
+export async function classifyRate(
+  model: DigitModel,
+  records: readonly KinesisStreamRecord[],
+  batch: number,
+  total: number,
+): Promise<Measured> {
   const config = loadConfig({ ...process.env, STREAM_PREFIX: '', LOG_LEVEL: 'WARN' });
   const sink = new DiscardSink();
   const streams = { predictions: 'predictions', uncertainImages: 'uncertain-images', rejectedImages: 'rejected-images' };

@@ -56,13 +56,26 @@ async function measure(kind: string, pngs: Buffer[]): Promise<Row[]> {
   const n = pngs.length;
   const grays: GrayImage[] = pngs.map((p) => decodePngSync(p));
   const rows: Array<[string, Timing]> = [
-    ['decode: pure decoder, sequential', await median3(n, () => void pngs.forEach((p) => decodePngSync(p)))],
+    [
+      'decode: pure decoder, sequential',
+      await median3(n, () => {
+        for (const p of pngs) decodePngSync(p);
+      }),
+    ],
     [`decodePng (pure < 64 kB <= sharp), batches of ${BATCH}`, await median3(n, () => inBatches(pngs, (p) => decodePng(p)))],
-    ['decode: sharp, sequential', await median3(n, async () => {
-      for (const p of pngs) await sharpGray(p);
-    })],
+    [
+      'decode: sharp, sequential',
+      await median3(n, async () => {
+        for (const p of pngs) await sharpGray(p);
+      }),
+    ],
     [`decode: sharp, batches of ${BATCH} concurrent`, await median3(n, () => inBatches(pngs, sharpGray))],
-    ['prepareGray alone', await median3(n, () => void grays.forEach((g) => prepareGray(g)))],
+    [
+      'prepareGray alone',
+      await median3(n, () => {
+        for (const g of grays) prepareGray(g);
+      }),
+    ],
     [`preparePng (decode + prepare), batches of ${BATCH}`, await median3(n, () => inBatches(pngs, (p) => preparePng(p)))],
   ];
   return rows.map(([what, t]) => ({ what: `${kind} ${what}`, msPerFrame: t.wall, cpuMsPerFrame: t.cpu, fps: 1000 / t.wall }));
@@ -74,7 +87,9 @@ async function main(): Promise<void> {
   const large = Array.from({ length: quick ? 20 : 100 }, (_, i) => cameraFrameAt(i, { seed: 640, sizes: [[640, 480]] }).png);
   const rows = [...(await measure('28x28', small)), ...(await measure('640x480', large))];
   const width = Math.max(...rows.map((r) => r.what.length));
-  process.stdout.write(`sharp.concurrency=${sharp.concurrency()} UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}\n`);
+  process.stdout.write(
+    `sharp.concurrency=${sharp.concurrency()} UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}\n`,
+  );
   for (const r of rows) {
     process.stdout.write(
       `${r.what.padEnd(width)}  ${r.msPerFrame.toFixed(3).padStart(8)} ms/frame  ${Math.round(r.fps).toString().padStart(7)} frames/s  ${r.cpuMsPerFrame.toFixed(3).padStart(8)} ms CPU/frame\n`,

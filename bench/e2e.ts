@@ -90,7 +90,11 @@ class Observer {
   total = 0;
 
   constructor(outDir: string) {
-    this.files = [HOME_FILES.predictions, HOME_FILES.rejected].map((name) => ({ path: join(outDir, name), offset: 0, partial: '' }));
+    this.files = [HOME_FILES.predictions, HOME_FILES.rejected].map((name) => ({
+      path: join(outDir, name),
+      offset: 0,
+      partial: '',
+    }));
     this.timer = setInterval(() => this.poll(), 5);
   }
 
@@ -166,7 +170,6 @@ export interface RunResult {
   mainCpuMsPerFrame: number;
 }
 
-
 /** A running pipeline process plus the camera and the reader of its outputs. */
 export class PipelineUnderTest {
   readonly samples: MemorySample[] = [];
@@ -187,7 +190,18 @@ export class PipelineUnderTest {
   /** Starts `npm start -- --serve` on a free loopback port and a reader of its outputs. */
   static async start(settings: PipelineSettings = {}): Promise<PipelineUnderTest> {
     const outDir = mkdtempSync(join(tmpdir(), 'bench-out-'));
-    const args = [...(settings.nodeArgs ?? []), '--import', 'tsx', settings.script ?? join(REPO_ROOT, 'local', 'cli.ts'), '--serve', '--quiet', '--port', '0', '--out', outDir];
+    const args = [
+      ...(settings.nodeArgs ?? []),
+      '--import',
+      'tsx',
+      settings.script ?? join(REPO_ROOT, 'local', 'cli.ts'),
+      '--serve',
+      '--quiet',
+      '--port',
+      '0',
+      '--out',
+      outDir,
+    ];
     // The benchmark measures the pipeline; the home page is measured on its own (bench/home-ingest.ts).
     if (settings.script === undefined) args.push('--no-home');
     if (settings.shards !== undefined) args.push('--shards', String(settings.shards));
@@ -228,7 +242,11 @@ export class PipelineUnderTest {
   private sample(): void {
     const status = procStatus(this.pid);
     if (!status) return;
-    this.samples.push({ t: (performance.now() - this.startedAt) / 1000, rssMb: status.rssKb / 1024, frames: this.observer.total });
+    this.samples.push({
+      t: (performance.now() - this.startedAt) / 1000,
+      rssMb: status.rssKb / 1024,
+      frames: this.observer.total,
+    });
   }
 
   /** Peak resident set of the pipeline process so far (VmHWM), MB. */
@@ -271,7 +289,10 @@ export class PipelineUnderTest {
       for (let k = 0; k < n; k++) {
         const i = (sent + k) % frames.length;
         const id = `${camera}.${(sent + k) % cameras}`;
-        records.push({ partitionKey: id, data: frameRecordData(frames[i] as BenchFrame, base64[i] as string, id, timestamp, format) });
+        records.push({
+          partitionKey: id,
+          data: frameRecordData(frames[i] as BenchFrame, base64[i] as string, id, timestamp, format),
+        });
       }
       sent += n;
       const job: Promise<void> = this.writer.put(STREAMS.cameraImages, records).then((result) => {

@@ -55,7 +55,13 @@ export function frameJson(base64: string, camera: string, timestamp: string, lab
 }
 
 /** A frame's `camera-images` record bytes in either format (`base64` is the PNG's, for JSON). */
-export function frameRecordData(frame: BenchFrame, base64: string, camera: string, timestamp: string, format: RecordFormat): Buffer {
+export function frameRecordData(
+  frame: BenchFrame,
+  base64: string,
+  camera: string,
+  timestamp: string,
+  format: RecordFormat,
+): Buffer {
   if (format === 'png') return encodePngRecord(frame.png, { camera, timestamp, label: frame.label });
   return Buffer.from(frameJson(base64, camera, timestamp, frame.label), 'utf8');
 }

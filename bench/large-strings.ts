@@ -24,5 +24,7 @@ for (let run = 1; run <= 3; run++) {
   const small = msPer(() => {
     for (let k = 0; k < PIECES; k++) piece.toString('latin1');
   }, ROUNDS);
-  console.log(`run ${run}: one ${BYTES / 1000} kB string ${big.toFixed(3)} ms; the same bytes as ${PIECES} strings ${small.toFixed(3)} ms (${(big / small).toFixed(0)}x)`);
+  console.log(
+    `run ${run}: one ${BYTES / 1000} kB string ${big.toFixed(3)} ms; the same bytes as ${PIECES} strings ${small.toFixed(3)} ms (${(big / small).toFixed(0)}x)`,
+  );
 }

@@ -15,7 +15,11 @@ export interface Measured {
 }
 
 /** Runs `work` over `total` items in chunks of `batch`. */
-export async function measure(total: number, batch: number, work: (start: number, end: number) => Promise<void>): Promise<Measured> {
+export async function measure(
+  total: number,
+  batch: number,
+  work: (start: number, end: number) => Promise<void>,
+): Promise<Measured> {
   const cpu = process.cpuUsage();
   const started = performance.now();
   for (let start = 0; start < total; start += batch) await work(start, Math.min(total, start + batch));
@@ -30,7 +34,12 @@ export async function preparedOf(frames: readonly BenchFrame[]): Promise<Prepare
 }
 
 /** Inference alone: `total` images scored `batch` at a time; images per second. */
-export function inferenceRate(model: DigitModel, images: readonly PreparedImage[], batch: number, total: number): Promise<Measured> {
+export function inferenceRate(
+  model: DigitModel,
+  images: readonly PreparedImage[],
+  batch: number,
+  total: number,
+): Promise<Measured> {
   const pixels = images.map((p) => p.pixels);
   return measure(total, batch, async (start, end) => {
     const chunk: Uint8Array[] = [];
@@ -66,7 +75,12 @@ export function prepareRate(frames: readonly BenchFrame[], batch: number, total:
 }
 
 /** Preparation + prediction: the classify stage's physics, a batch at a time. */
-export function prepareAndPredictRate(model: DigitModel, frames: readonly BenchFrame[], batch: number, total: number): Promise<Measured> {
+export function prepareAndPredictRate(
+  model: DigitModel,
+  frames: readonly BenchFrame[],
+  batch: number,
+  total: number,
+): Promise<Measured> {
   return measure(total, batch, async (start, end) => {
     const jobs: Promise<PreparedImage>[] = [];
     for (let i = start; i < end; i++) jobs.push(preparePng((frames[i % frames.length] as BenchFrame).png));

@@ -35,7 +35,9 @@ async function main(runs: number): Promise<void> {
   const start = performance.now();
   for (let i = 0; i < checks; i++) (await source.acquire()).done();
   const perCheck = (performance.now() - start) / checks;
-  console.log(`cold start, median of ${runs}: fixed MODEL_DIR ${median(fixed).toFixed(1)} ms, registry ${median(registry).toFixed(1)} ms`);
+  console.log(
+    `cold start, median of ${runs}: fixed MODEL_DIR ${median(fixed).toFixed(1)} ms, registry ${median(registry).toFixed(1)} ms`,
+  );
   console.log(`registry check per batch (nothing changed): ${(perCheck * 1000).toFixed(1)} µs`);
 }
 

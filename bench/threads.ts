@@ -41,7 +41,9 @@ async function main(): Promise<void> {
     const before = threadCpu(pipeline.pid);
     const result = await pipeline.run(frames, base64, 'threads', count, 0, 4, undefined, format);
     const after = threadCpu(pipeline.pid);
-    console.log(`${kind === '640' ? '640x480' : '28x28'}, ${format} records: ${count} frames, ${result.fps.toFixed(1)} frames/s end to end`);
+    console.log(
+      `${kind === '640' ? '640x480' : '28x28'}, ${format} records: ${count} frames, ${result.fps.toFixed(1)} frames/s end to end`,
+    );
     const rows = [...after]
       .map(([thread, cpu]) => [thread, ((cpu - (before.get(thread) ?? 0)) * 1000) / count] as const)
       .filter(([, ms]) => ms >= 0.001)

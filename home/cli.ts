@@ -147,7 +147,9 @@ async function main(): Promise<number> {
     return 0;
   }
   if (!options.endpoint && !options.serveStreams) {
-    throw new UsageError('--endpoint is required: the URL of a Kinesis emulator, or "aws" (or --serve-streams to hold the streams here)');
+    throw new UsageError(
+      '--endpoint is required: the URL of a Kinesis emulator, or "aws" (or --serve-streams to hold the streams here)',
+    );
   }
   const refused = checkHomeAccess(options.host, options.token);
   if (refused) throw new UsageError(refused);

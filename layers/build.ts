@@ -70,7 +70,9 @@ export function shippedModelFolder(root: string): string {
     const { current } = registryState(models);
     if (current !== undefined) dir = versionDir(models, current);
   } catch (error: unknown) {
-    throw new LayerBuildError(`models/registry.json cannot be read (${error instanceof Error ? error.message : String(error)}): fix it or delete it`);
+    throw new LayerBuildError(
+      `models/registry.json cannot be read (${error instanceof Error ? error.message : String(error)}): fix it or delete it`,
+    );
   }
   return relative(root, dir).split(sep).join('/');
 }
@@ -89,9 +91,15 @@ export function layerSpecs(root: string, arch: NodeArch): LayerSpec[] {
           // Only dist/ and this platform's binaries are loaded; lib/ is the TS source and
           // script/ the installer (with adm-zip and global-agent, its only users).
           keep: (p) =>
-            (p === 'package.json' || p === 'LICENSE' || p.startsWith('dist') ||
-              p === 'bin' || p === 'bin/napi-v6' || p === 'bin/napi-v6/linux' ||
-              p === ortBinaries || p.startsWith(`${ortBinaries}/`)) && runtimeFile(p),
+            (p === 'package.json' ||
+              p === 'LICENSE' ||
+              p.startsWith('dist') ||
+              p === 'bin' ||
+              p === 'bin/napi-v6' ||
+              p === 'bin/napi-v6/linux' ||
+              p === ortBinaries ||
+              p.startsWith(`${ortBinaries}/`)) &&
+            runtimeFile(p),
         },
         // onnxruntime-node requires the CommonJS build only.
         { name: 'onnxruntime-common', keep: (p) => !p.startsWith('dist/esm') && !p.startsWith('lib') && runtimeFile(p) },
@@ -163,8 +171,7 @@ function copyPackage(root: string, pkg: PackageCopy, nodeModules: string, arch: 
     throw new LayerBuildError(
       `${pkg.name} is not installed in ${join(root, 'node_modules')}. ` +
         (pkg.name.startsWith('@img/')
-          ? `Install sharp's ${arch} binaries without building: ` +
-            `npm install --no-save --os=linux --cpu=${arch} sharp`
+          ? `Install sharp's ${arch} binaries without building: ` + `npm install --no-save --os=linux --cpu=${arch} sharp`
           : 'Run npm ci first.'),
     );
   }
@@ -268,7 +275,7 @@ export function buildLayers(root: string, architecture: string, names?: readonly
 /** `npx tsx layers/build.ts [--arch x86_64|arm64] [layer names...]` */
 function main(argv: string[]): void {
   const index = argv.indexOf('--arch');
-  const architecture = index >= 0 ? argv[index + 1] ?? '' : 'x86_64';
+  const architecture = index >= 0 ? (argv[index + 1] ?? '') : 'x86_64';
   const names = argv.filter((_, i) => index < 0 || (i !== index && i !== index + 1));
   const root = join(__dirname, '..');
   const started = Date.now();

@@ -1,4 +1,3 @@
-'use strict';
 /**
  * `${file(./layers/model-version.js):version}` in serverless.yml: the model version the model
  * layer is built from (the registry's current, see functions/lib/model-registry-file.ts), so

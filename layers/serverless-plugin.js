@@ -1,4 +1,3 @@
-'use strict';
 /**
  * A local serverless plugin that builds the layers (layers/build.ts) right before the
  * framework zips them, for the architecture the service resolved (`provider.architecture`,
@@ -25,9 +24,7 @@ class LayerBuildPlugin {
   }
 
   allowOfflineLayerCompile() {
-    const compiler = this.serverless.pluginManager.plugins.find(
-      (plugin) => plugin.constructor.name === 'AwsCompileLayers',
-    );
+    const compiler = this.serverless.pluginManager.plugins.find((plugin) => plugin.constructor.name === 'AwsCompileLayers');
     if (!compiler || typeof compiler.compareWithLastLayer !== 'function') return;
     const compare = compiler.compareWithLastLayer.bind(compiler);
     let told = false;

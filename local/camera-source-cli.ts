@@ -31,7 +31,8 @@ const HELP = `usage: camera-source-cli [options]
 function numberFlag(name: string, value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed < 0) throw new Error(`--${name} must be a non-negative number, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(parsed) || parsed < 0)
+    throw new Error(`--${name} must be a non-negative number, got ${JSON.stringify(value)}`);
   return parsed;
 }
 

@@ -24,7 +24,13 @@ import { isEarlierFrame } from './earlier-records';
 import { LocalPipeline } from './pipeline';
 import { DEFAULT_RETAIN_CONSUMED_SECONDS } from './trimmer';
 import { StateFileError, writeFileAtomic } from './state-file';
-import { DEFAULT_UPLINK_STREAMS, parseUplinkSettings, UPLINK_DEFAULTS, UPLINK_POLICIES, type UplinkSettings } from './uplink/settings';
+import {
+  DEFAULT_UPLINK_STREAMS,
+  parseUplinkSettings,
+  UPLINK_DEFAULTS,
+  UPLINK_POLICIES,
+  type UplinkSettings,
+} from './uplink/settings';
 import { summaryLines as uplinkSummaryLines } from './uplink/status';
 import { DEFAULT_DATA_DIR } from '../home/dataset';
 import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, type RunningHome, startHomeServer } from '../home/serve';
@@ -50,43 +56,243 @@ interface Option {
 /** The options, their variables and defaults: the README's table mirrors this one. */
 const OPTIONS: Option[] = [
   { flag: 'count', value: 'N', env: 'COUNT', type: 'string', default: 'all (10,000 per pass)', help: 'frames to publish' },
-  { flag: 'camera', value: 'ID', env: 'CAMERA', type: 'string', default: 'Camera', help: 'camera parameter; the id is <camera>-<host>' },
-  { flag: 'cameras', value: 'N', env: 'CAMERAS', type: 'string', default: '1', help: 'replay as N cameras <camera>-1..N (N partition keys)' },
+  {
+    flag: 'camera',
+    value: 'ID',
+    env: 'CAMERA',
+    type: 'string',
+    default: 'Camera',
+    help: 'camera parameter; the id is <camera>-<host>',
+  },
+  {
+    flag: 'cameras',
+    value: 'N',
+    env: 'CAMERAS',
+    type: 'string',
+    default: '1',
+    help: 'replay as N cameras <camera>-1..N (N partition keys)',
+  },
   { flag: 'delay', value: 'S', env: 'DELAY', type: 'string', default: '0', help: 'seconds between frames' },
   { flag: 'repeat', value: 'N', env: 'REPEAT', type: 'string', default: '1', help: 'passes over the source, 0 = forever' },
   { flag: 'rate', value: 'R', env: 'RATE', type: 'string', default: '0', help: 'at most R frames per second, 0 = no cap' },
   { flag: 'source', value: 'SRC', env: 'SOURCE', type: 'string', default: 'mnist', help: '"mnist" or a folder of PNG files' },
-  { flag: 'record-format', value: 'F', env: 'RECORD_FORMAT', type: 'string', default: 'json', help: 'camera-images records: json or png (tEXt fields)' },
-  { flag: 'confidence', value: 'P', env: 'CONFIDENCE_THRESHOLD', type: 'string', default: '0.70', help: 'uncertain when probability <= P' },
-  { flag: 'sample-rate', value: 'R', env: 'SAMPLE_CERTAIN_RATE', type: 'string', default: '0', help: 'share of certain frames also sent home (reason sampled)' },
-  { flag: 'sample-cap', value: 'N', env: 'SAMPLE_CAP_PER_MINUTE', type: 'string', default: '10', help: 'at most N sampled frames per camera per minute' },
-  { flag: 'camera-rules', value: 'JSON', env: 'CAMERA_RULES', type: 'string', default: 'none', help: 'per-camera overrides, JSON (see README)' },
-  { flag: 'window', value: 'S', env: 'METRICS_WINDOW_SECONDS', type: 'string', default: '10', help: 'metrics tumbling window, seconds' },
+  {
+    flag: 'record-format',
+    value: 'F',
+    env: 'RECORD_FORMAT',
+    type: 'string',
+    default: 'json',
+    help: 'camera-images records: json or png (tEXt fields)',
+  },
+  {
+    flag: 'confidence',
+    value: 'P',
+    env: 'CONFIDENCE_THRESHOLD',
+    type: 'string',
+    default: '0.70',
+    help: 'uncertain when probability <= P',
+  },
+  {
+    flag: 'sample-rate',
+    value: 'R',
+    env: 'SAMPLE_CERTAIN_RATE',
+    type: 'string',
+    default: '0',
+    help: 'share of certain frames also sent home (reason sampled)',
+  },
+  {
+    flag: 'sample-cap',
+    value: 'N',
+    env: 'SAMPLE_CAP_PER_MINUTE',
+    type: 'string',
+    default: '10',
+    help: 'at most N sampled frames per camera per minute',
+  },
+  {
+    flag: 'camera-rules',
+    value: 'JSON',
+    env: 'CAMERA_RULES',
+    type: 'string',
+    default: 'none',
+    help: 'per-camera overrides, JSON (see README)',
+  },
+  {
+    flag: 'window',
+    value: 'S',
+    env: 'METRICS_WINDOW_SECONDS',
+    type: 'string',
+    default: '10',
+    help: 'metrics tumbling window, seconds',
+  },
   { flag: 'shards', value: 'N', env: 'CAMERA_SHARDS', type: 'string', default: '1', help: 'shards of camera-images' },
-  { flag: 'parallelism', value: 'N', env: 'PARALLELISM', type: 'string', default: '1 (N with --cameras N)', help: 'classify batches in flight per shard (1-10)' },
-  { flag: 'port', value: 'P', env: 'EMULATOR_PORT', type: 'string', default: String(DEFAULT_EMULATOR_PORT), help: 'emulator port on 127.0.0.1' },
-  { flag: 'endpoint', value: 'URL', env: 'KINESIS_ENDPOINT', type: 'string', default: 'embedded emulator', help: 'use this Kinesis endpoint instead' },
+  {
+    flag: 'parallelism',
+    value: 'N',
+    env: 'PARALLELISM',
+    type: 'string',
+    default: '1 (N with --cameras N)',
+    help: 'classify batches in flight per shard (1-10)',
+  },
+  {
+    flag: 'port',
+    value: 'P',
+    env: 'EMULATOR_PORT',
+    type: 'string',
+    default: String(DEFAULT_EMULATOR_PORT),
+    help: 'emulator port on 127.0.0.1',
+  },
+  {
+    flag: 'endpoint',
+    value: 'URL',
+    env: 'KINESIS_ENDPOINT',
+    type: 'string',
+    default: 'embedded emulator',
+    help: 'use this Kinesis endpoint instead',
+  },
   { flag: 'out', value: 'DIR', env: 'OUT_DIR', type: 'string', default: './out', help: 'home outputs folder' },
-  { flag: 'state', value: 'DIR', env: 'STATE_DIR', type: 'string', default: './state', help: 'with --endpoint: checkpoints here; next run resumes' },
-  { flag: 'from', value: 'WHERE', env: 'FROM', type: 'string', default: 'checkpoint', help: 'with --endpoint: checkpoint or trim-horizon' },
-  { flag: 'persist', value: 'DIR', env: 'PERSIST_DIR', type: 'string', default: 'off (in memory)', help: 'keep streams + checkpoints here; a restart resumes' },
-  { flag: 'retain-consumed', value: 'S', env: 'RETAIN_CONSUMED', type: 'string', default: String(DEFAULT_RETAIN_CONSUMED_SECONDS), help: 'drop records S s after local readers finish; all = keep' },
-  { flag: 'serve', env: 'SERVE', type: 'boolean', default: 'false', help: 'keep serving until Ctrl-C (publishes only with --count)' },
-  { flag: 'home-port', value: 'P', env: 'HOME_PORT', type: 'string', default: String(DEFAULT_HOME_PORT), help: 'home page port, 0 = any free port' },
-  { flag: 'home-host', value: 'H', env: 'HOME_HOST', type: 'string', default: DEFAULT_HOME_HOST, help: 'home page address (not loopback: needs --token)' },
-  { flag: 'token', value: 'T', env: 'HOME_TOKEN', type: 'string', default: 'none', help: 'every home page request must carry this token' },
-  { flag: 'data', value: 'DIR', env: 'HOME_DATA', type: 'string', default: DEFAULT_DATA_DIR, help: 'home data folder: frames, labels (outlives runs)' },
+  {
+    flag: 'state',
+    value: 'DIR',
+    env: 'STATE_DIR',
+    type: 'string',
+    default: './state',
+    help: 'with --endpoint: checkpoints here; next run resumes',
+  },
+  {
+    flag: 'from',
+    value: 'WHERE',
+    env: 'FROM',
+    type: 'string',
+    default: 'checkpoint',
+    help: 'with --endpoint: checkpoint or trim-horizon',
+  },
+  {
+    flag: 'persist',
+    value: 'DIR',
+    env: 'PERSIST_DIR',
+    type: 'string',
+    default: 'off (in memory)',
+    help: 'keep streams + checkpoints here; a restart resumes',
+  },
+  {
+    flag: 'retain-consumed',
+    value: 'S',
+    env: 'RETAIN_CONSUMED',
+    type: 'string',
+    default: String(DEFAULT_RETAIN_CONSUMED_SECONDS),
+    help: 'drop records S s after local readers finish; all = keep',
+  },
+  {
+    flag: 'serve',
+    env: 'SERVE',
+    type: 'boolean',
+    default: 'false',
+    help: 'keep serving until Ctrl-C (publishes only with --count)',
+  },
+  {
+    flag: 'home-port',
+    value: 'P',
+    env: 'HOME_PORT',
+    type: 'string',
+    default: String(DEFAULT_HOME_PORT),
+    help: 'home page port, 0 = any free port',
+  },
+  {
+    flag: 'home-host',
+    value: 'H',
+    env: 'HOME_HOST',
+    type: 'string',
+    default: DEFAULT_HOME_HOST,
+    help: 'home page address (not loopback: needs --token)',
+  },
+  {
+    flag: 'token',
+    value: 'T',
+    env: 'HOME_TOKEN',
+    type: 'string',
+    default: 'none',
+    help: 'every home page request must carry this token',
+  },
+  {
+    flag: 'data',
+    value: 'DIR',
+    env: 'HOME_DATA',
+    type: 'string',
+    default: DEFAULT_DATA_DIR,
+    help: 'home data folder: frames, labels (outlives runs)',
+  },
   { flag: 'no-home', env: 'NO_HOME', type: 'boolean', default: 'false', help: 'do not serve the home page' },
-  { flag: 'in-process', env: 'IN_PROCESS', type: 'boolean', default: 'false', help: 'run the functions in this thread, not one worker each' },
+  {
+    flag: 'in-process',
+    env: 'IN_PROCESS',
+    type: 'boolean',
+    default: 'false',
+    help: 'run the functions in this thread, not one worker each',
+  },
   { flag: 'quiet', env: 'QUIET', type: 'boolean', default: 'false', help: 'no progress bar or tables' },
-  { flag: 'home-endpoint', value: 'URL', env: 'HOME_ENDPOINT', type: 'string', default: 'off', help: 'forward outputs to this home Kinesis endpoint (URL or "aws")' },
-  { flag: 'home-stream-prefix', value: 'P', env: 'HOME_STREAM_PREFIX', type: 'string', default: "''", help: 'prefix of the stream names at home' },
-  { flag: 'uplink-max-mb', value: 'MB', env: 'UPLINK_MAX_MB', type: 'string', default: String(UPLINK_DEFAULTS.maxMegabytes), help: 'most the uplink backlog holds at the edge' },
-  { flag: 'uplink-policy', value: 'P', env: 'UPLINK_POLICY', type: 'string', default: UPLINK_DEFAULTS.policy, help: 'when the backlog is full: reject-new or drop-oldest' },
-  { flag: 'uplink-kbps', value: 'K', env: 'UPLINK_KBPS', type: 'string', default: '0', help: 'uplink bandwidth cap, kilobits/s, 0 = none' },
-  { flag: 'uplink-interval', value: 'S', env: 'UPLINK_INTERVAL', type: 'string', default: String(UPLINK_DEFAULTS.intervalSeconds), help: 'send a stream once its oldest record waited S s (or 500 wait)' },
-  { flag: 'uplink-retry-max', value: 'S', env: 'UPLINK_RETRY_MAX', type: 'string', default: String(UPLINK_DEFAULTS.retryMaxMs / 1000), help: 'longest wait between uplink retries, seconds' },
-  { flag: 'uplink-predictions', env: 'UPLINK_PREDICTIONS', type: 'boolean', default: 'false', help: 'forward every prediction home too' },
+  {
+    flag: 'home-endpoint',
+    value: 'URL',
+    env: 'HOME_ENDPOINT',
+    type: 'string',
+    default: 'off',
+    help: 'forward outputs to this home Kinesis endpoint (URL or "aws")',
+  },
+  {
+    flag: 'home-stream-prefix',
+    value: 'P',
+    env: 'HOME_STREAM_PREFIX',
+    type: 'string',
+    default: "''",
+    help: 'prefix of the stream names at home',
+  },
+  {
+    flag: 'uplink-max-mb',
+    value: 'MB',
+    env: 'UPLINK_MAX_MB',
+    type: 'string',
+    default: String(UPLINK_DEFAULTS.maxMegabytes),
+    help: 'most the uplink backlog holds at the edge',
+  },
+  {
+    flag: 'uplink-policy',
+    value: 'P',
+    env: 'UPLINK_POLICY',
+    type: 'string',
+    default: UPLINK_DEFAULTS.policy,
+    help: 'when the backlog is full: reject-new or drop-oldest',
+  },
+  {
+    flag: 'uplink-kbps',
+    value: 'K',
+    env: 'UPLINK_KBPS',
+    type: 'string',
+    default: '0',
+    help: 'uplink bandwidth cap, kilobits/s, 0 = none',
+  },
+  {
+    flag: 'uplink-interval',
+    value: 'S',
+    env: 'UPLINK_INTERVAL',
+    type: 'string',
+    default: String(UPLINK_DEFAULTS.intervalSeconds),
+    help: 'send a stream once its oldest record waited S s (or 500 wait)',
+  },
+  {
+    flag: 'uplink-retry-max',
+    value: 'S',
+    env: 'UPLINK_RETRY_MAX',
+    type: 'string',
+    default: String(UPLINK_DEFAULTS.retryMaxMs / 1000),
+    help: 'longest wait between uplink retries, seconds',
+  },
+  {
+    flag: 'uplink-predictions',
+    env: 'UPLINK_PREDICTIONS',
+    type: 'boolean',
+    default: 'false',
+    help: 'forward every prediction home too',
+  },
 ];
 
 function helpText(): string {
@@ -133,7 +339,9 @@ function parseOptions(argv: string[]) {
     if (value === undefined) return undefined;
     const n = Number(value);
     if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-      throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(value)}`);
+      throw new UsageError(
+        `--${flag} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(value)}`,
+      );
     }
     return n;
   };
@@ -193,7 +401,15 @@ function startFrom(value: string | undefined): 'checkpoint' | 'trim-horizon' {
 /** The uplink's settings from the flags; undefined without --home-endpoint. */
 function uplinkSettings(
   endpoint: string | undefined,
-  o: { streamPrefix: string; maxMegabytes: number; policy: string; kbps: number; intervalSeconds: number; retryMaxSeconds: number; predictions: boolean },
+  o: {
+    streamPrefix: string;
+    maxMegabytes: number;
+    policy: string;
+    kbps: number;
+    intervalSeconds: number;
+    retryMaxSeconds: number;
+    predictions: boolean;
+  },
 ): UplinkSettings | undefined {
   if (endpoint === undefined) return undefined;
   if (!(UPLINK_POLICIES as readonly string[]).includes(o.policy)) {
@@ -213,7 +429,12 @@ function uplinkSettings(
     });
   } catch (error: unknown) {
     const issues = (error as { issues?: Array<{ path: PropertyKey[]; message: string }> }).issues;
-    const detail = issues?.map((i) => `${i.path.join('.') === 'endpoint' ? '--home-endpoint' : i.path.join('.') === 'streamPrefix' ? '--home-stream-prefix' : i.path.join('.')}: ${i.message}`).join('; ');
+    const detail = issues
+      ?.map(
+        (i) =>
+          `${i.path.join('.') === 'endpoint' ? '--home-endpoint' : i.path.join('.') === 'streamPrefix' ? '--home-stream-prefix' : i.path.join('.')}: ${i.message}`,
+      )
+      .join('; ');
     throw new UsageError(detail ?? (error instanceof Error ? error.message : String(error)));
   }
 }
@@ -355,7 +576,10 @@ async function main(): Promise<number> {
   const parallelism = options.parallelism ?? (options.cameras > 1 ? Math.min(options.cameras, 10) : undefined);
   let cameraIds: string[];
   try {
-    cameraIds = options.cameras > 1 ? range(options.cameras).map((i) => cameraId(`${options.camera}-${i + 1}`)) : [cameraId(options.camera)];
+    cameraIds =
+      options.cameras > 1
+        ? range(options.cameras).map((i) => cameraId(`${options.camera}-${i + 1}`))
+        : [cameraId(options.camera)];
   } catch (error: unknown) {
     throw new UsageError(`--camera: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -403,7 +627,9 @@ async function main(): Promise<number> {
       await pipeline.stop();
       homeStore.close();
       if ((error as { code?: unknown }).code === 'EADDRINUSE') {
-        throw new UsageError(`the home port ${options.homePort} is taken: stop what holds it, or pass --home-port (0 picks a free one) or --no-home`);
+        throw new UsageError(
+          `the home port ${options.homePort} is taken: stop what holds it, or pass --home-port (0 picks a free one) or --no-home`,
+        );
       }
       throw error;
     }
@@ -632,7 +858,9 @@ async function main(): Promise<number> {
     );
   }
   // Records an in-memory uplink could not send before exit are lost to the home: not a clean run.
-  const uplinkLost = result.uplink ? Object.values(result.uplink.streams).reduce((n, s) => n + (s.dropped['not-sent-before-exit'] ?? 0), 0) : 0;
+  const uplinkLost = result.uplink
+    ? Object.values(result.uplink.streams).reduce((n, s) => n + (s.dropped['not-sent-before-exit'] ?? 0), 0)
+    : 0;
   return result.unaccounted === 0 && result.dead_lettered === 0 && uplinkLost === 0 ? 0 : 1;
 }
 

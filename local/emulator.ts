@@ -76,7 +76,9 @@ interface StoreTrimming {
   trimmedCount(store: KinesaliteStore, stream: string): Promise<number>;
 }
 /** The store operations the host runs next to kinesalite (in its worker, when it has one). */
-type StoreCall = { method: 'trim'; args: [stream: string, shardId: string, upToExclusive: string] } | { method: 'trimmedCount'; args: [stream: string] };
+type StoreCall =
+  | { method: 'trim'; args: [stream: string, shardId: string, upToExclusive: string] }
+  | { method: 'trimmedCount'; args: [stream: string] };
 
 /** kinesalite in a worker thread: plain CommonJS, so it runs the same under tsx and jest. */
 const WORKER_SOURCE = `
@@ -165,7 +167,9 @@ function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: Stor
     call: async (call) => {
       calls += 1;
       try {
-        return call.method === 'trim' ? await trimming.trim(store, ...call.args) : await trimming.trimmedCount(store, ...call.args);
+        return call.method === 'trim'
+          ? await trimming.trim(store, ...call.args)
+          : await trimming.trimmedCount(store, ...call.args);
       } finally {
         calls -= 1;
       }
@@ -240,7 +244,11 @@ export class KinesisEmulator {
         resolve();
       });
     });
-    return new KinesisEmulator(hostOnThisThread(server, store, trimming), (server.address() as AddressInfo).port, options.persistPath);
+    return new KinesisEmulator(
+      hostOnThisThread(server, store, trimming),
+      (server.address() as AddressInfo).port,
+      options.persistPath,
+    );
   }
 
   private static async startWorker(
@@ -251,7 +259,15 @@ export class KinesisEmulator {
   ): Promise<KinesisEmulator> {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { module: require.resolve('kinesalite'), fixes: FIXES, fastPaths: fastPaths ? FAST_PATHS : undefined, trim: TRIM, options, port, host: EMULATOR_HOST },
+      workerData: {
+        module: require.resolve('kinesalite'),
+        fixes: FIXES,
+        fastPaths: fastPaths ? FAST_PATHS : undefined,
+        trim: TRIM,
+        options,
+        port,
+        host: EMULATOR_HOST,
+      },
     });
     // The worker must not keep a finished CLI alive; stop() waits for it explicitly.
     worker.unref();
@@ -287,7 +303,8 @@ export class KinesisEmulator {
     const host: Host = {
       call: (call) =>
         new Promise<unknown>((resolve, reject) => {
-          const id = (nextId += 1);
+          nextId += 1;
+          const id = nextId;
           pending.set(id, { resolve, reject });
           worker.postMessage({ type: 'call', id, method: call.method, args: call.args });
         }),
@@ -348,11 +365,7 @@ export interface StreamSpec {
  * streams are left as they are, whatever their shard count (an `--endpoint` may point at
  * streams someone else manages). Throws when a stream stays unavailable past `timeoutMs`.
  */
-export async function ensureStreams(
-  client: KinesisClient,
-  streams: readonly StreamSpec[],
-  timeoutMs = 120_000,
-): Promise<void> {
+export async function ensureStreams(client: KinesisClient, streams: readonly StreamSpec[], timeoutMs = 120_000): Promise<void> {
   await Promise.all(
     streams.map(async ({ name, shards }) => {
       try {

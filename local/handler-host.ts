@@ -67,7 +67,12 @@ if (port) {
       .catch((error: unknown) => {
         // The response could not be cloned (a function, a class instance...): Lambda would fail
         // to serialise it too.
-        port.postMessage({ type: 'error', id: message.id, name: 'Runtime.ResponseNotSerializable', message: describe(error).message });
+        port.postMessage({
+          type: 'error',
+          id: message.id,
+          name: 'Runtime.ResponseNotSerializable',
+          message: describe(error).message,
+        });
       });
   });
 }

@@ -37,8 +37,7 @@ class Container {
           this.dead = true;
           void worker.terminate();
           reject(Object.assign(new Error(reply.message), { name: reply.name }));
-        }
-        else reject(new Error('the handler worker answered before it was ready'));
+        } else reject(new Error('the handler worker answered before it was ready'));
         worker.on('message', (message: HostReply) => this.onMessage(message));
       });
       worker.once('error', (error) => {

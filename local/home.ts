@@ -47,7 +47,10 @@ export const HOME_FILES = {
  * upstream, but the output folder must not depend on that.
  */
 export function safeFileName(value: string, max = 80): string {
-  const cleaned = value.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_').slice(0, max);
+  const cleaned = value
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^\.+/, '_')
+    .slice(0, max);
   return cleaned === '' ? '_' : cleaned;
 }
 
@@ -277,7 +280,10 @@ export class HomeOutputs {
       const png = image ? Buffer.from(image, 'base64') : undefined;
       // The image first: a JSON file (what a reload counts) never names a missing PNG.
       if (png && png.length > 0) files.push({ path: join(dir, `${base}.png`), data: png });
-      files.push({ path: join(dir, `${base}.json`), data: `${JSON.stringify({ ...tuple, image_file: png?.length ? `${base}.png` : null })}\n` });
+      files.push({
+        path: join(dir, `${base}.json`),
+        data: `${JSON.stringify({ ...tuple, image_file: png?.length ? `${base}.png` : null })}\n`,
+      });
     }
     if (files.length > 0) writeFilesAtomic(files);
   }

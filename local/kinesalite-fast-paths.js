@@ -1,4 +1,3 @@
-'use strict';
 /**
  * Faster, behaviour-identical versions of kinesalite's sequence-number and hash-key helpers,
  * installed on its `db` module before the server starts. Plain CommonJS because it runs
@@ -42,9 +41,13 @@ function install(db = require(join(dirname(KINESALITE), 'db'))) {
     if (seqNum < POW_2_124) seqNum += POW_2_124;
     const hex = seqNum.toString(16);
     const version =
-      seqNum < POW_2_124_NEXT ? 0 : seqNum > POW_2_185 && seqNum < POW_2_185_NEXT ? parseInt(hex.slice(hex.length - 1), 16) : null;
+      seqNum < POW_2_124_NEXT
+        ? 0
+        : seqNum > POW_2_185 && seqNum < POW_2_185_NEXT
+          ? parseInt(hex.slice(hex.length - 1), 16)
+          : null;
     if (version === 2) {
-      let seqIxHex = hex.slice(11, 27);
+      const seqIxHex = hex.slice(11, 27);
       let shardIxHex = hex.slice(38, 46);
       if (parseInt(seqIxHex[0], 16) > 7) throw new Error('Sequence index too high');
       if (parseInt(shardIxHex[0], 16) > 7) shardIxHex = '-' + shardIxHex;
@@ -66,7 +69,7 @@ function install(db = require(join(dirname(KINESALITE), 'db'))) {
   function stringifySequence(obj) {
     const seqIx = obj.seqIx || 0;
     const plainIndex = typeof seqIx === 'number' ? Number.isSafeInteger(seqIx) && seqIx >= 0 : DIGITS.test(String(seqIx));
-    if (!((obj.version == null || obj.version == 2) && plainIndex)) return original.stringifySequence(obj);
+    if (!((obj.version == null || Number(obj.version) === 2) && plainIndex)) return original.stringifySequence(obj);
     const hex = [
       '2',
       ('00000000' + Math.floor(obj.shardCreateTime / 1000).toString(16)).slice(-9),
@@ -87,7 +90,8 @@ function install(db = require(join(dirname(KINESALITE), 'db'))) {
       this.value = value;
     }
     comparedTo(other) {
-      const text = typeof other === 'object' && other !== null && typeof other.toFixed === 'function' ? other.toFixed() : String(other);
+      const text =
+        typeof other === 'object' && other !== null && typeof other.toFixed === 'function' ? other.toFixed() : String(other);
       if (!DIGITS.test(text)) return new BigNumber(this.toFixed()).comparedTo(other);
       const b = BigInt(text);
       return this.value < b ? -1 : this.value > b ? 1 : 0;
@@ -156,7 +160,7 @@ function keepRecordsAsObjects(create) {
       return typeof value === 'object' && value !== null && !Buffer.isBuffer(value) ? value : serializeValue.call(this, value);
     };
     const streamDbs = new Map();
-    store.getStreamDb = function (name) {
+    store.getStreamDb = (name) => {
       let streamDb = streamDbs.get(name);
       if (!streamDb) {
         streamDb = sub(store.db, 'stream-' + name, { valueEncoding: recordObjects });

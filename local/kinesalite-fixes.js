@@ -1,4 +1,3 @@
-'use strict';
 /**
  * Fixes of kinesalite 3.3.3 where it departs from Kinesis, installed before kinesalite loads.
  * Plain CommonJS because it runs inside the emulator's worker thread.

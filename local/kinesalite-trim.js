@@ -1,4 +1,3 @@
-'use strict';
 /**
  * Deletes records from kinesalite's store once every in-process consumer has finished them.
  *
@@ -144,7 +143,10 @@ function trimmedCount(store, stream) {
   return serialised(store, async () => {
     const streamDb = store.getStreamDb(stream);
     const items = await collect(streamDb.createReadStream({ gte: TRIMMED_PREFIX, lt: '~trimmed0' }));
-    return items.reduce((sum, item) => sum + (item.value && Number.isSafeInteger(item.value.records) ? item.value.records : 0), 0);
+    return items.reduce(
+      (sum, item) => sum + (item.value && Number.isSafeInteger(item.value.records) ? item.value.records : 0),
+      0,
+    );
   });
 }
 

@@ -212,7 +212,8 @@ export function parseServiceDefinition(printed: unknown): ServiceDefinition {
     if (resource.Type !== 'AWS::Kinesis::Stream') continue;
     const name = resource.Properties?.Name;
     const shards = Number(resource.Properties?.ShardCount ?? 1);
-    if (typeof name === 'string') streams.push({ name: strip(name), shards: Number.isInteger(shards) && shards > 0 ? shards : 1 });
+    if (typeof name === 'string')
+      streams.push({ name: strip(name), shards: Number.isInteger(shards) && shards > 0 ? shards : 1 });
   }
 
   const environment: Record<string, string> = {};

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import {
   ExpiredIteratorException,
   GetRecordsCommand,
+  type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type KinesisClient,
   ListShardsCommand,
@@ -130,7 +131,7 @@ export async function tailMetrics(options: TailOptions): Promise<void> {
     let iterator = await iteratorFor();
     positioned();
     while (iterator && !signal.aborted) {
-      let page;
+      let page: GetRecordsCommandOutput;
       try {
         page = await client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
       } catch (error: unknown) {
@@ -169,9 +170,7 @@ export async function tailMetrics(options: TailOptions): Promise<void> {
     const positioned: Promise<void>[] = [];
     let nextToken: string | undefined;
     do {
-      const page = await client.send(
-        new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: stream }),
-      );
+      const page = await client.send(new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: stream }));
       for (const shard of page.Shards ?? []) {
         const id = shard.ShardId;
         if (!id || followed.has(id)) continue;
@@ -220,23 +219,28 @@ Tails the metrics stream and prints one table per window (shard documents merged
   --json                print each merged window as one JSON line instead of a table
   -h, --help            this text`;
 
+/** The flags; throws a TypeError naming an unknown or malformed one. */
+function parseOptions(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      endpoint: { type: 'string' },
+      'stream-prefix': { type: 'string' },
+      'from-start': { type: 'boolean', default: false },
+      grace: { type: 'string', default: '2' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+}
+
 /** Command-line entry point. Exit codes: 0 after Ctrl-C, 1 on an error, 2 on bad usage. */
 export async function main(argv: string[]): Promise<number> {
-  let args;
+  let args: ReturnType<typeof parseOptions>;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        endpoint: { type: 'string' },
-        'stream-prefix': { type: 'string' },
-        'from-start': { type: 'boolean', default: false },
-        grace: { type: 'string', default: '2' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
+    args = parseOptions(argv);
   } catch (error: unknown) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
     return 2;

@@ -119,7 +119,11 @@ function readerMapping(functionName: string, stream: string): Parameters<EventSo
 export const OUTPUT_STREAMS = [STREAMS.predictions, STREAMS.uncertainImages, STREAMS.rejectedImages, STREAMS.metrics] as const;
 
 /** Environment variables the handlers read, set for the in-process handlers before they load. */
-function handlerEnvironment(definition: ServiceDefinition, options: LocalPipelineOptions, endpoint: string): Record<string, string> {
+function handlerEnvironment(
+  definition: ServiceDefinition,
+  options: LocalPipelineOptions,
+  endpoint: string,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(definition.environment)) {
     if (key === 'NODE_OPTIONS' || key === 'STREAM_PREFIX') continue;
@@ -301,7 +305,8 @@ export class LocalPipeline {
           statusFile: join(options.outDir, UPLINK_FILES.status),
           ...(options.uplink.log ? { log: options.uplink.log } : {}),
         });
-        for (const stream of uplink.streams) runner.add(readerMapping(`uplink-${stream}`, stream), uplink.handler(stream) as StreamHandler);
+        for (const stream of uplink.streams)
+          runner.add(readerMapping(`uplink-${stream}`, stream), uplink.handler(stream) as StreamHandler);
       }
       if (options.homeStore) addHomeReaders(runner, options.homeStore);
       if (options.from === 'trim-horizon') runner.checkpoints.clear();

@@ -162,7 +162,10 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export function isConnectionError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|ECONNABORTED)$/.test(code)) {
+  if (
+    typeof code === 'string' &&
+    /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|ECONNABORTED)$/.test(code)
+  ) {
     return true;
   }
   return error.name === 'TimeoutError' || /socket hang up|ECONNREFUSED|ECONNRESET/.test(error.message);
@@ -295,7 +298,10 @@ export class CheckpointStore {
     const read = readStateFile(file, checkpointFileSchema);
     this.loaded = read.source;
     if (read.problems.length > 0) {
-      onProblem('checkpoint file damaged, resuming from its last good copy', { problems: read.problems, using: previousCopyPath(file) });
+      onProblem('checkpoint file damaged, resuming from its last good copy', {
+        problems: read.problems,
+        using: previousCopyPath(file),
+      });
     }
     for (const [key, value] of Object.entries(read.value ?? {})) this.entries.set(key, value as CheckpointEntry);
   }
@@ -601,7 +607,12 @@ class ShardConsumer {
   }
 
   position(): ConsumerPosition {
-    return { functionName: this.mapping.functionName, stream: this.streamName, shardId: this.shardId, sequenceNumber: this.checkpointSeq };
+    return {
+      functionName: this.mapping.functionName,
+      stream: this.streamName,
+      shardId: this.shardId,
+      sequenceNumber: this.checkpointSeq,
+    };
   }
 
   isQuietSince(mark: number): boolean {
@@ -781,7 +792,9 @@ class ShardConsumer {
   saveCheckpoint(window?: OpenWindow): void {
     if (this.checkpointSeq === undefined && this.startTimestampMs === undefined) return;
     this.runner.checkpoints.set(this.key, {
-      ...(this.checkpointSeq !== undefined ? { sequenceNumber: this.checkpointSeq } : { startTimestampMs: this.startTimestampMs as number }),
+      ...(this.checkpointSeq !== undefined
+        ? { sequenceNumber: this.checkpointSeq }
+        : { startTimestampMs: this.startTimestampMs as number }),
       ...(window ? { window: { start: window.start, end: window.end, state: window.state } } : {}),
     });
   }
@@ -862,7 +875,10 @@ class ShardConsumer {
       try {
         state = JSON.parse(JSON.stringify(candidate)) as WindowState;
       } catch (error: unknown) {
-        return { kind: 'error', message: `the state cannot be serialised: ${error instanceof Error ? error.message : String(error)}` };
+        return {
+          kind: 'error',
+          message: `the state cannot be serialised: ${error instanceof Error ? error.message : String(error)}`,
+        };
       }
     }
     const failures =
@@ -919,9 +935,7 @@ class ShardConsumer {
       },
       ...(this.mapping.onFailure ? { destinationArn: this.mapping.onFailure.arn } : {}),
       ...(errorMessage ? { errorMessage } : {}),
-      ...(window
-        ? { window: { start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString() } }
-        : {}),
+      ...(window ? { window: { start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString() } } : {}),
       records: entries.map((e) => ({ sequenceNumber: e.seq, partitionKey: e.partitionKey, data: e.data })),
     });
   }
@@ -1163,10 +1177,15 @@ class Lane {
       if (outcome.kind === 'error' && this.mapping.bisectBatchOnFunctionError && failed.length > 1) {
         // Splitting does not count against the retry quota (Lambda's rule).
         const middle = Math.ceil(failed.length / 2);
-        work.splice(0, 1, { entries: failed.slice(0, middle), retries: attempt.retries }, {
-          entries: failed.slice(middle),
-          retries: attempt.retries,
-        });
+        work.splice(
+          0,
+          1,
+          { entries: failed.slice(0, middle), retries: attempt.retries },
+          {
+            entries: failed.slice(middle),
+            retries: attempt.retries,
+          },
+        );
         continue;
       }
       if (this.exhausted(attempt.retries)) {

@@ -168,11 +168,14 @@ export class ConsumedRecordTrimmer {
         if (this.stopped) return;
         if (!this.warned) {
           this.warned = true;
-          (this.options.logger?.warn ?? defaultWarn)('deleting consumed records from the emulator failed; retrying on the next pass', {
-            stream,
-            shard: shardId,
-            error: error instanceof Error ? error.message : String(error),
-          });
+          (this.options.logger?.warn ?? defaultWarn)(
+            'deleting consumed records from the emulator failed; retrying on the next pass',
+            {
+              stream,
+              shard: shardId,
+              error: error instanceof Error ? error.message : String(error),
+            },
+          );
         }
       }
     }

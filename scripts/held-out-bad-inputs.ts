@@ -33,8 +33,10 @@ const int = (n: number): number => Math.floor(random() * n);
 const mnist = loadMnist('t10k');
 const digitPng = (): Buffer => renderOriginalFrameSync(mnistImage(mnist, 5000 + int(5000)));
 const now = () => new Date(Date.now() - 1000).toISOString();
-const body = (fields: Record<string, unknown>): Buffer => Buffer.from(JSON.stringify({ camera: 'Held-out', timestamp: now(), ...fields }));
-const frame = (png: Uint8Array, fields: Record<string, unknown> = {}): Buffer => body({ image: Buffer.from(png).toString('base64'), ...fields });
+const body = (fields: Record<string, unknown>): Buffer =>
+  Buffer.from(JSON.stringify({ camera: 'Held-out', timestamp: now(), ...fields }));
+const frame = (png: Uint8Array, fields: Record<string, unknown> = {}): Buffer =>
+  body({ image: Buffer.from(png).toString('base64'), ...fields });
 
 const chunk = pngChunk;
 const SIG = PNG_SIGNATURE;
@@ -67,57 +69,256 @@ interface Kind {
 
 const kinds: Kind[] = [
   // PNG structure
-  { kind: 'zero-width IHDR', expect: 'rejected', make: () => frame(Buffer.concat([SIG, header(0, 28, 8, 0), chunk('IDAT', deflateSync(rows(28, 0))), IEND])) },
+  {
+    kind: 'zero-width IHDR',
+    expect: 'rejected',
+    make: () => frame(Buffer.concat([SIG, header(0, 28, 8, 0), chunk('IDAT', deflateSync(rows(28, 0))), IEND])),
+  },
   { kind: '1x1 grey pixel', expect: 'predicted', make: () => frame(encodePng(new Uint8Array([0]), 1, 1, 1)) },
   { kind: '2x2 all ink', expect: 'predicted', make: () => frame(encodePng(new Uint8Array(4), 2, 2, 1)) },
-  { kind: '16,000,000 x 1 strip (under the pixel cap)', expect: 'either', make: () => frame(Buffer.concat([SIG, header(16_000_000, 1, 8, 0), chunk('IDAT', deflateSync(rows(1, 16_000_000, 255))), IEND])) },
-  { kind: '1 x 16,000,000 column', expect: 'either', make: () => frame(Buffer.concat([SIG, header(1, 16_000_000, 1, 0), chunk('IDAT', deflateSync(rows(16_000_000, 1, 0xff))), IEND])) },
-  { kind: 'legal-size bomb: 4096x4096 16-bit RGBA, blank', expect: 'predicted', make: () => frame(Buffer.concat([SIG, header(4096, 4096, 16, 6), chunk('IDAT', deflateSync(rows(4096, 4096 * 8, 0), { level: 9 })), IEND])) },
-  { kind: 'zlib stream inflating past the declared size', expect: 'rejected', make: () => frame(Buffer.concat([SIG, header(28, 28, 8, 0), chunk('IDAT', deflateSync(rows(2800, 28, 255))), IEND])) },
-  { kind: 'row filter byte 5', expect: 'rejected', make: () => frame(Buffer.concat([SIG, header(28, 28, 8, 0), chunk('IDAT', deflateSync(rows(28, 28, 255, 5))), IEND])) },
-  { kind: 'unknown critical chunk', expect: 'rejected', make: () => { const c = chunks(digitPng()); return frame(Buffer.concat([SIG, c[0] as Buffer, chunk('ZZZZ', Buffer.from('x')), ...c.slice(1)])); } },
-  { kind: 'two IHDR chunks', expect: 'rejected', make: () => { const c = chunks(digitPng()); return frame(Buffer.concat([SIG, c[0] as Buffer, ...c])); } },
-  { kind: 'IDAT split into 1-byte chunks', expect: 'predicted', make: () => { const c = chunks(digitPng()); const idat = (c[1] as Buffer).subarray(8, (c[1] as Buffer).length - 4); return frame(Buffer.concat([SIG, c[0] as Buffer, ...Array.from(idat, (b) => chunk('IDAT', Buffer.from([b]))), IEND])); } },
-  { kind: 'IDAT chunks interrupted by tEXt', expect: 'rejected', make: () => { const c = chunks(digitPng()); const idat = (c[1] as Buffer).subarray(8, (c[1] as Buffer).length - 4); const half = idat.length >> 1; return frame(Buffer.concat([SIG, c[0] as Buffer, chunk('IDAT', idat.subarray(0, half)), chunk('tEXt', Buffer.from('a\0b')), chunk('IDAT', idat.subarray(half)), IEND])); } },
-  { kind: 'palette index past the palette', expect: 'predicted', make: () => frame(Buffer.concat([SIG, header(8, 8, 8, 3), chunk('PLTE', Buffer.from([0, 0, 0, 255, 255, 255])), chunk('IDAT', deflateSync(rows(8, 8, 200))), IEND])) },
-  { kind: 'palette image without PLTE', expect: 'rejected', make: () => frame(Buffer.concat([SIG, header(8, 8, 8, 3), chunk('IDAT', deflateSync(rows(8, 8, 0))), IEND])) },
-  { kind: '16-bit palette (invalid depth)', expect: 'rejected', make: () => frame(Buffer.concat([SIG, header(8, 8, 16, 3), chunk('PLTE', Buffer.from([0, 0, 0])), chunk('IDAT', deflateSync(rows(8, 16, 0))), IEND])) },
-  { kind: 'interlaced 3x3 (empty Adam7 passes)', expect: 'predicted', make: () => { const raw: number[] = []; for (const [w, h] of [[1, 1], [0, 0], [1, 1], [1, 1], [2, 1], [1, 2], [3, 1]] as const) for (let y = 0; y < h && w > 0; y++) raw.push(0, ...Array(w).fill(0)); return frame(Buffer.concat([SIG, header(3, 3, 8, 0, 1), chunk('IDAT', deflateSync(Buffer.from(raw))), IEND])); } },
-  { kind: 'APNG (animation chunks)', expect: 'predicted', make: () => { const c = chunks(digitPng()); const actl = Buffer.alloc(8); actl.writeUInt32BE(1, 0); return frame(Buffer.concat([SIG, c[0] as Buffer, chunk('acTL', actl), ...c.slice(1)])); } },
-  { kind: 'random byte flips in a real PNG', expect: 'either', make: () => { const p = Buffer.from(digitPng()); for (let k = 0; k < 1 + int(4); k++) p[int(p.length)] = int(256); return frame(p); } },
-  { kind: 'random bytes with a PNG signature', expect: 'rejected', make: () => frame(Buffer.concat([SIG, Buffer.from(Array.from({ length: 64 + int(400) }, () => int(256)))])) },
-  { kind: 'double base64 (base64 of base64)', expect: 'rejected', make: () => body({ image: Buffer.from(digitPng().toString('base64')).toString('base64') }) },
+  {
+    kind: '16,000,000 x 1 strip (under the pixel cap)',
+    expect: 'either',
+    make: () =>
+      frame(Buffer.concat([SIG, header(16_000_000, 1, 8, 0), chunk('IDAT', deflateSync(rows(1, 16_000_000, 255))), IEND])),
+  },
+  {
+    kind: '1 x 16,000,000 column',
+    expect: 'either',
+    make: () =>
+      frame(Buffer.concat([SIG, header(1, 16_000_000, 1, 0), chunk('IDAT', deflateSync(rows(16_000_000, 1, 0xff))), IEND])),
+  },
+  {
+    kind: 'legal-size bomb: 4096x4096 16-bit RGBA, blank',
+    expect: 'predicted',
+    make: () =>
+      frame(
+        Buffer.concat([SIG, header(4096, 4096, 16, 6), chunk('IDAT', deflateSync(rows(4096, 4096 * 8, 0), { level: 9 })), IEND]),
+      ),
+  },
+  {
+    kind: 'zlib stream inflating past the declared size',
+    expect: 'rejected',
+    make: () => frame(Buffer.concat([SIG, header(28, 28, 8, 0), chunk('IDAT', deflateSync(rows(2800, 28, 255))), IEND])),
+  },
+  {
+    kind: 'row filter byte 5',
+    expect: 'rejected',
+    make: () => frame(Buffer.concat([SIG, header(28, 28, 8, 0), chunk('IDAT', deflateSync(rows(28, 28, 255, 5))), IEND])),
+  },
+  {
+    kind: 'unknown critical chunk',
+    expect: 'rejected',
+    make: () => {
+      const c = chunks(digitPng());
+      return frame(Buffer.concat([SIG, c[0] as Buffer, chunk('ZZZZ', Buffer.from('x')), ...c.slice(1)]));
+    },
+  },
+  {
+    kind: 'two IHDR chunks',
+    expect: 'rejected',
+    make: () => {
+      const c = chunks(digitPng());
+      return frame(Buffer.concat([SIG, c[0] as Buffer, ...c]));
+    },
+  },
+  {
+    kind: 'IDAT split into 1-byte chunks',
+    expect: 'predicted',
+    make: () => {
+      const c = chunks(digitPng());
+      const idat = (c[1] as Buffer).subarray(8, (c[1] as Buffer).length - 4);
+      return frame(Buffer.concat([SIG, c[0] as Buffer, ...Array.from(idat, (b) => chunk('IDAT', Buffer.from([b]))), IEND]));
+    },
+  },
+  {
+    kind: 'IDAT chunks interrupted by tEXt',
+    expect: 'rejected',
+    make: () => {
+      const c = chunks(digitPng());
+      const idat = (c[1] as Buffer).subarray(8, (c[1] as Buffer).length - 4);
+      const half = idat.length >> 1;
+      return frame(
+        Buffer.concat([
+          SIG,
+          c[0] as Buffer,
+          chunk('IDAT', idat.subarray(0, half)),
+          chunk('tEXt', Buffer.from('a\0b')),
+          chunk('IDAT', idat.subarray(half)),
+          IEND,
+        ]),
+      );
+    },
+  },
+  {
+    kind: 'palette index past the palette',
+    expect: 'predicted',
+    make: () =>
+      frame(
+        Buffer.concat([
+          SIG,
+          header(8, 8, 8, 3),
+          chunk('PLTE', Buffer.from([0, 0, 0, 255, 255, 255])),
+          chunk('IDAT', deflateSync(rows(8, 8, 200))),
+          IEND,
+        ]),
+      ),
+  },
+  {
+    kind: 'palette image without PLTE',
+    expect: 'rejected',
+    make: () => frame(Buffer.concat([SIG, header(8, 8, 8, 3), chunk('IDAT', deflateSync(rows(8, 8, 0))), IEND])),
+  },
+  {
+    kind: '16-bit palette (invalid depth)',
+    expect: 'rejected',
+    make: () =>
+      frame(
+        Buffer.concat([
+          SIG,
+          header(8, 8, 16, 3),
+          chunk('PLTE', Buffer.from([0, 0, 0])),
+          chunk('IDAT', deflateSync(rows(8, 16, 0))),
+          IEND,
+        ]),
+      ),
+  },
+  {
+    kind: 'interlaced 3x3 (empty Adam7 passes)',
+    expect: 'predicted',
+    make: () => {
+      const raw: number[] = [];
+      for (const [w, h] of [
+        [1, 1],
+        [0, 0],
+        [1, 1],
+        [1, 1],
+        [2, 1],
+        [1, 2],
+        [3, 1],
+      ] as const)
+        for (let y = 0; y < h && w > 0; y++) raw.push(0, ...Array(w).fill(0));
+      return frame(Buffer.concat([SIG, header(3, 3, 8, 0, 1), chunk('IDAT', deflateSync(Buffer.from(raw))), IEND]));
+    },
+  },
+  {
+    kind: 'APNG (animation chunks)',
+    expect: 'predicted',
+    make: () => {
+      const c = chunks(digitPng());
+      const actl = Buffer.alloc(8);
+      actl.writeUInt32BE(1, 0);
+      return frame(Buffer.concat([SIG, c[0] as Buffer, chunk('acTL', actl), ...c.slice(1)]));
+    },
+  },
+  {
+    kind: 'random byte flips in a real PNG',
+    expect: 'either',
+    make: () => {
+      const p = Buffer.from(digitPng());
+      for (let k = 0; k < 1 + int(4); k++) p[int(p.length)] = int(256);
+      return frame(p);
+    },
+  },
+  {
+    kind: 'random bytes with a PNG signature',
+    expect: 'rejected',
+    make: () => frame(Buffer.concat([SIG, Buffer.from(Array.from({ length: 64 + int(400) }, () => int(256)))])),
+  },
+  {
+    kind: 'double base64 (base64 of base64)',
+    expect: 'rejected',
+    make: () => body({ image: Buffer.from(digitPng().toString('base64')).toString('base64') }),
+  },
   { kind: 'URL-safe base64 alphabet', expect: 'predicted', make: () => body({ image: digitPng().toString('base64url') }) },
   { kind: 'BMP file', expect: 'rejected', make: () => frame(Buffer.concat([Buffer.from('BM'), Buffer.alloc(60)])) },
   { kind: 'TIFF file', expect: 'rejected', make: () => frame(Buffer.from([0x49, 0x49, 0x2a, 0x00, 8, 0, 0, 0, 0, 0])) },
   { kind: 'HTML error page', expect: 'rejected', make: () => frame(Buffer.from('<html><body>502 Bad Gateway</body></html>')) },
   // JSON and fields
-  { kind: 'UTF-8 BOM before the JSON', expect: 'either', make: () => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), frame(digitPng())]) },
+  {
+    kind: 'UTF-8 BOM before the JSON',
+    expect: 'either',
+    make: () => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), frame(digitPng())]),
+  },
   { kind: 'UTF-16LE JSON', expect: 'rejected', make: () => Buffer.from(frame(digitPng()).toString('utf8'), 'utf16le') },
   { kind: 'JSON true / 42 / {}', expect: 'rejected', make: () => Buffer.from(['true', '42', '{}'][int(3)] as string) },
-  { kind: 'duplicate camera key, the last one unsafe', expect: 'rejected', make: () => Buffer.from(`{"camera":"Held-out","image":"${digitPng().toString('base64')}","timestamp":"${now()}","camera":"../x"}`) },
-  { kind: '__proto__ and constructor fields', expect: 'predicted', make: () => Buffer.from(`{"__proto__":{"camera":"../x","polluted":true},"constructor":{"prototype":{"x":1}},"image":"${digitPng().toString('base64')}","camera":"Held-out","timestamp":"${now()}"}`) },
-  { kind: 'extra field nested 3,000 deep', expect: 'predicted', make: () => Buffer.from(`{"deep":${'['.repeat(3000)}${']'.repeat(3000)},"image":"${digitPng().toString('base64')}","camera":"Held-out","timestamp":"${now()}"}`) },
+  {
+    kind: 'duplicate camera key, the last one unsafe',
+    expect: 'rejected',
+    make: () =>
+      Buffer.from(`{"camera":"Held-out","image":"${digitPng().toString('base64')}","timestamp":"${now()}","camera":"../x"}`),
+  },
+  {
+    kind: '__proto__ and constructor fields',
+    expect: 'predicted',
+    make: () =>
+      Buffer.from(
+        `{"__proto__":{"camera":"../x","polluted":true},"constructor":{"prototype":{"x":1}},"image":"${digitPng().toString('base64')}","camera":"Held-out","timestamp":"${now()}"}`,
+      ),
+  },
+  {
+    kind: 'extra field nested 3,000 deep',
+    expect: 'predicted',
+    make: () =>
+      Buffer.from(
+        `{"deep":${'['.repeat(3000)}${']'.repeat(3000)},"image":"${digitPng().toString('base64')}","camera":"Held-out","timestamp":"${now()}"}`,
+      ),
+  },
   { kind: 'extra field of 900 kB', expect: 'predicted', make: () => frame(digitPng(), { note: 'n'.repeat(900_000) }) },
-  { kind: 'label 7.0, -0 and 1e0', expect: 'predicted', make: () => Buffer.from(`{"image":"${digitPng().toString('base64')}","camera":"Held-out","timestamp":"${now()}","label":${['7.0', '-0', '1e0'][int(3)]}}`) },
+  {
+    kind: 'label 7.0, -0 and 1e0',
+    expect: 'predicted',
+    make: () =>
+      Buffer.from(
+        `{"image":"${digitPng().toString('base64')}","camera":"Held-out","timestamp":"${now()}","label":${['7.0', '-0', '1e0'][int(3)]}}`,
+      ),
+  },
   { kind: 'label NaN as a string / null', expect: 'rejected', make: () => frame(digitPng(), { label: [null, 'NaN'][int(2)] }) },
   // Timestamps
   { kind: 'leap second 23:59:60', expect: 'either', make: () => frame(digitPng(), { timestamp: '2025-12-31T23:59:60Z' }) },
   { kind: 'year 0000', expect: 'either', make: () => frame(digitPng(), { timestamp: '0000-01-01T00:00:00Z' }) },
   { kind: 'extended year +275760', expect: 'rejected', make: () => frame(digitPng(), { timestamp: '+275760-09-13T00:00:00Z' }) },
-  { kind: 'nanosecond precision', expect: 'either', make: () => frame(digitPng(), { timestamp: '2026-01-02T03:04:05.123456789Z' }) },
+  {
+    kind: 'nanosecond precision',
+    expect: 'either',
+    make: () => frame(digitPng(), { timestamp: '2026-01-02T03:04:05.123456789Z' }),
+  },
   { kind: 'lower-case t and z', expect: 'either', make: () => frame(digitPng(), { timestamp: '2026-01-02t03:04:05z' }) },
-  { kind: 'epoch milliseconds as a string', expect: 'rejected', make: () => frame(digitPng(), { timestamp: String(Date.now()) }) },
-  { kind: 'one hour ahead (past the skew)', expect: 'rejected', make: () => frame(digitPng(), { timestamp: new Date(Date.now() + 3_600_000).toISOString() }) },
+  {
+    kind: 'epoch milliseconds as a string',
+    expect: 'rejected',
+    make: () => frame(digitPng(), { timestamp: String(Date.now()) }),
+  },
+  {
+    kind: 'one hour ahead (past the skew)',
+    expect: 'rejected',
+    make: () => frame(digitPng(), { timestamp: new Date(Date.now() + 3_600_000).toISOString() }),
+  },
   // Camera ids
   { kind: 'Cyrillic homoglyph camera id', expect: 'rejected', make: () => frame(digitPng(), { camera: '\u0421amera-1' }) },
-  { kind: 'right-to-left override in camera id', expect: 'rejected', make: () => frame(digitPng(), { camera: 'cam\u202egpj.exe' }) },
+  {
+    kind: 'right-to-left override in camera id',
+    expect: 'rejected',
+    make: () => frame(digitPng(), { camera: 'cam\u202egpj.exe' }),
+  },
   { kind: 'zero-width space in camera id', expect: 'rejected', make: () => frame(digitPng(), { camera: 'Cam\u200bera' }) },
   { kind: 'camera id starting with a dash', expect: 'rejected', make: () => frame(digitPng(), { camera: '-rf' }) },
-  { kind: 'camera id of exactly 128 characters', expect: 'predicted', make: () => frame(digitPng(), { camera: `T${'e'.repeat(127)}` }) },
-  { kind: 'ARN-like camera id with : @ +', expect: 'predicted', make: () => frame(digitPng(), { camera: 'arn:aws:iot:cam@site+1' }) },
+  {
+    kind: 'camera id of exactly 128 characters',
+    expect: 'predicted',
+    make: () => frame(digitPng(), { camera: `T${'e'.repeat(127)}` }),
+  },
+  {
+    kind: 'ARN-like camera id with : @ +',
+    expect: 'predicted',
+    make: () => frame(digitPng(), { camera: 'arn:aws:iot:cam@site+1' }),
+  },
   { kind: 'Windows device name CON', expect: 'predicted', make: () => frame(digitPng(), { camera: 'CON' }) },
-  { kind: 'Test camera, blank frame', expect: 'predicted', make: () => frame(encodePng(new Uint8Array(64 * 64).fill(200), 64, 64, 1), { camera: 'Test-held-out' }) },
+  {
+    kind: 'Test camera, blank frame',
+    expect: 'predicted',
+    make: () => frame(encodePng(new Uint8Array(64 * 64).fill(200), 64, 64, 1), { camera: 'Test-held-out' }),
+  },
   // Raw bytes
   { kind: 'random bytes', expect: 'rejected', make: () => Buffer.from(Array.from({ length: 1 + int(2000) }, () => int(256))) },
   { kind: 'a single byte', expect: 'rejected', make: () => Buffer.from([int(256)]) },
@@ -130,7 +331,10 @@ async function main(): Promise<number> {
     port: 0,
     outDir,
     env: { LOG_LEVEL: 'ERROR' },
-    logger: { debug: () => undefined, warn: (message, context) => console.error(`runner: ${message} ${JSON.stringify(context ?? {})}`) },
+    logger: {
+      debug: () => undefined,
+      warn: (message, context) => console.error(`runner: ${message} ${JSON.stringify(context ?? {})}`),
+    },
     onInvocation: (report) => {
       if (report.outcome !== 'success') {
         errors += 1;
@@ -139,7 +343,8 @@ async function main(): Promise<number> {
     },
   });
   const records: Array<{ kind: string; expect: Expect; data: Buffer }> = [];
-  for (let copy = 0; copy < COPIES; copy++) for (const k of kinds) records.push({ kind: k.kind, expect: k.expect, data: k.make() });
+  for (let copy = 0; copy < COPIES; copy++)
+    for (const k of kinds) records.push({ kind: k.kind, expect: k.expect, data: k.make() });
   const tooBig = records.filter((r) => r.data.length > KINESIS_LIMITS.maxRecordBytes);
   if (tooBig.length > 0) throw new Error(`records over 1 MiB cannot go through Kinesis: ${tooBig.map((r) => r.kind).join(', ')}`);
   const began = performance.now();
@@ -166,7 +371,12 @@ async function main(): Promise<number> {
     // The ledger.
     const contents = await readStreams(pipeline.client);
     const ledger = balance(contents);
-    const kindOf = new Map((await streamReader(pipeline.client).readAll('camera-images')).map((r) => [`${r.shardId}-${r.sequenceNumber}`, r.partitionKey]));
+    const kindOf = new Map(
+      (await streamReader(pipeline.client).readAll('camera-images')).map((r) => [
+        `${r.shardId}-${r.sequenceNumber}`,
+        r.partitionKey,
+      ]),
+    );
     const predicted = new Set(contents.predictions.map((p) => p.frame_id));
     const rejectedReason = new Map(contents.rejected.map((r) => [r.frame_id, r.reason]));
     const table = new Map<string, Map<string, number>>();
@@ -181,7 +391,9 @@ async function main(): Promise<number> {
     for (const k of kinds) {
       const row = table.get(k.kind.slice(0, 200)) ?? new Map<string, number>();
       const text = [...row.entries()].map(([o, n]) => `${o} x${n}`).join(', ');
-      const ok = [...row.keys()].every((o) => o !== 'MISSING' && (k.expect === 'either' || (k.expect === 'predicted') === (o === 'predicted')));
+      const ok = [...row.keys()].every(
+        (o) => o !== 'MISSING' && (k.expect === 'either' || (k.expect === 'predicted') === (o === 'predicted')),
+      );
       if (!ok) surprises.push(k.kind);
       console.log(`${ok ? ' ' : '!'} ${k.kind.padEnd(48)} ${text}`);
     }

@@ -22,7 +22,8 @@ import { isAbsolute, join, relative } from 'node:path';
 const ROOT = join(__dirname, '..');
 const DEFAULT_PORT = 4567;
 
-const USAGE = 'usage: npm run invoke -- <function> <event> [--print] [sls options]\n' +
+const USAGE =
+  'usage: npm run invoke -- <function> <event> [--print] [sls options]\n' +
   '  e.g. npm run invoke -- classify camera-images-batch';
 
 /** Thrown for a command line that cannot be run; the message is for the user. */
@@ -62,7 +63,8 @@ export function parseInvokeArgs(argv: readonly string[], root: string = ROOT): I
     ? [event]
     : [join(root, 'events', event), join(root, 'events', `${event}.json`), join(root, event)];
   const found = candidates.find((candidate) => existsSync(candidate));
-  if (!found) throw new InvokeUsageError(`no event file "${event}" (looked for ${candidates.map((c) => relative(root, c)).join(', ')})`);
+  if (!found)
+    throw new InvokeUsageError(`no event file "${event}" (looked for ${candidates.map((c) => relative(root, c)).join(', ')})`);
   const eventPath = found.startsWith(root) ? relative(root, found) : found;
   return { functionName, eventPath, print, slsArgs };
 }

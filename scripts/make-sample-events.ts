@@ -29,13 +29,37 @@ const truncatedPng = renderOriginalFrameSync(mnistImage(mnist, 4)).subarray(0, 6
 
 /** Each case: what it shows, and the record's data as it arrives on the stream. */
 const cases: { note: string; key: string; data: string }[] = [
-  { note: 'good frame, a 7', key: 'Camera-edge1', data: JSON.stringify({ image: digit(0), camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00.000Z', label: 7 }) },
-  { note: 'good frame, a 2', key: 'Camera-edge1', data: JSON.stringify({ image: digit(1), camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00.040Z', label: 2 }) },
-  { note: 'good frame, a 1, no label', key: 'Camera-edge2', data: JSON.stringify({ image: digit(2), camera: 'Camera-edge2', timestamp: '2026-11-27T15:00:00.041Z' }) },
-  { note: 'blank page: scored, low confidence, sent home', key: 'Camera-edge1', data: JSON.stringify({ image: blankPage, camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00.080Z' }) },
-  { note: 'Test camera: sent home however certain', key: 'Test-edge1', data: JSON.stringify({ image: digit(3), camera: 'Test-edge1', timestamp: '2026-11-27T15:00:00.090Z', label: 0 }) },
-  { note: 'bad PNG: truncated after 60 bytes', key: 'Camera-edge2', data: JSON.stringify({ image: truncatedPng, camera: 'Camera-edge2', timestamp: '2026-11-27T15:00:00.120Z' }) },
-  { note: 'bad JSON: cut off mid-record', key: 'Camera-edge2', data: `{"image": "${digit(5).slice(0, 24)}`},
+  {
+    note: 'good frame, a 7',
+    key: 'Camera-edge1',
+    data: JSON.stringify({ image: digit(0), camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00.000Z', label: 7 }),
+  },
+  {
+    note: 'good frame, a 2',
+    key: 'Camera-edge1',
+    data: JSON.stringify({ image: digit(1), camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00.040Z', label: 2 }),
+  },
+  {
+    note: 'good frame, a 1, no label',
+    key: 'Camera-edge2',
+    data: JSON.stringify({ image: digit(2), camera: 'Camera-edge2', timestamp: '2026-11-27T15:00:00.041Z' }),
+  },
+  {
+    note: 'blank page: scored, low confidence, sent home',
+    key: 'Camera-edge1',
+    data: JSON.stringify({ image: blankPage, camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00.080Z' }),
+  },
+  {
+    note: 'Test camera: sent home however certain',
+    key: 'Test-edge1',
+    data: JSON.stringify({ image: digit(3), camera: 'Test-edge1', timestamp: '2026-11-27T15:00:00.090Z', label: 0 }),
+  },
+  {
+    note: 'bad PNG: truncated after 60 bytes',
+    key: 'Camera-edge2',
+    data: JSON.stringify({ image: truncatedPng, camera: 'Camera-edge2', timestamp: '2026-11-27T15:00:00.120Z' }),
+  },
+  { note: 'bad JSON: cut off mid-record', key: 'Camera-edge2', data: `{"image": "${digit(5).slice(0, 24)}` },
 ];
 
 /** PNG records: each case's data is the record's bytes. */
@@ -43,12 +67,20 @@ const pngCases: { note: string; key: string; data: Buffer }[] = [
   {
     note: 'good frame as a PNG record, a 7',
     key: 'Camera-edge1',
-    data: encodePngRecord(renderOriginalFrameSync(mnistImage(mnist, 0)), { camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00.000Z', label: 7 }),
+    data: encodePngRecord(renderOriginalFrameSync(mnistImage(mnist, 0)), {
+      camera: 'Camera-edge1',
+      timestamp: '2026-11-27T15:00:00.000Z',
+      label: 7,
+    }),
   },
   {
     note: 'Test camera PNG record: sent home however certain',
     key: 'Test-edge1',
-    data: encodePngRecord(renderOriginalFrameSync(mnistImage(mnist, 3)), { camera: 'Test-edge1', timestamp: '2026-11-27T15:00:00.090Z', label: 0 }),
+    data: encodePngRecord(renderOriginalFrameSync(mnistImage(mnist, 3)), {
+      camera: 'Test-edge1',
+      timestamp: '2026-11-27T15:00:00.090Z',
+      label: 0,
+    }),
   },
   {
     note: 'PNG record without a timestamp chunk: rejected',
@@ -91,5 +123,7 @@ for (const [file, list] of [
   const path = join(__dirname, '..', 'events', file);
   writeFileSync(path, `${JSON.stringify(eventOf(list), null, 2)}\n`);
   console.log(`wrote ${path}:`);
-  list.forEach((c, i) => console.log(`  ${i}: ${c.note}`));
+  list.forEach((c, i) => {
+    console.log(`  ${i}: ${c.note}`);
+  });
 }

@@ -22,7 +22,8 @@ const { values, positionals } = parseArgs({
 });
 try {
   const input = positionals[0];
-  if (!input || !values.camera || !values.out) throw new Error('usage: png-record.ts IN.png --camera ID [--timestamp ISO] [--label D] --out OUT.png');
+  if (!input || !values.camera || !values.out)
+    throw new Error('usage: png-record.ts IN.png --camera ID [--timestamp ISO] [--label D] --out OUT.png');
   const parsed = frameFieldsSchema.safeParse({
     camera: values.camera,
     timestamp: values.timestamp ?? new Date().toISOString(),

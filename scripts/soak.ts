@@ -67,7 +67,8 @@ function parseOptions(argv: string[]): Options {
   const num = (name: string, value: string | undefined, fallback: number, min: number, max: number): number => {
     if (value === undefined) return fallback;
     const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number from ${min} to ${max}, got ${value}`);
+    if (!Number.isFinite(n) || n < min || n > max)
+      throw new Error(`--${name} must be a number from ${min} to ${max}, got ${value}`);
     return n;
   };
   return {
@@ -121,7 +122,13 @@ function growth(points: ReadonlyArray<readonly [number, number]>, framesPerSecon
   const mb = points.map(([t, bytes]) => [t, bytes / 1024 / 1024] as const);
   const span = (mb[mb.length - 1]?.[0] ?? 0) - (mb[0]?.[0] ?? 0);
   if (mb.length < 3 || span < 60) {
-    return { fromMb: Number.NaN, toMb: Number.NaN, mbPer10Min: Number.NaN, mbPer10kFrames: Number.NaN, verdict: 'too short to tell (needs a minute of samples past the warm-up)' };
+    return {
+      fromMb: Number.NaN,
+      toMb: Number.NaN,
+      mbPer10Min: Number.NaN,
+      mbPer10kFrames: Number.NaN,
+      verdict: 'too short to tell (needs a minute of samples past the warm-up)',
+    };
   }
   const s = slope(mb);
   const t0 = mb[0]?.[0] ?? 0;
@@ -229,7 +236,9 @@ async function main(): Promise<number> {
     threads.map((thread) => {
       const series = heap.filter((h) => h.thread === thread);
       const first = series[0]?.at ?? 0;
-      const steady = series.filter((h) => (h.at - first) / 1000 >= warmup).map((h) => [(h.at - first) / 1000, h.heapUsed] as const);
+      const steady = series
+        .filter((h) => (h.at - first) / 1000 >= warmup)
+        .map((h) => [(h.at - first) / 1000, h.heapUsed] as const);
       return [thread, growth(steady, options.rate)];
     }),
   );
@@ -281,14 +290,17 @@ async function main(): Promise<number> {
     `latency     put to home: p50 ${ms(result.latency_p50_s)}, p99 ${ms(result.latency_p99_s)}, max ${ms(result.latency_max_s)}`,
     `RSS         peak ${f1(peakRss)} MB; steady part ${f1(rssGrowth.fromMb)} -> ${f1(rssGrowth.toMb)} MB: ${rssGrowth.verdict}`,
     ...Object.entries(heapGrowth).map(
-      ([thread, g]) => `heap ${thread.padEnd(9)} after GC ${f1(g.fromMb)} -> ${f1(g.toMb)} MB: ${g.verdict} (${f1(g.mbPer10kFrames)} MB per 10k frames)`,
+      ([thread, g]) =>
+        `heap ${thread.padEnd(9)} after GC ${f1(g.fromMb)} -> ${f1(g.toMb)} MB: ${g.verdict} (${f1(g.mbPer10kFrames)} MB per 10k frames)`,
     ),
     `RSS over time (s, MB): ${result.rss_mb.timeline.map(([t, mb]) => `${t}:${mb}`).join(' ')}`,
     ledger
       ? `ledger      in ${ledger.framesIn} = predicted ${ledger.predicted} + rejected ${ledger.rejected}; uncertain ${ledger.uncertain} (${ledger.uncertainNotPredicted.length} not predicted); ` +
         `missing ${ledger.missing.length}; duplicates written ${ledger.duplicates.predictions}/${ledger.duplicates.uncertain}/${ledger.duplicates.rejected} (predictions/uncertain/rejected)`
       : 'ledger      not read',
-    `(${Math.round(seconds)} s; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')})`,
+    `(${Math.round(seconds)} s; ${cpus().length} cores, load ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')})`,
   ];
   console.log(lines.join('\n'));
   if (options.json) writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);

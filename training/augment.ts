@@ -92,7 +92,8 @@ export function warp(img: GrayImage, t: Affine, size?: { width: number; height: 
       } else if (x0 < -1 || y0 < -1 || x0 >= w || y0 >= h) {
         v = fill;
       } else {
-        const at = (xx: number, yy: number): number => (xx < 0 || yy < 0 || xx >= w || yy >= h ? fill : (data[yy * w + xx] as number));
+        const at = (xx: number, yy: number): number =>
+          xx < 0 || yy < 0 || xx >= w || yy >= h ? fill : (data[yy * w + xx] as number);
         v = (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) + (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
       }
       out[y * ow + x] = clampByte(v);

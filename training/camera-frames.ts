@@ -189,7 +189,13 @@ const FONT: ReadonlyArray<readonly Stroke[]> = [
  * Rasterises strokes into an ink coverage plane (0-1, anti-aliased by distance to the
  * nearest segment). Points are already in pixel coordinates; `width` is the stroke width.
  */
-function drawStrokes(plane: Float32Array, w: number, h: number, strokes: ReadonlyArray<Array<[number, number]>>, width: number): void {
+function drawStrokes(
+  plane: Float32Array,
+  w: number,
+  h: number,
+  strokes: ReadonlyArray<Array<[number, number]>>,
+  width: number,
+): void {
   const half = width / 2;
   for (const stroke of strokes) {
     for (let s = 0; s + 1 < stroke.length; s++) {
@@ -276,7 +282,9 @@ function drawMnist(plane: Float32Array, w: number, h: number, raw: Uint8Array, p
       const fx = mx - ix;
       const fy = my - iy;
       const at = (xx: number, yy: number): number => (xx < 0 || yy < 0 || xx > 27 || yy > 27 ? 0 : (raw[yy * 28 + xx] as number));
-      const val = ((at(ix, iy) * (1 - fx) + at(ix + 1, iy) * fx) * (1 - fy) + (at(ix, iy + 1) * (1 - fx) + at(ix + 1, iy + 1) * fx) * fy) / 255;
+      const val =
+        ((at(ix, iy) * (1 - fx) + at(ix + 1, iy) * fx) * (1 - fy) + (at(ix, iy + 1) * (1 - fx) + at(ix + 1, iy + 1) * fx) * fy) /
+        255;
       const i = y * w + x;
       if (val > (plane[i] as number)) plane[i] = val;
     }
@@ -290,12 +298,17 @@ function adjustThickness(plane: Float32Array, w: number, h: number, amount: numb
   const tmp = new Float32Array(w * h);
   const next = new Float32Array(w * h);
   const grow = amount > 0;
-  const pick = (a: number, b: number, c: number): number => (grow ? (a > b ? (a > c ? a : c) : b > c ? b : c) : a < b ? (a < c ? a : c) : b < c ? b : c);
+  const pick = (a: number, b: number, c: number): number =>
+    grow ? (a > b ? (a > c ? a : c) : b > c ? b : c) : a < b ? (a < c ? a : c) : b < c ? b : c;
   for (let s = 0; s < steps; s++) {
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
         const r = y * w;
-        tmp[r + x] = pick(plane[r + (x > 0 ? x - 1 : 0)] as number, plane[r + x] as number, plane[r + (x < w - 1 ? x + 1 : x)] as number);
+        tmp[r + x] = pick(
+          plane[r + (x > 0 ? x - 1 : 0)] as number,
+          plane[r + x] as number,
+          plane[r + (x < w - 1 ? x + 1 : x)] as number,
+        );
       }
     }
     for (let y = 0; y < h; y++) {
@@ -355,7 +368,8 @@ const NORMAL_TABLE = (() => {
     const p = (i + 0.5) / n;
     const q = p < 0.5 ? p : 1 - p;
     const tt = Math.sqrt(-2 * Math.log(q));
-    const z = tt - (2.515517 + 0.802853 * tt + 0.010328 * tt * tt) / (1 + 1.432788 * tt + 0.189269 * tt * tt + 0.001308 * tt * tt * tt);
+    const z =
+      tt - (2.515517 + 0.802853 * tt + 0.010328 * tt * tt) / (1 + 1.432788 * tt + 0.189269 * tt * tt + 0.001308 * tt * tt * tt);
     t[i] = p < 0.5 ? -z : z;
   }
   return t;
@@ -472,7 +486,12 @@ export function renderFrame(index: number, options: CameraFrameOptions = {}): Re
       place.aspect *= 0.7;
       const printed = style === 'printed';
       const strokeWidth = printed ? digitHeight * rng.uniform(0.07, 0.14) : Math.max(1.2, digitHeight * rng.uniform(0.04, 0.1));
-      const strokes = placeFont(label, printed ? { ...place, angle: place.angle * 0.3, shear: place.shear * 0.5 } : place, rng, printed ? 0 : 0.06);
+      const strokes = placeFont(
+        label,
+        printed ? { ...place, angle: place.angle * 0.3, shear: place.shear * 0.5 } : place,
+        rng,
+        printed ? 0 : 0.06,
+      );
       drawStrokes(plane, width, height, strokes, strokeWidth);
     }
   }
@@ -529,7 +548,8 @@ export function renderFrame(index: number, options: CameraFrameOptions = {}): Re
 function toGray(rgb: Uint8Array, n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
-    out[i] = ((rgb[i * 3] as number) * 19595 + (rgb[i * 3 + 1] as number) * 38470 + (rgb[i * 3 + 2] as number) * 7471 + 0x8000) >>> 16;
+    out[i] =
+      ((rgb[i * 3] as number) * 19595 + (rgb[i * 3 + 1] as number) * 38470 + (rgb[i * 3 + 2] as number) * 7471 + 0x8000) >>> 16;
   }
   return out;
 }
@@ -537,7 +557,9 @@ function toGray(rgb: Uint8Array, n: number): Uint8Array {
 /** Frame `index` of the set as a PNG (RGB for colour frames, else grey) with its label. */
 export function cameraFrameAt(index: number, options: CameraFrameOptions = {}): CameraFrame & { recipe: FrameRecipe } {
   const r = renderFrame(index, options);
-  const png = r.recipe.colour ? encodePng(r.rgb, r.width, r.height, 3, 3) : encodePng(toGray(r.rgb, r.width * r.height), r.width, r.height, 1, 3);
+  const png = r.recipe.colour
+    ? encodePng(r.rgb, r.width, r.height, 3, 3)
+    : encodePng(toGray(r.rgb, r.width * r.height), r.width, r.height, 1, 3);
   return { png, label: r.label, recipe: r.recipe };
 }
 

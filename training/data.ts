@@ -66,7 +66,10 @@ export function buildPreparedSet(options: BuildOptions): PreparedSet {
     const raw = images.subarray(index * PIXELS, (index + 1) * PIXELS);
     let prepared = augment !== undefined && rng.next() < augmentShare ? prepareGray(augment(raw, rng)) : undefined;
     if (prepared === undefined || prepared.blank) {
-      prepared = options.clean !== undefined ? { pixels: options.clean.subarray(index * PIXELS, (index + 1) * PIXELS), blank: false } : prepareGray(rawToGray(raw));
+      prepared =
+        options.clean !== undefined
+          ? { pixels: options.clean.subarray(index * PIXELS, (index + 1) * PIXELS), blank: false }
+          : prepareGray(rawToGray(raw));
     }
     out.images.set(prepared.pixels, k * PIXELS);
     out.labels[k] = labels[index]!;
@@ -82,7 +85,8 @@ export function buildPreparedSet(options: BuildOptions): PreparedSet {
 /** prepareGray of every raw image, concatenated (n x 784). */
 export function prepareAll(images: Uint8Array, count: number): Uint8Array {
   const out = new Uint8Array(count * PIXELS);
-  for (let k = 0; k < count; k++) out.set(prepareGray(rawToGray(images.subarray(k * PIXELS, (k + 1) * PIXELS))).pixels, k * PIXELS);
+  for (let k = 0; k < count; k++)
+    out.set(prepareGray(rawToGray(images.subarray(k * PIXELS, (k + 1) * PIXELS))).pixels, k * PIXELS);
   return out;
 }
 

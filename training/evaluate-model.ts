@@ -78,7 +78,11 @@ export interface CameraSummary {
 }
 
 /** Scores camera-like frames through preparePng; digits give accuracy, blank paper its max probability. */
-export async function evaluateCameraFrames(model: DigitModel, threshold: number, frames: readonly LabelledFrame[]): Promise<CameraSummary> {
+export async function evaluateCameraFrames(
+  model: DigitModel,
+  threshold: number,
+  frames: readonly LabelledFrame[],
+): Promise<CameraSummary> {
   let digits = 0;
   let right = 0;
   let under = 0;

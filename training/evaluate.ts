@@ -105,7 +105,11 @@ export async function evaluateModelDir(
       value: round(test.threshold.share_of_errors_at_or_under),
       met: test.threshold.share_of_errors_at_or_under >= TARGETS.minShareOfErrorsAtOrUnder,
     },
-    camera_like_accuracy: { target: `>= ${TARGETS.cameraAccuracy}`, value: camera.accuracy, met: camera.accuracy >= TARGETS.cameraAccuracy },
+    camera_like_accuracy: {
+      target: `>= ${TARGETS.cameraAccuracy}`,
+      value: camera.accuracy,
+      met: camera.accuracy >= TARGETS.cameraAccuracy,
+    },
     blank_max_probability: { target: `<= ${threshold}`, value: round(blankMax), met: blankMax <= threshold },
   };
 

@@ -70,7 +70,12 @@ export function expectedCalibrationError(confidences: readonly number[], correct
  * Every figure of the card's evaluation section, from the 10 probabilities of each frame and
  * its label. `threshold` is the send-home threshold (a frame goes home at or under it).
  */
-export function evaluate(probabilities: readonly ArrayLike<number>[], labels: ArrayLike<number>, threshold = 0.7, bins = 15): Evaluation {
+export function evaluate(
+  probabilities: readonly ArrayLike<number>[],
+  labels: ArrayLike<number>,
+  threshold = 0.7,
+  bins = 15,
+): Evaluation {
   if (probabilities.length !== labels.length) throw new Error('probabilities and labels differ in length');
   const n = probabilities.length;
   const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));

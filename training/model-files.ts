@@ -10,14 +10,23 @@ import { ONNX_SIGNATURE } from './onnx-export';
  * and evaluation sections. Each file is written to a temporary name and renamed, so a
  * crash never leaves a model whose card describes another file.
  */
-export function writeModelFiles(dir: string, onnxBytes: Uint8Array, version: string, details: Record<string, unknown> = {}): ModelCard {
+export function writeModelFiles(
+  dir: string,
+  onnxBytes: Uint8Array,
+  version: string,
+  details: Record<string, unknown> = {},
+): ModelCard {
   mkdirSync(dir, { recursive: true });
   const card: ModelCard = {
     version,
     file: MODEL_FILE,
     bytes: onnxBytes.length,
     sha256: createHash('sha256').update(onnxBytes).digest('hex'),
-    input: { name: ONNX_SIGNATURE.input.name, shape: [...ONNX_SIGNATURE.input.shape], description: ONNX_SIGNATURE.input.description },
+    input: {
+      name: ONNX_SIGNATURE.input.name,
+      shape: [...ONNX_SIGNATURE.input.shape],
+      description: ONNX_SIGNATURE.input.description,
+    },
     outputs: ONNX_SIGNATURE.outputs.map((o) => ({ name: o.name, shape: [...o.shape], description: o.description })),
     ...details,
   };

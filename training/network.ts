@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from './rng';
+import type { Rng } from './rng';
 
 /** One layer of the digit network. Convolutions and hidden dense layers use ReLU. */
 export type LayerSpec =
@@ -132,7 +132,8 @@ export class TrainableNetwork {
     for (const [name, shape] of parameterShapes(spec)) {
       const w = weights.get(name);
       if (w === undefined) throw new Error(`missing weight ${name}`);
-      if (w.shape.join(',') !== shape.join(',')) throw new Error(`weight ${name} has shape ${w.shape.join('x')}, expected ${shape.join('x')}`);
+      if (w.shape.join(',') !== shape.join(','))
+        throw new Error(`weight ${name} has shape ${w.shape.join('x')}, expected ${shape.join('x')}`);
       this.variables.set(name, tf.variable(tf.tensor(w.values, shape), true, `w${name}`));
     }
   }
@@ -148,7 +149,9 @@ export class TrainableNetwork {
     this.spec.layers.forEach((layer, i) => {
       switch (layer.kind) {
         case 'conv':
-          h = tf.relu(tf.add(tf.conv2d(h as tf.Tensor4D, this.v(`${i}.kernel`) as tf.Tensor4D, 1, layer.padding), this.v(`${i}.bias`)));
+          h = tf.relu(
+            tf.add(tf.conv2d(h as tf.Tensor4D, this.v(`${i}.kernel`) as tf.Tensor4D, 1, layer.padding), this.v(`${i}.bias`)),
+          );
           break;
         case 'maxpool':
           h = tf.maxPool(h as tf.Tensor4D, layer.size, layer.size, 'valid');

@@ -3,10 +3,22 @@ import { CLASSES, PIXELS, parameterShapes, type NetworkSpec, type Weights } from
 
 /** Names and shapes of the exported graph's signature; model.ts checks the same. */
 export const ONNX_SIGNATURE = {
-  input: { name: 'pixels', shape: ['batch', PIXELS] as const, description: 'prepared 28x28 images, row-major, 0-255 (ink 255), as float32' },
+  input: {
+    name: 'pixels',
+    shape: ['batch', PIXELS] as const,
+    description: 'prepared 28x28 images, row-major, 0-255 (ink 255), as float32',
+  },
   outputs: [
-    { name: 'probabilities', shape: ['batch', CLASSES] as const, description: 'calibrated class probabilities (softmax inside the graph)' },
-    { name: 'logits', shape: ['batch', CLASSES] as const, description: 'temperature-scaled logits: softmax(logits) = probabilities' },
+    {
+      name: 'probabilities',
+      shape: ['batch', CLASSES] as const,
+      description: 'calibrated class probabilities (softmax inside the graph)',
+    },
+    {
+      name: 'logits',
+      shape: ['batch', CLASSES] as const,
+      description: 'temperature-scaled logits: softmax(logits) = probabilities',
+    },
   ],
 } as const;
 
@@ -27,14 +39,18 @@ function floatTensor(name: string, dims: readonly number[], values: Float32Array
   // Raw little-endian bytes: compact, and exactly the float32 values the trainer holds.
   const bytes = new Uint8Array(values.length * 4);
   const view = new DataView(bytes.buffer);
-  values.forEach((v, k) => view.setFloat32(k * 4, v, true));
+  values.forEach((v, k) => {
+    view.setFloat32(k * 4, v, true);
+  });
   return { name, dims: [...dims], dataType: DataType.FLOAT, rawData: bytes };
 }
 
 function int64Tensor(name: string, values: readonly number[]): onnx.ITensorProto {
   const bytes = new Uint8Array(values.length * 8);
   const view = new DataView(bytes.buffer);
-  values.forEach((v, k) => view.setBigInt64(k * 8, BigInt(v), true));
+  values.forEach((v, k) => {
+    view.setBigInt64(k * 8, BigInt(v), true);
+  });
   return { name, dims: [values.length], dataType: DataType.INT64, rawData: bytes };
 }
 
@@ -76,7 +92,8 @@ export function convKernelToOnnx(shape: readonly number[], values: Float32Array)
  * Throws when a weight is missing or has the wrong shape.
  */
 export function exportOnnx(spec: NetworkSpec, weights: Weights, options: ExportOptions): Uint8Array {
-  if (!(options.temperature > 0) || !Number.isFinite(options.temperature)) throw new Error(`bad temperature ${options.temperature}`);
+  if (!(options.temperature > 0) || !Number.isFinite(options.temperature))
+    throw new Error(`bad temperature ${options.temperature}`);
   const shapes = parameterShapes(spec);
   const initializer: onnx.ITensorProto[] = [];
   const nodes: onnx.INodeProto[] = [];
@@ -84,7 +101,8 @@ export function exportOnnx(spec: NetworkSpec, weights: Weights, options: ExportO
     const w = weights.get(name);
     const expected = shapes.get(name);
     if (w === undefined || expected === undefined) throw new Error(`missing weight ${name}`);
-    if (w.shape.join(',') !== expected.join(',')) throw new Error(`weight ${name} has shape ${w.shape.join('x')}, expected ${expected.join('x')}`);
+    if (w.shape.join(',') !== expected.join(','))
+      throw new Error(`weight ${name} has shape ${w.shape.join('x')}, expected ${expected.join('x')}`);
     return w;
   };
 
@@ -114,7 +132,12 @@ export function exportOnnx(spec: NetworkSpec, weights: Weights, options: ExportO
           input: [current, `l${i}_W`, `l${i}_B`],
           output: [`${out}_pre`],
           name: `l${i}_conv`,
-          attribute: [ints('kernel_shape', [kh, kw]), ints('strides', [1, 1]), ints('pads', [before, beforeW, after, afterW]), ints('dilations', [1, 1])],
+          attribute: [
+            ints('kernel_shape', [kh, kw]),
+            ints('strides', [1, 1]),
+            ints('pads', [before, beforeW, after, afterW]),
+            ints('dilations', [1, 1]),
+          ],
         });
         nodes.push({ opType: 'Relu', input: [`${out}_pre`], output: [out], name: `l${i}_relu` });
         current = out;
@@ -131,8 +154,20 @@ export function exportOnnx(spec: NetworkSpec, weights: Weights, options: ExportO
         current = out;
         break;
       case 'flatten':
-        nodes.push({ opType: 'Transpose', input: [current], output: [`${out}_nhwc`], name: `l${i}_to_nhwc`, attribute: [ints('perm', [0, 2, 3, 1])] });
-        nodes.push({ opType: 'Flatten', input: [`${out}_nhwc`], output: [out], name: `l${i}_flatten`, attribute: [int('axis', 1)] });
+        nodes.push({
+          opType: 'Transpose',
+          input: [current],
+          output: [`${out}_nhwc`],
+          name: `l${i}_to_nhwc`,
+          attribute: [ints('perm', [0, 2, 3, 1])],
+        });
+        nodes.push({
+          opType: 'Flatten',
+          input: [`${out}_nhwc`],
+          output: [out],
+          name: `l${i}_flatten`,
+          attribute: [int('axis', 1)],
+        });
         current = out;
         break;
       case 'dense': {

@@ -105,7 +105,10 @@ if (!isMainThread && parentPort !== null) {
       const result: ResultMessage = { id: job.id, set };
       port.postMessage(result, [set.images.buffer as ArrayBuffer, set.labels.buffer as ArrayBuffer]);
     } catch (error: unknown) {
-      const result: ResultMessage = { id: job.id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) };
+      const result: ResultMessage = {
+        id: job.id,
+        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      };
       port.postMessage(result);
     }
   });

@@ -150,7 +150,14 @@ export async function train(config: TrainConfig): Promise<void> {
   const mnist = loadMnist('train');
   const split = splitIndices(mnist.count, config.heldOut, config.seed);
   const trainIndices = config.limit > 0 ? split.train.slice(0, config.limit) : split.train;
-  const heldOutClean = buildPreparedSet({ images: mnist.images, labels: mnist.labels, indices: split.heldOut, augmentShare: 0, blankShare: 0, rng: new Rng(1) });
+  const heldOutClean = buildPreparedSet({
+    images: mnist.images,
+    labels: mnist.labels,
+    indices: split.heldOut,
+    augmentShare: 0,
+    blankShare: 0,
+    rng: new Rng(1),
+  });
   const worker = new PrepareWorker();
   const epochJob = (epoch: number) =>
     worker.build({
@@ -161,7 +168,14 @@ export async function train(config: TrainConfig): Promise<void> {
       blankFrames: config.blankFrames,
       seed: config.seed * 31 + epoch + 1,
     });
-  const heldOutAugmentedReady = worker.build({ indices: split.heldOut, augmentShare: 1, blankShare: 0, styledDigits: 0, blankFrames: 0, seed: config.seed + 1 });
+  const heldOutAugmentedReady = worker.build({
+    indices: split.heldOut,
+    augmentShare: 1,
+    blankShare: 0,
+    styledDigits: 0,
+    blankFrames: 0,
+    seed: config.seed + 1,
+  });
   let nextSet = epochJob(0);
   const heldOutAugmented = await heldOutAugmentedReady;
   log(`data: ${trainIndices.length} training images, ${split.heldOut.length} held out (clean and augmented)`);
@@ -174,7 +188,9 @@ export async function train(config: TrainConfig): Promise<void> {
 
   const history: Record<string, number>[] = [];
   const epochTimes: number[] = [];
-  const stepsPerEpoch = Math.ceil((trainIndices.length * (1 + config.blankShare) + config.styledDigits + config.blankFrames) / config.batchSize);
+  const stepsPerEpoch = Math.ceil(
+    (trainIndices.length * (1 + config.blankShare) + config.styledDigits + config.blankFrames) / config.batchSize,
+  );
   const totalSteps = stepsPerEpoch * config.epochs;
   let step = 0;
   let epochsRun = 0;
@@ -196,7 +212,9 @@ export async function train(config: TrainConfig): Promise<void> {
     for (let from = 0; from < set.count; from += config.batchSize) {
       const to = Math.min(set.count, from + config.batchSize);
       const progress = Math.min(1, step / Math.max(1, totalSteps - 1));
-      optimizer.setLearningRate(config.finalLearningRate + 0.5 * (config.learningRate - config.finalLearningRate) * (1 + Math.cos(Math.PI * progress)));
+      optimizer.setLearningRate(
+        config.finalLearningRate + 0.5 * (config.learningRate - config.finalLearningRate) * (1 + Math.cos(Math.PI * progress)),
+      );
       const x = scaled(set.images, from, to, order);
       const y = tf.tensor2d(targetsOf(gather(set.labels, order, from, to), 0, to - from), [to - from, 10]);
       const cost = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, net.forward(x, true)) as tf.Scalar, true, variables);
@@ -211,8 +229,17 @@ export async function train(config: TrainConfig): Promise<void> {
     epochsRun = epoch + 1;
     const clean = accuracyOf(logitsOf(net, heldOutClean), heldOutClean);
     const augmented = accuracyOf(logitsOf(net, heldOutAugmented), heldOutAugmented);
-    history.push({ epoch: epoch + 1, loss: round(lossSum / lossCount), held_out_accuracy: round(clean), held_out_augmented_accuracy: round(augmented), seconds: round(seconds, 1), data_wait_seconds: round(prepSeconds, 1) });
-    log(`epoch ${epoch + 1}: loss ${(lossSum / lossCount).toFixed(4)}, held-out ${(clean * 100).toFixed(2)}% clean, ${(augmented * 100).toFixed(2)}% augmented, ${seconds.toFixed(0)} s (waited ${prepSeconds.toFixed(0)} s for data)`);
+    history.push({
+      epoch: epoch + 1,
+      loss: round(lossSum / lossCount),
+      held_out_accuracy: round(clean),
+      held_out_augmented_accuracy: round(augmented),
+      seconds: round(seconds, 1),
+      data_wait_seconds: round(prepSeconds, 1),
+    });
+    log(
+      `epoch ${epoch + 1}: loss ${(lossSum / lossCount).toFixed(4)}, held-out ${(clean * 100).toFixed(2)}% clean, ${(augmented * 100).toFixed(2)}% augmented, ${seconds.toFixed(0)} s (waited ${prepSeconds.toFixed(0)} s for data)`,
+    );
   }
 
   await worker.close();
@@ -224,7 +251,9 @@ export async function train(config: TrainConfig): Promise<void> {
   const temperature = fitTemperature(heldLogits, heldLabels);
   const before = evaluate(softmaxRows(heldLogits, 10, 1), heldLabels, config.threshold);
   const after = evaluate(softmaxRows(heldLogits, 10, temperature), heldLabels, config.threshold);
-  log(`temperature ${temperature.toFixed(4)}: held-out NLL ${temperatureNll(heldLogits, heldLabels, 1).toFixed(4)} -> ${after.nll.toFixed(4)}, ECE ${(before.ece * 100).toFixed(2)}% -> ${(after.ece * 100).toFixed(2)}%`);
+  log(
+    `temperature ${temperature.toFixed(4)}: held-out NLL ${temperatureNll(heldLogits, heldLabels, 1).toFixed(4)} -> ${after.nll.toFixed(4)}, ECE ${(before.ece * 100).toFixed(2)}% -> ${(after.ece * 100).toFixed(2)}%`,
+  );
   net.dispose();
   optimizer.dispose();
 
@@ -238,7 +267,8 @@ export async function train(config: TrainConfig): Promise<void> {
   const trainingDetails = {
     created: new Date().toISOString(),
     architecture: {
-      description: 'conv3x3(16, same)+ReLU, maxpool2, conv3x3(32, same)+ReLU, maxpool2, conv3x3(64, valid)+ReLU, flatten (NHWC order), dropout 0.25, dense 64+ReLU, dense 10; softmax(logits / temperature) in the graph',
+      description:
+        'conv3x3(16, same)+ReLU, maxpool2, conv3x3(32, same)+ReLU, maxpool2, conv3x3(64, valid)+ReLU, flatten (NHWC order), dropout 0.25, dense 64+ReLU, dense 10; softmax(logits / temperature) in the graph',
       layers: DIGIT_NETWORK.layers,
       parameters: parameterCount(DIGIT_NETWORK),
       onnx_opset: 13,
@@ -279,7 +309,9 @@ export async function train(config: TrainConfig): Promise<void> {
   writeModelFiles(out, bytes, config.version, trainingDetails);
   log(`exported ${bytes.length} bytes to ${out}; evaluating the exported file`);
   const card = await evaluateModelDir(out, config.threshold, log);
-  log(`model card written; targets met: ${JSON.stringify(Object.fromEntries(Object.entries(card.targets).map(([k, v]) => [k, v.met])))}`);
+  log(
+    `model card written; targets met: ${JSON.stringify(Object.fromEntries(Object.entries(card.targets).map(([k, v]) => [k, v.met])))}`,
+  );
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 

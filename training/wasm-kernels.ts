@@ -32,7 +32,11 @@ class KernelScope {
 
   run(name: string, inputs: Record<string, TensorInfo> | TensorInfo[], attrs: Record<string, unknown> = {}): TensorInfo {
     // Concat takes its inputs as an array, every other kernel as a named map.
-    const out = kernel(name)({ inputs: inputs as tf.NamedTensorInfoMap, backend: this.backend as object, attrs: attrs as tf.NamedAttrMap });
+    const out = kernel(name)({
+      inputs: inputs as tf.NamedTensorInfoMap,
+      backend: this.backend as object,
+      attrs: attrs as tf.NamedAttrMap,
+    });
     if (Array.isArray(out)) throw new Error(`${name} returned several outputs`);
     this.owned.push(out);
     return out;
@@ -80,7 +84,19 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
 
   const padded =
     top + bottom + left + right > 0
-      ? scope.run('PadV2', { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 })
+      ? scope.run(
+          'PadV2',
+          { x },
+          {
+            paddings: [
+              [0, 0],
+              [top, bottom],
+              [left, right],
+              [0, 0],
+            ],
+            constantValue: 0,
+          },
+        )
       : x;
   if (strideHeight === 1 && strideWidth === 1) {
     // Fast path: dW is itself a valid convolution once the batch axis plays the role of
@@ -152,7 +168,19 @@ function makeConv2DBackpropInput(stock: KernelFunc): KernelFunc {
     const padRight = inWidth + filterWidth - 1 - outWidth - padLeft;
     if (padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0) return stock(args);
     const scope = new KernelScope(backend as Backend);
-    const dyPadded = scope.run('PadV2', { x: dy }, { paddings: [[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]], constantValue: 0 });
+    const dyPadded = scope.run(
+      'PadV2',
+      { x: dy },
+      {
+        paddings: [
+          [0, 0],
+          [padTop, padBottom],
+          [padLeft, padRight],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
+    );
     const flipped = scope.run('Reverse', { x: filter }, { dims: [0, 1] });
     const swapped = scope.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
     const dx = scope.run(
@@ -206,20 +234,39 @@ function makeMaxPoolGrad(stock: KernelFunc): KernelFunc {
   return (args) => {
     const { inputs, backend, attrs } = args;
     const { dy, input, output } = inputs as { dy: TensorInfo; input: TensorInfo; output?: TensorInfo };
-    const a = attrs as unknown as { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
+    const a = attrs as unknown as {
+      filterSize: number | [number, number];
+      strides: number | [number, number];
+      pad: unknown;
+      dimRoundingMode?: string;
+    };
     const [fh, fw] = pair(a.filterSize);
     const [sh, sw] = pair(a.strides);
     const [, h, w] = input.shape as [number, number, number, number];
-    const simple = fh === 2 && fw === 2 && sh === 2 && sw === 2 && (a.pad === 'valid' || a.pad === 0) && h % 2 === 0 && w % 2 === 0;
+    const simple =
+      fh === 2 && fw === 2 && sh === 2 && sw === 2 && (a.pad === 'valid' || a.pad === 0) && h % 2 === 0 && w % 2 === 0;
     if (!simple || input.shape.length !== 4) return stock(args);
     const scope = new KernelScope(backend as Backend);
     const up = (images: TensorInfo) =>
       scope.run('ResizeNearestNeighbor', { images }, { alignCorners: false, halfPixelCenters: false, size: [h, w] });
-    const pooled = output ?? scope.run('MaxPool', { x: input }, { filterSize: [2, 2], strides: [2, 2], pad: 'valid', dimRoundingMode: a.dimRoundingMode });
+    const pooled =
+      output ??
+      scope.run(
+        'MaxPool',
+        { x: input },
+        { filterSize: [2, 2], strides: [2, 2], pad: 'valid', dimRoundingMode: a.dimRoundingMode },
+      );
     const isMax = scope.run('Cast', { x: scope.run('Equal', { a: input, b: up(pooled) }) }, { dtype: 'float32' });
     // ties per window: the window mean of the mask times 4, so dy / ties = dy / (4 * mean)
-    const meanTies = scope.run('AvgPool', { x: isMax }, { filterSize: [2, 2], strides: [2, 2], pad: 'valid', dimRoundingMode: a.dimRoundingMode });
-    const share = scope.run('RealDiv', { a: dy, b: scope.run('Multiply', { a: meanTies, b: scope.run('Fill', {}, { shape: [], value: 4, dtype: 'float32' }) }) });
+    const meanTies = scope.run(
+      'AvgPool',
+      { x: isMax },
+      { filterSize: [2, 2], strides: [2, 2], pad: 'valid', dimRoundingMode: a.dimRoundingMode },
+    );
+    const share = scope.run('RealDiv', {
+      a: dy,
+      b: scope.run('Multiply', { a: meanTies, b: scope.run('Fill', {}, { shape: [], value: 4, dtype: 'float32' }) }),
+    });
     return scope.release(scope.run('Multiply', { a: isMax, b: up(share) }));
   };
 }

@@ -168,7 +168,15 @@ export async function classifyBatch(
     payloads[index] = payload;
     const check = checkFrame(payload, { nowMs: receivedMs, maxFutureSkewSeconds: config.maxFutureSkewSeconds });
     if (check.ok) accepted.push({ index, frameId, frame: check.frame, png: check.png, imageBase64: check.imageBase64 });
-    else refused.push({ index, frameId, reason: check.reason, error: check.error, camera: check.camera, timestamp: check.timestamp });
+    else
+      refused.push({
+        index,
+        frameId,
+        reason: check.reason,
+        error: check.error,
+        camera: check.camera,
+        timestamp: check.timestamp,
+      });
   });
 
   const prepStart = clock();
@@ -179,13 +187,22 @@ export async function classifyBatch(
         const prepared = await pixelBudget.run(declaredPixels(frame.png), () => preparePng(frame.png, limits));
         return { ...frame, prepared, elapsedMs: clock() - start };
       } catch (error: unknown) {
-        const known = { index: frame.index, frameId: frame.frameId, camera: frame.frame.camera, timestamp: frame.frame.timestamp };
+        const known = {
+          index: frame.index,
+          frameId: frame.frameId,
+          camera: frame.frame.camera,
+          timestamp: frame.frame.timestamp,
+        };
         if (error instanceof FrameRejectedError) return { ...known, reason: error.reason, error: error.message };
         // A decoder error that preparation did not classify is still about this frame's
         // bytes: retrying cannot help, so reject it rather than fail the batch forever.
         const detail = error instanceof Error ? error.message : String(error);
         deps.logger?.warn('unclassified preparation error', { frame_id: frame.frameId, detail });
-        return { ...known, reason: 'corrupt_png', error: rejectMessage('corrupt_png', `the PNG could not be decoded (${detail.slice(0, 160)})`) };
+        return {
+          ...known,
+          reason: 'corrupt_png',
+          error: rejectMessage('corrupt_png', `the PNG could not be decoded (${detail.slice(0, 160)})`),
+        };
       }
     }),
   );
@@ -300,7 +317,8 @@ export async function classifyBatch(
   if (deps.shadow && deps.streams.shadowScores && prepared.length > 0) {
     try {
       const candidate = await deps.shadow.scoreBatch(prepared.map((p) => p.prepared.pixels));
-      if (candidate.length !== prepared.length) throw new Error(`returned ${candidate.length} results for ${prepared.length} frames`);
+      if (candidate.length !== prepared.length)
+        throw new Error(`returned ${candidate.length} results for ${prepared.length} frames`);
       prepared.forEach((item, i) => {
         const current = topClass(probabilities[i] as Float32Array);
         const theirs = topClass(candidate[i] as Float32Array);

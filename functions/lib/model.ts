@@ -137,9 +137,14 @@ function checkTensor(
   // Symbolic dimensions (the batch) may carry any name; fixed ones must match exactly.
   const same =
     found.shape.length === expected.shape.length &&
-    found.shape.every((d, k) => (typeof expected.shape[k] === 'string' ? typeof d === 'string' || d === -1 : d === expected.shape[k]));
+    found.shape.every((d, k) =>
+      typeof expected.shape[k] === 'string' ? typeof d === 'string' || d === -1 : d === expected.shape[k],
+    );
   if (!same) {
-    throw new ModelLoadError(modelPath, `wrong shape: ${kind} "${expected.name}" is ${describe(found.shape)}, expected ${describe(expected.shape)}`);
+    throw new ModelLoadError(
+      modelPath,
+      `wrong shape: ${kind} "${expected.name}" is ${describe(found.shape)}, expected ${describe(expected.shape)}`,
+    );
   }
 }
 
@@ -194,7 +199,10 @@ export async function loadDigitModel(modelDir: string = defaultModelDir()): Prom
     throw new ModelLoadError(modelPath, `corrupt: not an ONNX model (${messageOf(error)})`);
   }
   if (fileVersion !== card.version) {
-    throw new ModelLoadError(modelPath, `version mismatch: the file says ${fileVersion ?? '(none)'}, the card says ${card.version}`);
+    throw new ModelLoadError(
+      modelPath,
+      `version mismatch: the file says ${fileVersion ?? '(none)'}, the card says ${card.version}`,
+    );
   }
 
   for (const [label, expected, declared] of [
@@ -219,14 +227,17 @@ export async function loadDigitModel(modelDir: string = defaultModelDir()): Prom
     if (images.length === 0) return [];
     const input = new Float32Array(images.length * PREPARED_PIXELS);
     images.forEach((image, k) => {
-      if (image.length !== PREPARED_PIXELS) throw new RangeError(`image ${k} has ${image.length} bytes, expected ${PREPARED_PIXELS}`);
+      if (image.length !== PREPARED_PIXELS)
+        throw new RangeError(`image ${k} has ${image.length} bytes, expected ${PREPARED_PIXELS}`);
       input.set(image, k * PREPARED_PIXELS); // 0-255 as float: the graph scales to 0..1 itself
     });
     const feeds = { [INPUT_NAME]: new ort.Tensor('float32', input, [images.length, PREPARED_PIXELS]) };
     const result = await session.run(feeds, [PROBABILITIES_NAME]);
     const probs = result[PROBABILITIES_NAME];
     if (probs === undefined || probs.dims.length !== 2 || probs.dims[0] !== images.length || probs.dims[1] !== CLASS_COUNT) {
-      throw new Error(`model returned ${probs === undefined ? 'no probabilities' : describe(probs.dims)} for ${images.length} images`);
+      throw new Error(
+        `model returned ${probs === undefined ? 'no probabilities' : describe(probs.dims)} for ${images.length} images`,
+      );
     }
     const data = probs.data as Float32Array;
     return images.map((_, k) => data.slice(k * CLASS_COUNT, (k + 1) * CLASS_COUNT));

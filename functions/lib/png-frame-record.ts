@@ -63,12 +63,12 @@ export function encodePngRecord(png: Buffer, fields: PngRecordFields): Buffer {
 
 function isOurKeyword(textBody: Uint8Array): boolean {
   const nul = textBody.indexOf(0);
-  return nul > 0 && (PNG_RECORD_KEYWORDS as readonly string[]).includes(Buffer.from(textBody.subarray(0, nul)).toString('latin1'));
+  return (
+    nul > 0 && (PNG_RECORD_KEYWORDS as readonly string[]).includes(Buffer.from(textBody.subarray(0, nul)).toString('latin1'))
+  );
 }
 
-export type PngRecordText =
-  | { ok: true; text: Partial<Record<PngRecordKeyword, string>> }
-  | { ok: false; error: string };
+export type PngRecordText = { ok: true; text: Partial<Record<PngRecordKeyword, string>> } | { ok: false; error: string };
 
 /**
  * Reads our tEXt fields from a PNG record, walking chunk headers up to the first IDAT (the
@@ -90,9 +90,13 @@ export function readPngRecordText(data: Uint8Array): PngRecordText {
         if (crc32(data.subarray(offset + 4, offset + 8 + length)) !== view.getUint32(offset + 8 + length)) {
           return { ok: false, error: `the PNG record's ${name} text chunk is damaged (CRC mismatch): resend the frame` };
         }
-        if (text[name] !== undefined) return { ok: false, error: `the PNG record has two ${name} text chunks: send each field once` };
+        if (text[name] !== undefined)
+          return { ok: false, error: `the PNG record has two ${name} text chunks: send each field once` };
         if (length - nul - 1 > MAX_TEXT_VALUE_BYTES) {
-          return { ok: false, error: `the PNG record's ${name} text chunk is ${length - nul - 1} bytes long: send at most ${MAX_TEXT_VALUE_BYTES}` };
+          return {
+            ok: false,
+            error: `the PNG record's ${name} text chunk is ${length - nul - 1} bytes long: send at most ${MAX_TEXT_VALUE_BYTES}`,
+          };
         }
         text[name] = Buffer.from(body.subarray(nul + 1)).toString('latin1');
       }

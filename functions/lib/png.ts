@@ -85,7 +85,10 @@ export function sniffFormat(bytes: Uint8Array): string {
 export function readPngChunks(png: Uint8Array): PngChunks {
   if (png.length < 8 || !PNG_SIGNATURE.equals(png.subarray(0, 8))) {
     if (png.length >= 4 && png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47) {
-      throw new PngFormatError('corrupt_png', 'the PNG signature is damaged (bytes altered in transit, e.g. a text-mode transfer)');
+      throw new PngFormatError(
+        'corrupt_png',
+        'the PNG signature is damaged (bytes altered in transit, e.g. a text-mode transfer)',
+      );
     }
     throw new PngFormatError('not_png', `the data is ${sniffFormat(png)}, not PNG`);
   }
@@ -108,7 +111,10 @@ export function readPngChunks(png: Uint8Array): PngChunks {
       throw new PngFormatError('corrupt_png', `the PNG has a malformed chunk at byte ${offset}`);
     }
     if (length > 0x7fffffff || offset + 12 + length > png.length) {
-      throw new PngFormatError('corrupt_png', `the PNG is truncated (chunk ${type} at byte ${offset} runs past the end of the data)`);
+      throw new PngFormatError(
+        'corrupt_png',
+        `the PNG is truncated (chunk ${type} at byte ${offset} runs past the end of the data)`,
+      );
     }
     const body = png.subarray(offset + 8, offset + 8 + length);
     const stored = view.getUint32(offset + 8 + length);
@@ -170,7 +176,10 @@ function parseHeader(body: Uint8Array): PngHeader {
     throw new PngFormatError('corrupt_png', `the PNG header declares an invalid size ${width}x${height}`);
   }
   if (!(ALLOWED_DEPTHS[colorType] ?? []).includes(bitDepth)) {
-    throw new PngFormatError('corrupt_png', `the PNG header declares an invalid colour type ${colorType} / bit depth ${bitDepth}`);
+    throw new PngFormatError(
+      'corrupt_png',
+      `the PNG header declares an invalid colour type ${colorType} / bit depth ${bitDepth}`,
+    );
   }
   if (body[10] !== 0 || body[11] !== 0 || (body[12] !== 0 && body[12] !== 1)) {
     throw new PngFormatError('corrupt_png', 'the PNG header declares an unknown compression, filter or interlace method');
@@ -221,19 +230,23 @@ function unfilter(data: Uint8Array, start: number, rows: number, stride: number,
       case 0:
         break;
       case 1:
-        for (let i = bpp; i < lineBytes; i++) data[cur + i] = ((data[cur + i] as number) + (data[cur + i - bpp] as number)) & 0xff;
+        for (let i = bpp; i < lineBytes; i++)
+          data[cur + i] = ((data[cur + i] as number) + (data[cur + i - bpp] as number)) & 0xff;
         break;
       case 2:
-        if (y > 0) for (let i = 0; i < lineBytes; i++) data[cur + i] = ((data[cur + i] as number) + (data[prev + i] as number)) & 0xff;
+        if (y > 0)
+          for (let i = 0; i < lineBytes; i++) data[cur + i] = ((data[cur + i] as number) + (data[prev + i] as number)) & 0xff;
         break;
       case 3:
         if (y > 0) {
           for (let i = 0; i < bpp; i++) data[cur + i] = ((data[cur + i] as number) + ((data[prev + i] as number) >> 1)) & 0xff;
           for (let i = bpp; i < lineBytes; i++) {
-            data[cur + i] = ((data[cur + i] as number) + (((data[cur + i - bpp] as number) + (data[prev + i] as number)) >> 1)) & 0xff;
+            data[cur + i] =
+              ((data[cur + i] as number) + (((data[cur + i - bpp] as number) + (data[prev + i] as number)) >> 1)) & 0xff;
           }
         } else {
-          for (let i = bpp; i < lineBytes; i++) data[cur + i] = ((data[cur + i] as number) + ((data[cur + i - bpp] as number) >> 1)) & 0xff;
+          for (let i = bpp; i < lineBytes; i++)
+            data[cur + i] = ((data[cur + i] as number) + ((data[cur + i - bpp] as number) >> 1)) & 0xff;
         }
         break;
       case 4:
@@ -252,7 +265,8 @@ function unfilter(data: Uint8Array, start: number, rows: number, stride: number,
           }
         } else {
           // Paeth with no previous row is the Sub filter.
-          for (let i = bpp; i < lineBytes; i++) data[cur + i] = ((data[cur + i] as number) + (data[cur + i - bpp] as number)) & 0xff;
+          for (let i = bpp; i < lineBytes; i++)
+            data[cur + i] = ((data[cur + i] as number) + (data[cur + i - bpp] as number)) & 0xff;
         }
         break;
       default:
@@ -304,7 +318,8 @@ function convertPass(
     }
   }
   // tRNS for grey/RGB names one colour (at the image's own bit depth) that is fully transparent.
-  const keyGrey = colorType === 0 && trns !== undefined && trns.length >= 2 ? ((trns[0] as number) << 8) | (trns[1] as number) : -1;
+  const keyGrey =
+    colorType === 0 && trns !== undefined && trns.length >= 2 ? ((trns[0] as number) << 8) | (trns[1] as number) : -1;
   const keyR = colorType === 2 && trns !== undefined && trns.length >= 6 ? ((trns[0] as number) << 8) | (trns[1] as number) : -1;
   const keyG = keyR >= 0 ? (((trns as Uint8Array)[2] as number) << 8) | ((trns as Uint8Array)[3] as number) : -1;
   const keyB = keyR >= 0 ? (((trns as Uint8Array)[4] as number) << 8) | ((trns as Uint8Array)[5] as number) : -1;

@@ -6,12 +6,7 @@
  * with the image fields, so a frame that goes both ways is serialised once, and the base64
  * image (already validated as base64, so it needs no escaping) is copied, never re-scanned.
  */
-import {
-  type Prediction,
-  REJECT_PAYLOAD_BYTES,
-  type RejectedImage,
-  type UncertainReason,
-} from './contracts';
+import { type Prediction, REJECT_PAYLOAD_BYTES, type RejectedImage, type UncertainReason } from './contracts';
 import type { RejectReason } from './errors';
 
 export interface CertaintyRule {

@@ -241,8 +241,8 @@ export function sinkFromConfig(
 ): RecordSink {
   if (hostSink) return hostSink;
   if (config.isLocal && !config.kinesisEndpoint && !client) return new ConsoleSink();
-  return new KinesisStreamWriter(
-    client ?? createKinesisClient({ endpoint: config.kinesisEndpoint, region: config.region }),
-    { maxAttempts: config.writeMaxAttempts, baseDelayMs: config.writeBaseDelayMs },
-  );
+  return new KinesisStreamWriter(client ?? createKinesisClient({ endpoint: config.kinesisEndpoint, region: config.region }), {
+    maxAttempts: config.writeMaxAttempts,
+    baseDelayMs: config.writeBaseDelayMs,
+  });
 }

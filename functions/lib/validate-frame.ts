@@ -70,7 +70,10 @@ function base64DecodedLength(text: string): number {
 }
 
 /** Maps zod's issues on a frame to one reason code and a readable sentence. */
-function describeIssues(issues: readonly z.core.$ZodIssue[], input: Record<string, unknown>): { reason: RejectReason; error: string } {
+function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  input: Record<string, unknown>,
+): { reason: RejectReason; error: string } {
   const missing = issues.filter((issue) => issue.path.length === 1 && input[String(issue.path[0])] === undefined);
   if (missing.length > 0) {
     const names = missing.map((issue) => String(issue.path[0])).join(', ');
@@ -85,7 +88,10 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: Record<strin
       const camera = input.camera;
       if (typeof camera !== 'string') return { reason: 'invalid_camera', error: 'camera must be a string id' };
       if (camera.length > MAX_CAMERA_ID_LENGTH) {
-        return { reason: 'invalid_camera', error: `the camera id is ${camera.length} characters long; at most ${MAX_CAMERA_ID_LENGTH} are allowed: use a shorter id` };
+        return {
+          reason: 'invalid_camera',
+          error: `the camera id is ${camera.length} characters long; at most ${MAX_CAMERA_ID_LENGTH} are allowed: use a shorter id`,
+        };
       }
       return {
         reason: 'invalid_camera',
@@ -102,7 +108,10 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: Record<strin
     case 'image':
       return { reason: 'invalid_record', error: 'image must be a string holding the base64 of a PNG file' };
     default:
-      return { reason: 'invalid_record', error: `the record does not match the camera-images contract: ${issues[0]?.message ?? 'unknown problem'}` };
+      return {
+        reason: 'invalid_record',
+        error: `the record does not match the camera-images contract: ${issues[0]?.message ?? 'unknown problem'}`,
+      };
   }
 }
 
@@ -126,7 +135,11 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
     parsed = JSON.parse(decoder.decode(data));
   } catch (error: unknown) {
     const detail = error instanceof Error ? error.message : String(error);
-    return { ok: false, reason: 'invalid_json', error: `the record is not valid JSON (${detail.slice(0, 120)}): send one JSON object per record` };
+    return {
+      ok: false,
+      reason: 'invalid_json',
+      error: `the record is not valid JSON (${detail.slice(0, 120)}): send one JSON object per record`,
+    };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return {
@@ -144,7 +157,12 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
   const late = checkCaptureTime(fields, options);
   if (late) return late;
   if (image.length === 0) {
-    return { ok: false, reason: 'image_empty', error: 'image is empty: the camera sent no picture; check that it captures a frame, and send it as base64 PNG', ...known };
+    return {
+      ok: false,
+      reason: 'image_empty',
+      error: 'image is empty: the camera sent no picture; check that it captures a frame, and send it as base64 PNG',
+      ...known,
+    };
   }
   // Node's decoder silently skips characters outside the alphabet, so check them first; the
   // image is later copied unescaped into the uncertain record's JSON, which this makes safe.
@@ -159,7 +177,12 @@ export function checkFrame(data: Uint8Array, options: FrameCheckOptions): FrameC
     };
   }
   if (png.byteLength === 0) {
-    return { ok: false, reason: 'image_empty', error: 'image decodes to zero bytes: the camera sent no picture; check that it captures a frame, and send it as base64 PNG', ...known };
+    return {
+      ok: false,
+      reason: 'image_empty',
+      error: 'image decodes to zero bytes: the camera sent no picture; check that it captures a frame, and send it as base64 PNG',
+      ...known,
+    };
   }
   return { ok: true, frame: fields, png, imageBase64: image };
 }
@@ -174,7 +197,12 @@ function checkCaptureTime(fields: FrameFields, options: FrameCheckOptions): Refu
   const known = knownOf(fields);
   const captured = Date.parse(fields.timestamp);
   if (!Number.isFinite(captured)) {
-    return { ok: false, reason: 'invalid_timestamp', error: `timestamp ${JSON.stringify(known.timestamp)} is not a real date: send the capture time as ISO-8601, e.g. 2026-11-27T15:04:05.123Z`, ...known };
+    return {
+      ok: false,
+      reason: 'invalid_timestamp',
+      error: `timestamp ${JSON.stringify(known.timestamp)} is not a real date: send the capture time as ISO-8601, e.g. 2026-11-27T15:04:05.123Z`,
+      ...known,
+    };
   }
   if (captured > options.nowMs + options.maxFutureSkewSeconds * 1000) {
     return {
@@ -196,7 +224,9 @@ function checkPngRecord(data: Uint8Array, options: FrameCheckOptions): FrameChec
   const read = readPngRecordText(data);
   if (!read.ok) return { ok: false, reason: 'invalid_record', error: read.error };
   const { camera, timestamp, label } = read.text;
-  const missing = [camera === undefined ? 'camera' : '', timestamp === undefined ? 'timestamp' : ''].filter((name) => name !== '');
+  const missing = [camera === undefined ? 'camera' : '', timestamp === undefined ? 'timestamp' : ''].filter(
+    (name) => name !== '',
+  );
   if (missing.length > 0) {
     return {
       ok: false,

@@ -47,7 +47,9 @@ export class StreamManagerRecordSink implements RecordSink {
             break;
           }
           retriedEntries += 1;
-          await sleep(backoffDelayMs(attempt, { baseMs: this.options.baseDelayMs ?? 50, maxMs: this.options.maxDelayMs ?? 2000 }));
+          await sleep(
+            backoffDelayMs(attempt, { baseMs: this.options.baseDelayMs ?? 50, maxMs: this.options.maxDelayMs ?? 2000 }),
+          );
         }
       }
     }

@@ -43,8 +43,12 @@ export async function readStreams(client: KinesisClient, prefix = ''): Promise<S
   };
   const inputs = (await reader.readAll(`${prefix}camera-images`)).map((r) => `${r.shardId}-${r.sequenceNumber}`);
   const predictions = (await reader.readAll(`${prefix}predictions`)).flatMap((r) => parse<Prediction>(predictionSchema, r.data));
-  const uncertain = (await reader.readAll(`${prefix}uncertain-images`)).flatMap((r) => parse<UncertainImage>(uncertainImageSchema, r.data));
-  const rejected = (await reader.readAll(`${prefix}rejected-images`)).flatMap((r) => parse<RejectedImage>(rejectedImageSchema, r.data));
+  const uncertain = (await reader.readAll(`${prefix}uncertain-images`)).flatMap((r) =>
+    parse<UncertainImage>(uncertainImageSchema, r.data),
+  );
+  const rejected = (await reader.readAll(`${prefix}rejected-images`)).flatMap((r) =>
+    parse<RejectedImage>(rejectedImageSchema, r.data),
+  );
   return { inputs, predictions, uncertain, rejected, unreadable };
 }
 
@@ -84,7 +88,11 @@ function counts(ids: readonly string[]): Map<string, number> {
  * Balances a run. `deliveries` (frame id -> invocations that carried it), when known, lets
  * the ledger tell duplicates caused by redelivery from duplicates that should not exist.
  */
-export function balance(contents: StreamContents, deadLettered: ReadonlySet<string> = new Set(), deliveries?: ReadonlyMap<string, number>): Ledger {
+export function balance(
+  contents: StreamContents,
+  deadLettered: ReadonlySet<string> = new Set(),
+  deliveries?: ReadonlyMap<string, number>,
+): Ledger {
   const inputs = new Set(contents.inputs);
   const predicted = counts(contents.predictions.map((p) => p.frame_id));
   const uncertain = counts(contents.uncertain.map((u) => u.frame_id));

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMnist } from '../../functions/lib/mnist';
-import { type NetworkSpec, type Weight } from '../../training/network';
+import type { NetworkSpec, Weight } from '../../training/network';
 import { exportOnnx } from '../../training/onnx-export';
 import { writeModelFiles } from '../../training/model-files';
 
@@ -36,7 +36,8 @@ export function writeCentroidModel(
   for (let i = 0; i < n; i++) {
     const label = train.labels[i] as number;
     counts[label] = (counts[label] ?? 0) + 1;
-    for (let p = 0; p < 784; p++) sums[label * 784 + p] = (sums[label * 784 + p] ?? 0) + (train.images[i * 784 + p] as number) / 255;
+    for (let p = 0; p < 784; p++)
+      sums[label * 784 + p] = (sums[label * 784 + p] ?? 0) + (train.images[i * 784 + p] as number) / 255;
   }
   const kernel = new Float32Array(784 * 10);
   const bias = new Float32Array(10);

@@ -81,9 +81,7 @@ export function withPutRecordsFaults(client: KinesisClient, rules: FaultRules): 
     }
     let next = 0;
     const records: PutRecordsResultEntry[] = verdicts.map((code) =>
-      code === undefined
-        ? (passed[next++] as PutRecordsResultEntry)
-        : { ErrorCode: code, ErrorMessage: `injected ${code}` },
+      code === undefined ? (passed[next++] as PutRecordsResultEntry) : { ErrorCode: code, ErrorMessage: `injected ${code}` },
     );
     const failed = verdicts.filter((v) => v !== undefined).length;
     calls.push({ stream, entries: entries.length, failedEntries: failed, threw: false });

@@ -48,7 +48,7 @@ export function frameBody(png: Uint8Array, fields: Record<string, unknown> = {})
 
 /** `ihdr`: an IHDR body. */
 export { PNG_SIGNATURE, ihdrBody as ihdr, pngChunk } from '../../functions/lib/png';
-import { PNG_SIGNATURE, pngChunk } from '../../functions/lib/png';
+import { PNG_SIGNATURE } from '../../functions/lib/png';
 
 /** A PNG from its chunks (signature added). */
 export function pngOf(...chunks: Buffer[]): Buffer {
@@ -100,10 +100,21 @@ export function filteredRows(data: Uint8Array, width: number, height: number, by
 
 /** The first bytes of files that are not PNG, as cameras misconfigured to send them would. */
 export const NOT_PNG = {
-  jpeg: () => sharp({ create: { width: 16, height: 16, channels: 3, background: '#fff' } }).jpeg().toBuffer(),
-  gif: () => sharp({ create: { width: 16, height: 16, channels: 3, background: '#fff' } }).gif().toBuffer(),
-  webp: () => sharp({ create: { width: 16, height: 16, channels: 3, background: '#fff' } }).webp().toBuffer(),
+  jpeg: () =>
+    sharp({ create: { width: 16, height: 16, channels: 3, background: '#fff' } })
+      .jpeg()
+      .toBuffer(),
+  gif: () =>
+    sharp({ create: { width: 16, height: 16, channels: 3, background: '#fff' } })
+      .gif()
+      .toBuffer(),
+  webp: () =>
+    sharp({ create: { width: 16, height: 16, channels: 3, background: '#fff' } })
+      .webp()
+      .toBuffer(),
   svg: async () =>
-    Buffer.from('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><text y="20">7</text></svg>'),
+    Buffer.from(
+      '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><text y="20">7</text></svg>',
+    ),
   text: async () => Buffer.from('seven, written in words rather than drawn'),
 } as const;

@@ -109,7 +109,12 @@ export async function startFaultProxy(target: string, rules: ProxyRules): Promis
           const passing = records.filter((_, i) => verdicts[i] === undefined);
           let passed: unknown[] = [];
           if (passing.length > 0) {
-            const out = await forward('POST', req.url ?? '/', req.headers, Buffer.from(JSON.stringify({ ...input, Records: passing })));
+            const out = await forward(
+              'POST',
+              req.url ?? '/',
+              req.headers,
+              Buffer.from(JSON.stringify({ ...input, Records: passing })),
+            );
             if (out.status !== 200) {
               res.writeHead(out.status, { 'content-type': 'application/x-amz-json-1.1' });
               res.end(out.body);

@@ -3,7 +3,6 @@ import { threadId } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
 import { sleep } from '../../functions/lib/retry';
 
-
 export const echo = async (event: unknown, context: Context) => ({
   event,
   functionName: context.functionName,

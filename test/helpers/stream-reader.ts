@@ -16,7 +16,9 @@ export function streamReader(client: KinesisClient): { readAll(stream: string): 
       for (const shard of shards) {
         const shardId = shard.ShardId ?? '';
         let iterator = (
-          await client.send(new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }))
+          await client.send(
+            new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }),
+          )
         ).ShardIterator;
         while (iterator) {
           const page = await client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));

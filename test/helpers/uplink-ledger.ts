@@ -79,9 +79,7 @@ export function edgeIds(out: string): { uncertain: string[]; rejected: string[];
 }
 
 /** The uplink status file the edge writes, or undefined before the first write. */
-export function uplinkStatus(
-  out: string,
-):
+export function uplinkStatus(out: string):
   | {
       link: string;
       backlog: { records: number };

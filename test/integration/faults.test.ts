@@ -160,7 +160,10 @@ describe('PutRecords partial failures and a poison record', () => {
     await publish('Camera-transient', 60, 150);
     await publish('Camera-flaky', 60, 210);
     await pipeline.client.send(
-      new PutRecordsCommand({ StreamName: 'camera-images', Records: [{ PartitionKey: 'Camera-bad', Data: Buffer.from('{"image": ') }] }),
+      new PutRecordsCommand({
+        StreamName: 'camera-images',
+        Records: [{ PartitionKey: 'Camera-bad', Data: Buffer.from('{"image": ') }],
+      }),
     );
     await pipeline.drain(180_000);
     const before = new Set((await readStreams(pipeline.client)).inputs);
@@ -230,7 +233,9 @@ describe('PutRecords partial failures and a poison record', () => {
     expect(letter.errorMessage).toMatch(/batch item failures/);
     expect(letter.destinationArn).toMatch(/^arn:aws:sqs:.*classify/i);
     expect(`${letter.KinesisBatchInfo.shardId}-${letter.KinesisBatchInfo.startSequenceNumber}`).toBe(poisonId);
-    expect(JSON.parse(Buffer.from(letter.records[0]?.data ?? '', 'base64').toString('utf8'))).toMatchObject({ camera: 'Camera-poison' });
+    expect(JSON.parse(Buffer.from(letter.records[0]?.data ?? '', 'base64').toString('utf8'))).toMatchObject({
+      camera: 'Camera-poison',
+    });
     // Records after the poison in its batch were retried (and dead-lettered) with it, as Lambda
     // does from the lowest failed sequence number; their own outputs did land.
     const predicted = pipeline.home.ids().predicted;
@@ -238,7 +243,9 @@ describe('PutRecords partial failures and a poison record', () => {
     expect(letterIds.filter((id) => id !== poisonId && !predicted.has(id))).toEqual([]);
     // The destination file holds the same record: nothing is lost with an in-memory emulator.
     const onDisk = readFileSync(pipeline.home.path('deadLetter'), 'utf8').trim().split('\n');
-    expect(onDisk.map((l) => (JSON.parse(l) as DeadLetterRecord).requestContext.requestId)).toEqual([letter.requestContext.requestId]);
+    expect(onDisk.map((l) => (JSON.parse(l) as DeadLetterRecord).requestContext.requestId)).toEqual([
+      letter.requestContext.requestId,
+    ]);
     // The shard moved on: every frame after the poison was scored.
     expect(afterPoison).toHaveLength(40);
     expect(afterPoison.filter((id) => !predicted.has(id))).toEqual([]);

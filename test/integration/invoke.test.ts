@@ -135,7 +135,12 @@ describe('npm run invoke -- classify classify', () => {
 describe('npm run invoke -- aggregate-metrics <window phase>', () => {
   const stateSchema = z.object({ count: z.number(), invalid: z.record(z.string(), z.number()) }).loose();
   const documentSchema = z
-    .object({ count: z.number(), shard: z.string(), terminated_early: z.boolean(), window: z.object({ start: z.string() }).loose() })
+    .object({
+      count: z.number(),
+      shard: z.string(),
+      terminated_early: z.boolean(),
+      window: z.object({ start: z.string() }).loose(),
+    })
     .loose();
 
   it('first and middle invocations carry the window state forward and write nothing', async () => {
@@ -157,14 +162,18 @@ describe('npm run invoke -- aggregate-metrics <window phase>', () => {
   it.each([
     ['aggregate-metrics-final', 6, false],
     ['aggregate-metrics-early-terminated', 3, true],
-  ])('%s ends the window: empty state, one metrics document', async (event, count, early) => {
-    const { result, records } = await added(() => invoke(['aggregate-metrics', event], withEmulator()));
+  ])(
+    '%s ends the window: empty state, one metrics document',
+    async (event, count, early) => {
+      const { result, records } = await added(() => invoke(['aggregate-metrics', event], withEmulator()));
 
-    expect(result.response).toEqual({ state: {}, batchItemFailures: [] });
-    const documents = (records[STREAMS.metrics] ?? []).map((r) => documentSchema.parse(r));
-    expect(documents).toHaveLength(1);
-    expect(documents[0]).toMatchObject({ count, terminated_early: early, shard: 'shardId-000000000000' });
-  }, 180_000);
+      expect(result.response).toEqual({ state: {}, batchItemFailures: [] });
+      const documents = (records[STREAMS.metrics] ?? []).map((r) => documentSchema.parse(r));
+      expect(documents).toHaveLength(1);
+      expect(documents[0]).toMatchObject({ count, terminated_early: early, shard: 'shardId-000000000000' });
+    },
+    180_000,
+  );
 });
 
 describe('npm run invoke -- camera-source camera-source', () => {

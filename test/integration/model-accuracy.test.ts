@@ -46,6 +46,8 @@ describe('the committed digit model on the full MNIST test set', () => {
       evaluation: { test_set: { correct: number; threshold: { frames_at_or_under: number } } };
     };
     expect(Math.abs(result.correct - card.evaluation.test_set.correct)).toBeLessThanOrEqual(10);
-    expect(Math.abs(result.threshold.frames_at_or_under - card.evaluation.test_set.threshold.frames_at_or_under)).toBeLessThanOrEqual(10);
+    expect(
+      Math.abs(result.threshold.frames_at_or_under - card.evaluation.test_set.threshold.frames_at_or_under),
+    ).toBeLessThanOrEqual(10);
   });
 });

@@ -154,7 +154,10 @@ const mappingSchema = z.object({
   TumblingWindowInSeconds: z.coerce.number().optional(),
   DestinationConfig: z.object({ OnFailure: z.object({ Destination: getAtt }) }),
 });
-const layerSchema = z.object({ Content: z.object({ S3Key: z.string() }), CompatibleArchitectures: z.array(z.string()).optional() });
+const layerSchema = z.object({
+  Content: z.object({ S3Key: z.string() }),
+  CompatibleArchitectures: z.array(z.string()).optional(),
+});
 
 let packageDir: string;
 let resources: Record<string, Resource>;
@@ -181,7 +184,10 @@ function mappingsOf(key: FunctionKey): z.infer<typeof mappingSchema>[] {
 }
 
 /** The stream each consumer mainly reads; aggregate-metrics also reads RejectedImagesStream and ShadowScoresStream. */
-const MAIN_SOURCE: Partial<Record<FunctionKey, string>> = { classify: 'CameraImagesStream', 'aggregate-metrics': 'PredictionsStream' };
+const MAIN_SOURCE: Partial<Record<FunctionKey, string>> = {
+  classify: 'CameraImagesStream',
+  'aggregate-metrics': 'PredictionsStream',
+};
 
 function mappingOf(key: FunctionKey, source = MAIN_SOURCE[key]): z.infer<typeof mappingSchema> | undefined {
   const found = mappingsOf(key).filter((m) => source === undefined || m.EventSourceArn['Fn::GetAtt'][0] === source);
@@ -271,8 +277,14 @@ describe('npm run package (offline, no credentials)', () => {
   it('writes the three functions', () => {
     // Assess
     console.log(`npm run package took ${packageSeconds.toFixed(1)} s`);
-    expect(ofType('AWS::Lambda::Function').map(([id]) => id).sort()).toEqual(
-      Object.values(FUNCTIONS).map((f) => f.logicalId).sort(),
+    expect(
+      ofType('AWS::Lambda::Function')
+        .map(([id]) => id)
+        .sort(),
+    ).toEqual(
+      Object.values(FUNCTIONS)
+        .map((f) => f.logicalId)
+        .sort(),
     );
     for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
       expect(fn(key).FunctionName).toBe(`${PREFIX}${key}`);
@@ -337,7 +349,11 @@ describe('stream mappings', () => {
 
 describe('streams and queues', () => {
   it('declares the six streams, stage-prefixed, encrypted, with the shard and retention parameters', () => {
-    expect(ofType('AWS::Kinesis::Stream').map(([id]) => id).sort()).toEqual(Object.keys(STREAM_RESOURCES).sort());
+    expect(
+      ofType('AWS::Kinesis::Stream')
+        .map(([id]) => id)
+        .sort(),
+    ).toEqual(Object.keys(STREAM_RESOURCES).sort());
     for (const [id, expected] of Object.entries(STREAM_RESOURCES)) {
       const props = resource(id).Properties;
       expect(props.Name).toBe(`${PREFIX}${expected.name}`);
@@ -361,13 +377,19 @@ describe('IAM', () => {
   it('gives each function its own role and creates no shared one', () => {
     const roles = (Object.keys(FUNCTIONS) as FunctionKey[]).map((key) => fn(key).Role['Fn::GetAtt'][0]);
     expect(new Set(roles).size).toBe(roles.length);
-    expect(ofType('AWS::IAM::Role').map(([id]) => id).sort()).toEqual([...roles].sort());
+    expect(
+      ofType('AWS::IAM::Role')
+        .map(([id]) => id)
+        .sort(),
+    ).toEqual([...roles].sort());
     expect(ofType('AWS::IAM::Policy')).toEqual([]);
     expect(ofType('AWS::IAM::ManagedPolicy')).toEqual([]);
     for (const role of roles) {
       expect(resource(role).Properties.ManagedPolicyArns).toBeUndefined();
       const trust = roleSchema.parse(resource(role).Properties).AssumeRolePolicyDocument.Statement;
-      expect(trust).toEqual([expect.objectContaining({ Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' })]);
+      expect(trust).toEqual([
+        expect.objectContaining({ Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }),
+      ]);
     }
   });
 
@@ -476,7 +498,8 @@ describe('artifacts and layers', () => {
         });
         const needed = new Set(externals.map(packageName));
         if (key === 'classify') needed.add('models');
-        for (const pkg of needed) expect({ key, pkg, provided: provided.flat().includes(pkg) }).toEqual({ key, pkg, provided: true });
+        for (const pkg of needed)
+          expect({ key, pkg, provided: provided.flat().includes(pkg) }).toEqual({ key, pkg, provided: true });
         // No dead weight: every layer provides something the function uses.
         for (const [i, packages] of provided.entries()) {
           expect({ key, layer: basename(layerZips(key)[i] ?? ''), used: packages.some((p) => needed.has(p)) }).toEqual({

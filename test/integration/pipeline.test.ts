@@ -63,7 +63,14 @@ beforeAll(async () => {
     outDir,
     windowSeconds: 2,
     retryBaseDelayMs: 10,
-    env: { MODEL_DIR: modelDir, WRITE_MAX_ATTEMPTS: '2', WRITE_BASE_DELAY_MS: '1', TEST_CAMERA_PREFIX: 'Test', AWS_REGION: 'us-east-1', LOG_LEVEL: 'ERROR' },
+    env: {
+      MODEL_DIR: modelDir,
+      WRITE_MAX_ATTEMPTS: '2',
+      WRITE_BASE_DELAY_MS: '1',
+      TEST_CAMERA_PREFIX: 'Test',
+      AWS_REGION: 'us-east-1',
+      LOG_LEVEL: 'ERROR',
+    },
     logger: { debug: () => undefined, warn: () => undefined },
   });
 }, 120_000);
@@ -90,18 +97,58 @@ it('accounts for every frame exactly once through transient write failures and r
   const png = renderOriginalFrameSync(mnistImage(loadMnist('t10k'), 0));
   const bad: Array<{ data: Buffer; reason: string }> = [
     { data: Buffer.from('{"image": "abc", "camera": '), reason: 'invalid_json' },
-    { data: Buffer.from(JSON.stringify({ camera: 'Camera-bad', timestamp: new Date().toISOString() })), reason: 'invalid_record' },
-    { data: Buffer.from(JSON.stringify({ image: '%%%not base64%%%', camera: 'Camera-bad', timestamp: new Date().toISOString() })), reason: 'image_not_base64' },
-    { data: Buffer.from(JSON.stringify({ image: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4]).toString('base64'), camera: 'Camera-bad', timestamp: new Date().toISOString() })), reason: 'not_png' },
-    { data: Buffer.from(JSON.stringify({ image: png.subarray(0, png.length >> 1).toString('base64'), camera: 'Camera-bad', timestamp: new Date().toISOString() })), reason: 'corrupt_png' },
-    { data: Buffer.from(JSON.stringify({ image: png.toString('base64'), camera: '../../etc/passwd', timestamp: new Date().toISOString() })), reason: 'invalid_camera' },
+    {
+      data: Buffer.from(JSON.stringify({ camera: 'Camera-bad', timestamp: new Date().toISOString() })),
+      reason: 'invalid_record',
+    },
+    {
+      data: Buffer.from(JSON.stringify({ image: '%%%not base64%%%', camera: 'Camera-bad', timestamp: new Date().toISOString() })),
+      reason: 'image_not_base64',
+    },
+    {
+      data: Buffer.from(
+        JSON.stringify({
+          image: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4]).toString('base64'),
+          camera: 'Camera-bad',
+          timestamp: new Date().toISOString(),
+        }),
+      ),
+      reason: 'not_png',
+    },
+    {
+      data: Buffer.from(
+        JSON.stringify({
+          image: png.subarray(0, png.length >> 1).toString('base64'),
+          camera: 'Camera-bad',
+          timestamp: new Date().toISOString(),
+        }),
+      ),
+      reason: 'corrupt_png',
+    },
+    {
+      data: Buffer.from(
+        JSON.stringify({ image: png.toString('base64'), camera: '../../etc/passwd', timestamp: new Date().toISOString() }),
+      ),
+      reason: 'invalid_camera',
+    },
   ];
 
   // Act
-  const main = await publishFrames(framesFrom('mnist', 1), writer, { camera: 'Camera-it', stream: 'camera-images', count: FRAMES });
-  const test = await publishFrames(framesFrom('mnist', 1), writer, { camera: 'Test-it', stream: 'camera-images', count: TEST_FRAMES });
+  const main = await publishFrames(framesFrom('mnist', 1), writer, {
+    camera: 'Camera-it',
+    stream: 'camera-images',
+    count: FRAMES,
+  });
+  const test = await publishFrames(framesFrom('mnist', 1), writer, {
+    camera: 'Test-it',
+    stream: 'camera-images',
+    count: TEST_FRAMES,
+  });
   await pipeline.client.send(
-    new PutRecordsCommand({ StreamName: 'camera-images', Records: bad.map((b, i) => ({ PartitionKey: `bad-${i}`, Data: b.data })) }),
+    new PutRecordsCommand({
+      StreamName: 'camera-images',
+      Records: bad.map((b, i) => ({ PartitionKey: `bad-${i}`, Data: b.data })),
+    }),
   );
   await pipeline.drain(240_000);
 
@@ -125,7 +172,9 @@ it('accounts for every frame exactly once through transient write failures and r
   expect(proxy.failedEntries.get('predictions') ?? 0).toBeGreaterThan(0);
   expect(proxy.failedEntries.get('uncertain-images') ?? 0).toBeGreaterThan(0);
   expect(proxy.failedCalls).toBe(1);
-  const rawPredictions = (await reader.readAll('predictions')).map((r) => predictionSchema.parse(JSON.parse(r.data.toString('utf8'))));
+  const rawPredictions = (await reader.readAll('predictions')).map((r) =>
+    predictionSchema.parse(JSON.parse(r.data.toString('utf8'))),
+  );
   const unique = new Map<string, Prediction>(rawPredictions.map((p) => [p.frame_id, p]));
   expect(new Set(unique.keys())).toEqual(ids.predicted);
   expect(rawPredictions.length).toBeGreaterThan(unique.size);
@@ -149,7 +198,12 @@ it('accounts for every frame exactly once through transient write failures and r
   // window already counted; a repeat that arrived in a later window (redelivered seconds
   // later) is counted there too, so the count lies between the frames and the records.
   // The rejects' documents (shard "rejected-images:<shard>") hold the reject counts the same way.
-  const documents = jsonLines(home.path('metrics')) as Array<{ shard: string; count: number; duplicates: number; rejected: { count: number } }>;
+  const documents = jsonLines(home.path('metrics')) as Array<{
+    shard: string;
+    count: number;
+    duplicates: number;
+    rejected: { count: number };
+  }>;
   const ofPredictions = documents.filter((d) => !d.shard.startsWith('rejected-images:'));
   const ofRejects = documents.filter((d) => d.shard.startsWith('rejected-images:'));
   const counted = ofPredictions.reduce((sum, d) => sum + d.count, 0);
@@ -179,9 +233,29 @@ describe('npm start', () => {
 
     // Act
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(tsx, [cli, '--count', '150', '--camera', 'Test', '--port', '0', '--window', '1', '--out', out, '--home-port', '0', '--data', join(out, 'home')], {
-        env: { ...launchEnv, MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR' },
-      });
+      const child = spawn(
+        tsx,
+        [
+          cli,
+          '--count',
+          '150',
+          '--camera',
+          'Test',
+          '--port',
+          '0',
+          '--window',
+          '1',
+          '--out',
+          out,
+          '--home-port',
+          '0',
+          '--data',
+          join(out, 'home'),
+        ],
+        {
+          env: { ...launchEnv, MODEL_DIR: modelDir, LOG_LEVEL: 'ERROR' },
+        },
+      );
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -192,7 +266,14 @@ describe('npm start', () => {
     // Assess
     expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Record<string, unknown>;
-    expect(summary).toMatchObject({ frames_in: 150, predicted: 150, uncertain: 150, rejected: 0, unaccounted: 0, dead_lettered: 0 });
+    expect(summary).toMatchObject({
+      frames_in: 150,
+      predicted: 150,
+      uncertain: 150,
+      rejected: 0,
+      unaccounted: 0,
+      dead_lettered: 0,
+    });
     expect(summary.accuracy).toEqual(expect.any(Number));
     expect(summary.frames_per_second).toEqual(expect.any(Number));
     expect(jsonLines(join(out, 'predictions.jsonl'))).toHaveLength(150);

@@ -34,7 +34,23 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
   const out = join(dir, 'out');
   // Every record stays in the persisted streams: the ledger below reads them back.
   const homeData = join(dir, 'home');
-  const common = ['--persist', persist, '--out', out, '--port', '0', '--quiet', '--window', '2', '--retain-consumed', 'all', '--home-port', '0', '--data', homeData];
+  const common = [
+    '--persist',
+    persist,
+    '--out',
+    out,
+    '--port',
+    '0',
+    '--quiet',
+    '--window',
+    '2',
+    '--retain-consumed',
+    'all',
+    '--home-port',
+    '0',
+    '--data',
+    homeData,
+  ];
 
   // Act 1: publish the frames and kill the process once some have come home.
   const first = startCli([...common, '--count', String(FRAMES), '--camera', 'Resume'], { MODEL_DIR: modelDir });

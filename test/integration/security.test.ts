@@ -126,11 +126,29 @@ describe('npm start -- --serve', () => {
   it('serves on 127.0.0.1 only and stops cleanly on Ctrl-C', async () => {
     // Prepare
     const out = mkdtempSync(join(tmpdir(), 'serve-'));
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli.ts'), '--serve', '--port', '0', '--out', out, '--quiet', '--home-port', '0', '--data', join(out, 'home')], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'local/cli.ts'),
+        '--serve',
+        '--port',
+        '0',
+        '--out',
+        out,
+        '--quiet',
+        '--home-port',
+        '0',
+        '--data',
+        join(out, 'home'),
+      ],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const serving = new Promise<[number, number]>((resolve, reject) => {
@@ -163,7 +181,9 @@ describe('npm start -- --serve', () => {
 
 describe('the repository', () => {
   it('holds no credentials: no access keys, secrets or private keys in any tracked file', () => {
-    const files = execFileSync('git', ['ls-files', '-z'], { cwd: REPO_ROOT, encoding: 'utf8' }).split('\0').filter((f) => f !== '');
+    const files = execFileSync('git', ['ls-files', '-z'], { cwd: REPO_ROOT, encoding: 'utf8' })
+      .split('\0')
+      .filter((f) => f !== '');
     expect(files.length).toBeGreaterThan(50);
     const patterns = [
       /\b(AKIA|ASIA)[0-9A-Z]{16}\b/, // AWS access key ids

@@ -84,7 +84,8 @@ it('loses nothing while finished records are deleted from the emulator as the fr
   // Every record was finished by all its readers, so every stream is empty now, and the input
   // is still counted whole.
   const reader = streamReader(pipeline.client);
-  for (const stream of [STREAMS.cameraImages, ...OUTPUT_STREAMS]) expect({ stream, left: (await reader.readAll(stream)).length }).toEqual({ stream, left: 0 });
+  for (const stream of [STREAMS.cameraImages, ...OUTPUT_STREAMS])
+    expect({ stream, left: (await reader.readAll(stream)).length }).toEqual({ stream, left: 0 });
   expect(trimmer?.trimmed.get(STREAMS.cameraImages)).toBe(inputs.length);
   expect(trimmer?.trimmed.get(STREAMS.predictions)).toBe(ids.predicted.size);
   expect(await pipeline.countRecords(STREAMS.cameraImages)).toBe(inputs.length);

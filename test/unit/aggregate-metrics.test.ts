@@ -12,7 +12,10 @@ import { createLambdaContext } from '../../local/lambda-context';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { makePrediction, TEST_CONFIG } from '../helpers/metrics-fixtures';
 
-type Handler = (event: TumblingWindowEvent, context: Context) => Promise<{ state: Record<string, unknown>; batchItemFailures?: unknown[] }>;
+type Handler = (
+  event: TumblingWindowEvent,
+  context: Context,
+) => Promise<{ state: Record<string, unknown>; batchItemFailures?: unknown[] }>;
 
 const PREFIX = 'aggtest-';
 const METRICS_STREAM = `${PREFIX}metrics`;
@@ -68,7 +71,9 @@ describe('aggregate-metrics handler over the sample window events', () => {
   });
 
   /** The EMF blobs Powertools printed during the invocation. */
-  function emf(): Array<Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string; Unit: string }> }> } }> {
+  function emf(): Array<
+    Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string; Unit: string }> }> } }
+  > {
     return stdout
       .flatMap((chunk) => chunk.split('\n'))
       .filter((line) => line.includes('"_aws"'))
@@ -208,7 +213,13 @@ describe('aggregateWindow over rejected-images', () => {
   function rejectRecord(sequence: number, body: unknown) {
     const data = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)).toString('base64');
     return {
-      kinesis: { kinesisSchemaVersion: '1.0', partitionKey: 'k', sequenceNumber: String(sequence), data, approximateArrivalTimestamp: 0 },
+      kinesis: {
+        kinesisSchemaVersion: '1.0',
+        partitionKey: 'k',
+        sequenceNumber: String(sequence),
+        data,
+        approximateArrivalTimestamp: 0,
+      },
       eventSource: 'aws:kinesis',
       eventVersion: '1.0',
       eventID: `shardId-000000000000:${sequence}`,
@@ -233,10 +244,12 @@ describe('aggregateWindow over rejected-images', () => {
   it('counts rejects per camera and reason in a document of its own stream, each frame once', async () => {
     // Prepare: a camera that sends only garbage, one record delivered twice, one unreadable record.
     const written: Buffer[] = [];
-    const sink = { put: async (_stream: string, entries: Array<{ data: Buffer }>) => {
-      written.push(...entries.map((e) => e.data));
-      return { failedIndexes: [] };
-    } };
+    const sink = {
+      put: async (_stream: string, entries: Array<{ data: Buffer }>) => {
+        written.push(...entries.map((e) => e.data));
+        return { failedIndexes: [] };
+      },
+    };
     const records = [
       rejectRecord(1, reject('shardId-000000000000-1', 'Garbage-cam', 'not_png')),
       rejectRecord(2, reject('shardId-000000000000-2', 'Garbage-cam', 'corrupt_png')),

@@ -24,7 +24,8 @@ function paper(w: number, h: number, dots: Array<[number, number]> = []): GrayIm
 
 function darkPixels(img: GrayImage, below = 128): Array<[number, number]> {
   const out: Array<[number, number]> = [];
-  for (let i = 0; i < img.width * img.height; i++) if ((img.data[i] as number) < below) out.push([i % img.width, Math.floor(i / img.width)]);
+  for (let i = 0; i < img.width * img.height; i++)
+    if ((img.data[i] as number) < below) out.push([i % img.width, Math.floor(i / img.width)]);
   return out;
 }
 
@@ -42,7 +43,16 @@ describe('geometry', () => {
   });
 
   it('warp scales about the centre into a new size', () => {
-    const out = warp(paper(10, 10, [[4, 4], [5, 4], [4, 5], [5, 5]]), { scale: 2 }, { width: 20, height: 20 });
+    const out = warp(
+      paper(10, 10, [
+        [4, 4],
+        [5, 4],
+        [4, 5],
+        [5, 5],
+      ]),
+      { scale: 2 },
+      { width: 20, height: 20 },
+    );
     const dark = darkPixels(out, 64);
     expect(Math.min(...dark.map((p) => p[0]))).toBeGreaterThanOrEqual(8);
     expect(Math.max(...dark.map((p) => p[0]))).toBeLessThanOrEqual(11);
@@ -57,7 +67,13 @@ describe('geometry', () => {
 });
 
 describe('strokes, blur, noise, paper', () => {
-  const line = paper(9, 9, [[2, 4], [3, 4], [4, 4], [5, 4], [6, 4]]);
+  const line = paper(9, 9, [
+    [2, 4],
+    [3, 4],
+    [4, 4],
+    [5, 4],
+    [6, 4],
+  ]);
 
   it('strokeWidth(+1) grows a 1-pixel line to 3 rows, (-1) removes it, fractions blend', () => {
     expect(new Set(darkPixels(strokeWidth(line, 1)).map((p) => p[1]))).toEqual(new Set([3, 4, 5]));

@@ -69,25 +69,130 @@ interface RejectCase {
 
 const rejectCases: RejectCase[] = [
   { name: 'invalid JSON', record: () => Buffer.from('{"image": "iVBOR", "camera": '), reason: 'invalid_json', mentions: /JSON/ },
-  { name: 'a JSON array instead of an object', record: () => json([frameBody(goodPng())]), reason: 'invalid_record', mentions: /object/ },
+  {
+    name: 'a JSON array instead of an object',
+    record: () => json([frameBody(goodPng())]),
+    reason: 'invalid_record',
+    mentions: /object/,
+  },
   { name: 'bytes that are not UTF-8 text', record: () => Buffer.from([0xff, 0xfe, 0x00, 0x7b, 0x80]), reason: 'invalid_json' },
-  { name: 'a missing image', record: () => json({ camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00Z' }), reason: 'invalid_record', mentions: /image/, camera: 'Camera-edge1' },
-  { name: 'a missing camera', record: () => json({ image: goodPng().toString('base64'), timestamp: '2026-11-27T15:00:00Z' }), reason: 'invalid_record', mentions: /camera/ },
-  { name: 'a missing timestamp', record: () => json({ image: goodPng().toString('base64'), camera: 'Camera-edge1' }), reason: 'invalid_record', mentions: /timestamp/, camera: 'Camera-edge1' },
-  { name: 'an image that is a number', record: () => json(frameBody(goodPng(), { image: 42 })), reason: 'invalid_record', mentions: /base64/, camera: 'Camera-edge1' },
+  {
+    name: 'a missing image',
+    record: () => json({ camera: 'Camera-edge1', timestamp: '2026-11-27T15:00:00Z' }),
+    reason: 'invalid_record',
+    mentions: /image/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a missing camera',
+    record: () => json({ image: goodPng().toString('base64'), timestamp: '2026-11-27T15:00:00Z' }),
+    reason: 'invalid_record',
+    mentions: /camera/,
+  },
+  {
+    name: 'a missing timestamp',
+    record: () => json({ image: goodPng().toString('base64'), camera: 'Camera-edge1' }),
+    reason: 'invalid_record',
+    mentions: /timestamp/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'an image that is a number',
+    record: () => json(frameBody(goodPng(), { image: 42 })),
+    reason: 'invalid_record',
+    mentions: /base64/,
+    camera: 'Camera-edge1',
+  },
   { name: 'a camera that is a number', record: () => json(frameBody(goodPng(), { camera: 7 })), reason: 'invalid_camera' },
-  { name: 'a timestamp that is a number', record: () => json(frameBody(goodPng(), { timestamp: 1764255600 })), reason: 'invalid_timestamp', mentions: /ISO-8601/, camera: 'Camera-edge1' },
-  { name: 'a label that is a string', record: () => json(frameBody(goodPng(), { label: '7' })), reason: 'invalid_label', mentions: /0-9/, camera: 'Camera-edge1' },
-  { name: 'an image that is not base64', record: () => json(frameBody(goodPng(), { image: 'data:image/png;base64,iVBORw0KGgo=' })), reason: 'image_not_base64', mentions: /base64/, camera: 'Camera-edge1' },
-  { name: 'an image with line breaks (MIME base64)', record: () => json(frameBody(goodPng(), { image: goodPng().toString('base64').replace(/(.{76})/g, '$1\r\n') })), reason: 'image_not_base64', camera: 'Camera-edge1' },
-  { name: 'an empty image', record: () => json(frameBody(goodPng(), { image: '' })), reason: 'image_empty', camera: 'Camera-edge1' },
-  { name: 'a JPEG', record: async () => json(frameBody(await NOT_PNG.jpeg())), reason: 'not_png', mentions: /JPEG/, camera: 'Camera-edge1' },
-  { name: 'a GIF', record: async () => json(frameBody(await NOT_PNG.gif())), reason: 'not_png', mentions: /GIF/, camera: 'Camera-edge1' },
-  { name: 'a WebP', record: async () => json(frameBody(await NOT_PNG.webp())), reason: 'not_png', mentions: /WebP/, camera: 'Camera-edge1' },
-  { name: 'an SVG', record: async () => json(frameBody(await NOT_PNG.svg())), reason: 'not_png', mentions: /SVG/, camera: 'Camera-edge1' },
-  { name: 'plain text', record: async () => json(frameBody(await NOT_PNG.text())), reason: 'not_png', mentions: /text/, camera: 'Camera-edge1' },
-  { name: 'a PNG cut in half', record: () => json(frameBody(goodPng().subarray(0, goodPng().length >> 1))), reason: 'corrupt_png', mentions: /truncated/, camera: 'Camera-edge1' },
-  { name: 'a PNG missing only its IEND', record: () => json(frameBody(goodPng().subarray(0, goodPng().length - 12))), reason: 'corrupt_png', mentions: /IEND/, camera: 'Camera-edge1' },
+  {
+    name: 'a timestamp that is a number',
+    record: () => json(frameBody(goodPng(), { timestamp: 1764255600 })),
+    reason: 'invalid_timestamp',
+    mentions: /ISO-8601/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a label that is a string',
+    record: () => json(frameBody(goodPng(), { label: '7' })),
+    reason: 'invalid_label',
+    mentions: /0-9/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'an image that is not base64',
+    record: () => json(frameBody(goodPng(), { image: 'data:image/png;base64,iVBORw0KGgo=' })),
+    reason: 'image_not_base64',
+    mentions: /base64/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'an image with line breaks (MIME base64)',
+    record: () =>
+      json(
+        frameBody(goodPng(), {
+          image: goodPng()
+            .toString('base64')
+            .replace(/(.{76})/g, '$1\r\n'),
+        }),
+      ),
+    reason: 'image_not_base64',
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'an empty image',
+    record: () => json(frameBody(goodPng(), { image: '' })),
+    reason: 'image_empty',
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a JPEG',
+    record: async () => json(frameBody(await NOT_PNG.jpeg())),
+    reason: 'not_png',
+    mentions: /JPEG/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a GIF',
+    record: async () => json(frameBody(await NOT_PNG.gif())),
+    reason: 'not_png',
+    mentions: /GIF/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a WebP',
+    record: async () => json(frameBody(await NOT_PNG.webp())),
+    reason: 'not_png',
+    mentions: /WebP/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'an SVG',
+    record: async () => json(frameBody(await NOT_PNG.svg())),
+    reason: 'not_png',
+    mentions: /SVG/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'plain text',
+    record: async () => json(frameBody(await NOT_PNG.text())),
+    reason: 'not_png',
+    mentions: /text/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a PNG cut in half',
+    record: () => json(frameBody(goodPng().subarray(0, goodPng().length >> 1))),
+    reason: 'corrupt_png',
+    mentions: /truncated/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a PNG missing only its IEND',
+    record: () => json(frameBody(goodPng().subarray(0, goodPng().length - 12))),
+    reason: 'corrupt_png',
+    mentions: /IEND/,
+    camera: 'Camera-edge1',
+  },
   {
     name: 'a PNG with one bit flipped in its image data (CRC mismatch)',
     record: () =>
@@ -114,7 +219,16 @@ const rejectCases: RejectCase[] = [
   },
   {
     name: 'a decompression bomb: a 200-byte file declaring 100000 x 100000 pixels',
-    record: () => json(frameBody(pngOf(pngChunk('IHDR', ihdr(100_000, 100_000, 8, 0)), pngChunk('IDAT', Buffer.alloc(120)), pngChunk('IEND', Buffer.alloc(0))))),
+    record: () =>
+      json(
+        frameBody(
+          pngOf(
+            pngChunk('IHDR', ihdr(100_000, 100_000, 8, 0)),
+            pngChunk('IDAT', Buffer.alloc(120)),
+            pngChunk('IEND', Buffer.alloc(0)),
+          ),
+        ),
+      ),
     reason: 'image_too_large',
     mentions: /100000x100000/,
     camera: 'Camera-edge1',
@@ -125,7 +239,15 @@ const rejectCases: RejectCase[] = [
       // A real, complete zlib stream of blank rows: ~16 kB that would inflate to 16 MiB.
       const width = 4097;
       const height = 4096;
-      return json(frameBody(pngOf(pngChunk('IHDR', ihdr(width, height, 8, 0)), pngChunk('IDAT', filteredRows(new Uint8Array(width * height).fill(255), width, height, 1)), pngChunk('IEND', Buffer.alloc(0)))));
+      return json(
+        frameBody(
+          pngOf(
+            pngChunk('IHDR', ihdr(width, height, 8, 0)),
+            pngChunk('IDAT', filteredRows(new Uint8Array(width * height).fill(255), width, height, 1)),
+            pngChunk('IEND', Buffer.alloc(0)),
+          ),
+        ),
+      );
     },
     reason: 'image_too_large',
     mentions: /scale frames down/,
@@ -137,10 +259,28 @@ const rejectCases: RejectCase[] = [
     reason: 'record_too_large',
     mentions: /1048576 bytes/,
   },
-  { name: 'a camera id of 129 characters', record: () => json(frameBody(goodPng(), { camera: `C${'x'.repeat(128)}` })), reason: 'invalid_camera', mentions: /129 characters/ },
-  { name: 'a camera id with a NUL', record: () => json(frameBody(goodPng(), { camera: 'cam\u0000era' })), reason: 'invalid_camera', mentions: /control characters/ },
-  { name: 'a camera id with an escape sequence', record: () => json(frameBody(goodPng(), { camera: 'cam\u001b[31mera' })), reason: 'invalid_camera' },
-  { name: 'a camera id with a newline', record: () => json(frameBody(goodPng(), { camera: 'Camera\nforged log line' })), reason: 'invalid_camera' },
+  {
+    name: 'a camera id of 129 characters',
+    record: () => json(frameBody(goodPng(), { camera: `C${'x'.repeat(128)}` })),
+    reason: 'invalid_camera',
+    mentions: /129 characters/,
+  },
+  {
+    name: 'a camera id with a NUL',
+    record: () => json(frameBody(goodPng(), { camera: 'cam\u0000era' })),
+    reason: 'invalid_camera',
+    mentions: /control characters/,
+  },
+  {
+    name: 'a camera id with an escape sequence',
+    record: () => json(frameBody(goodPng(), { camera: 'cam\u001b[31mera' })),
+    reason: 'invalid_camera',
+  },
+  {
+    name: 'a camera id with a newline',
+    record: () => json(frameBody(goodPng(), { camera: 'Camera\nforged log line' })),
+    reason: 'invalid_camera',
+  },
   {
     name: 'a PNG record without its text chunks (a bare PNG file)',
     record: () => goodPng(),
@@ -150,7 +290,10 @@ const rejectCases: RejectCase[] = [
   {
     name: 'a PNG record whose camera text chunk was damaged in transit (CRC mismatch)',
     record: () => {
-      const record = encodePngRecord(goodPng(), { camera: 'Camera-edge1', timestamp: new Date(Date.now() - 60_000).toISOString() });
+      const record = encodePngRecord(goodPng(), {
+        camera: 'Camera-edge1',
+        timestamp: new Date(Date.now() - 60_000).toISOString(),
+      });
       record[record.indexOf('Camera-edge1', 0, 'latin1')] = 0x4b; // "Kamera-edge1": a valid id the CRC no longer matches
       return record;
     },
@@ -166,7 +309,10 @@ const rejectCases: RejectCase[] = [
   {
     name: 'a PNG record whose image data is corrupt keeps its camera in the reject',
     record: () => {
-      const record = encodePngRecord(goodPng(), { camera: 'Camera-edge1', timestamp: new Date(Date.now() - 60_000).toISOString() });
+      const record = encodePngRecord(goodPng(), {
+        camera: 'Camera-edge1',
+        timestamp: new Date(Date.now() - 60_000).toISOString(),
+      });
       const idat = chunksOf(record).find((c) => c.type === 'IDAT');
       const at = (idat?.offset ?? 0) + 8 + 3;
       record[at] = (record[at] as number) ^ 0x10;
@@ -179,21 +325,46 @@ const rejectCases: RejectCase[] = [
   {
     name: 'a PNG record over Kinesis’ 1 MiB',
     record: () =>
-      encodePngRecord(Buffer.concat([goodPng().subarray(0, 33), pngChunk('zTXt', Buffer.alloc(1024 * 1024, 1)), goodPng().subarray(33)]), {
-        camera: 'Camera-edge1',
-        timestamp: new Date(Date.now() - 60_000).toISOString(),
-      }),
+      encodePngRecord(
+        Buffer.concat([goodPng().subarray(0, 33), pngChunk('zTXt', Buffer.alloc(1024 * 1024, 1)), goodPng().subarray(33)]),
+        {
+          camera: 'Camera-edge1',
+          timestamp: new Date(Date.now() - 60_000).toISOString(),
+        },
+      ),
     reason: 'record_too_large',
     mentions: /1048576 bytes/,
   },
-  { name: "the camera id '../x'", record: () => json(frameBody(goodPng(), { camera: '../x' })), reason: 'invalid_camera', mentions: /slashes/ },
+  {
+    name: "the camera id '../x'",
+    record: () => json(frameBody(goodPng(), { camera: '../x' })),
+    reason: 'invalid_camera',
+    mentions: /slashes/,
+  },
   { name: "the camera id 'a/b'", record: () => json(frameBody(goodPng(), { camera: 'a/b' })), reason: 'invalid_camera' },
   { name: "the camera id 'a\\b'", record: () => json(frameBody(goodPng(), { camera: 'a\\b' })), reason: 'invalid_camera' },
   { name: "the camera id '..'", record: () => json(frameBody(goodPng(), { camera: '..' })), reason: 'invalid_camera' },
   { name: 'an empty camera id', record: () => json(frameBody(goodPng(), { camera: '' })), reason: 'invalid_camera' },
-  { name: 'a garbage timestamp', record: () => json(frameBody(goodPng(), { timestamp: 'yesterday at noon' })), reason: 'invalid_timestamp', mentions: /ISO-8601/, camera: 'Camera-edge1' },
-  { name: 'an impossible date', record: () => json(frameBody(goodPng(), { timestamp: '2026-02-30T10:00:00Z' })), reason: 'invalid_timestamp', camera: 'Camera-edge1' },
-  { name: 'a far-future timestamp', record: () => json(frameBody(goodPng(), { timestamp: '2999-01-01T00:00:00Z' })), reason: 'future_timestamp', mentions: /clock/, camera: 'Camera-edge1' },
+  {
+    name: 'a garbage timestamp',
+    record: () => json(frameBody(goodPng(), { timestamp: 'yesterday at noon' })),
+    reason: 'invalid_timestamp',
+    mentions: /ISO-8601/,
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'an impossible date',
+    record: () => json(frameBody(goodPng(), { timestamp: '2026-02-30T10:00:00Z' })),
+    reason: 'invalid_timestamp',
+    camera: 'Camera-edge1',
+  },
+  {
+    name: 'a far-future timestamp',
+    record: () => json(frameBody(goodPng(), { timestamp: '2999-01-01T00:00:00Z' })),
+    reason: 'future_timestamp',
+    mentions: /clock/,
+    camera: 'Camera-edge1',
+  },
 ];
 
 interface AcceptCase {
@@ -207,14 +378,41 @@ interface AcceptCase {
 
 const DIGIT = 0; // a 7
 const paper64 = () => digitOnPaper(DIGIT, 64, 64, 2);
-const grey = (data: Uint8Array, width: number, height: number) => sharp(Buffer.from(data), { raw: { width, height, channels: 1 } });
+const grey = (data: Uint8Array, width: number, height: number) =>
+  sharp(Buffer.from(data), { raw: { width, height, channels: 1 } });
 const header = (png: Buffer) => ({ bitDepth: png[24], colorType: png[25], interlace: png[28] });
 
 const acceptCases: AcceptCase[] = [
-  { name: 'the original 28x28 RGB frame with unknown extra fields', png: async () => encodePng(Uint8Array.from(Array.from(digit(DIGIT).grey).flatMap((v) => [v, v, v])), 28, 28, 3), extra: { exposure: 12, gps: { lat: 1.5 }, image_format: 'png' } },
-  { name: 'an interlaced (Adam7) PNG', png: async () => grey(await paper64(), 64, 64).png({ progressive: true }).toBuffer(), is: (p) => header(p).interlace === 1 },
-  { name: 'a 16-bit grey PNG', png: async () => grey(await paper64(), 64, 64).toColourspace('grey16').png().toBuffer(), is: (p) => header(p).bitDepth === 16 },
-  { name: 'a palette PNG', png: async () => grey(await paper64(), 64, 64).png({ palette: true, colours: 16, dither: 0 }).toBuffer(), is: (p) => header(p).colorType === 3 },
+  {
+    name: 'the original 28x28 RGB frame with unknown extra fields',
+    png: async () => encodePng(Uint8Array.from(Array.from(digit(DIGIT).grey).flatMap((v) => [v, v, v])), 28, 28, 3),
+    extra: { exposure: 12, gps: { lat: 1.5 }, image_format: 'png' },
+  },
+  {
+    name: 'an interlaced (Adam7) PNG',
+    png: async () =>
+      grey(await paper64(), 64, 64)
+        .png({ progressive: true })
+        .toBuffer(),
+    is: (p) => header(p).interlace === 1,
+  },
+  {
+    name: 'a 16-bit grey PNG',
+    png: async () =>
+      grey(await paper64(), 64, 64)
+        .toColourspace('grey16')
+        .png()
+        .toBuffer(),
+    is: (p) => header(p).bitDepth === 16,
+  },
+  {
+    name: 'a palette PNG',
+    png: async () =>
+      grey(await paper64(), 64, 64)
+        .png({ palette: true, colours: 16, dither: 0 })
+        .toBuffer(),
+    is: (p) => header(p).colorType === 3,
+  },
   {
     name: 'a grey+alpha PNG (ink opaque, paper half transparent)',
     png: async () => {
@@ -224,20 +422,33 @@ const acceptCases: AcceptCase[] = [
         ga[2 * i] = v;
         ga[2 * i + 1] = v < 128 ? 255 : 128;
       });
-      return pngOf(pngChunk('IHDR', ihdr(64, 64, 8, 4)), pngChunk('IDAT', filteredRows(ga, 64, 64, 2)), pngChunk('IEND', Buffer.alloc(0)));
+      return pngOf(
+        pngChunk('IHDR', ihdr(64, 64, 8, 4)),
+        pngChunk('IDAT', filteredRows(ga, 64, 64, 2)),
+        pngChunk('IEND', Buffer.alloc(0)),
+      );
     },
     is: (p) => header(p).colorType === 4,
   },
   {
     name: 'a fully transparent PNG (blank, so uncertain)',
-    png: () => sharp({ create: { width: 64, height: 48, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer(),
+    png: () =>
+      sharp({ create: { width: 64, height: 48, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+        .png()
+        .toBuffer(),
     is: (p) => header(p).colorType === 6,
     blank: true,
   },
-  { name: 'a PNG with bytes after IEND', png: async () => Buffer.concat([goodPng(), Buffer.from('\0\0\0\0trailing bytes from a careless uploader')]) },
+  {
+    name: 'a PNG with bytes after IEND',
+    png: async () => Buffer.concat([goodPng(), Buffer.from('\0\0\0\0trailing bytes from a careless uploader')]),
+  },
   {
     name: 'a very large frame (4000 x 3000)',
-    png: async () => grey(await digitOnPaper(DIGIT, 4000, 3000, 30), 4000, 3000).png({ compressionLevel: 9 }).toBuffer(),
+    png: async () =>
+      grey(await digitOnPaper(DIGIT, 4000, 3000, 30), 4000, 3000)
+        .png({ compressionLevel: 9 })
+        .toBuffer(),
     is: (p) => p.readUInt32BE(16) === 4000 && p.readUInt32BE(20) === 3000,
   },
 ];
@@ -307,30 +518,33 @@ describe.each(rejectCases)('$name', ({ record, reason, mentions, camera }) => {
 });
 
 describe.each(acceptCases)('$name', ({ png, is, extra, blank }) => {
-  it(blank ? 'is accepted, scored blank and sent home as uncertain' : 'is accepted and scored as the digit it shows', async () => {
-    // Prepare
-    const file = await png();
-    if (is) expect(is(file)).toBe(true);
-    const body = json(frameBody(file, { camera: 'Camera-unusual', ...extra }));
-    expect(body.length).toBeLessThan(1024 * 1024);
-    const record = cameraRecord(body);
+  it(
+    blank ? 'is accepted, scored blank and sent home as uncertain' : 'is accepted and scored as the digit it shows',
+    async () => {
+      // Prepare
+      const file = await png();
+      if (is) expect(is(file)).toBe(true);
+      const body = json(frameBody(file, { camera: 'Camera-unusual', ...extra }));
+      expect(body.length).toBeLessThan(1024 * 1024);
+      const record = cameraRecord(body);
 
-    // Act
-    const out = await classify([record]);
+      // Act
+      const out = await classify([record]);
 
-    // Assess
-    expect(out.result.batchItemFailures).toEqual([]);
-    expect(out.rejected).toEqual([]);
-    expect(out.predictions).toHaveLength(1);
-    const prediction = out.predictions[0] as Prediction;
-    expect(prediction.frame_id).toBe(frameIdOf(record));
-    expect(prediction.blank).toBe(blank === true);
-    if (blank) {
-      expect(out.uncertain.map((u) => [u.frame_id, u.reason])).toEqual([[frameIdOf(record), 'low_confidence']]);
-    } else {
-      expect(prediction.result_class).toBe(digit(DIGIT).label);
-    }
-  });
+      // Assess
+      expect(out.result.batchItemFailures).toEqual([]);
+      expect(out.rejected).toEqual([]);
+      expect(out.predictions).toHaveLength(1);
+      const prediction = out.predictions[0] as Prediction;
+      expect(prediction.frame_id).toBe(frameIdOf(record));
+      expect(prediction.blank).toBe(blank === true);
+      if (blank) {
+        expect(out.uncertain.map((u) => [u.frame_id, u.reason])).toEqual([[frameIdOf(record), 'low_confidence']]);
+      } else {
+        expect(prediction.result_class).toBe(digit(DIGIT).label);
+      }
+    },
+  );
 });
 
 it('a batch holding every bad case and every unusual PNG accounts for each record once', async () => {

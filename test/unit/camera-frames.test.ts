@@ -18,7 +18,13 @@ describe('camera frame generator', () => {
     const inks = new Set<string>();
     const labels = new Set<number | null>();
     for (let i = 0; i < 60; i++) {
-      const f = cameraFrameAt(i, { seed: 1, sizes: [[28, 28], [64, 48]] });
+      const f = cameraFrameAt(i, {
+        seed: 1,
+        sizes: [
+          [28, 28],
+          [64, 48],
+        ],
+      });
       styles.add(f.recipe.style);
       inks.add(f.recipe.ink);
       labels.add(f.label);

@@ -21,7 +21,10 @@ const newStream = async () => {
   return name;
 };
 const readFrames = async (stream: string) =>
-  (await kinesis.readAll(stream)).map((r) => ({ key: r.partitionKey, frame: cameraFrameSchema.parse(JSON.parse(r.data.toString('utf8'))) }));
+  (await kinesis.readAll(stream)).map((r) => ({
+    key: r.partitionKey,
+    frame: cameraFrameSchema.parse(JSON.parse(r.data.toString('utf8'))),
+  }));
 
 let folder: string;
 beforeAll(async () => {
@@ -78,7 +81,12 @@ describe('publishFrames against kinesalite', () => {
   it('publishes PNG records that the classify stage reads back field for field', async () => {
     const stream = await newStream();
     const writer = new KinesisStreamWriter(kinesis.client);
-    const summary = await publishFrames(mnistFrames(1), writer, { camera: 'Camera-edge1', stream, count: 5, recordFormat: 'png' });
+    const summary = await publishFrames(mnistFrames(1), writer, {
+      camera: 'Camera-edge1',
+      stream,
+      count: 5,
+      recordFormat: 'png',
+    });
 
     expect(summary).toMatchObject({ published: 5, failed: 0 });
     const mnist = loadMnist('t10k');
@@ -87,7 +95,8 @@ describe('publishFrames against kinesalite', () => {
     stored.forEach((record, i) => {
       const check = checkFrame(record.data, { nowMs: Date.now(), maxFutureSkewSeconds: 300 });
       expect(check).toMatchObject({ ok: true, frame: { camera: 'Camera-edge1', label: mnist.labels[i] } });
-      if (check.ok) expect(readPngChunks(check.png).idat).toEqual(readPngChunks(renderOriginalFrameSync(mnistImage(mnist, i))).idat);
+      if (check.ok)
+        expect(readPngChunks(check.png).idat).toEqual(readPngChunks(renderOriginalFrameSync(mnistImage(mnist, i))).idat);
     });
   });
 
@@ -117,11 +126,21 @@ describe('publishFrames against kinesalite', () => {
   it('sends one frame per call with a delay, and paces batches under a rate limit', async () => {
     const stream = await newStream();
     const delayed = withPutRecordsFaults(createKinesisClient({ endpoint: kinesis.endpoint }), {});
-    await publishFrames(mnistFrames(1), new KinesisStreamWriter(delayed.client), { camera: 'Camera-d', stream, count: 3, delay: 0.01 });
+    await publishFrames(mnistFrames(1), new KinesisStreamWriter(delayed.client), {
+      camera: 'Camera-d',
+      stream,
+      count: 3,
+      delay: 0.01,
+    });
     expect(delayed.calls.map((c) => c.entries)).toEqual([1, 1, 1]);
 
     const paced = withPutRecordsFaults(createKinesisClient({ endpoint: kinesis.endpoint }), {});
-    await publishFrames(mnistFrames(1), new KinesisStreamWriter(paced.client), { camera: 'Camera-r', stream, count: 12, rate: 40 });
+    await publishFrames(mnistFrames(1), new KinesisStreamWriter(paced.client), {
+      camera: 'Camera-r',
+      stream,
+      count: 12,
+      rate: 40,
+    });
     // 40 frames/s is sent as batches of 4 (ten per second).
     expect(paced.calls.map((c) => c.entries)).toEqual([4, 4, 4]);
     expect(await kinesis.readAll(stream)).toHaveLength(15);
@@ -132,11 +151,15 @@ describe('publishFrames against kinesalite', () => {
     const faulty = withPutRecordsFaults(createKinesisClient({ endpoint: kinesis.endpoint }), {
       failEntry: (e) => (e.data.includes('"label":1') ? 'ProvisionedThroughputExceededException' : undefined),
     });
-    const summary = await publishFrames(mnistFrames(1), new KinesisStreamWriter(faulty.client, { maxAttempts: 2, baseDelayMs: 1 }), {
-      camera: 'Camera-f',
-      stream,
-      count: 30,
-    });
+    const summary = await publishFrames(
+      mnistFrames(1),
+      new KinesisStreamWriter(faulty.client, { maxAttempts: 2, baseDelayMs: 1 }),
+      {
+        camera: 'Camera-f',
+        stream,
+        count: 30,
+      },
+    );
     const ones = Array.from(loadMnist('t10k').labels.subarray(0, 30)).filter((l) => l === 1).length;
     expect(ones).toBeGreaterThan(0);
     expect(summary).toMatchObject({ published: 30 - ones, failed: ones });

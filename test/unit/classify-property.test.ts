@@ -44,7 +44,10 @@ function kinesisRecord(data: Uint8Array): KinesisStreamRecord {
 const imageBytes = fc.oneof(
   { weight: 4, arbitrary: fc.integer({ min: 0, max: 9999 }).map(realPng) },
   fc
-    .tuple(fc.integer({ min: 0, max: 9999 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }))
+    .tuple(
+      fc.integer({ min: 0, max: 9999 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+    )
     .map(([index, edits]) => {
       const png = Buffer.from(realPng(index));
       for (const [at, value] of edits) png[at % png.length] = value;
@@ -72,10 +75,15 @@ const frameObject = fc.record(
       fc.oneof(fc.string({ maxLength: 140 }), fc.constant(null), fc.constant('../etc/passwd')),
     ),
     timestamp: mostly(
-      fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2026-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+      fc
+        .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2026-01-01T00:00:00Z'), noInvalidDate: true })
+        .map((d) => d.toISOString()),
       fc.oneof(fc.string({ maxLength: 40 }), fc.constant('2999-01-01T00:00:00Z')),
     ),
-    label: mostly(fc.integer({ min: 0, max: 9 }), fc.oneof(fc.integer({ min: -2, max: 12 }), fc.double(), fc.string({ maxLength: 2 }))),
+    label: mostly(
+      fc.integer({ min: 0, max: 9 }),
+      fc.oneof(fc.integer({ min: -2, max: 12 }), fc.double(), fc.string({ maxLength: 2 })),
+    ),
     extra: fc.jsonValue({ maxDepth: 2 }),
   },
   { requiredKeys: ['image', 'camera', 'timestamp'] },
@@ -83,8 +91,13 @@ const frameObject = fc.record(
 
 /** A tEXt chunk from any keyword and value bytes (Latin-1 or not, NULs included). */
 const textChunk = fc
-  .tuple(fc.oneof(fc.constantFrom('camera', 'timestamp', 'label'), fc.string({ maxLength: 12 })), fc.oneof(fc.string({ maxLength: 60 }), fc.uint8Array({ maxLength: 80 })))
-  .map(([keyword, value]) => pngChunk('tEXt', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0]), Buffer.from(value)])));
+  .tuple(
+    fc.oneof(fc.constantFrom('camera', 'timestamp', 'label'), fc.string({ maxLength: 12 })),
+    fc.oneof(fc.string({ maxLength: 60 }), fc.uint8Array({ maxLength: 80 })),
+  )
+  .map(([keyword, value]) =>
+    pngChunk('tEXt', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0]), Buffer.from(value)])),
+  );
 
 /**
  * PNG records: a PNG-ish image with mostly valid camera / timestamp / label chunks after its
@@ -101,7 +114,8 @@ const pngRecord = fc
   .map(([image, fields, extra, edits]) => {
     const chunks = [...extra];
     if (typeof fields.camera === 'string') chunks.push(pngChunk('tEXt', Buffer.from(`camera\u0000${fields.camera}`, 'latin1')));
-    if (typeof fields.timestamp === 'string') chunks.push(pngChunk('tEXt', Buffer.from(`timestamp\u0000${fields.timestamp}`, 'latin1')));
+    if (typeof fields.timestamp === 'string')
+      chunks.push(pngChunk('tEXt', Buffer.from(`timestamp\u0000${fields.timestamp}`, 'latin1')));
     if (fields.label !== undefined) chunks.push(pngChunk('tEXt', Buffer.from(`label\u0000${String(fields.label)}`, 'latin1')));
     const record = Buffer.concat([image.subarray(0, 33), ...chunks, image.subarray(33)]);
     for (const [at, value] of edits) record[8 + (at % Math.max(1, record.length - 8))] = value;
@@ -118,7 +132,11 @@ const payload = fc.oneof(
 
 let kinesis: TestKinesis;
 let model: DigitModel;
-const streams: ClassifyStreams = { predictions: 'p-predictions', uncertainImages: 'p-uncertain-images', rejectedImages: 'p-rejected-images' };
+const streams: ClassifyStreams = {
+  predictions: 'p-predictions',
+  uncertainImages: 'p-uncertain-images',
+  rejectedImages: 'p-rejected-images',
+};
 const config = loadConfig({ DEVICE_ID: 'edge-property' });
 
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
+import type { KinesisStreamEvent } from 'aws-lambda';
 import { type ClassifyStreams, classifyBatch } from '../../functions/lib/classify-batch';
 import { loadConfig } from '../../functions/lib/config';
 import {
@@ -64,7 +64,6 @@ const writerWith = (rules: FaultRules = {}) => {
   return { sink: new KinesisStreamWriter(faulty.client, { maxAttempts: 3, baseDelayMs: 1 }), calls: faulty.calls };
 };
 
-
 beforeAll(async () => {
   kinesis = await startKinesalite();
   model = await loadDigitModel();
@@ -102,7 +101,12 @@ describe('classifyBatch over the sample event', () => {
 
     const home = new Map(out.uncertain.map((u) => [u.frame_id, u]));
     expect(home.get(ids[3] as string)).toMatchObject({ reason: 'low_confidence', blank: true, camera: 'Camera-edge1' });
-    expect(home.get(ids[3] as string)?.prepared_image.flat().every((v) => v === 0)).toBe(true);
+    expect(
+      home
+        .get(ids[3] as string)
+        ?.prepared_image.flat()
+        .every((v) => v === 0),
+    ).toBe(true);
     const testFrame = home.get(ids[4] as string);
     expect(testFrame?.reason).toMatch(/^(test_camera|low_confidence)$/);
     expect(testFrame?.camera).toBe('Test-edge1');
@@ -119,12 +123,16 @@ describe('classifyBatch over the sample event', () => {
     const bad = out.rejected[0];
     expect(bad).toMatchObject({ camera: 'Camera-edge2', timestamp: '2026-11-27T15:00:00.120Z', device: 'edge-test' });
     expect(bad?.error.length).toBeGreaterThan(20);
-    expect(Buffer.from(bad?.payload ?? '', 'base64').equals(Buffer.from(event.Records[5]?.kinesis.data ?? '', 'base64'))).toBe(true);
+    expect(Buffer.from(bad?.payload ?? '', 'base64').equals(Buffer.from(event.Records[5]?.kinesis.data ?? '', 'base64'))).toBe(
+      true,
+    );
   });
 
   it('routes the PNG-record sample event: two predictions, the Test frame home, one reject', async () => {
     const streams = await newStreams();
-    const event = JSON.parse(readFileSync(join(__dirname, '../../events/classify-png-records.json'), 'utf8')) as KinesisStreamEvent;
+    const event = JSON.parse(
+      readFileSync(join(__dirname, '../../events/classify-png-records.json'), 'utf8'),
+    ) as KinesisStreamEvent;
 
     const result = await classifyBatch(event.Records, { model, sink: writerWith().sink, streams, config });
 
@@ -184,11 +192,21 @@ describe('classifyBatch scoring', () => {
     const indexes = Array.from({ length: 40 }, (_, i) => i);
     const camera = (i: number) => (i % 10 === 0 ? 'Test-edge1' : 'Camera-edge1');
     const pngRecords = indexes.map((i) =>
-      encodePngRecord(renderOriginalFrameSync(mnistImage(mnist, i)), { camera: camera(i), timestamp: '2026-11-27T15:00:00.000Z', label: mnist.labels[i] ?? null }),
+      encodePngRecord(renderOriginalFrameSync(mnistImage(mnist, i)), {
+        camera: camera(i),
+        timestamp: '2026-11-27T15:00:00.000Z',
+        label: mnist.labels[i] ?? null,
+      }),
     );
 
-    await classifyBatch(indexes.map((i) => cameraRecord(frameJson(i, camera(i)))), { model, sink: writerWith().sink, streams: jsonStreams, config });
-    const result = await classifyBatch(pngRecords.map((r) => cameraRecord(r)), { model, sink: writerWith().sink, streams: pngStreams, config });
+    await classifyBatch(
+      indexes.map((i) => cameraRecord(frameJson(i, camera(i)))),
+      { model, sink: writerWith().sink, streams: jsonStreams, config },
+    );
+    const result = await classifyBatch(
+      pngRecords.map((r) => cameraRecord(r)),
+      { model, sink: writerWith().sink, streams: pngStreams, config },
+    );
 
     expect(result.batchItemFailures).toEqual([]);
     const fromJson = await outputs(jsonStreams);
@@ -290,7 +308,11 @@ describe('classifyBatch partial failures', () => {
 
     const result = await classifyBatch(event.Records, { model, sink, streams, config });
 
-    expect(result.batchItemFailures).toEqual([{ itemIdentifier: seqs[1] }, { itemIdentifier: seqs[3] }, { itemIdentifier: seqs[6] }]);
+    expect(result.batchItemFailures).toEqual([
+      { itemIdentifier: seqs[1] },
+      { itemIdentifier: seqs[3] },
+      { itemIdentifier: seqs[6] },
+    ]);
     // One call per stream, then only the failed entries again, twice.
     expect(calls.filter((c) => c.stream === streams.predictions).map((c) => c.entries)).toEqual([5, 1, 1]);
     const out = await outputs(streams);
@@ -336,7 +358,12 @@ describe('classify handler', () => {
   });
 
   it('fails every invocation of a container whose model did not load, naming the path', async () => {
-    process.env = { ...env, KINESIS_ENDPOINT: kinesis.endpoint, MODEL_DIR: join(__dirname, 'no-model-here'), LOG_LEVEL: 'SILENT' };
+    process.env = {
+      ...env,
+      KINESIS_ENDPOINT: kinesis.endpoint,
+      MODEL_DIR: join(__dirname, 'no-model-here'),
+      LOG_LEVEL: 'SILENT',
+    };
     const { handler } = await import('../../functions/classify');
     const { createLambdaContext } = await import('../../local/lambda-context');
 

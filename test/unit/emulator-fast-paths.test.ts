@@ -20,7 +20,9 @@ const db = localRequire(join(kinesaliteDir, 'db')) as Db;
 const fast = localRequire('../../local/kinesalite-fast-paths.js') as { install(db?: Db): Db };
 fast.install(db);
 const original = db.__fastPaths as NonNullable<Db['__fastPaths']>;
-const BigNumber = localRequire(localRequire.resolve('bignumber.js', { paths: [kinesaliteDir] })) as new (v: string) => {
+const BigNumber = localRequire(localRequire.resolve('bignumber.js', { paths: [kinesaliteDir] })) as new (
+  v: string,
+) => {
   div(n: number): { integerValue(mode: number): { times(n: number): { toFixed(): string } } };
 };
 
@@ -48,7 +50,8 @@ describe('kinesalite fast paths', () => {
       const obj: SeqObj = {
         shardCreateTime,
         shardIx: i % 5 === 0 ? 0 : Math.floor(random() * 2000),
-        seqIx: i % 3 === 0 ? Math.floor(random() * 1e6) : String(Math.floor(random() * 2 ** 52) * 1000 + Math.floor(random() * 1000)),
+        seqIx:
+          i % 3 === 0 ? Math.floor(random() * 1e6) : String(Math.floor(random() * 2 ** 52) * 1000 + Math.floor(random() * 1000)),
         seqTime: i % 7 === 0 ? undefined : shardCreateTime + Math.floor(random() * 1e9),
         ...(i % 11 === 0 ? { version: 1, seqRand: '0123456789abcd' } : {}),
         ...(i % 13 === 0 ? { version: 0, seqRand: '0123456789abcdef' } : {}),

@@ -49,7 +49,12 @@ async function read(
 ): Promise<string[]> {
   let iterator = (
     await client.send(
-      new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: type, ...(after ? { StartingSequenceNumber: after } : {}) }),
+      new GetShardIteratorCommand({
+        StreamName: stream,
+        ShardId: shardId,
+        ShardIteratorType: type,
+        ...(after ? { StartingSequenceNumber: after } : {}),
+      }),
     )
   ).ShardIterator;
   const out: string[] = [];
@@ -63,7 +68,8 @@ async function read(
   return out;
 }
 
-const names = (shardId: string, from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `${shardId}-${from + i}`);
+const names = (shardId: string, from: number, to: number): string[] =>
+  Array.from({ length: to - from }, (_, i) => `${shardId}-${from + i}`);
 const plusOne = (seq: string): string => (BigInt(seq) + 1n).toString();
 
 describe.each([
@@ -152,32 +158,35 @@ describe('KinesisEmulator.trim with --persist (LevelDB)', () => {
   it.each([
     ['in a worker thread', false],
     ['on the main thread', true],
-  ])('deletes from the store on disk: gone after a restart, and the count of deleted records kept (%s)', async (_mode, sameThread) => {
-    // Prepare
-    const dir = mkdtempSync(join(tmpdir(), 'emulator-trim-'));
-    let emulator = await KinesisEmulator.start({ port: 0, persistPath: dir, sameThread });
-    const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
-    try {
-      await ensureStreams(client, [{ name: 'kept', shards: 2 }]);
-      const seqs = await put(client, 'kept', SHARD_0, 8);
-      await put(client, 'kept', SHARD_1, 2);
+  ])(
+    'deletes from the store on disk: gone after a restart, and the count of deleted records kept (%s)',
+    async (_mode, sameThread) => {
+      // Prepare
+      const dir = mkdtempSync(join(tmpdir(), 'emulator-trim-'));
+      let emulator = await KinesisEmulator.start({ port: 0, persistPath: dir, sameThread });
+      const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+      try {
+        await ensureStreams(client, [{ name: 'kept', shards: 2 }]);
+        const seqs = await put(client, 'kept', SHARD_0, 8);
+        await put(client, 'kept', SHARD_1, 2);
 
-      // Act
-      const deleted = await emulator.trim('kept', SHARD_0, seqs[5] as string);
-      await emulator.stop();
-      emulator = await KinesisEmulator.start({ port: Number(new URL(emulator.endpoint).port), persistPath: dir, sameThread });
+        // Act
+        const deleted = await emulator.trim('kept', SHARD_0, seqs[5] as string);
+        await emulator.stop();
+        emulator = await KinesisEmulator.start({ port: Number(new URL(emulator.endpoint).port), persistPath: dir, sameThread });
 
-      // Assess
-      expect(deleted).toBe(5);
-      expect(await read(client, 'kept', SHARD_0)).toEqual(names(SHARD_0, 5, 8));
-      expect(await read(client, 'kept', SHARD_1)).toEqual(names(SHARD_1, 0, 2));
-      expect(await emulator.trimmedRecords('kept')).toBe(5);
-      expect(await emulator.trim('kept', SHARD_0, plusOne(seqs[7] as string))).toBe(3);
-      expect(await emulator.trimmedRecords('kept')).toBe(8);
-    } finally {
-      client.destroy();
-      await emulator.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+        // Assess
+        expect(deleted).toBe(5);
+        expect(await read(client, 'kept', SHARD_0)).toEqual(names(SHARD_0, 5, 8));
+        expect(await read(client, 'kept', SHARD_1)).toEqual(names(SHARD_1, 0, 2));
+        expect(await emulator.trimmedRecords('kept')).toBe(5);
+        expect(await emulator.trim('kept', SHARD_0, plusOne(seqs[7] as string))).toBe(3);
+        expect(await emulator.trimmedRecords('kept')).toBe(8);
+      } finally {
+        client.destroy();
+        await emulator.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -27,8 +27,14 @@ describe('KinesisEmulator', () => {
     const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
     try {
       expect(emulator.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-      await ensureStreams(client, [{ name: 'a', shards: 3 }, { name: 'b', shards: 1 }]);
-      await ensureStreams(client, [{ name: 'a', shards: 5 }, { name: 'c', shards: 1 }]);
+      await ensureStreams(client, [
+        { name: 'a', shards: 3 },
+        { name: 'b', shards: 1 },
+      ]);
+      await ensureStreams(client, [
+        { name: 'a', shards: 5 },
+        { name: 'c', shards: 1 },
+      ]);
 
       const listed = await client.send(new ListStreamsCommand({}));
       const a = await client.send(new DescribeStreamSummaryCommand({ StreamName: 'a' }));
@@ -66,46 +72,53 @@ describe('KinesisEmulator', () => {
   it.each([
     ['in a worker thread', false],
     ['on the main thread', true],
-  ])('takes multi-megabyte bodies whole, still answers 413 above 7 MB and survives aborted requests (%s)', async (_mode, sameThread) => {
-    const emulator = await KinesisEmulator.start({ port: 0, sameThread });
-    const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
-    try {
-      await ensureStreams(client, [{ name: 'big', shards: 1 }]);
-      // Five 900 kB records: a 6 MB JSON body arriving in ~100 chunks.
-      const records = [1, 2, 3, 4, 5].map((seed) => Buffer.alloc(900_000, seed));
-      const put = await client.send(
-        new PutRecordsCommand({ StreamName: 'big', Records: records.map((data) => ({ PartitionKey: 'k', Data: data })) }),
-      );
-      expect(put.FailedRecordCount).toBe(0);
+  ])(
+    'takes multi-megabyte bodies whole, still answers 413 above 7 MB and survives aborted requests (%s)',
+    async (_mode, sameThread) => {
+      const emulator = await KinesisEmulator.start({ port: 0, sameThread });
+      const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+      try {
+        await ensureStreams(client, [{ name: 'big', shards: 1 }]);
+        // Five 900 kB records: a 6 MB JSON body arriving in ~100 chunks.
+        const records = [1, 2, 3, 4, 5].map((seed) => Buffer.alloc(900_000, seed));
+        const put = await client.send(
+          new PutRecordsCommand({ StreamName: 'big', Records: records.map((data) => ({ PartitionKey: 'k', Data: data })) }),
+        );
+        expect(put.FailedRecordCount).toBe(0);
 
-      // A request the client abandons half way must not take the emulator down.
-      await new Promise<void>((resolve) => {
-        const half = request(`${emulator.endpoint}/`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-amz-json-1.1', 'content-length': '1000000', 'x-amz-target': 'Kinesis_20131202.PutRecords' },
+        // A request the client abandons half way must not take the emulator down.
+        await new Promise<void>((resolve) => {
+          const half = request(`${emulator.endpoint}/`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/x-amz-json-1.1',
+              'content-length': '1000000',
+              'x-amz-target': 'Kinesis_20131202.PutRecords',
+            },
+          });
+          half.on('error', () => undefined);
+          half.on('close', () => resolve());
+          half.write('{"StreamName":"big","Records":[', () => setTimeout(() => half.destroy(), 50));
         });
-        half.on('error', () => undefined);
-        half.on('close', () => resolve());
-        half.write('{"StreamName":"big","Records":[', () => setTimeout(() => half.destroy(), 50));
-      });
 
-      const tooBig = Array.from({ length: 8 }, () => ({ PartitionKey: 'k', Data: Buffer.alloc(700_000, 9) }));
-      await expect(client.send(new PutRecordsCommand({ StreamName: 'big', Records: tooBig }))).rejects.toMatchObject({
-        $metadata: { httpStatusCode: 413 },
-      });
+        const tooBig = Array.from({ length: 8 }, () => ({ PartitionKey: 'k', Data: Buffer.alloc(700_000, 9) }));
+        await expect(client.send(new PutRecordsCommand({ StreamName: 'big', Records: tooBig }))).rejects.toMatchObject({
+          $metadata: { httpStatusCode: 413 },
+        });
 
-      const iterator = await client.send(
-        new GetShardIteratorCommand({ StreamName: 'big', ShardId: 'shardId-000000000000', ShardIteratorType: 'TRIM_HORIZON' }),
-      );
-      const read = await client.send(new GetRecordsCommand({ ShardIterator: iterator.ShardIterator }));
-      // Compared as digests: jest's deep equality walks buffers byte by byte.
-      const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
-      expect(read.Records?.map((r) => digest(r.Data ?? new Uint8Array()))).toEqual(records.map(digest));
-    } finally {
-      client.destroy();
-      await emulator.stop();
-    }
-  });
+        const iterator = await client.send(
+          new GetShardIteratorCommand({ StreamName: 'big', ShardId: 'shardId-000000000000', ShardIteratorType: 'TRIM_HORIZON' }),
+        );
+        const read = await client.send(new GetRecordsCommand({ ShardIterator: iterator.ShardIterator }));
+        // Compared as digests: jest's deep equality walks buffers byte by byte.
+        const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+        expect(read.Records?.map((r) => digest(r.Data ?? new Uint8Array()))).toEqual(records.map(digest));
+      } finally {
+        client.destroy();
+        await emulator.stop();
+      }
+    },
+  );
 
   it('reads back the same records with and without its fast paths, twice over', async () => {
     // Each emulator in its own worker, so the plain one runs kinesalite exactly as published.
@@ -124,14 +137,20 @@ describe('KinesisEmulator', () => {
         for (let pass = 0; pass < 2; pass++) {
           for (const shard of [0, 1, 2]) {
             const iterator = await client.send(
-              new GetShardIteratorCommand({ StreamName: 'mix', ShardId: `shardId-00000000000${shard}`, ShardIteratorType: 'TRIM_HORIZON' }),
+              new GetShardIteratorCommand({
+                StreamName: 'mix',
+                ShardId: `shardId-00000000000${shard}`,
+                ShardIteratorType: 'TRIM_HORIZON',
+              }),
             );
             const read = await client.send(new GetRecordsCommand({ ShardIterator: iterator.ShardIterator }));
             reads.push(
               (read.Records ?? []).map((r) => ({
                 shard,
                 key: r.PartitionKey,
-                data: createHash('sha256').update(r.Data ?? new Uint8Array()).digest('hex'),
+                data: createHash('sha256')
+                  .update(r.Data ?? new Uint8Array())
+                  .digest('hex'),
                 fields: Object.keys(r).sort(),
               })),
             );
@@ -156,14 +175,22 @@ describe('KinesisEmulator', () => {
     const emulator = await KinesisEmulator.start({ port: 0, sameThread });
     const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
     try {
-      await ensureStreams(client, [{ name: 'at', shards: 1 }, { name: 'empty', shards: 1 }]);
+      await ensureStreams(client, [
+        { name: 'at', shards: 1 },
+        { name: 'empty', shards: 1 },
+      ]);
       await client.send(new PutRecordCommand({ StreamName: 'at', PartitionKey: 'k', Data: Buffer.from('before') }));
       const after = new Date(Date.now() + 1000);
       await new Promise((resolve) => setTimeout(resolve, 1100));
       const iterator = async (stream: string, timestamp: Date) =>
         (
           await client.send(
-            new GetShardIteratorCommand({ StreamName: stream, ShardId: 'shardId-000000000000', ShardIteratorType: 'AT_TIMESTAMP', Timestamp: timestamp }),
+            new GetShardIteratorCommand({
+              StreamName: stream,
+              ShardId: 'shardId-000000000000',
+              ShardIteratorType: 'AT_TIMESTAMP',
+              Timestamp: timestamp,
+            }),
           )
         ).ShardIterator;
 
@@ -173,7 +200,9 @@ describe('KinesisEmulator', () => {
       await client.send(new PutRecordCommand({ StreamName: 'at', PartitionKey: 'k', Data: Buffer.from('later') }));
 
       const read = async (it: string | undefined) =>
-        ((await client.send(new GetRecordsCommand({ ShardIterator: it }))).Records ?? []).map((r) => Buffer.from(r.Data ?? []).toString());
+        ((await client.send(new GetRecordsCommand({ ShardIterator: it }))).Records ?? []).map((r) =>
+          Buffer.from(r.Data ?? []).toString(),
+        );
       expect(await read(atEnd)).toEqual(['later']);
       expect(await read(fromStart)).toEqual(['before', 'later']);
       expect(await read(onEmpty)).toEqual([]);
@@ -215,9 +244,14 @@ describe('mappings from serverless.yml', () => {
     const metrics = definition.mappings.filter((m) => m.functionKey === 'aggregate-metrics');
     expect(metrics.map((m) => m.stream)).toEqual(['predictions', 'shadow-scores', 'rejected-images']);
     for (const m of metrics) expect(m.tumblingWindowInSeconds).toBeGreaterThan(0);
-    expect(definition.streams.map((s) => s.name).sort()).toEqual(
-      ['camera-images', 'metrics', 'predictions', 'rejected-images', 'shadow-scores', 'uncertain-images'],
-    );
+    expect(definition.streams.map((s) => s.name).sort()).toEqual([
+      'camera-images',
+      'metrics',
+      'predictions',
+      'rejected-images',
+      'shadow-scores',
+      'uncertain-images',
+    ]);
   });
 
   const printed = {
@@ -227,7 +261,14 @@ describe('mappings from serverless.yml', () => {
       f: {
         handler: 'functions/f.handler',
         events: [
-          { stream: { type: 'kinesis', arn: { 'Fn::GetAtt': ['S', 'Arn'] }, tumblingWindowInSeconds: 30, destinations: { onFailure: 'arn:aws:sns:eu-west-1:1:topic' } } },
+          {
+            stream: {
+              type: 'kinesis',
+              arn: { 'Fn::GetAtt': ['S', 'Arn'] },
+              tumblingWindowInSeconds: 30,
+              destinations: { onFailure: 'arn:aws:sns:eu-west-1:1:topic' },
+            },
+          },
           { stream: 'arn:aws:kinesis:eu-west-1:1:stream/svc-prod-other' },
           { http: { path: '/' } },
         ],

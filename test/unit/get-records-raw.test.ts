@@ -38,7 +38,9 @@ const iterator = async (): Promise<string> => {
 describe('getRecordsRaw', () => {
   it('returns the records, iterator and lag the SDK returns, data as base64', async () => {
     const payloads = [Buffer.from('{"a":1}'), Buffer.alloc(300_000, 7), Buffer.from([0, 255, 254, 1]), Buffer.from('é ✓')];
-    await client.send(new PutRecordsCommand({ StreamName: 'raw', Records: payloads.map((data, i) => ({ PartitionKey: `k${i}`, Data: data })) }));
+    await client.send(
+      new PutRecordsCommand({ StreamName: 'raw', Records: payloads.map((data, i) => ({ PartitionKey: `k${i}`, Data: data })) }),
+    );
     const start = await iterator();
 
     const sdk = await client.send(new GetRecordsCommand({ ShardIterator: start, Limit: 3 }));
@@ -83,8 +85,15 @@ describe('parseGetRecordsBody', () => {
     const record = fc.record({
       SequenceNumber: fc.bigInt({ min: 0n, max: 10n ** 56n }).map(String),
       // Partition keys may hold anything, the text of a Data field included.
-      PartitionKey: fc.oneof(fc.string({ maxLength: 20, unit: 'grapheme' }), fc.constant('"Data":"x'), fc.constant('\\"Data\\":\\"')),
-      Data: fc.oneof(fc.constant(big), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b).toString('base64'))),
+      PartitionKey: fc.oneof(
+        fc.string({ maxLength: 20, unit: 'grapheme' }),
+        fc.constant('"Data":"x'),
+        fc.constant('\\"Data\\":\\"'),
+      ),
+      Data: fc.oneof(
+        fc.constant(big),
+        fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b).toString('base64')),
+      ),
       ApproximateArrivalTimestamp: fc.double({ min: 0, max: 2e9, noNaN: true }),
     });
     fc.assert(
@@ -97,7 +106,10 @@ describe('parseGetRecordsBody', () => {
   });
 
   it('falls back to JSON.parse when the data is escaped or a Data field sits elsewhere', () => {
-    const escaped = Buffer.from(`{"Records":[{"SequenceNumber":"1","PartitionKey":"k","Data":"${big.slice(0, 100)}\\/${big}"}]}`, 'utf8');
+    const escaped = Buffer.from(
+      `{"Records":[{"SequenceNumber":"1","PartitionKey":"k","Data":"${big.slice(0, 100)}\\/${big}"}]}`,
+      'utf8',
+    );
     expect(parseGetRecordsBody(escaped)).toEqual(JSON.parse(escaped.toString('utf8')));
     const elsewhere = page([{ SequenceNumber: '1', PartitionKey: 'k', Data: big }]);
     const extra = { ...elsewhere, ChildShards: [{ Data: 'not a record' }] };

@@ -1,9 +1,4 @@
-import {
-  HistogramValueError,
-  LogLinearHistogram,
-  MIN_TRACKED,
-  RELATIVE_ERROR,
-} from '../../functions/lib/metrics/histogram';
+import { HistogramValueError, LogLinearHistogram, MIN_TRACKED, RELATIVE_ERROR } from '../../functions/lib/metrics/histogram';
 import { logNormal, seededRandom } from '../helpers/metrics-fixtures';
 
 /** numpy.percentile's default (linear interpolation between order statistics). */

@@ -76,10 +76,7 @@ describe('metrics document', () => {
 
   it('reports the counts a reader needs: uncertain share, model versions, per-camera mean probability', () => {
     const doc = documentOf(
-      [
-        makePrediction({ result_probability: 0.9 }),
-        makePrediction({ result_probability: 0.5, model_version: 'v2' }),
-      ],
+      [makePrediction({ result_probability: 0.9 }), makePrediction({ result_probability: 0.5, model_version: 'v2' })],
       's',
     );
 
@@ -124,7 +121,13 @@ describe('mergeMetrics', () => {
       acc.noteSequence(shard);
       for (const p of [...predictions, ...repeats]) if (subset(p.camera)) acc.add(p);
       for (const r of [...rejects, ...rejects.slice(0, 5)]) if (subset(r.camera)) acc.addReject(r);
-      return buildMetricsDocument(acc, { window: WINDOW, shard, terminatedEarly: false, config: TEST_CONFIG, timestamp: '2026-11-27T15:00:11.000Z' });
+      return buildMetricsDocument(acc, {
+        window: WINDOW,
+        shard,
+        terminatedEarly: false,
+        config: TEST_CONFIG,
+        timestamp: '2026-11-27T15:00:11.000Z',
+      });
     };
     const onLeft = (camera: string): boolean => camera === 'Camera-a' || camera === 'Test-c';
 
@@ -147,7 +150,10 @@ describe('mergeMetrics', () => {
     );
 
     const flat = mergeMetrics(docs);
-    const nested = mergeMetrics([mergeMetrics([docs[0] as MetricsDocument, docs[1] as MetricsDocument]), docs[2] as MetricsDocument]);
+    const nested = mergeMetrics([
+      mergeMetrics([docs[0] as MetricsDocument, docs[1] as MetricsDocument]),
+      docs[2] as MetricsDocument,
+    ]);
 
     expect(comparable(nested)).toEqual(comparable(flat));
     expect(nested.parts).toEqual(flat.parts);
@@ -243,6 +249,8 @@ describe('renderMetricsTable', () => {
     expect(lines[3]?.split(/\s+/)).toEqual(['Camera-a', '2', '1', '1', '-', '50.0ms', '50.0ms']);
     expect(lines[4]?.split(/\s+/)).toEqual(['Test-b', '1', '1', '0', '100.0%', '1.50s', '1.50s']);
     expect(lines[5]?.split(/\s+/)).toEqual(['all', '3', '2', '1', '100.0%', '50.0ms', '1.47s']);
-    expect(lines[6]).toMatch(/^prep p50 1\.20ms p99 1\.20ms \| predict p50 300µs p99 300µs \| end-to-end p50 50\.0ms p99 1\.47s$/);
+    expect(lines[6]).toMatch(
+      /^prep p50 1\.20ms p99 1\.20ms \| predict p50 300µs p99 300µs \| end-to-end p50 50\.0ms p99 1\.47s$/,
+    );
   });
 });

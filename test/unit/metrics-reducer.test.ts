@@ -225,7 +225,13 @@ describe('each frame once, and the rejects', () => {
   });
 
   it('reads a state written before these fields as having none', () => {
-    const { seen: _seen, duplicates: _duplicates, unchecked: _unchecked, rejected: _rejected, ...older } = new WindowAccumulator(0.7).toState();
+    const {
+      seen: _seen,
+      duplicates: _duplicates,
+      unchecked: _unchecked,
+      rejected: _rejected,
+      ...older
+    } = new WindowAccumulator(0.7).toState();
     const read = readWindowState({ ...older, count: 0 }, 0.7);
     expect(read.ok).toBe(true);
   });

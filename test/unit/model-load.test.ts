@@ -101,7 +101,9 @@ describe('loadDigitModel', () => {
     writeFileSync(join(dir, 'digits.onnx'), bytes);
     const error = await loadError(dir);
     expect(error.modelPath).toBe(join(dir, 'digits.onnx'));
-    expect(error.message).toMatch(/corrupt or altered: \d+ bytes with sha256 [0-9a-f]{64}, but the card says \d+ bytes with sha256 [0-9a-f]{64}/);
+    expect(error.message).toMatch(
+      /corrupt or altered: \d+ bytes with sha256 [0-9a-f]{64}, but the card says \d+ bytes with sha256 [0-9a-f]{64}/,
+    );
   });
 
   it('calls a truncated file corrupt', async () => {
@@ -119,7 +121,11 @@ describe('loadDigitModel', () => {
 
   it('reports a wrong input shape', async () => {
     const dir = join(root, 'wrong-shape');
-    writeModelFiles(dir, exportOnnx(WRONG_INPUT, initialWeights(WRONG_INPUT, new Rng(2)), { temperature: 1, version: '1.0.0' }), '1.0.0');
+    writeModelFiles(
+      dir,
+      exportOnnx(WRONG_INPUT, initialWeights(WRONG_INPUT, new Rng(2)), { temperature: 1, version: '1.0.0' }),
+      '1.0.0',
+    );
     const error = await loadError(dir);
     expect(error.modelPath).toBe(join(dir, 'digits.onnx'));
     expect(error.message).toMatch(/wrong shape: input "pixels" is \[[^,]+,196\], expected \[batch,784\]/);
@@ -134,7 +140,7 @@ describe('loadDigitModel', () => {
 });
 
 describe('readOnnxMetadata', () => {
-  it('reads the exporter\'s metadata', () => {
+  it("reads the exporter's metadata", () => {
     const props = readOnnxMetadata(readFileSync(join(goodDir, 'digits.onnx')));
     expect(props.get('version')).toBe('3.1.4');
     expect(props.get('temperature')).toBe('1');

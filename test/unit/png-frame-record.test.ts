@@ -14,7 +14,9 @@ const fields = { camera: 'Camera-edge1', timestamp: '2026-11-27T14:59:59.000Z' }
 
 /** A PNG with the given tEXt chunks (keyword, value) after IHDR. */
 function withText(chunks: Array<[string, string]>, base: Buffer = png): Buffer {
-  const text = chunks.map(([k, v]) => pngChunk('tEXt', Buffer.concat([Buffer.from(k, 'latin1'), Buffer.from([0]), Buffer.from(v, 'latin1')])));
+  const text = chunks.map(([k, v]) =>
+    pngChunk('tEXt', Buffer.concat([Buffer.from(k, 'latin1'), Buffer.from([0]), Buffer.from(v, 'latin1')])),
+  );
   return Buffer.concat([base.subarray(0, 33), ...text, base.subarray(33)]);
 }
 
@@ -50,20 +52,70 @@ describe('checkFrame on PNG records', () => {
   });
 
   it('ignores other text chunks and our keywords after the image data', () => {
-    const record = withText([['Software', 'camera firmware 2.1'], ['camera', 'Camera-edge1'], ['timestamp', fields.timestamp]]);
+    const record = withText([
+      ['Software', 'camera firmware 2.1'],
+      ['camera', 'Camera-edge1'],
+      ['timestamp', fields.timestamp],
+    ]);
     const iend = record.length - 12;
-    const late = Buffer.concat([record.subarray(0, iend), pngChunk('tEXt', Buffer.from('label\u0000not-a-digit', 'latin1')), record.subarray(iend)]);
+    const late = Buffer.concat([
+      record.subarray(0, iend),
+      pngChunk('tEXt', Buffer.from('label\u0000not-a-digit', 'latin1')),
+      record.subarray(iend),
+    ]);
     expect(checkFrame(late, options)).toMatchObject({ ok: true, frame: fields });
   });
 
   it.each([
     ['no text chunks at all', png, 'invalid_record', /no camera or timestamp text chunk/],
     ['no timestamp', withText([['camera', 'Camera-edge1']]), 'invalid_record', /no timestamp text chunk/],
-    ['an unsafe camera id', withText([['camera', '../etc'], ['timestamp', fields.timestamp]]), 'invalid_camera', /not allowed/],
-    ['a timestamp that is not ISO-8601', withText([['camera', 'c1'], ['timestamp', 'yesterday']]), 'invalid_timestamp', /ISO-8601/],
-    ['a timestamp far in the future', withText([['camera', 'c1'], ['timestamp', '2027-01-01T00:00:00Z']]), 'future_timestamp', /future/],
-    ['a label that is not a digit', withText([['camera', 'c1'], ['timestamp', fields.timestamp], ['label', '12']]), 'invalid_label', /digit/],
-    ['a camera given twice', withText([['camera', 'c1'], ['camera', 'c2'], ['timestamp', fields.timestamp]]), 'invalid_record', /two camera text chunks/],
+    [
+      'an unsafe camera id',
+      withText([
+        ['camera', '../etc'],
+        ['timestamp', fields.timestamp],
+      ]),
+      'invalid_camera',
+      /not allowed/,
+    ],
+    [
+      'a timestamp that is not ISO-8601',
+      withText([
+        ['camera', 'c1'],
+        ['timestamp', 'yesterday'],
+      ]),
+      'invalid_timestamp',
+      /ISO-8601/,
+    ],
+    [
+      'a timestamp far in the future',
+      withText([
+        ['camera', 'c1'],
+        ['timestamp', '2027-01-01T00:00:00Z'],
+      ]),
+      'future_timestamp',
+      /future/,
+    ],
+    [
+      'a label that is not a digit',
+      withText([
+        ['camera', 'c1'],
+        ['timestamp', fields.timestamp],
+        ['label', '12'],
+      ]),
+      'invalid_label',
+      /digit/,
+    ],
+    [
+      'a camera given twice',
+      withText([
+        ['camera', 'c1'],
+        ['camera', 'c2'],
+        ['timestamp', fields.timestamp],
+      ]),
+      'invalid_record',
+      /two camera text chunks/,
+    ],
   ])('rejects %s', (_, record, reason, error) => {
     const result = checkFrame(record, options);
     expect(result).toMatchObject({ ok: false, reason });
@@ -76,11 +128,23 @@ describe('checkFrame on PNG records', () => {
     const at = damaged.indexOf('Camera-edge1', 0, 'latin1');
     damaged[at] = 'K'.charCodeAt(0); // Kamera-edge1: still a valid id, but the CRC no longer matches
     expect(crc32(damaged)).not.toBe(crc32(record));
-    expect(checkFrame(damaged, options)).toMatchObject({ ok: false, reason: 'invalid_record', error: expect.stringMatching(/camera text chunk is damaged/) });
+    expect(checkFrame(damaged, options)).toMatchObject({
+      ok: false,
+      reason: 'invalid_record',
+      error: expect.stringMatching(/camera text chunk is damaged/),
+    });
   });
 
   it('keeps the camera id it could read for the reject record', () => {
-    expect(checkFrame(withText([['camera', 'Camera-edge1'], ['timestamp', 'soon']]), options)).toMatchObject({
+    expect(
+      checkFrame(
+        withText([
+          ['camera', 'Camera-edge1'],
+          ['timestamp', 'soon'],
+        ]),
+        options,
+      ),
+    ).toMatchObject({
       ok: false,
       camera: 'Camera-edge1',
       timestamp: 'soon',

@@ -31,7 +31,17 @@ function gaussian(r: () => number): number {
  */
 function cameraFrame(
   raw: Uint8Array,
-  opts: { width: number; height: number; scale: number; ox: number; oy: number; inkLevel: number; noise: number; seed: number; paperAt: (x: number, y: number) => number },
+  opts: {
+    width: number;
+    height: number;
+    scale: number;
+    ox: number;
+    oy: number;
+    inkLevel: number;
+    noise: number;
+    seed: number;
+    paperAt: (x: number, y: number) => number;
+  },
 ): GrayImage {
   const r = rng(opts.seed);
   const img = paper(opts.width, opts.height);
@@ -233,48 +243,36 @@ describe('resizeLanczos', () => {
   // for src[i] = 0 in the top third, else (i * 37 + (i >> 3) * 11) % 256.
   const pillow: Record<number, number[]> = {
     12: [
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      1, 2, 3, 3, 4, 5, 5, 6, 8, 6, 2, 0, 2, 3, 3, 4, 5, 5, 6, 6,
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0,
-      1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0,
-      0, 13, 42, 52, 53, 63, 69, 78, 102, 74, 0, 0, 28, 45, 49, 55, 61, 71, 81, 86,
-      47, 60, 87, 111, 131, 154, 171, 198, 251, 201, 51, 0, 53, 87, 109, 132, 150, 175, 202, 215,
-      187, 125, 33, 63, 126, 141, 160, 194, 228, 231, 183, 83, 5, 13, 68, 116, 143, 160, 188, 204,
-      255, 194, 59, 20, 51, 80, 112, 136, 148, 194, 248, 163, 35, 39, 76, 57, 66, 104, 132, 142,
-      215, 236, 207, 72, 0, 50, 98, 111, 126, 151, 187, 182, 174, 217, 191, 49, 16, 87, 115, 118,
-      163, 211, 248, 172, 65, 15, 21, 52, 98, 124, 137, 166, 218, 255, 244, 146, 52, 26, 64, 99,
-      143, 152, 183, 238, 185, 34, 0, 49, 77, 92, 116, 137, 160, 175, 216, 251, 152, 15, 20, 63,
-      124, 127, 151, 206, 205, 140, 157, 173, 76, 16, 75, 115, 120, 140, 182, 226, 223, 146, 37, 0,
-      74, 94, 128, 145, 166, 205, 255, 255, 144, 37, 34, 64, 95, 128, 145, 157, 221, 238, 111, 31,
-      26, 51, 97, 118, 132, 164, 196, 223, 242, 168, 31, 5, 73, 104, 115, 131, 163, 190, 183, 175,
-      122, 87, 35, 65, 112, 127, 139, 175, 240, 235, 132, 38, 8, 22, 65, 106, 124, 144, 196, 224,
-      255, 176, 34, 29, 85, 103, 122, 145, 160, 201, 236, 135, 0, 5, 63, 80, 97, 122, 149, 162,
-      228, 222, 162, 68, 26, 53, 90, 110, 125, 159, 205, 179, 135, 164, 160, 65, 37, 81, 108, 117,
-      170, 230, 255, 106, 0, 25, 74, 96, 122, 136, 152, 184, 235, 255, 230, 61, 2, 60, 92, 100,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 3, 4, 5, 5, 6, 8, 6, 2, 0, 2, 3, 3, 4, 5, 5, 6, 6, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 42,
+      52, 53, 63, 69, 78, 102, 74, 0, 0, 28, 45, 49, 55, 61, 71, 81, 86, 47, 60, 87, 111, 131, 154, 171, 198, 251, 201, 51, 0, 53,
+      87, 109, 132, 150, 175, 202, 215, 187, 125, 33, 63, 126, 141, 160, 194, 228, 231, 183, 83, 5, 13, 68, 116, 143, 160, 188,
+      204, 255, 194, 59, 20, 51, 80, 112, 136, 148, 194, 248, 163, 35, 39, 76, 57, 66, 104, 132, 142, 215, 236, 207, 72, 0, 50,
+      98, 111, 126, 151, 187, 182, 174, 217, 191, 49, 16, 87, 115, 118, 163, 211, 248, 172, 65, 15, 21, 52, 98, 124, 137, 166,
+      218, 255, 244, 146, 52, 26, 64, 99, 143, 152, 183, 238, 185, 34, 0, 49, 77, 92, 116, 137, 160, 175, 216, 251, 152, 15, 20,
+      63, 124, 127, 151, 206, 205, 140, 157, 173, 76, 16, 75, 115, 120, 140, 182, 226, 223, 146, 37, 0, 74, 94, 128, 145, 166,
+      205, 255, 255, 144, 37, 34, 64, 95, 128, 145, 157, 221, 238, 111, 31, 26, 51, 97, 118, 132, 164, 196, 223, 242, 168, 31, 5,
+      73, 104, 115, 131, 163, 190, 183, 175, 122, 87, 35, 65, 112, 127, 139, 175, 240, 235, 132, 38, 8, 22, 65, 106, 124, 144,
+      196, 224, 255, 176, 34, 29, 85, 103, 122, 145, 160, 201, 236, 135, 0, 5, 63, 80, 97, 122, 149, 162, 228, 222, 162, 68, 26,
+      53, 90, 110, 125, 159, 205, 179, 135, 164, 160, 65, 37, 81, 108, 117, 170, 230, 255, 106, 0, 25, 74, 96, 122, 136, 152, 184,
+      235, 255, 230, 61, 2, 60, 92, 100,
     ],
     47: [
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      3, 1, 2, 3, 1, 3, 3, 1, 3, 3, 1, 3, 2, 1, 4, 2, 2, 3, 1, 2,
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      121, 48, 74, 106, 24, 90, 116, 34, 101, 118, 40, 116, 102, 44, 128, 61, 53, 123, 49, 64,
-      197, 58, 162, 195, 64, 186, 173, 72, 205, 134, 85, 208, 88, 107, 203, 63, 133, 201, 59, 147,
-      147, 66, 196, 123, 72, 207, 98, 94, 189, 45, 124, 186, 48, 148, 177, 55, 172, 154, 68, 172,
-      89, 92, 205, 79, 116, 195, 62, 146, 178, 58, 173, 154, 59, 194, 127, 66, 204, 102, 85, 206,
-      44, 149, 172, 51, 173, 149, 53, 191, 124, 63, 197, 98, 85, 196, 75, 113, 191, 59, 139, 189,
-      67, 182, 123, 63, 193, 94, 85, 197, 73, 110, 204, 65, 134, 206, 63, 164, 151, 48, 182, 132,
-      99, 194, 72, 108, 203, 67, 131, 198, 65, 156, 177, 60, 175, 130, 62, 188, 92, 80, 195, 76,
-      138, 193, 63, 154, 179, 55, 175, 156, 58, 189, 83, 76, 199, 72, 100, 203, 70, 124, 194, 67,
-      173, 153, 55, 190, 124, 74, 200, 94, 98, 201, 73, 123, 194, 60, 148, 179, 49, 169, 154, 56,
-      195, 90, 97, 199, 66, 122, 193, 52, 145, 177, 46, 165, 149, 54, 182, 116, 72, 196, 92, 91,
-      188, 52, 142, 173, 46, 163, 142, 54, 183, 113, 69, 200, 98, 84, 215, 94, 108, 194, 53, 126,
-      130, 56, 183, 112, 66, 200, 103, 81, 209, 96, 101, 210, 78, 127, 179, 55, 155, 138, 57, 159,
-      98, 82, 206, 95, 100, 206, 74, 125, 197, 56, 155, 129, 45, 183, 112, 57, 199, 109, 79, 194,
-      54, 124, 199, 57, 147, 168, 55, 174, 135, 62, 195, 120, 72, 201, 98, 94, 199, 69, 114, 216,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1,
+      2, 3, 1, 3, 3, 1, 3, 3, 1, 3, 2, 1, 4, 2, 2, 3, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 121, 48,
+      74, 106, 24, 90, 116, 34, 101, 118, 40, 116, 102, 44, 128, 61, 53, 123, 49, 64, 197, 58, 162, 195, 64, 186, 173, 72, 205,
+      134, 85, 208, 88, 107, 203, 63, 133, 201, 59, 147, 147, 66, 196, 123, 72, 207, 98, 94, 189, 45, 124, 186, 48, 148, 177, 55,
+      172, 154, 68, 172, 89, 92, 205, 79, 116, 195, 62, 146, 178, 58, 173, 154, 59, 194, 127, 66, 204, 102, 85, 206, 44, 149, 172,
+      51, 173, 149, 53, 191, 124, 63, 197, 98, 85, 196, 75, 113, 191, 59, 139, 189, 67, 182, 123, 63, 193, 94, 85, 197, 73, 110,
+      204, 65, 134, 206, 63, 164, 151, 48, 182, 132, 99, 194, 72, 108, 203, 67, 131, 198, 65, 156, 177, 60, 175, 130, 62, 188, 92,
+      80, 195, 76, 138, 193, 63, 154, 179, 55, 175, 156, 58, 189, 83, 76, 199, 72, 100, 203, 70, 124, 194, 67, 173, 153, 55, 190,
+      124, 74, 200, 94, 98, 201, 73, 123, 194, 60, 148, 179, 49, 169, 154, 56, 195, 90, 97, 199, 66, 122, 193, 52, 145, 177, 46,
+      165, 149, 54, 182, 116, 72, 196, 92, 91, 188, 52, 142, 173, 46, 163, 142, 54, 183, 113, 69, 200, 98, 84, 215, 94, 108, 194,
+      53, 126, 130, 56, 183, 112, 66, 200, 103, 81, 209, 96, 101, 210, 78, 127, 179, 55, 155, 138, 57, 159, 98, 82, 206, 95, 100,
+      206, 74, 125, 197, 56, 155, 129, 45, 183, 112, 57, 199, 109, 79, 194, 54, 124, 199, 57, 147, 168, 55, 174, 135, 62, 195,
+      120, 72, 201, 98, 94, 199, 69, 114, 216,
     ],
   };
   it.each([12, 47])('matches Pillow byte for byte from a %i-pixel square', (n) => {
@@ -309,9 +307,21 @@ describe('prepareGray separates ink from paper', () => {
 
   it.each(digits)('MNIST %i on gray, unevenly lit, noisy 28x28 paper matches the clean crop', (index) => {
     const raw = mnistImage(mnist, index);
-    const clean = prepareGray(cameraFrame(raw, { width: 28, height: 28, scale: 1, ox: 0, oy: 0, inkLevel: 0, noise: 0, seed: 1, paperAt: () => 255 }));
+    const clean = prepareGray(
+      cameraFrame(raw, { width: 28, height: 28, scale: 1, ox: 0, oy: 0, inkLevel: 0, noise: 0, seed: 1, paperAt: () => 255 }),
+    );
     const camera = prepareGray(
-      cameraFrame(raw, { width: 28, height: 28, scale: 1, ox: 0, oy: 0, inkLevel: 60, noise: 6, seed: index, paperAt: (x, y) => 150 + 2 * x + y }),
+      cameraFrame(raw, {
+        width: 28,
+        height: 28,
+        scale: 1,
+        ox: 0,
+        oy: 0,
+        inkLevel: 60,
+        noise: 6,
+        seed: index,
+        paperAt: (x, y) => 150 + 2 * x + y,
+      }),
     );
     expect(camera.blank).toBe(false);
     expect(similarity(camera.pixels, clean.pixels)).toBeGreaterThan(0.8);
@@ -319,7 +329,9 @@ describe('prepareGray separates ink from paper', () => {
 
   it.each(digits)('MNIST %i small and off-centre in a 640x480 frame crops to the digit', (index) => {
     const raw = mnistImage(mnist, index);
-    const clean = prepareGray(cameraFrame(raw, { width: 28, height: 28, scale: 1, ox: 0, oy: 0, inkLevel: 0, noise: 0, seed: 1, paperAt: () => 255 }));
+    const clean = prepareGray(
+      cameraFrame(raw, { width: 28, height: 28, scale: 1, ox: 0, oy: 0, inkLevel: 0, noise: 0, seed: 1, paperAt: () => 255 }),
+    );
     const frame = cameraFrame(raw, {
       width: 640,
       height: 480,
@@ -339,7 +351,17 @@ describe('prepareGray separates ink from paper', () => {
 
   it('ignores a far-away speck of dirt', () => {
     const raw = mnistImage(mnist, 0);
-    const frame = cameraFrame(raw, { width: 320, height: 240, scale: 4, ox: 20, oy: 30, inkLevel: 30, noise: 4, seed: 3, paperAt: () => 220 });
+    const frame = cameraFrame(raw, {
+      width: 320,
+      height: 240,
+      scale: 4,
+      ox: 20,
+      oy: 30,
+      inkLevel: 30,
+      noise: 4,
+      seed: 3,
+      paperAt: () => 220,
+    });
     const clean = prepareGray(frame).pixels;
     fillRect(frame, 290, 210, 4, 4, 20);
     const dirty = prepareGray(frame).pixels;
@@ -347,7 +369,19 @@ describe('prepareGray separates ink from paper', () => {
   });
 
   it('keeps ink graded, not binary', () => {
-    const out = prepareGray(cameraFrame(mnistImage(mnist, 3), { width: 28, height: 28, scale: 1, ox: 0, oy: 0, inkLevel: 0, noise: 0, seed: 1, paperAt: () => 255 }));
+    const out = prepareGray(
+      cameraFrame(mnistImage(mnist, 3), {
+        width: 28,
+        height: 28,
+        scale: 1,
+        ox: 0,
+        oy: 0,
+        inkLevel: 0,
+        noise: 0,
+        seed: 1,
+        paperAt: () => 255,
+      }),
+    );
     const levels = new Set(out.pixels);
     expect(levels.size).toBeGreaterThan(50);
   });
@@ -368,10 +402,31 @@ describe('decodePng rejects what cannot be a frame, with a reason', () => {
   });
 
   it.each([
-    ['JPEG', () => sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } }).jpeg().toBuffer()],
-    ['GIF', () => sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } }).gif().toBuffer()],
-    ['WebP', () => sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } }).webp().toBuffer()],
-    ['SVG', async () => Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>')],
+    [
+      'JPEG',
+      () =>
+        sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } })
+          .jpeg()
+          .toBuffer(),
+    ],
+    [
+      'GIF',
+      () =>
+        sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } })
+          .gif()
+          .toBuffer(),
+    ],
+    [
+      'WebP',
+      () =>
+        sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } })
+          .webp()
+          .toBuffer(),
+    ],
+    [
+      'SVG',
+      async () => Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>'),
+    ],
     ['plain text', async () => Buffer.from('hello, this is not an image')],
     ['random bytes', async () => Buffer.from([0x00, 0x13, 0x37, 0xfe, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06])],
   ])('%s -> not_png, naming what arrived', async (name, make) => {
@@ -462,7 +517,12 @@ function handPng(ihdr: Buffer, idat: Buffer): Buffer {
     out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
     return out;
   };
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', idat),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 describe('decodePng accepts every kind of valid PNG', () => {
@@ -511,7 +571,8 @@ describe('decodePng accepts every kind of valid PNG', () => {
     }
     const filtered = (bytesPerPixel: number, data: Uint8Array): Buffer => {
       const rows: Buffer[] = [];
-      for (let y = 0; y < height; y++) rows.push(Buffer.from([0]), Buffer.from(data.subarray(y * width * bytesPerPixel, (y + 1) * width * bytesPerPixel)));
+      for (let y = 0; y < height; y++)
+        rows.push(Buffer.from([0]), Buffer.from(data.subarray(y * width * bytesPerPixel, (y + 1) * width * bytesPerPixel)));
       return deflateSync(Buffer.concat(rows));
     };
     const size = [0, 0, 0, width, 0, 0, 0, height];
@@ -546,7 +607,10 @@ describe('decodePng accepts every kind of valid PNG', () => {
     const twoBit = handPng(Buffer.from([0, 0, 0, 4, 0, 0, 0, 1, 2, 0, 0, 0, 0]), deflateSync(Buffer.from([0, 0b00011011])));
     expect(Array.from((await decodePng(twoBit)).data)).toEqual([0, 85, 170, 255]);
     // 16-bit grey+alpha, 2x1: (0x0000, opaque), (0x0000, alpha 0x8000 -> ~half).
-    const ga16 = handPng(Buffer.from([0, 0, 0, 2, 0, 0, 0, 1, 16, 4, 0, 0, 0]), deflateSync(Buffer.from([0, 0, 0, 0xff, 0xff, 0, 0, 0x80, 0x00])));
+    const ga16 = handPng(
+      Buffer.from([0, 0, 0, 2, 0, 0, 0, 1, 16, 4, 0, 0, 0]),
+      deflateSync(Buffer.from([0, 0, 0, 0xff, 0xff, 0, 0, 0x80, 0x00])),
+    );
     const ga16px = Array.from((await decodePng(ga16)).data);
     expect(ga16px[0]).toBe(0);
     expect(Math.abs((ga16px[1] as number) - 127)).toBeLessThanOrEqual(1);
@@ -557,7 +621,7 @@ describe('decodePng accepts every kind of valid PNG', () => {
     expect(Buffer.from((await decodePng(png)).data).equals(Buffer.from(grey))).toBe(true);
   });
 
-  it('big colour frames (decoded by sharp) give exactly the pure decoder\'s grey', async () => {
+  it("big colour frames (decoded by sharp) give exactly the pure decoder's grey", async () => {
     const r = rng(9);
     const rgb = new Uint8Array(640 * 480 * 3).map(() => Math.floor(r() * 256));
     const png = encodePng(rgb, 640, 480, 3);
@@ -600,14 +664,18 @@ describe('decodePng accepts every kind of valid PNG', () => {
     const out = await preparePng(png);
     expect(out.blank).toBe(false);
     expect(out.pixels[14 * 28 + 14]).toBe(255);
-    const tooTall = await sharp({ create: { width: side, height: side + 1, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    const tooTall = await sharp({ create: { width: side, height: side + 1, channels: 3, background: '#ffffff' } })
+      .png()
+      .toBuffer();
     expect((await rejection(decodePng(tooTall))).reason).toBe('image_too_large');
   });
 
   it('a very large frame decodes', async () => {
     const big = new Uint8Array(3000 * 2000).fill(255);
     fillRect({ data: big, width: 3000, height: 2000 }, 2000, 1200, 300, 500, 0);
-    const png = await sharp(Buffer.from(big), { raw: { width: 3000, height: 2000, channels: 1 } }).png().toBuffer();
+    const png = await sharp(Buffer.from(big), { raw: { width: 3000, height: 2000, channels: 1 } })
+      .png()
+      .toBuffer();
     const out = await preparePng(png);
     expect(out.blank).toBe(false);
     // A 300x500 bar: 12 of 20 columns wide after the square crop, centred.
@@ -628,8 +696,18 @@ describe('decodePng on damaged input', () => {
         o += 12 + len;
       }
     };
-    const small = encodePng(new Uint8Array(28 * 28).map(() => Math.floor(r() * 256)), 28, 28, 1);
-    const big = encodePng(new Uint8Array(300 * 200 * 3).map(() => Math.floor(r() * 256)), 300, 200, 3);
+    const small = encodePng(
+      new Uint8Array(28 * 28).map(() => Math.floor(r() * 256)),
+      28,
+      28,
+      1,
+    );
+    const big = encodePng(
+      new Uint8Array(300 * 200 * 3).map(() => Math.floor(r() * 256)),
+      300,
+      200,
+      3,
+    );
     let decoded = 0;
     let rejected = 0;
     for (let t = 0; t < 300; t++) {

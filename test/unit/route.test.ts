@@ -1,9 +1,4 @@
-import {
-  REJECT_PAYLOAD_BYTES,
-  predictionSchema,
-  rejectedImageSchema,
-  uncertainImageSchema,
-} from '../../functions/lib/contracts';
+import { REJECT_PAYLOAD_BYTES, predictionSchema, rejectedImageSchema, uncertainImageSchema } from '../../functions/lib/contracts';
 import {
   encodeUncertain,
   preparedImageJson,

@@ -21,7 +21,10 @@ function pool(exportName: string, module = HANDLERS): HandlerPool {
 }
 
 const call = (p: HandlerPool, event: unknown, timeoutSeconds = 30) =>
-  (p.handler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(event, createLambdaContext({ functionName: 'fn', timeoutSeconds }));
+  (p.handler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
+    event,
+    createLambdaContext({ functionName: 'fn', timeoutSeconds }),
+  );
 
 it('runs the handler in a worker thread with the event and the context', async () => {
   const echo = pool('echo');
@@ -35,7 +38,10 @@ it('runs the handler in a worker thread with the event and the context', async (
 });
 
 it('returns the handler error as the invocation error', async () => {
-  await expect(call(pool('fail'), {})).rejects.toMatchObject({ name: 'TypeError', message: 'the record is not what it should be' });
+  await expect(call(pool('fail'), {})).rejects.toMatchObject({
+    name: 'TypeError',
+    message: 'the record is not what it should be',
+  });
 });
 
 it('stops a handler at its timeout and serves the next invocation from a fresh container', async () => {

@@ -47,7 +47,12 @@ function runnerFor(options: Partial<RunnerOptions> = {}, kinesis: KinesisClient 
 async function streamWith(count: number, shards = 1, key?: (i: number) => string): Promise<{ stream: string; seqs: string[] }> {
   const stream = uniqueStream();
   await ensureStreams(client, [{ name: stream, shards }]);
-  const seqs = await putJson(client, stream, Array.from({ length: count }, (_, n) => ({ n })), key);
+  const seqs = await putJson(
+    client,
+    stream,
+    Array.from({ length: count }, (_, n) => ({ n })),
+    key,
+  );
   return { stream, seqs };
 }
 
@@ -190,11 +195,9 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
       return {};
     });
 
-    const runner = await run(
-      mappingFor(stream, { bisectBatchOnFunctionError: true, maximumRetryAttempts: 2 }),
-      handler,
-      { deadLetterFile },
-    );
+    const runner = await run(mappingFor(stream, { bisectBatchOnFunctionError: true, maximumRetryAttempts: 2 }), handler, {
+      deadLetterFile,
+    });
 
     // 8 -> 4+4 -> (4 ok) 2+2 -> (2 ok)... the poison record alone: first try + 2 retries.
     expect(calls.map((c) => c.ns)).toEqual([range(8), range(4), range(4, 4), [4, 5], [4], [5], [5], [5], [6, 7]]);
@@ -212,7 +215,10 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
     });
     expect(letter?.errorMessage).toContain('record 5 is poison');
     expect(letter?.destinationArn).toBe('arn:aws:sqs:us-east-1:000000000000:test-dlq');
-    const onDisk = readFileSync(deadLetterFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const onDisk = readFileSync(deadLetterFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
     expect(onDisk).toEqual(JSON.parse(JSON.stringify(runner.deadLetters)));
     rmSync(dir, { recursive: true, force: true });
   });
@@ -232,7 +238,9 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
     await runner.waitForIdle(30_000);
 
     expect(calls.map((c) => c.ns)).toEqual([range(4), range(4), range(4), [4, 5]]);
-    expect(runner.deadLetters.map((d) => [d.KinesisBatchInfo.batchSize, d.requestContext.approximateInvokeCount])).toEqual([[4, 3]]);
+    expect(runner.deadLetters.map((d) => [d.KinesisBatchInfo.batchSize, d.requestContext.approximateInvokeCount])).toEqual([
+      [4, 3],
+    ]);
     expect(runner.deadLetters[0]?.records.map((r) => JSON.parse(Buffer.from(r.data, 'base64').toString()) as unknown)).toEqual(
       range(4).map((n) => ({ n })),
     );
@@ -245,7 +253,11 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
     const runner = await run(mappingFor(stream, { maximumRetryAttempts: 1 }), handler);
 
     expect(calls.map((c) => c.ns)).toEqual([range(5), [3, 4]]);
-    expect(runner.deadLetters[0]?.KinesisBatchInfo).toMatchObject({ startSequenceNumber: seqs[3], endSequenceNumber: seqs[4], batchSize: 2 });
+    expect(runner.deadLetters[0]?.KinesisBatchInfo).toMatchObject({
+      startSequenceNumber: seqs[3],
+      endSequenceNumber: seqs[4],
+      batchSize: 2,
+    });
   });
 
   it('sends records older than maximumRecordAgeInSeconds to the destination without invoking', async () => {
@@ -263,7 +275,11 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
     expect(calls.map((c) => c.ns)).toEqual([[3]]);
     expect(runner.deadLetters).toHaveLength(1);
     expect(runner.deadLetters[0]?.requestContext.condition).toBe('RecordAgeExceeded');
-    expect(runner.deadLetters[0]?.KinesisBatchInfo).toMatchObject({ startSequenceNumber: seqs[0], endSequenceNumber: seqs[2], batchSize: 3 });
+    expect(runner.deadLetters[0]?.KinesisBatchInfo).toMatchObject({
+      startSequenceNumber: seqs[0],
+      endSequenceNumber: seqs[2],
+      batchSize: 3,
+    });
   });
 });
 
@@ -410,7 +426,11 @@ describe('checkpoints and outages', () => {
     const local = createKinesisClient({ endpoint: lonely.endpoint, region: 'us-east-1' });
     const stream = uniqueStream('down');
     await ensureStreams(local, [{ name: stream, shards: 1 }]);
-    const seqs = await putJson(local, stream, range(4).map((n) => ({ n })));
+    const seqs = await putJson(
+      local,
+      stream,
+      range(4).map((n) => ({ n })),
+    );
     const { handler, calls } = recordingHandler(async (event) => {
       if (event.Records.some((r) => r.kinesis.sequenceNumber === seqs[2])) {
         await lonely.stop();
@@ -469,7 +489,11 @@ describe('checkpoints and outages', () => {
     const local = createKinesisClient({ endpoint: persistent.endpoint, region: 'us-east-1' });
     const stream = uniqueStream('outage');
     await ensureStreams(local, [{ name: stream, shards: 1 }]);
-    await putJson(local, stream, range(20).map((n) => ({ n })));
+    await putJson(
+      local,
+      stream,
+      range(20).map((n) => ({ n })),
+    );
     let outage = false;
     const { handler, calls } = recordingHandler(async (event) => {
       // The endpoint goes away in the middle of a batch, whose downstream write then fails.
@@ -487,11 +511,19 @@ describe('checkpoints and outages', () => {
     await runner.waitForIdle(30_000);
 
     // Act
-    await putJson(local, stream, range(10, 20).map((n) => ({ n })));
+    await putJson(
+      local,
+      stream,
+      range(10, 20).map((n) => ({ n })),
+    );
     while (!outage) await new Promise((resolve) => setTimeout(resolve, 20));
     await new Promise((resolve) => setTimeout(resolve, 500));
     persistent = await KinesisEmulator.start({ port, persistPath: store });
-    await putJson(local, stream, range(5, 30).map((n) => ({ n })));
+    await putJson(
+      local,
+      stream,
+      range(5, 30).map((n) => ({ n })),
+    );
     await runner.waitForIdle(60_000);
     await runner.stop();
 

@@ -1,4 +1,10 @@
-import { ConsoleSink, KinesisStreamWriter, chunkIndexes, type OutputRecord, sinkFromConfig } from '../../functions/lib/stream-writer';
+import {
+  ConsoleSink,
+  KinesisStreamWriter,
+  chunkIndexes,
+  type OutputRecord,
+  sinkFromConfig,
+} from '../../functions/lib/stream-writer';
 import { withPutRecordsFaults } from '../helpers/failing-kinesis-client';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { createKinesisClient } from '../../functions/lib/kinesis';
@@ -14,7 +20,10 @@ const indexOf = (data: Buffer) => (JSON.parse(data.toString('utf8')) as { i: num
 describe('chunkIndexes', () => {
   it('splits at 500 records per call', () => {
     const records = Array.from({ length: 1201 }, (_, i) => record(i));
-    const chunks = chunkIndexes(records, records.map((_, i) => i));
+    const chunks = chunkIndexes(
+      records,
+      records.map((_, i) => i),
+    );
     expect(chunks.map((c) => c.length)).toEqual([500, 500, 201]);
     expect(chunks.flat()).toEqual(records.map((_, i) => i));
   });
@@ -22,7 +31,10 @@ describe('chunkIndexes', () => {
   it('splits at 5 MiB per call, counting partition keys', () => {
     // 12 records of ~1,000,000 bytes: 5 fit under 5 MiB (5,242,880), the sixth does not.
     const records = Array.from({ length: 12 }, (_, i) => record(i, 1_000_000));
-    const chunks = chunkIndexes(records, records.map((_, i) => i));
+    const chunks = chunkIndexes(
+      records,
+      records.map((_, i) => i),
+    );
     expect(chunks.map((c) => c.length)).toEqual([5, 5, 2]);
   });
 });

@@ -9,7 +9,14 @@ describe('training data', () => {
   const indices = Array.from({ length: 200 }, (_, k) => k);
 
   it('prepares clean digits exactly as the production path does', () => {
-    const set = buildPreparedSet({ images: mnist.images, labels: mnist.labels, indices: [3, 5], augmentShare: 0, blankShare: 0, rng: new Rng(1) });
+    const set = buildPreparedSet({
+      images: mnist.images,
+      labels: mnist.labels,
+      indices: [3, 5],
+      augmentShare: 0,
+      blankShare: 0,
+      rng: new Rng(1),
+    });
     expect(set.count).toBe(2);
     expect(Array.from(set.labels)).toEqual([mnist.labels[3], mnist.labels[5]]);
     const expected = prepareGray(rawToGray(mnist.images.subarray(5 * 784, 6 * 784))).pixels;
@@ -17,7 +24,14 @@ describe('training data', () => {
   });
 
   it('appends blank inputs with a uniform target', () => {
-    const set = buildPreparedSet({ images: mnist.images, labels: mnist.labels, indices, augmentShare: 0, blankShare: 0.05, rng: new Rng(1) });
+    const set = buildPreparedSet({
+      images: mnist.images,
+      labels: mnist.labels,
+      indices,
+      augmentShare: 0,
+      blankShare: 0.05,
+      rng: new Rng(1),
+    });
     expect(set.count).toBe(210);
     expect(set.labels[209]).toBe(BLANK_LABEL);
     expect(set.images.subarray(200 * 784).every((v) => v === 0)).toBe(true);
@@ -27,7 +41,16 @@ describe('training data', () => {
   });
 
   it('is reproducible from its seed and differs between seeds', () => {
-    const build = (seed: number) => buildPreparedSet({ images: mnist.images, labels: mnist.labels, indices, augmentShare: 0.5, augment: (raw, rng) => cameraAugment(fromMnist(raw), rng), blankShare: 0, rng: new Rng(seed) });
+    const build = (seed: number) =>
+      buildPreparedSet({
+        images: mnist.images,
+        labels: mnist.labels,
+        indices,
+        augmentShare: 0.5,
+        augment: (raw, rng) => cameraAugment(fromMnist(raw), rng),
+        blankShare: 0,
+        rng: new Rng(seed),
+      });
     const a = build(7);
     expect(Buffer.from(build(7).images).equals(Buffer.from(a.images))).toBe(true);
     expect(Buffer.from(build(8).images).equals(Buffer.from(a.images))).toBe(false);

@@ -8,14 +8,20 @@ function row(top: number, p: number): Float32Array {
 }
 
 describe('expectedCalibrationError', () => {
-  it('is zero when each bin\'s accuracy equals its confidence', () => {
+  it("is zero when each bin's accuracy equals its confidence", () => {
     // 10 frames at 0.8 with 8 right, 10 at 0.5 with 5 right
     const conf = [...new Array<number>(10).fill(0.8), ...new Array<number>(10).fill(0.5)];
-    const ok = [...new Array<boolean>(8).fill(true), false, false, ...new Array<boolean>(5).fill(true), ...new Array<boolean>(5).fill(false)];
+    const ok = [
+      ...new Array<boolean>(8).fill(true),
+      false,
+      false,
+      ...new Array<boolean>(5).fill(true),
+      ...new Array<boolean>(5).fill(false),
+    ];
     expect(expectedCalibrationError(conf, ok)).toBeCloseTo(0, 10);
   });
 
-  it('weights each bin\'s gap by its share of frames', () => {
+  it("weights each bin's gap by its share of frames", () => {
     // 3 frames at 0.9 all right (gap 0.1), 1 frame at 0.6 wrong (gap 0.6)
     expect(expectedCalibrationError([0.9, 0.9, 0.9, 0.6], [true, true, true, false])).toBeCloseTo((3 * 0.1 + 0.6) / 4, 10);
   });

@@ -52,11 +52,17 @@ describe('wasm training kernels', () => {
   });
 
   describe.each(CASES)('$name', (c) => {
-    it('match the cpu backend\'s Conv2DBackpropInput and Conv2DBackpropFilter', async () => {
+    it("match the cpu backend's Conv2DBackpropInput and Conv2DBackpropFilter", async () => {
       // Prepare
       const rng = new Rng(c.x.reduce((a, b) => a * 31 + b, 17));
-      const x = random(c.x.reduce((a, b) => a * b), rng);
-      const w = random(c.filter.reduce((a, b) => a * b), rng);
+      const x = random(
+        c.x.reduce((a, b) => a * b),
+        rng,
+      );
+      const w = random(
+        c.filter.reduce((a, b) => a * b),
+        rng,
+      );
       const r = random(4096, rng);
       await tf.setBackend('cpu');
       const [cpuDx, cpuDw] = await convGradients(c, x, w, r);
@@ -71,14 +77,17 @@ describe('wasm training kernels', () => {
     });
   });
 
-  it('give the cpu backend\'s max-pool gradient (2x2 stride 2 and a fallback shape)', async () => {
+  it("give the cpu backend's max-pool gradient (2x2 stride 2 and a fallback shape)", async () => {
     for (const [shape, size, stride] of [
       [[2, 8, 6, 3], 2, 2],
       [[1, 7, 7, 2], 3, 2],
     ] as const) {
       // Prepare
       const rng = new Rng(shape[1] * 7 + size);
-      const x = random(shape.reduce<number>((a, b) => a * b, 1), rng);
+      const x = random(
+        shape.reduce<number>((a, b) => a * b, 1),
+        rng,
+      );
       const r = random(1024, rng);
       const grad = async () => {
         const xt = tf.tensor4d(x, [...shape]);
@@ -105,12 +114,14 @@ describe('wasm training kernels', () => {
     await useWasmBackend();
     const x = tf.tensor4d([0.5, 0.5, 1, 2, 0.5, 0.5, 3, 1], [1, 2, 4, 1]);
     // Act
-    const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'), tf.tensor4d([8, 6], [1, 1, 2, 1]))))(x);
+    const dx = tf.grad((a: tf.Tensor) =>
+      tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'), tf.tensor4d([8, 6], [1, 1, 2, 1]))),
+    )(x);
     // Assess
     expect(Array.from(await dx.data())).toEqual([2, 2, 0, 0, 2, 2, 6, 0]);
   });
 
-  it('give the cpu backend\'s matMul with either operand transposed', async () => {
+  it("give the cpu backend's matMul with either operand transposed", async () => {
     const rng = new Rng(3);
     const a = random(7 * 5, rng);
     const b = random(5 * 4, rng);
@@ -140,8 +151,14 @@ describe('wasm training kernels', () => {
     await useWasmBackend();
     const c = CASES[0]!;
     const rng = new Rng(99);
-    const x = random(c.x.reduce((a, b) => a * b), rng);
-    const w = random(c.filter.reduce((a, b) => a * b), rng);
+    const x = random(
+      c.x.reduce((a, b) => a * b),
+      rng,
+    );
+    const w = random(
+      c.filter.reduce((a, b) => a * b),
+      rng,
+    );
     const r = random(4096, rng);
     const lossAt = async (xv: Float32Array, wv: Float32Array): Promise<number> => {
       const y = tf.conv2d(tf.tensor4d(xv, c.x), tf.tensor4d(wv, c.filter), c.stride, c.pad);
@@ -186,10 +203,18 @@ describe('wasm training kernels', () => {
     const x = tf.tensor4d(xs, [n, 8, 8, 1]);
     const y = tf.tensor2d(ys, [n, 2]);
     const w1 = tf.variable(tf.tensor4d(random(3 * 3 * 4, rng), [3, 3, 1, 4]));
-    const w2 = tf.variable(tf.tensor2d(random(4 * 4 * 4 * 2, rng).map((v) => v * 0.2), [64, 2]));
+    const w2 = tf.variable(
+      tf.tensor2d(
+        random(4 * 4 * 4 * 2, rng).map((v) => v * 0.2),
+        [64, 2],
+      ),
+    );
     const optimizer = tf.train.adam(0.05);
     const loss = () =>
-      tf.losses.softmaxCrossEntropy(y, tf.matMul(tf.reshape(tf.maxPool(tf.relu(tf.conv2d(x, w1, 1, 'same')), 2, 2, 'valid'), [n, 64]), w2)) as tf.Scalar;
+      tf.losses.softmaxCrossEntropy(
+        y,
+        tf.matMul(tf.reshape(tf.maxPool(tf.relu(tf.conv2d(x, w1, 1, 'same')), 2, 2, 'valid'), [n, 64]), w2),
+      ) as tf.Scalar;
     // Act
     const first = (await loss().data())[0]!;
     for (let step = 0; step < 40; step++) optimizer.minimize(loss);

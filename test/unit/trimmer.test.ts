@@ -47,7 +47,11 @@ function gated(limit: number): { handler: StreamHandler; open: () => void } {
 }
 
 function runnerFor(stream: string, slow: StreamHandler): EventSourceMappingRunner {
-  const runner = new EventSourceMappingRunner({ client, maxIdlePollMs: 20, logger: { debug: () => undefined, warn: () => undefined } });
+  const runner = new EventSourceMappingRunner({
+    client,
+    maxIdlePollMs: 20,
+    logger: { debug: () => undefined, warn: () => undefined },
+  });
   runner.add(mappingFor(stream, { functionName: 'fast', batchSize: 10 }), recordingHandler().handler as StreamHandler);
   runner.add(mappingFor(stream, { functionName: 'slow', batchSize: 10 }), slow);
   runners.push(runner);
@@ -60,7 +64,8 @@ async function until(runner: EventSourceMappingRunner, expected: Record<string, 
   const matches = (): boolean =>
     Object.entries(expected).every(([fn, seq]) => runner.positions().find((p) => p.functionName === fn)?.sequenceNumber === seq);
   while (!matches()) {
-    if (Date.now() > deadline) throw new Error(`positions never reached ${JSON.stringify(expected)}: ${JSON.stringify(runner.positions())}`);
+    if (Date.now() > deadline)
+      throw new Error(`positions never reached ${JSON.stringify(expected)}: ${JSON.stringify(runner.positions())}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

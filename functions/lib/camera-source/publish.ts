@@ -64,15 +64,20 @@ export function cameraId(camera: string, host: string = hostname()): string {
 }
 
 /** Encodes one frame as a `camera-images` record: JSON with a base64 image, or a PNG record. */
-export function frameRecord(frame: SourceFrame, camera: string, timestamp: string, format: 'json' | 'png' = 'json'): OutputRecord {
-  if (format === 'png') return { partitionKey: camera, data: encodePngRecord(frame.png, { camera, timestamp, label: frame.label }) };
+export function frameRecord(
+  frame: SourceFrame,
+  camera: string,
+  timestamp: string,
+  format: 'json' | 'png' = 'json',
+): OutputRecord {
+  if (format === 'png')
+    return { partitionKey: camera, data: encodePngRecord(frame.png, { camera, timestamp, label: frame.label }) };
   const body =
     frame.label === undefined
       ? { image: frame.png.toString('base64'), camera, timestamp }
       : { image: frame.png.toString('base64'), camera, timestamp, label: frame.label };
   return { partitionKey: camera, data: Buffer.from(JSON.stringify(body), 'utf8') };
 }
-
 
 /**
  * Publishes frames until the source ends, `count` frames were taken or `signal` aborts.

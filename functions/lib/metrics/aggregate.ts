@@ -86,12 +86,12 @@ export function shardOf(event: TumblingWindowEvent): string {
  * which the same function folds in windows of their own beside those of `predictions`.
  */
 export function isShadowSource(arn: string | undefined): boolean {
-  return arn !== undefined && arn.endsWith(STREAMS.shadowScores);
+  return arn?.endsWith(STREAMS.shadowScores) ?? false;
 }
 
 /** True for events from `rejected-images`, counted per camera and reason in windows of their own. */
 export function isRejectsSource(arn: string | undefined): boolean {
-  return arn !== undefined && arn.endsWith(STREAMS.rejectedImages);
+  return arn?.endsWith(STREAMS.rejectedImages) ?? false;
 }
 
 /**
@@ -125,7 +125,8 @@ function foldRecords(
       json = JSON.parse(Buffer.from(record.kinesis.data, 'base64').toString('utf8'));
     } catch (error: unknown) {
       acc.addInvalid('invalid_json', sequenceNumber, describe(error));
-      if (invalid++ < MAX_LOGGED_INVALID) logger.warn('prediction record is not JSON', { sequenceNumber, error: describe(error) });
+      if (invalid++ < MAX_LOGGED_INVALID)
+        logger.warn('prediction record is not JSON', { sequenceNumber, error: describe(error) });
       continue;
     }
     if (isRejectsSource(record.eventSourceARN)) {
@@ -145,7 +146,8 @@ function foldRecords(
       else {
         const error = z.prettifyError(shadow.error);
         acc.addInvalid('invalid_record', sequenceNumber, error);
-        if (invalid++ < MAX_LOGGED_INVALID) logger.warn('shadow score record does not match the contract', { sequenceNumber, error });
+        if (invalid++ < MAX_LOGGED_INVALID)
+          logger.warn('shadow score record does not match the contract', { sequenceNumber, error });
       }
       continue;
     }

@@ -4,11 +4,7 @@
  * per window: every reader (the local table, the metrics tail, home-side consumers) merges
  * them with this one function.
  */
-import {
-  accumulatorFromDocument,
-  buildMetricsDocument,
-  type MetricsDocument,
-} from './document';
+import { accumulatorFromDocument, buildMetricsDocument, type MetricsDocument } from './document';
 import { WindowAccumulator } from './reducer';
 
 /** The documents cannot be merged without counting some frames twice, or there are none. */
@@ -87,7 +83,5 @@ export function mergeByWindow(docs: MetricsDocument[]): MetricsDocument[] {
     group.push(doc);
     groups.set(key, group);
   }
-  return [...groups.values()]
-    .map((group) => mergeMetrics(group))
-    .sort((a, b) => byTime(a.window.start, b.window.start));
+  return [...groups.values()].map((group) => mergeMetrics(group)).sort((a, b) => byTime(a.window.start, b.window.start));
 }

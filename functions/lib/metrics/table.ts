@@ -126,7 +126,10 @@ export function versionAndShadowLines(doc: MetricsDocument): string[] {
   if (versions.length > 1) {
     lines.push(
       `by model ${versions
-        .map(([v, t]) => `${v}: ${t.count} frames, ${t.uncertain} uncertain${t.labelled > 0 ? `, ${percent(t.correct, t.labelled)} right` : ''}`)
+        .map(
+          ([v, t]) =>
+            `${v}: ${t.count} frames, ${t.uncertain} uncertain${t.labelled > 0 ? `, ${percent(t.correct, t.labelled)} right` : ''}`,
+        )
         .join(' | ')}`,
     );
   }
@@ -138,7 +141,9 @@ export function versionAndShadowLines(doc: MetricsDocument): string[] {
       .slice(0, 3)
       .map((c) => `${c.from}->${c.to} x${c.n}`);
     const accuracy =
-      s.labelled > 0 ? `  labelled ${s.labelled}: current ${percent(s.current_correct, s.labelled)}, candidate ${percent(s.candidate_correct, s.labelled)}` : '';
+      s.labelled > 0
+        ? `  labelled ${s.labelled}: current ${percent(s.current_correct, s.labelled)}, candidate ${percent(s.candidate_correct, s.labelled)}`
+        : '';
     lines.push(
       `shadow ${s.candidate} vs ${s.current}: ${percent(s.agree, s.count)} agree of ${s.count}${accuracy}` +
         `${pairs.length > 0 ? `  disagree ${pairs.join(', ')}` : ''}`,

@@ -76,7 +76,9 @@ export function findDigit(dark: Float32Array, lw: number, lh: number, threshold:
   blobs.sort((a, b) => b.mass - a.mass);
   // Ink is a step down from the paper right around it; a lighting residual (a dim corner)
   // crosses the threshold gradually and is hardly darker than its surroundings.
-  const real = blobs.slice(0, 64).filter((b) => b.area >= MIN_BLOB_AREA && stepContrast(dark, labels, lw, lh, b, threshold) >= minStep);
+  const real = blobs
+    .slice(0, 64)
+    .filter((b) => b.area >= MIN_BLOB_AREA && stepContrast(dark, labels, lw, lh, b, threshold) >= minStep);
   const main = real[0];
   if (main === undefined) return undefined;
 

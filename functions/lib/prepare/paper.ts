@@ -77,7 +77,16 @@ function axisWeights(n: number, factor: number, cells: number, lowLen: number): 
   return { i0, frac };
 }
 
-export function bgAt(grid: Float32Array, nx: number, _ny: number, xi: number, xf: number, yi: number, yf: number, cap: number): number {
+export function bgAt(
+  grid: Float32Array,
+  nx: number,
+  _ny: number,
+  xi: number,
+  xf: number,
+  yi: number,
+  yf: number,
+  cap: number,
+): number {
   const a = grid[yi * nx + xi] as number;
   const b = grid[yi * nx + xi + 1] as number;
   const c = grid[(yi + 1) * nx + xi] as number;
@@ -160,7 +169,8 @@ function leastSquares(
   const w = terms + 1;
   for (let col = 0; col < terms; col++) {
     let pivot = col;
-    for (let r = col + 1; r < terms; r++) if (Math.abs(m[r * w + col] as number) > Math.abs(m[pivot * w + col] as number)) pivot = r;
+    for (let r = col + 1; r < terms; r++)
+      if (Math.abs(m[r * w + col] as number) > Math.abs(m[pivot * w + col] as number)) pivot = r;
     if (Math.abs(m[pivot * w + col] as number) < 1e-9) return undefined;
     if (pivot !== col) {
       for (let k = 0; k < w; k++) {
@@ -187,7 +197,15 @@ function leastSquares(
  * the node. A percentile alone is biased towards the bright side of a window, which at the
  * frame's border (one-sided windows) under vignetting reads as ink in the corners.
  */
-function refineNodes(low: Float32Array, lw: number, lh: number, cellsX: number, cellsY: number, grid: Float32Array, sigma: number): void {
+function refineNodes(
+  low: Float32Array,
+  lw: number,
+  lh: number,
+  cellsX: number,
+  cellsY: number,
+  grid: Float32Array,
+  sigma: number,
+): void {
   const nx = cellsX + 1;
   const cut = Math.max(2.5 * sigma, 6);
   for (let cy = 0; cy <= cellsY; cy++) {

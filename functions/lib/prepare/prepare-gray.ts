@@ -34,7 +34,17 @@ import { findDigit } from './blobs';
 import { grow } from './buffers';
 import { backgroundAxes, bgAt, estimatePaper } from './paper';
 import { blockMean, boxBlur3, resizeLanczos } from './resample';
-import { DARK_BIAS, darkBin, diffSigma, diffSigmaBytes, histQuantile, type PaperStats, paperStats, roundHalfEven, sampleStep } from './statistics';
+import {
+  DARK_BIAS,
+  darkBin,
+  diffSigma,
+  diffSigmaBytes,
+  histQuantile,
+  type PaperStats,
+  paperStats,
+  roundHalfEven,
+  sampleStep,
+} from './statistics';
 
 /** A prepared frame: 784 bytes, 28x28 row-major, ink 255, paper 0. */
 export interface PreparedImage {
@@ -154,7 +164,19 @@ export function prepareGray(image: GrayImage): PreparedImage {
     let sampled = 0;
     for (let y = step >> 1; y < h; y += step) {
       for (let x = step >> 1; x < w; x += step) {
-        const bg = bgFull === undefined ? gridMax : bgAt(grid, nx, ny, bgFull.xi[x] as number, bgFull.xf[x] as number, bgFull.yi[y] as number, bgFull.yf[y] as number, gridMax);
+        const bg =
+          bgFull === undefined
+            ? gridMax
+            : bgAt(
+                grid,
+                nx,
+                ny,
+                bgFull.xi[x] as number,
+                bgFull.xf[x] as number,
+                bgFull.yi[y] as number,
+                bgFull.yf[y] as number,
+                gridMax,
+              );
         const d = bg - (data[y * w + x] as number);
         const b = darkBin(d);
         hist[b] = (hist[b] as number) + 1;
@@ -220,7 +242,8 @@ export function prepareGray(image: GrayImage): PreparedImage {
         const yf = bgFull.yf[gy] as number;
         for (let x = 0; x < rw; x++) {
           const gx = rx0 + x;
-          region[out + x] = bgAt(grid, nx, ny, bgFull.xi[gx] as number, bgFull.xf[gx] as number, yi, yf, gridMax) - (data[gy * w + gx] as number);
+          region[out + x] =
+            bgAt(grid, nx, ny, bgFull.xi[gx] as number, bgFull.xf[gx] as number, yi, yf, gridMax) - (data[gy * w + gx] as number);
         }
       }
     }
@@ -246,7 +269,19 @@ export function prepareGray(image: GrayImage): PreparedImage {
           region[i] = mean;
         } else {
           const gx = Math.min(w - 1, rx0 + bx * r + (bw >> 1));
-          const bg = bgFull === undefined ? gridMax : bgAt(grid, nx, ny, bgFull.xi[gx] as number, bgFull.xf[gx] as number, bgFull.yi[gy] as number, bgFull.yf[gy] as number, gridMax);
+          const bg =
+            bgFull === undefined
+              ? gridMax
+              : bgAt(
+                  grid,
+                  nx,
+                  ny,
+                  bgFull.xi[gx] as number,
+                  bgFull.xf[gx] as number,
+                  bgFull.yi[gy] as number,
+                  bgFull.yf[gy] as number,
+                  gridMax,
+                );
           region[i] = bg - mean;
         }
       }
