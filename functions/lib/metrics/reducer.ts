@@ -263,7 +263,9 @@ export class WindowAccumulator {
 
   /** Counts one frame the shadow candidate scored beside the current model. */
   addShadow(score: ShadowScore): void {
-    if (!this.firstTime(score.frame_id)) return;
+    // A shadow score shares its frame_id with the frame's prediction: a kind of its own, so an
+    // accumulator that folds both (as merged windows do) does not take one for a repeat of the other.
+    if (!this.firstTime(`shadow/${score.frame_id}`)) return;
     const tally = this.shadowTally(score.model_version, score.shadow_version);
     tally.count += 1;
     const agree = score.result_class === score.shadow_class;
