@@ -277,24 +277,7 @@ export class LocalPipeline {
       await Promise.all(pools.map((pool) => pool.warm()));
       const homeHandlers = home.handlers();
       for (const stream of OUTPUT_STREAMS) {
-        runner.add(
-          {
-            functionName: `home-${stream}`,
-            stream,
-            batchSize: 10_000,
-            batchWindowSeconds: 0,
-            startingPosition: 'TRIM_HORIZON',
-            parallelizationFactor: 1,
-            reportBatchItemFailures: false,
-            bisectBatchOnFunctionError: false,
-            maximumRetryAttempts: -1,
-            maximumRecordAgeInSeconds: -1,
-            tumblingWindowInSeconds: 0,
-            onFailure: undefined,
-            timeoutSeconds: 300,
-          },
-          homeHandlers[stream] as StreamHandler,
-        );
+        runner.add(readerMapping(`home-${stream}`, stream), homeHandlers[stream] as StreamHandler);
       }
       if (options.uplink) {
         // A reader like the home readers: the trimmer keeps each record until it is in the backlog.
