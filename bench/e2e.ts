@@ -15,7 +15,7 @@ import { STREAMS } from '../functions/lib/contracts';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { KinesisStreamWriter, type OutputRecord } from '../functions/lib/stream-writer';
 import { HOME_FILES } from '../local/home';
-import { REPO_ROOT } from '../local/mappings';
+import { REPO_ROOT } from '../local/runner/mappings';
 import { type BenchFrame, type RecordFormat, frameRecordData } from './frames';
 import { sleep } from '../functions/lib/retry';
 

@@ -22,7 +22,7 @@ import { KinesisStreamWriter } from '../functions/lib/stream-writer';
 import { DEFAULT_EMULATOR_PORT } from './emulator';
 import { isEarlierFrame } from './earlier-records';
 import { LocalPipeline } from './pipeline';
-import { DEFAULT_RETAIN_CONSUMED_SECONDS } from './trimmer';
+import { DEFAULT_RETAIN_CONSUMED_SECONDS } from './emulator';
 import { StateFileError, writeFileAtomic } from './state-file';
 import {
   DEFAULT_UPLINK_STREAMS,

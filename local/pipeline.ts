@@ -6,15 +6,15 @@
  */
 import { join } from 'node:path';
 import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
-import { getRecordsRaw } from './get-records-raw';
+import { getRecordsRaw } from './runner/get-records-raw';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
-import { HandlerPool } from './handler-pool';
+import { HandlerPool } from './runner/handler-pool';
 import { HOME_FILES, HomeOutputs, safeFileName } from './home';
-import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './mappings';
+import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './runner/mappings';
 import { EventSourceMappingRunner, type InvocationReport, type RunnerLogger, type StreamHandler } from './runner';
-import { ConsumedRecordTrimmer } from './trimmer';
+import { ConsumedRecordTrimmer } from './emulator';
 import { type EarlierRecords, isEarlierFrame, scanEarlierRecords } from './earlier-records';
 import { createHash } from 'node:crypto';
 import { Uplink } from './uplink/uplink';

@@ -45,7 +45,7 @@ import { getRecordsRaw, type RawRecord } from './get-records-raw';
 import type { Context, KinesisStreamRecord } from 'aws-lambda';
 import { createLambdaContext, LOCAL_ACCOUNT_ID } from './lambda-context';
 import type { StreamMapping } from './mappings';
-import { previousCopyPath, readStateFile, type StateFileRead, writeStateFile } from './state-file';
+import { previousCopyPath, readStateFile, type StateFileRead, writeStateFile } from '../state-file';
 import { z } from 'zod';
 
 /** Largest synchronous invocation payload Lambda accepts. */
