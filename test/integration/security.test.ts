@@ -131,7 +131,7 @@ describe('npm start -- --serve', () => {
       [
         '--import',
         'tsx',
-        join(REPO_ROOT, 'local/cli.ts'),
+        join(REPO_ROOT, 'local/cli/main.ts'),
         '--serve',
         '--port',
         '0',

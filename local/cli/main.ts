@@ -13,28 +13,28 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { framesFrom } from '../functions/lib/camera-source/frames';
-import { parseCameraRules } from '../functions/lib/collection';
-import { cameraId, type PublishSummary, publishFrames } from '../functions/lib/camera-source/publish';
-import { STREAMS } from '../functions/lib/contracts';
-import { renderMetricsTable } from '../functions/lib/metrics/table';
-import { KinesisStreamWriter } from '../functions/lib/stream-writer';
-import { DEFAULT_EMULATOR_PORT } from './emulator';
-import { isEarlierFrame } from './earlier-records';
-import { LocalPipeline } from './pipeline';
-import { DEFAULT_RETAIN_CONSUMED_SECONDS } from './emulator';
-import { StateFileError, writeFileAtomic } from './state-file';
+import { framesFrom } from '../../functions/lib/camera-source/frames';
+import { parseCameraRules } from '../../functions/lib/collection';
+import { cameraId, type PublishSummary, publishFrames } from '../../functions/lib/camera-source/publish';
+import { STREAMS } from '../../functions/lib/contracts';
+import { renderMetricsTable } from '../../functions/lib/metrics/table';
+import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
+import { DEFAULT_EMULATOR_PORT } from '../emulator';
+import { isEarlierFrame } from '../earlier-records';
+import { LocalPipeline } from '../pipeline';
+import { DEFAULT_RETAIN_CONSUMED_SECONDS } from '../emulator';
+import { StateFileError, writeFileAtomic } from '../state-file';
 import {
   DEFAULT_UPLINK_STREAMS,
   parseUplinkSettings,
   UPLINK_DEFAULTS,
   UPLINK_POLICIES,
   type UplinkSettings,
-} from './uplink/settings';
-import { summaryLines as uplinkSummaryLines } from './uplink/status';
-import { DEFAULT_DATA_DIR } from '../home/dataset';
-import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, type RunningHome, startHomeServer } from '../home/serve';
-import { HomeStore } from '../home/store';
+} from '../uplink/settings';
+import { summaryLines as uplinkSummaryLines } from '../uplink/status';
+import { DEFAULT_DATA_DIR } from '../../home/dataset';
+import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, type RunningHome, startHomeServer } from '../../home/serve';
+import { HomeStore } from '../../home/store';
 
 // The SDK warns that releases after January 2027 need Node 22; this project pins its SDK
 // version (package.json), so the warning would only clutter every local run.
