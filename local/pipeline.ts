@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { getRecordsRaw } from './runner/get-records-raw';
+import { type Config, loadConfig } from '../functions/lib/config';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
@@ -195,6 +196,14 @@ export class LocalPipeline {
   /** The store-and-forward uplink to the home endpoint, when one was asked for. */
   uplink: Uplink | undefined;
 
+  /** The environment the handlers were loaded with: this process's plus the local settings. */
+  handlerEnv: Readonly<NodeJS.ProcessEnv> = {};
+
+  /** The configuration the handlers run with, read from their environment as they read it. */
+  handlerConfig(): Config {
+    return loadConfig(this.handlerEnv);
+  }
+
   /**
    * Starts the emulator (unless an endpoint is given), creates missing streams, loads the
    * handlers with the local environment and starts every mapping plus the home readers.
@@ -318,6 +327,7 @@ export class LocalPipeline {
         checkpointFile,
       );
       pipeline.uplink = uplink;
+      pipeline.handlerEnv = { ...process.env };
       return pipeline;
     } catch (error: unknown) {
       await uplink?.stop();
