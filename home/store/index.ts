@@ -11,8 +11,10 @@
  *   <data>/checkpoints.json  stream positions when the home reads the streams itself
  *   <data>/exports/<version>/  exports made from the page
  */
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from '../../local/state-file';
 import type { MetricsDocument } from '../../functions/lib/metrics/document';
 import type { RejectedImage, UncertainImage } from '../../functions/lib/contracts';
 import { FrameStore, type StoredFrame } from './frames';
@@ -21,6 +23,7 @@ import { MetricsStore, type WindowView } from './metrics';
 import { RejectStore } from './rejects';
 import { lockDataFolder } from './files';
 import { datasetVersion, type LabelledFrame } from '../dataset-version';
+import { choosePrune, DEFAULT_RETENTION, folderBytes, RETENTION_CHECK_MS, type RetentionSettings } from './retention';
 
 export { NOT_A_DIGIT, type LabelEntry, type LabelValue, type StoredFrame, type WindowView };
 
@@ -32,7 +35,47 @@ export type HomeEvent =
   | { type: 'frames'; data: { added: number; total: number } }
   | { type: 'label'; data: LabelEntry }
   | { type: 'rejected'; data: { added: number } }
-  | { type: 'dataset'; data: DatasetSummary };
+  | { type: 'dataset'; data: DatasetSummary }
+  | { type: 'retention'; data: RetentionStatus & { pruned_keys: string[]; pruned_keys_complete: boolean } };
+
+/** Pruned keys an event names at most (beyond that the page reloads its list). */
+export const PRUNED_KEYS_IN_EVENT = 5000;
+/** Frames copied per step of a compaction: a few ms of the event loop each. */
+export const COMPACTION_FRAMES_PER_STEP = 1000;
+export const RETENTION_FILE = 'retention.json';
+
+const pruneRunSchema = z.object({
+  at: z.string(),
+  pruned: z.number(),
+  pruned_by_age: z.number(),
+  pruned_by_size: z.number(),
+  bytes_before: z.number(),
+  bytes_after: z.number(),
+  ms: z.number(),
+  longest_step_ms: z.number(),
+});
+/** One pruning: what went, what the pack and index took before and after, how long it took. */
+export type PruneRun = z.infer<typeof pruneRunSchema>;
+const retentionRecordSchema = z.object({
+  last_prune: pruneRunSchema.nullable(),
+  total: z.object({ pruned: z.number(), bytes_freed: z.number(), prunes: z.number() }),
+});
+
+/** The data folder against its bound, as GET /api/retention answers. */
+export interface RetentionStatus {
+  bound: { keep_days: number | null; max_bytes: number | null };
+  data_bytes: number;
+  /** The pack and the index: the part pruning shrinks. */
+  frames_bytes: number;
+  /** Bytes over max_bytes that pruning cannot free (labelled frames and other files). */
+  over_bound_bytes: number;
+  checked_at: string | null;
+  running: boolean;
+  last_error: string | null;
+  last_prune: PruneRun | null;
+  /** Every pruning of this data folder. */
+  total: { pruned: number; bytes_freed: number; prunes: number };
+}
 
 export interface DatasetSummary {
   version: string;
@@ -47,7 +90,7 @@ export interface DatasetSummary {
 /** A label request refers to something that is not there, or cannot be undone: a 4xx. */
 export class HomeRequestError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409,
+    readonly status: 400 | 404 | 409 | 410,
     message: string,
   ) {
     super(message);
@@ -76,13 +119,20 @@ export class HomeStore {
   private summary: DatasetSummary | undefined;
 
   private readonly unlock: () => void;
+  readonly retention: RetentionSettings;
+  private retentionStatus: RetentionStatus;
+  private retentionRun: Promise<PruneRun | null> | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   /**
    * Opens (creating) the data folder. A writer locks it (one writing home per folder); with
    * `readOnly` (the dataset command beside a running home) nothing is locked or written.
+   * `retention` is the bound {@link enforceRetention} keeps the folder in.
    */
-  constructor(dir: string, options: { readOnly?: boolean } = {}) {
+  constructor(dir: string, options: { readOnly?: boolean; retention?: RetentionSettings } = {}) {
     this.dir = resolve(dir);
+    this.retention = options.retention ?? DEFAULT_RETENTION;
     if (options.readOnly) {
       this.unlock = () => undefined;
     } else {
@@ -98,6 +148,137 @@ export class HomeStore {
       this.unlock();
       throw error;
     }
+    const record = this.readRetentionRecord();
+    this.retentionStatus = {
+      bound: { keep_days: this.retention.keepDays, max_bytes: this.retention.maxBytes },
+      data_bytes: 0,
+      frames_bytes: this.frames.bytes,
+      over_bound_bytes: 0,
+      checked_at: null,
+      running: false,
+      last_error: null,
+      last_prune: record.last_prune,
+      total: record.total,
+    };
+  }
+
+  private readRetentionRecord(): z.infer<typeof retentionRecordSchema> {
+    const empty = { last_prune: null, total: { pruned: 0, bytes_freed: 0, prunes: 0 } };
+    const file = join(this.dir, RETENTION_FILE);
+    if (!existsSync(file)) return empty;
+    try {
+      return retentionRecordSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+    } catch {
+      // Only a record of past prunes: a damaged one restarts the totals, nothing else is lost.
+      return empty;
+    }
+  }
+
+  /** The data folder's size, its bound and the prunes so far. */
+  retentionView(): RetentionStatus {
+    return {
+      ...this.retentionStatus,
+      data_bytes: this.retentionStatus.checked_at === null ? folderBytes(this.dir) : this.retentionStatus.data_bytes,
+      frames_bytes: this.frames.bytes,
+      running: this.retentionRun !== undefined,
+    };
+  }
+
+  /**
+   * Checks the bound every `everyMs` (and once now), pruning when it is passed. Stopped by
+   * {@link close}.
+   */
+  startRetention(everyMs = RETENTION_CHECK_MS): void {
+    const check = (): void => {
+      this.enforceRetention().catch((error: unknown) => {
+        console.error(`home: retention: ${error instanceof Error ? error.message : String(error)}`);
+      });
+    };
+    this.retentionTimer = setInterval(check, everyMs);
+    this.retentionTimer.unref();
+    setImmediate(check);
+  }
+
+  /**
+   * Prunes what the bound asks for (see {@link choosePrune}): compacts the frame store in
+   * steps of {@link COMPACTION_FRAMES_PER_STEP} frames, yielding to requests between steps.
+   * One run at a time: a call during a run gets that run. Resolves to the prune, or null when
+   * nothing had to go.
+   */
+  enforceRetention(options: { now?: number; framesPerStep?: number } = {}): Promise<PruneRun | null> {
+    if (this.retentionRun) return this.retentionRun;
+    const run = this.runRetention(options.now ?? Date.now(), options.framesPerStep ?? COMPACTION_FRAMES_PER_STEP);
+    this.retentionRun = run.then(
+      (result) => {
+        this.retentionRun = undefined;
+        return result;
+      },
+      (error: unknown) => {
+        this.retentionRun = undefined;
+        this.retentionStatus.last_error = error instanceof Error ? error.message : String(error);
+        throw error;
+      },
+    );
+    return this.retentionRun;
+  }
+
+  private async runRetention(now: number, framesPerStep: number): Promise<PruneRun | null> {
+    if (this.closed) return null;
+    const started = performance.now();
+    const dataBytes = folderBytes(this.dir);
+    const isLabelled = (key: string): boolean => this.labels.current(key) !== undefined;
+    const plan = choosePrune(
+      this.frames.list.map((frame) => ({
+        key: frame.key,
+        seq: frame.seq,
+        received_at: frame.received_at,
+        bytes: this.frames.bytesOf(frame),
+      })),
+      isLabelled,
+      this.retention,
+      dataBytes,
+      now,
+    );
+    Object.assign(this.retentionStatus, {
+      data_bytes: dataBytes,
+      over_bound_bytes: plan.overBy,
+      checked_at: new Date(now).toISOString(),
+      last_error: null,
+    });
+    if (plan.keys.size === 0) return null;
+    const compaction = this.frames.startCompaction(plan.keys, isLabelled);
+    while (!compaction.step(framesPerStep)) {
+      await new Promise((resolveStep) => setImmediate(resolveStep));
+      if (this.closed) return null;
+    }
+    const result = compaction.commit();
+    const prune: PruneRun = {
+      at: new Date().toISOString(),
+      pruned: result.pruned.length,
+      pruned_by_age: Math.min(plan.byAge, result.pruned.length),
+      pruned_by_size: Math.max(0, result.pruned.length - plan.byAge),
+      bytes_before: result.bytesBefore,
+      bytes_after: result.bytesAfter,
+      ms: Math.round(performance.now() - started),
+      longest_step_ms: Math.round(result.longestStepMs * 10) / 10,
+    };
+    const total = this.retentionStatus.total;
+    total.pruned += prune.pruned;
+    total.bytes_freed += Math.max(0, prune.bytes_before - prune.bytes_after);
+    total.prunes += 1;
+    this.retentionStatus.last_prune = prune;
+    writeFileAtomic(join(this.dir, RETENTION_FILE), `${JSON.stringify({ last_prune: prune, total })}\n`);
+    this.retentionStatus.data_bytes = folderBytes(this.dir);
+    this.retentionStatus.over_bound_bytes =
+      this.retention.maxBytes === null ? 0 : Math.max(0, this.retentionStatus.data_bytes - this.retention.maxBytes);
+    this.summary = undefined;
+    const keys = result.pruned.slice(0, PRUNED_KEYS_IN_EVENT).map((frame) => frame.key);
+    this.emit({
+      type: 'retention',
+      data: { ...this.retentionView(), pruned_keys: keys, pruned_keys_complete: keys.length === result.pruned.length },
+    });
+    this.emit({ type: 'dataset', data: this.dataset() });
+    return prune;
   }
 
   /** Calls `listener` with every event from now on; returns the function that stops it. */
@@ -261,6 +442,8 @@ export class HomeStore {
   }
 
   close(): void {
+    this.closed = true;
+    clearInterval(this.retentionTimer);
     this.frames.close();
     this.labels.close();
     this.metrics.close();
