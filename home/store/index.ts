@@ -124,6 +124,7 @@ export class HomeStore {
   private retentionRun: Promise<PruneRun | null> | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly readOnly: boolean;
 
   /**
    * Opens (creating) the data folder. A writer locks it (one writing home per folder); with
@@ -133,6 +134,7 @@ export class HomeStore {
   constructor(dir: string, options: { readOnly?: boolean; retention?: RetentionSettings } = {}) {
     this.dir = resolve(dir);
     this.retention = options.retention ?? DEFAULT_RETENTION;
+    this.readOnly = options.readOnly ?? false;
     if (options.readOnly) {
       this.unlock = () => undefined;
     } else {
@@ -189,6 +191,7 @@ export class HomeStore {
    * {@link close}.
    */
   startRetention(everyMs = RETENTION_CHECK_MS): void {
+    if (this.readOnly || this.retentionTimer) return;
     const check = (): void => {
       this.enforceRetention().catch((error: unknown) => {
         console.error(`home: retention: ${error instanceof Error ? error.message : String(error)}`);
@@ -223,7 +226,7 @@ export class HomeStore {
   }
 
   private async runRetention(now: number, framesPerStep: number): Promise<PruneRun | null> {
-    if (this.closed) return null;
+    if (this.closed || this.readOnly) return null;
     const started = performance.now();
     const dataBytes = folderBytes(this.dir);
     const isLabelled = (key: string): boolean => this.labels.current(key) !== undefined;
