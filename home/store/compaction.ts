@@ -82,8 +82,9 @@ export class Compaction {
   private readonly pack: AppendFile;
   private readonly index: AppendFile;
   private readonly copied = new Map<StoredFrame, { original: Span | null; pixels: Span }>();
+  /** Frames of the snapshot left out as chosen for pruning (kept after all if labelled by the commit). */
+  private readonly skipped: StoredFrame[] = [];
   private position = 0;
-  private finished = false;
   private closed = false;
   private longestStepMs = 0;
   private steps = 0;
@@ -136,24 +137,28 @@ export class Compaction {
     this.index.append(`${lines.join('\n')}\n`);
   }
 
-  /** Copies the kept ones of the next `framesPerStep` frames; true when all are copied (and fsynced). */
+  /** Copies the kept ones of the next `framesPerStep` frames; true when all are copied. */
   step(framesPerStep: number): boolean {
-    if (this.finished) return true;
+    if (this.position >= this.snapshot.length) return true;
     return this.timed(() => {
       const batch: StoredFrame[] = [];
       const end = Math.min(this.snapshot.length, this.position + framesPerStep);
       for (; this.position < end; this.position += 1) {
         const frame = this.snapshot[this.position] as StoredFrame;
-        if (!this.prune.has(frame.key)) batch.push(frame);
+        if (this.prune.has(frame.key)) this.skipped.push(frame);
+        else batch.push(frame);
       }
       this.copy(batch);
-      if (this.position < this.snapshot.length) return false;
-      // The bulk is made durable here, so the commit only fsyncs what arrived since.
-      this.pack.sync();
-      this.index.sync();
-      this.finished = true;
-      return true;
+      return this.position >= this.snapshot.length;
     });
+  }
+
+  /**
+   * Makes the copied bulk durable off the event loop (the file system's thread pool), so the
+   * commit only fsyncs what arrived since.
+   */
+  async flush(): Promise<void> {
+    await Promise.all([this.pack.syncInBackground(), this.index.syncInBackground()]);
   }
 
   /**
@@ -165,12 +170,14 @@ export class Compaction {
     while (!this.step(Number.MAX_SAFE_INTEGER));
     const { pruned, bytesAfter } = this.timed(() => {
       const pruned: StoredFrame[] = [];
+      // Late: frames chosen for pruning that got a label since, and frames that arrived since
+      // the snapshot (the list only grows at its end while a compaction runs).
       const late: StoredFrame[] = [];
-      for (const frame of this.source.list) {
-        if (this.copied.has(frame)) continue;
-        if (this.prune.has(frame.key) && !this.isLabelled(frame.key)) pruned.push(frame);
-        else late.push(frame);
+      for (const frame of this.skipped) {
+        if (this.isLabelled(frame.key)) late.push(frame);
+        else pruned.push(frame);
       }
+      for (let i = this.snapshot.length; i < this.source.list.length; i += 1) late.push(this.source.list[i] as StoredFrame);
       this.copy(late);
       this.pack.sync();
       this.index.sync();

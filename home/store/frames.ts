@@ -314,10 +314,13 @@ export class FrameStore {
     const gone = new Set(result.pruned);
     for (const frame of result.pruned) {
       this.byKey.delete(frame.key);
-      const keys = (this.byFrameId.get(frame.frame_id) ?? []).filter((key) => key !== frame.key);
-      if (keys.length > 0) this.byFrameId.set(frame.frame_id, keys);
-      else this.byFrameId.delete(frame.frame_id);
-      this.prunedAt.delete(frame.key);
+      const keys = this.byFrameId.get(frame.frame_id);
+      if (keys === undefined || keys.length <= 1) this.byFrameId.delete(frame.frame_id);
+      else
+        this.byFrameId.set(
+          frame.frame_id,
+          keys.filter((key) => key !== frame.key),
+        );
       this.prunedAt.set(frame.key, now);
     }
     for (const key of this.prunedAt.keys()) {

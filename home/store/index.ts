@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../../local/state-file';
 import type { MetricsDocument } from '../../functions/lib/metrics/document';
 import type { RejectedImage, UncertainImage } from '../../functions/lib/contracts';
+import type { CompactionResult } from './compaction';
 import { FrameStore, type StoredFrame } from './frames';
 import { type LabelEntry, LabelLog, type LabelValue, NOT_A_DIGIT } from './labels';
 import { MetricsStore, type WindowView } from './metrics';
@@ -41,7 +42,7 @@ export type HomeEvent =
 /** Pruned keys an event names at most (beyond that the page reloads its list). */
 export const PRUNED_KEYS_IN_EVENT = 5000;
 /** Frames copied per step of a compaction: a few ms of the event loop each. */
-export const COMPACTION_FRAMES_PER_STEP = 1000;
+export const COMPACTION_FRAMES_PER_STEP = 500;
 export const RETENTION_FILE = 'retention.json';
 
 const pruneRunSchema = z.object({
@@ -225,6 +226,32 @@ export class HomeStore {
     return this.retentionRun;
   }
 
+  /**
+   * Runs one compaction to its commit; null when the store closed meanwhile. On an error (a
+   * full disk while writing the new files) the new files are deleted and the old store goes on.
+   */
+  private async compact(
+    prune: ReadonlySet<string>,
+    isLabelled: (key: string) => boolean,
+    framesPerStep: number,
+  ): Promise<CompactionResult | null> {
+    const compaction = this.frames.startCompaction(prune, isLabelled);
+    try {
+      while (!compaction.step(framesPerStep)) {
+        await new Promise((resolveStep) => setImmediate(resolveStep));
+        if (this.closed) return null;
+      }
+      await compaction.flush();
+      if (this.closed) return null;
+      return compaction.commit();
+    } catch (error: unknown) {
+      // Closed meanwhile: the files the flush was for went with the compaction.
+      if (this.closed) return null;
+      this.frames.abandonCompaction();
+      throw error;
+    }
+  }
+
   private async runRetention(now: number, framesPerStep: number): Promise<PruneRun | null> {
     if (this.closed || this.readOnly) return null;
     const started = performance.now();
@@ -249,12 +276,8 @@ export class HomeStore {
       last_error: null,
     });
     if (plan.keys.size === 0) return null;
-    const compaction = this.frames.startCompaction(plan.keys, isLabelled);
-    while (!compaction.step(framesPerStep)) {
-      await new Promise((resolveStep) => setImmediate(resolveStep));
-      if (this.closed) return null;
-    }
-    const result = compaction.commit();
+    const result = await this.compact(plan.keys, isLabelled, framesPerStep);
+    if (!result) return null;
     const prune: PruneRun = {
       at: new Date().toISOString(),
       pruned: result.pruned.length,
