@@ -44,6 +44,8 @@ export const PRUNED_KEYS_IN_EVENT = 5000;
 /** Frames copied per step of a compaction: a few ms of the event loop each. */
 export const COMPACTION_FRAMES_PER_STEP = 500;
 export const RETENTION_FILE = 'retention.json';
+/** Shortest time between two checks that stored frames (not the timer) asked for. */
+export const RETENTION_MIN_GAP_MS = 5000;
 
 const pruneRunSchema = z.object({
   at: z.string(),
@@ -124,6 +126,8 @@ export class HomeStore {
   private retentionStatus: RetentionStatus;
   private retentionRun: Promise<PruneRun | null> | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
+  /** Bytes of frames stored since the folder was last measured. */
+  private grownSinceCheck = 0;
   private closed = false;
   private readonly readOnly: boolean;
 
@@ -188,19 +192,39 @@ export class HomeStore {
   }
 
   /**
-   * Checks the bound every `everyMs` (and once now), pruning when it is passed. Stopped by
+   * Checks the bound every `everyMs` (and once now), and as soon as the frames stored since
+   * the last check could have passed the size bound, pruning when it is passed. Stopped by
    * {@link close}.
    */
   startRetention(everyMs = RETENTION_CHECK_MS): void {
     if (this.readOnly || this.retentionTimer) return;
-    const check = (): void => {
+    this.retentionTimer = setInterval(() => this.checkRetentionSoon(), everyMs);
+    this.retentionTimer.unref();
+    this.checkRetentionSoon();
+  }
+
+  private checkRetentionSoon(): void {
+    // Never inside the ingest or the timer that asked: on the next turn of the event loop.
+    setImmediate(() => {
+      if (this.closed) return;
       this.enforceRetention().catch((error: unknown) => {
         console.error(`home: retention: ${error instanceof Error ? error.message : String(error)}`);
       });
-    };
-    this.retentionTimer = setInterval(check, everyMs);
-    this.retentionTimer.unref();
-    setImmediate(check);
+    });
+  }
+
+  private noteGrowth(bytes: number): void {
+    this.grownSinceCheck += bytes;
+    const max = this.retention.maxBytes;
+    if (this.retentionTimer === undefined || this.retentionRun !== undefined || max === null) return;
+    const checked = this.retentionStatus.checked_at === null ? 0 : Date.parse(this.retentionStatus.checked_at);
+    // At most one check per RETENTION_MIN_GAP_MS: a folder over its bound for labelled frames
+    // alone would otherwise be measured at every batch.
+    if (this.retentionStatus.data_bytes + this.grownSinceCheck > max && Date.now() - checked >= RETENTION_MIN_GAP_MS) {
+      // Measured again by the check: a burst of frames prunes within the batch, not a minute later.
+      this.grownSinceCheck = 0;
+      this.checkRetentionSoon();
+    }
   }
 
   /**
@@ -256,6 +280,7 @@ export class HomeStore {
     if (this.closed || this.readOnly) return null;
     const started = performance.now();
     const dataBytes = folderBytes(this.dir);
+    this.grownSinceCheck = 0;
     const isLabelled = (key: string): boolean => this.labels.current(key) !== undefined;
     const plan = choosePrune(
       this.frames.list.map((frame) => ({
@@ -338,6 +363,7 @@ export class HomeStore {
     if (added.length > 0) {
       this.summary = undefined;
       this.emit({ type: 'frames', data: { added: added.length, total: this.frames.size } });
+      this.noteGrowth(added.reduce((sum, frame) => sum + this.frames.bytesOf(frame), 0));
     }
     return { added: added.length, duplicates };
   }
