@@ -1,7 +1,8 @@
 /**
  * The home's data folder as one object: frames, the label log, metrics windows and rejects,
  * plus the queries the API answers and the events the page listens to. Everything a request
- * reads is in memory; files are only appended (and read back at start).
+ * reads is in memory; files are only appended (and read back at start), except the frame
+ * store's, which retention compacts.
  *
  *   <data>/frames.jsonl    one line per uncertain frame (without images)
  *   <data>/images.bin      the frames' original PNGs and prepared pixels, appended per batch
@@ -9,6 +10,7 @@
  *   <data>/metrics.jsonl   metrics shard documents of the last hour
  *   <data>/rejected.jsonl  the latest rejects (without their payloads)
  *   <data>/checkpoints.json  stream positions when the home reads the streams itself
+ *   <data>/retention.json  the last prune and the totals (see ./retention.ts, ./compaction.ts)
  *   <data>/exports/<version>/  exports made from the page
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -70,7 +72,7 @@ export interface RetentionStatus {
   data_bytes: number;
   /** The pack and the index: the part pruning shrinks. */
   frames_bytes: number;
-  /** Bytes over max_bytes that pruning cannot free (labelled frames and other files). */
+  /** Bytes over max_bytes the last check could not free by pruning (labelled frames and other files). */
   over_bound_bytes: number;
   checked_at: string | null;
   running: boolean;
@@ -185,7 +187,8 @@ export class HomeStore {
   retentionView(): RetentionStatus {
     return {
       ...this.retentionStatus,
-      data_bytes: this.retentionStatus.checked_at === null ? folderBytes(this.dir) : this.retentionStatus.data_bytes,
+      // Measured now: frames arriving between checks make the last check's figure stale.
+      data_bytes: folderBytes(this.dir),
       frames_bytes: this.frames.bytes,
       running: this.retentionRun !== undefined,
     };
@@ -320,8 +323,6 @@ export class HomeStore {
     this.retentionStatus.last_prune = prune;
     writeFileAtomic(join(this.dir, RETENTION_FILE), `${JSON.stringify({ last_prune: prune, total })}\n`);
     this.retentionStatus.data_bytes = folderBytes(this.dir);
-    this.retentionStatus.over_bound_bytes =
-      this.retention.maxBytes === null ? 0 : Math.max(0, this.retentionStatus.data_bytes - this.retention.maxBytes);
     this.summary = undefined;
     const keys = result.pruned.slice(0, PRUNED_KEYS_IN_EVENT).map((frame) => frame.key);
     this.emit({
