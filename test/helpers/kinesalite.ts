@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { sleep } from '../../functions/lib/retry';
+import { waitUntil } from './wait';
 
 type KinesaliteFactory = (options: {
   createStreamMs: number;
@@ -54,11 +55,17 @@ export async function startKinesalite(): Promise<TestKinesis> {
   const createStreams = async (names: readonly string[], shardCount = 1) => {
     for (const name of names) {
       await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: shardCount }));
-      for (;;) {
-        const described = await client.send(new DescribeStreamCommand({ StreamName: name }));
-        if (described.StreamDescription?.StreamStatus === 'ACTIVE') break;
-        await sleep(5);
-      }
+      let status: string | undefined;
+      await waitUntil(
+        async () => {
+          const described = await client.send(new DescribeStreamCommand({ StreamName: name }));
+          status = described.StreamDescription?.StreamStatus;
+          return status === 'ACTIVE';
+        },
+        `stream ${name} to become ACTIVE`,
+        30_000,
+        () => `status ${status}`,
+      );
     }
   };
 

@@ -12,6 +12,7 @@ import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { EventSourceMappingRunner, type RunnerOptions } from '../../local/runner';
 import { type Invocation, mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
+import { waitUntil } from '../helpers/wait';
 
 let emulator: KinesisEmulator;
 let client: KinesisClient;
@@ -45,14 +46,6 @@ function runnerFor(options: Partial<RunnerOptions> = {}): EventSourceMappingRunn
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await sleep(20);
-  }
-}
-
 /** A counting aggregator: the state is `{ count, ns }`, as a real one folds a batch in. */
 function counter(respond?: (event: Invocation['event'], call: number) => unknown) {
   return recordingHandler((event, call) => {
@@ -82,7 +75,12 @@ it('folds batches into per-window state and ends each window with a final invoca
   await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
   await sleep(1000 - (Date.now() % 1000) + 50);
   await putJson(client, stream, [{ n: 3 }, { n: 4 }]);
-  await until(() => finals(calls).length >= 2);
+  await waitUntil(
+    () => finals(calls).length >= 2,
+    'the final invocations of both windows',
+    20_000,
+    () => JSON.stringify(calls.map((c) => [c.ns, c.event.isFinalInvokeForWindow])),
+  );
 
   // Assess
   const records = calls.filter((c) => !c.event.isFinalInvokeForWindow);

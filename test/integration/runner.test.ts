@@ -12,6 +12,7 @@ import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions, type StreamHandler } from '../../local/runner';
 import { decodeStateFile, StateFileError } from '../../local/state-file';
 import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
+import { waitUntil } from '../helpers/wait';
 
 let emulator: KinesisEmulator;
 let client: KinesisClient;
@@ -127,12 +128,18 @@ describe('events and batching', () => {
   it('fails the invocation when the handler runs past the function timeout', async () => {
     const { stream } = await streamWith(1);
     let call = 0;
+    // The first invocation runs until released, well after the runner has given up on it.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const handler = async (): Promise<unknown> => {
       call += 1;
-      if (call === 1) await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (call === 1) await released;
       return { batchItemFailures: [] };
     };
     const runner = await run(mappingFor(stream, { timeoutSeconds: 0.2, maximumRetryAttempts: 0 }), handler);
+    release();
 
     expect(runner.deadLetters).toHaveLength(1);
     expect(runner.deadLetters[0]?.errorMessage).toMatch(/Task timed out after 0.20 seconds/);
@@ -441,7 +448,12 @@ describe('checkpoints and outages', () => {
     const runner = runnerFor({ checkpointFile }, local);
     runner.add(mappingFor(stream, { batchSize: 2, maximumRetryAttempts: 0 }), handler);
     await runner.start();
-    while (calls.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitUntil(
+      () => calls.length >= 2,
+      'the invocation that stops the endpoint',
+      30_000,
+      () => `${calls.length} invocations`,
+    );
 
     await runner.stop();
 
@@ -482,6 +494,7 @@ describe('checkpoints and outages', () => {
 
   it('keeps its place while the emulator is down and resumes without loss when it returns', async () => {
     // Prepare: a persistent emulator, so a stop and start keeps the stream's records.
+    warnings.length = 0;
     const dir = mkdtempSync(join(tmpdir(), 'runner-outage-'));
     const store = join(dir, 'kinesis');
     let persistent = await KinesisEmulator.start({ port: 0, persistPath: store });
@@ -516,8 +529,12 @@ describe('checkpoints and outages', () => {
       stream,
       range(10, 20).map((n) => ({ n })),
     );
-    while (!outage) await new Promise((resolve) => setTimeout(resolve, 20));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitUntil(
+      () => outage && warnings.some((w) => w.includes('unreachable')),
+      'the runner to find the endpoint unreachable',
+      30_000,
+      () => `outage ${outage}, warnings ${JSON.stringify(warnings)}`,
+    );
     persistent = await KinesisEmulator.start({ port, persistPath: store });
     await putJson(
       local,

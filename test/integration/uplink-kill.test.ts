@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { KinesisEmulator } from '../../local/emulator';
 import { writeCentroidModel } from '../helpers/centroid-model';
-import { freePort, type RunningProcess, startProcess, stopProcess, waitUntil } from '../helpers/processes';
+import { freePort, type RunningProcess, startProcess, stopProcess } from '../helpers/processes';
+import { waitUntil } from '../helpers/wait';
 import { streamReader } from '../helpers/stream-reader';
 import { edgeIds, firstArrivals, frameSequence, outOfOrder, readHome, sorted, uplinkStatus } from '../helpers/uplink-ledger';
 

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { writeCentroidModel } from '../helpers/centroid-model';
-import { type RunningProcess, startProcess, stopProcess, waitUntil } from '../helpers/processes';
+import { type RunningProcess, startProcess, stopProcess } from '../helpers/processes';
+import { waitUntil } from '../helpers/wait';
 import { edgeIds, firstArrivals, frameSequence, outOfOrder, readHome, sorted, uplinkStatus } from '../helpers/uplink-ledger';
 
 /** The outage the specification asks for; the only timed wait of the test. */
