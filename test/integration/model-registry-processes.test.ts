@@ -1,18 +1,34 @@
-/** `npm run promote` as a child process: list, promote, refuse with the reason, roll back. */
+/**
+ * The model registry across processes: `npm run promote` as a child process (list, promote,
+ * refuse with the reason, roll back), and a lock left by a process that died mid-change.
+ */
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addCandidate, modelsRoot } from '../helpers/model-registry-fixtures';
+import { promote, readRegistry } from '../../training/model-registry';
+import { registryWithCandidates } from '../helpers/model-registry-fixtures';
 
 let root: string;
 
 beforeEach(() => {
-  root = modelsRoot('1.0.0');
-  addCandidate(root, '1.1.0', { bias: { 3: 4 } });
-  addCandidate(root, '1.2.0');
-  addCandidate(root, '1.3.0', { passed: false });
+  root = registryWithCandidates();
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+describe('the registry lock', () => {
+  it('takes over a lock left by a process that died mid-change', async () => {
+    // Prepare: a lock naming a process that has exited.
+    const child = spawn(process.execPath, ['-e', '']);
+    const pid = child.pid as number;
+    await new Promise((resolve) => child.on('exit', resolve));
+    writeFileSync(join(root, 'registry.json.lock'), `${pid}\n`);
+    // Act
+    await promote('1.1.0', root);
+    // Assert
+    expect(readRegistry(root).current).toBe('1.1.0');
+    expect(existsSync(join(root, 'registry.json.lock'))).toBe(false);
+  });
+});
 
 describe('npm run promote', () => {
   const cli = (args: string[]) =>
