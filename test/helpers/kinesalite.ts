@@ -12,7 +12,6 @@ import {
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
-import { sleep } from '../../functions/lib/retry';
 import { waitUntil } from './wait';
 
 type KinesaliteFactory = (options: {
