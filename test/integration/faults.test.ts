@@ -63,6 +63,12 @@ const predictionsOf = (camera: string) =>
 
 /** Invocations of classify under way. */
 let inFlight = 0;
+type Handler = (event: KinesisStreamEvent, context: Context) => Promise<unknown>;
+/**
+ * classify as loaded for the current scenario: it reads its configuration (the endpoint it
+ * writes to, the model) when loaded, so each scenario loads it afresh, as a new container would.
+ */
+let classify: Handler | undefined;
 
 /** The real classify handler, loaded when first called (after the pipeline set its environment). */
 const trackedClassify = (async (event: KinesisStreamEvent, context: Context) => {
@@ -70,7 +76,12 @@ const trackedClassify = (async (event: KinesisStreamEvent, context: Context) => 
     const id = `${r.eventID.split(':')[0]}-${r.kinesis.sequenceNumber}`;
     deliveries.set(id, (deliveries.get(id) ?? 0) + 1);
   }
-  const { handler } = require('../../functions/classify') as { handler: (e: KinesisStreamEvent, c: Context) => Promise<unknown> };
+  if (!classify) {
+    jest.isolateModules(() => {
+      classify = (require('../../functions/classify') as { handler: Handler }).handler;
+    });
+  }
+  const handler = classify as Handler;
   inFlight += 1;
   try {
     return await handler(event, context);
@@ -85,6 +96,7 @@ async function startScenario(): Promise<void> {
   sent.clear();
   warnings.length = 0;
   inFlight = 0;
+  classify = undefined;
   modelDir = writeCentroidModel(3000);
   dir = mkdtempSync(join(tmpdir(), 'faults-'));
   emulator = await KinesisEmulator.start({ port: 0, persistPath: join(dir, 'kinesis') });
