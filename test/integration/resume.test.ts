@@ -5,52 +5,24 @@
  * camera-images ends up predicted or rejected, the home outputs hold each frame once, and only
  * the records in flight at the kill are processed twice (not the whole stream again).
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createKinesisClient } from '../../functions/lib/kinesis';
-import { KinesisEmulator } from '../../local/emulator';
 import { balance, readStreams } from '../helpers/accounting';
-import { writeCentroidModel } from '../helpers/centroid-model';
 import { fileLines, startCli, waitFor } from '../helpers/cli-process';
+import { exitCodeWithin, persistedRunArgs, readPersisted, suiteFolders } from '../helpers/persisted-run';
 
 const FRAMES = 3000;
 
-let dir: string;
-let modelDir: string;
-
-beforeAll(() => {
-  modelDir = writeCentroidModel(3000);
-  dir = mkdtempSync(join(tmpdir(), 'resume-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(modelDir, { recursive: true, force: true });
-});
+const folders = suiteFolders('resume');
 
 it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once per frame, no full replay', async () => {
   // Prepare
+  const { dir, modelDir } = folders;
   const persist = join(dir, 'state');
   const out = join(dir, 'out');
   // Every record stays in the persisted streams: the ledger below reads them back.
   const homeData = join(dir, 'home');
-  const common = [
-    '--persist',
-    persist,
-    '--out',
-    out,
-    '--port',
-    '0',
-    '--quiet',
-    '--window',
-    '2',
-    '--retain-consumed',
-    'all',
-    '--home-port',
-    '0',
-    '--data',
-    homeData,
-  ];
+  const common = [...persistedRunArgs(persist, out), '--home-port', '0', '--data', homeData];
 
   // Act 1: publish the frames and kill the process once some have come home.
   const first = startCli([...common, '--count', String(FRAMES), '--camera', 'Resume'], { MODEL_DIR: modelDir });
@@ -67,41 +39,34 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
 
   // Act 2: the same command again, publishing nothing: it must finish what was left.
   const second = startCli([...common, '--count', '0'], { MODEL_DIR: modelDir });
-  const code = await second.exited;
+  const code = await exitCodeWithin(second.exited, 400_000);
   expect({ code, output: code === 0 ? '' : second.output() }).toEqual({ code: 0, output: '' });
 
   // Assess: the streams, read back from the persisted emulator store.
-  const emulator = await KinesisEmulator.start({ port: 0, persistPath: join(persist, 'kinesis') });
-  const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
-  try {
-    const contents = await readStreams(client);
-    const ledger = balance(contents);
-    expect(contents.unreadable).toBe(0);
-    expect(ledger.framesIn).toBeGreaterThan(homeAtKill);
-    expect(ledger.framesIn).toBeLessThanOrEqual(FRAMES);
-    expect(ledger.missing).toEqual([]);
-    expect(ledger.strangers).toEqual([]);
-    expect(ledger.predictedAndRejected).toEqual([]);
-    expect(ledger.predicted + ledger.rejected).toBe(ledger.framesIn);
-    expect(ledger.uncertainNotPredicted).toEqual([]);
-    // Only what was in flight at the kill ran twice; a replay from the start would have
-    // duplicated every frame that had come home before it.
-    expect(ledger.duplicates.predictions).toBeLessThan(homeAtKill);
+  const contents = await readPersisted(persist, readStreams);
+  const ledger = balance(contents);
+  expect(contents.unreadable).toBe(0);
+  expect(ledger.framesIn).toBeGreaterThan(homeAtKill);
+  expect(ledger.framesIn).toBeLessThanOrEqual(FRAMES);
+  expect(ledger.missing).toEqual([]);
+  expect(ledger.strangers).toEqual([]);
+  expect(ledger.predictedAndRejected).toEqual([]);
+  expect(ledger.predicted + ledger.rejected).toBe(ledger.framesIn);
+  expect(ledger.uncertainNotPredicted).toEqual([]);
+  // Only what was in flight at the kill ran twice; a replay from the start would have
+  // duplicated every frame that had come home before it.
+  expect(ledger.duplicates.predictions).toBeLessThan(homeAtKill);
 
-    // The home outputs: one line per frame across both runs, every line whole.
-    const home = fileLines(predictionsFile).map((l) => JSON.parse(l) as { frame_id: string });
-    expect(home).toHaveLength(ledger.predicted);
-    expect(new Set(home.map((p) => p.frame_id)).size).toBe(ledger.predicted);
-    const uncertainJson = readdirSync(join(out, 'uncertain')).filter((f) => f.endsWith('.json'));
-    expect(uncertainJson).toHaveLength(ledger.uncertain);
-    // The home application's data folder: every uncertain frame once, though its process was killed too.
-    const homeFrames = fileLines(join(homeData, 'frames.jsonl')).map((l) => JSON.parse(l) as { frame_id: string });
-    expect(homeFrames).toHaveLength(ledger.uncertain);
-    expect(new Set(homeFrames.map((f) => f.frame_id)).size).toBe(ledger.uncertain);
-    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { predicted: number; dead_lettered: number };
-    expect(summary).toMatchObject({ predicted: ledger.predicted, dead_lettered: 0 });
-  } finally {
-    client.destroy();
-    await emulator.stop();
-  }
+  // The home outputs: one line per frame across both runs, every line whole.
+  const home = fileLines(predictionsFile).map((l) => JSON.parse(l) as { frame_id: string });
+  expect(home).toHaveLength(ledger.predicted);
+  expect(new Set(home.map((p) => p.frame_id)).size).toBe(ledger.predicted);
+  const uncertainJson = readdirSync(join(out, 'uncertain')).filter((f) => f.endsWith('.json'));
+  expect(uncertainJson).toHaveLength(ledger.uncertain);
+  // The home application's data folder: every uncertain frame once, though its process was killed too.
+  const homeFrames = fileLines(join(homeData, 'frames.jsonl')).map((l) => JSON.parse(l) as { frame_id: string });
+  expect(homeFrames).toHaveLength(ledger.uncertain);
+  expect(new Set(homeFrames.map((f) => f.frame_id)).size).toBe(ledger.uncertain);
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { predicted: number; dead_lettered: number };
+  expect(summary).toMatchObject({ predicted: ledger.predicted, dead_lettered: 0 });
 }, 600_000);
