@@ -44,8 +44,6 @@ function runnerFor(options: Partial<RunnerOptions> = {}): EventSourceMappingRunn
   return runner;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** A counting aggregator: the state is `{ count, ns }`, as a real one folds a batch in. */
 function counter(respond?: (event: Invocation['event'], call: number) => unknown) {
   return recordingHandler((event, call) => {
@@ -56,6 +54,20 @@ function counter(respond?: (event: Invocation['event'], call: number) => unknown
   });
 }
 
+/** Every timer stays real (the emulator, the SDK and the runner poll with them); only Date is the test's. */
+const REAL_TIMERS = [
+  'hrtime',
+  'nextTick',
+  'performance',
+  'queueMicrotask',
+  'setImmediate',
+  'clearImmediate',
+  'setInterval',
+  'clearInterval',
+  'setTimeout',
+  'clearTimeout',
+] as const;
+
 const finals = (calls: Invocation[]) => calls.filter((c) => c.event.isFinalInvokeForWindow);
 const windowMs = (call: Invocation) => ({
   start: Date.parse(call.event.window?.start ?? ''),
@@ -63,24 +75,39 @@ const windowMs = (call: Invocation) => ({
 });
 
 it('folds batches into per-window state and ends each window with a final invocation', async () => {
-  // Prepare: two bursts in two different 1-second windows (arrival time decides).
+  // Prepare: two bursts in two different 1-second windows (arrival time decides). An emulator
+  // on this thread stamps arrivals with the clock the runner reads, and the test moves that
+  // clock to the next window instead of waiting for it.
+  let clock = Math.ceil(Date.now() / 1000) * 1000 + 100;
+  jest.useFakeTimers({ now: clock, doNotFake: [...REAL_TIMERS] });
+  const local = await KinesisEmulator.start({ port: 0, sameThread: true });
+  const localClient = createKinesisClient({ endpoint: local.endpoint, region: 'us-east-1' });
   const stream = uniqueStream('win');
-  await ensureStreams(client, [{ name: stream, shards: 1 }]);
   const { handler, calls } = counter();
-  const runner = runnerFor();
-  runner.add(mappingFor(stream, { tumblingWindowInSeconds: 1, batchSize: 2 }), handler);
-  await runner.start();
+  const seen = () => JSON.stringify(calls.map((c) => [c.ns, c.event.isFinalInvokeForWindow]));
+  const delivered = (n: number) => calls.some((c) => c.ns.includes(n));
+  const runner = runnerFor({ client: localClient });
+  try {
+    await ensureStreams(localClient, [{ name: stream, shards: 1 }]);
+    runner.add(mappingFor(stream, { tumblingWindowInSeconds: 1, batchSize: 2 }), handler);
+    await runner.start();
 
-  // Act
-  await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
-  await sleep(1000 - (Date.now() % 1000) + 50);
-  await putJson(client, stream, [{ n: 3 }, { n: 4 }]);
-  await waitUntil(
-    () => finals(calls).length >= 2,
-    'the final invocations of both windows',
-    20_000,
-    () => JSON.stringify(calls.map((c) => [c.ns, c.event.isFinalInvokeForWindow])),
-  );
+    // Act: a burst, the clock to the next window, a burst, the clock past that window's end.
+    await putJson(localClient, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+    await waitUntil(() => delivered(2), 'the first burst delivered', 20_000, seen);
+    clock += 1000;
+    jest.setSystemTime(clock);
+    await putJson(localClient, stream, [{ n: 3 }, { n: 4 }]);
+    await waitUntil(() => delivered(4), 'the second burst delivered', 20_000, seen);
+    clock += 1000;
+    jest.setSystemTime(clock);
+    await waitUntil(() => finals(calls).length >= 2, 'the final invocations of both windows', 20_000, seen);
+  } finally {
+    await runner.stop();
+    jest.useRealTimers();
+    localClient.destroy();
+    await local.stop();
+  }
 
   // Assess
   const records = calls.filter((c) => !c.event.isFinalInvokeForWindow);
