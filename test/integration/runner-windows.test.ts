@@ -12,6 +12,7 @@ import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { EventSourceMappingRunner, type RunnerOptions } from '../../local/runner';
 import { type Invocation, mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
+import { fakeDate } from '../helpers/clock';
 import { waitUntil } from '../helpers/wait';
 
 let emulator: KinesisEmulator;
@@ -54,20 +55,6 @@ function counter(respond?: (event: Invocation['event'], call: number) => unknown
   });
 }
 
-/** Every timer stays real (the emulator, the SDK and the runner poll with them); only Date is the test's. */
-const REAL_TIMERS = [
-  'hrtime',
-  'nextTick',
-  'performance',
-  'queueMicrotask',
-  'setImmediate',
-  'clearImmediate',
-  'setInterval',
-  'clearInterval',
-  'setTimeout',
-  'clearTimeout',
-] as const;
-
 const finals = (calls: Invocation[]) => calls.filter((c) => c.event.isFinalInvokeForWindow);
 const windowMs = (call: Invocation) => ({
   start: Date.parse(call.event.window?.start ?? ''),
@@ -79,7 +66,7 @@ it('folds batches into per-window state and ends each window with a final invoca
   // on this thread stamps arrivals with the clock the runner reads, and the test moves that
   // clock to the next window instead of waiting for it.
   let clock = Math.ceil(Date.now() / 1000) * 1000 + 100;
-  jest.useFakeTimers({ now: clock, doNotFake: [...REAL_TIMERS] });
+  fakeDate(clock);
   const local = await KinesisEmulator.start({ port: 0, sameThread: true });
   const localClient = createKinesisClient({ endpoint: local.endpoint, region: 'us-east-1' });
   const stream = uniqueStream('win');

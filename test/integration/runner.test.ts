@@ -12,6 +12,7 @@ import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions, type StreamHandler } from '../../local/runner';
 import { decodeStateFile, StateFileError } from '../../local/state-file';
 import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
+import { fakeDate } from '../helpers/clock';
 import { waitUntil } from '../helpers/wait';
 
 let emulator: KinesisEmulator;
@@ -268,16 +269,31 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
   });
 
   it('sends records older than maximumRecordAgeInSeconds to the destination without invoking', async () => {
-    const { stream, seqs } = await streamWith(3);
-    await new Promise((resolve) => setTimeout(resolve, 1300));
+    // An emulator on this thread stamps arrivals with the clock the runner reads; the test
+    // moves that clock 1.3 s on instead of waiting for the records to age.
+    fakeDate(Date.now(), true);
+    const local = await KinesisEmulator.start({ port: 0, sameThread: true });
+    const localClient = createKinesisClient({ endpoint: local.endpoint, region: 'us-east-1' });
+    const stream = uniqueStream();
     const { handler, calls } = recordingHandler();
-    const runner = runnerFor();
-    runner.add(mappingFor(stream, { maximumRecordAgeInSeconds: 1 }), handler);
-    await runner.start();
-    await runner.waitForIdle(30_000);
+    const runner = runnerFor({}, localClient);
+    let seqs: string[];
+    try {
+      await ensureStreams(localClient, [{ name: stream, shards: 1 }]);
+      seqs = await putJson(localClient, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+      jest.setSystemTime(Date.now() + 1300);
+      runner.add(mappingFor(stream, { maximumRecordAgeInSeconds: 1 }), handler);
+      await runner.start();
+      await runner.waitForIdle(30_000);
 
-    await putJson(client, stream, [{ n: 3 }]);
-    await runner.waitForIdle(30_000);
+      await putJson(localClient, stream, [{ n: 3 }]);
+      await runner.waitForIdle(30_000);
+    } finally {
+      await runner.stop();
+      jest.useRealTimers();
+      localClient.destroy();
+      await local.stop();
+    }
 
     expect(calls.map((c) => c.ns)).toEqual([[3]]);
     expect(runner.deadLetters).toHaveLength(1);
