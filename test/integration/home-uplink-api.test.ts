@@ -16,7 +16,7 @@ import { type HomeStreams, startHomeStreams } from '../../local/home-streams';
 import { parseUplinkSettings } from '../../local/uplink/settings';
 import type { UplinkStatus } from '../../local/uplink/status';
 import { Uplink } from '../../local/uplink/uplink';
-import { within } from '../helpers/wait';
+import { waitForValue, within } from '../helpers/wait';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field below
 type Body = Record<string, any>;
@@ -39,15 +39,8 @@ function batch(n: number): KinesisStreamEvent {
   } as unknown as KinesisStreamEvent;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> =>
+  waitForValue(probe, what, ms);
 
 describe('home uplink API', () => {
   let dir: string;
