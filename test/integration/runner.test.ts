@@ -6,51 +6,23 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions, type StreamHandler } from '../../local/runner';
+import type { RunnerMapping, RunnerOptions, StreamHandler } from '../../local/runner';
 import { decodeStateFile, StateFileError } from '../../local/state-file';
-import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
+import { mappingFor, putJson, recordingHandler, runnerSuite, uniqueStream } from '../helpers/runner-harness';
 import { fakeDate } from '../helpers/clock';
 import { waitUntil } from '../helpers/wait';
 
-let emulator: KinesisEmulator;
-let client: KinesisClient;
-const runners: EventSourceMappingRunner[] = [];
 const warnings: string[] = [];
-
-beforeAll(async () => {
-  emulator = await KinesisEmulator.start({ port: 0 });
-  client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
-});
-
-afterEach(async () => {
-  await Promise.all(runners.splice(0).map((r) => r.stop()));
-});
-
-afterAll(async () => {
-  client.destroy();
-  await emulator.stop();
-});
-
-function runnerFor(options: Partial<RunnerOptions> = {}, kinesis: KinesisClient = client): EventSourceMappingRunner {
-  const runner = new EventSourceMappingRunner({
-    client: kinesis,
-    retryBaseDelayMs: 5,
-    maxIdlePollMs: 30,
-    logger: { debug: () => undefined, warn: (message) => warnings.push(message) },
-    ...options,
-  });
-  runners.push(runner);
-  return runner;
-}
+const suite = runnerSuite((message) => warnings.push(message));
+const { runnerFor } = suite;
 
 async function streamWith(count: number, shards = 1, key?: (i: number) => string): Promise<{ stream: string; seqs: string[] }> {
   const stream = uniqueStream();
-  await ensureStreams(client, [{ name: stream, shards }]);
+  await ensureStreams(suite.client, [{ name: stream, shards }]);
   const seqs = await putJson(
-    client,
+    suite.client,
     stream,
     Array.from({ length: count }, (_, n) => ({ n })),
     key,
@@ -242,7 +214,7 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
     runner.add(mappingFor(stream, { maximumRetryAttempts: 2 }), handler);
     await runner.start();
     await runner.waitForIdle(30_000);
-    await putJson(client, stream, [{ n: 4 }, { n: 5 }]);
+    await putJson(suite.client, stream, [{ n: 4 }, { n: 5 }]);
     await runner.waitForIdle(30_000);
 
     expect(calls.map((c) => c.ns)).toEqual([range(4), range(4), range(4), [4, 5]]);
@@ -372,7 +344,7 @@ describe('checkpoints and outages', () => {
     const runner1 = await run(mappingFor(stream), first.handler, { checkpointFile });
     await runner1.stop();
 
-    await putJson(client, stream, [{ n: 10 }, { n: 11 }]);
+    await putJson(suite.client, stream, [{ n: 10 }, { n: 11 }]);
     const second = recordingHandler();
     await run(mappingFor(stream), second.handler, { checkpointFile });
 
@@ -391,13 +363,13 @@ describe('checkpoints and outages', () => {
     const idle = recordingHandler();
     const runner1 = await run(mappingFor(stream), idle.handler, { checkpointFile, firstPosition: 'run-start' });
     await runner1.stop();
-    await putJson(client, stream, [{ n: 5 }, { n: 6 }]);
+    await putJson(suite.client, stream, [{ n: 5 }, { n: 6 }]);
     // Act 2: the next run resumes at the first run's start, then reads what comes after.
     const next = recordingHandler();
     const runner2 = runnerFor({ checkpointFile, firstPosition: 'run-start' });
     runner2.add(mappingFor(stream), next.handler);
     await runner2.start();
-    await putJson(client, stream, [{ n: 7 }]);
+    await putJson(suite.client, stream, [{ n: 7 }]);
     await runner2.waitForIdle(30_000);
 
     // Assess: the earlier five were never delivered; nothing after the first start was missed.
@@ -413,13 +385,13 @@ describe('checkpoints and outages', () => {
     const { stream } = await streamWith(10);
     const runner1 = await run(mappingFor(stream), recordingHandler().handler, { checkpointFile });
     await runner1.stop();
-    await putJson(client, stream, [{ n: 10 }, { n: 11 }]);
+    await putJson(suite.client, stream, [{ n: 10 }, { n: 11 }]);
     const runner2 = await run(mappingFor(stream), recordingHandler().handler, { checkpointFile });
     await runner2.stop();
     // A power cut mid-write as a file system without ordering guarantees could leave it.
     const whole = readFileSync(checkpointFile);
     writeFileSync(checkpointFile, whole.subarray(0, Math.floor(whole.length / 2)));
-    await putJson(client, stream, [{ n: 12 }]);
+    await putJson(suite.client, stream, [{ n: 12 }]);
     warnings.length = 0;
 
     // Act
