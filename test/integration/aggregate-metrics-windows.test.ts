@@ -4,7 +4,7 @@
  * `predictions` stream on the real emulator, writing to a real `metrics` stream. The merged
  * documents must account for every prediction exactly once, unreadable records included.
  */
-import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { Prediction } from '../../functions/lib/contracts';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
@@ -14,6 +14,8 @@ import { applyOverrides, loadServiceDefinition } from '../../local/runner/mappin
 import { EventSourceMappingRunner, type StreamHandler } from '../../local/runner';
 import { predictionStream } from '../helpers/metrics-fixtures';
 import { putJson } from '../helpers/runner-harness';
+import { streamReader } from '../helpers/stream-reader';
+import { fakeDate } from '../helpers/clock';
 
 const PREFIX = 'aggint-';
 
@@ -21,7 +23,8 @@ let emulator: KinesisEmulator;
 let client: KinesisClient;
 
 beforeAll(async () => {
-  emulator = await KinesisEmulator.start({ port: 0 });
+  // On the test's thread, so arrivals are stamped with the clock the test moves (see below).
+  emulator = await KinesisEmulator.start({ port: 0, sameThread: true });
   client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
   process.env.KINESIS_ENDPOINT = emulator.endpoint;
   process.env.STREAM_PREFIX = PREFIX;
@@ -31,6 +34,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  jest.useRealTimers();
   client.destroy();
   await emulator.stop();
 });
@@ -56,12 +60,14 @@ it('metrics documents of every window and shard add up to the predictions, each 
   runner.add(mapping, handler);
   await runner.start();
 
-  // Act: three bursts spread over more than one window, plus two unreadable records.
+  // Act: three bursts spread over more than one window (the clock moved 600 ms on after each
+  // instead of waiting), plus two unreadable records.
+  fakeDate(Date.now(), true);
   const predictions: Prediction[] = predictionStream(99, 1_500);
   for (let burst = 0; burst < 3; burst += 1) {
     await putJson(client, `${PREFIX}predictions`, predictions.slice(burst * 500, (burst + 1) * 500), (i) => `cam-${i % 7}`);
     if (burst === 1) await putJson(client, `${PREFIX}predictions`, [{ not: 'a prediction' }, 'text'], (i) => `bad-${i}`);
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    jest.setSystemTime(Date.now() + 600);
   }
   await runner.waitForIdle();
   await runner.closeWindows();
@@ -92,22 +98,5 @@ it('metrics documents of every window and shard add up to the predictions, each 
 });
 
 /** Every document on the metrics stream, all shards, oldest first. */
-async function readMetrics(): Promise<unknown[]> {
-  const stream = `${PREFIX}metrics`;
-  const out: unknown[] = [];
-  const shards = (await client.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
-  for (const shard of shards) {
-    let iterator = (
-      await client.send(
-        new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
-      )
-    ).ShardIterator;
-    while (iterator) {
-      const page = await client.send(new GetRecordsCommand({ ShardIterator: iterator }));
-      for (const r of page.Records ?? []) out.push(JSON.parse(Buffer.from(r.Data ?? new Uint8Array()).toString('utf8')));
-      if ((page.Records ?? []).length === 0) break;
-      iterator = page.NextShardIterator;
-    }
-  }
-  return out;
-}
+const readMetrics = async (): Promise<unknown[]> =>
+  (await streamReader(client).readAll(`${PREFIX}metrics`)).map((r) => JSON.parse(r.data.toString('utf8')) as unknown);
