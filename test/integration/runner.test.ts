@@ -453,6 +453,7 @@ describe('checkpoints and outages', () => {
   });
 
   it('starts at LATEST and, reconnecting before any record came, skips nothing that arrived meanwhile', async () => {
+    warnings.length = 0;
     const dir = mkdtempSync(join(tmpdir(), 'runner-latest-'));
     const store = join(dir, 'kinesis');
     let persistent = await KinesisEmulator.start({ port: 0, persistPath: store });
@@ -468,7 +469,12 @@ describe('checkpoints and outages', () => {
     await runner.waitForIdle(30_000);
 
     await persistent.stop();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitUntil(
+      () => warnings.some((w) => w.includes('unreachable')),
+      'the runner to find the endpoint unreachable',
+      30_000,
+      () => JSON.stringify(warnings),
+    );
     persistent = await KinesisEmulator.start({ port, persistPath: store });
     await putJson(local, stream, [{ n: 2 }, { n: 3 }]);
     await runner.waitForIdle(30_000);
