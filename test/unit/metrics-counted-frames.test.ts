@@ -153,6 +153,20 @@ describe('CountedFrames', () => {
     expect(memory.countedIn(frameDigest('l'))).toBe('doc-4');
   });
 
+  it('keeps each digest once: documents that repeat remembered frames add nothing to it', () => {
+    const memory = new CountedFrames(4);
+    memory.remember('doc-1', digests('a', 'b'));
+
+    for (let i = 2; i < 50; i += 1) memory.remember(`doc-${i}`, digests('a', 'b'));
+    memory.remember('doc-50', digests('b', 'c'));
+
+    expect(memory.toState().documents).toEqual([
+      { id: 'doc-1', digests: digests('a', 'b') },
+      { id: 'doc-50', digests: digests('c') },
+    ]);
+    expect(memory.size).toBe(3);
+  });
+
   it('is bounded by twice what one window can remember', () => {
     expect(MAX_COUNTED_FRAMES).toBe(2 * MAX_SEEN_FRAMES);
   });

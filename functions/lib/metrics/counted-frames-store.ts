@@ -21,7 +21,7 @@ import { readStateFile, writeStateFile } from '../../../local/state-file';
 import { CountedFrames, countedFramesStateSchema, MAX_COUNTED_FRAMES } from './counted-frames';
 
 /** Shards (of predictions, rejects and shadow scores) remembered per container. */
-export const MAX_COUNTED_SHARDS = 8;
+export const MAX_COUNTED_SHARDS = 4;
 
 /** Reports a memory that could not be read or written; the window goes on without it. */
 export type CountedFramesProblem = (message: string, details: Record<string, unknown>) => void;

@@ -89,13 +89,18 @@ export class CountedFrames {
     if (digests.length % SEEN_FRAME_BYTES !== 0) {
       throw new RangeError(`counted frames of ${documentId}: ${digests.length} characters is not a list of digests`);
     }
-    if (digests.length === 0 || this.documents.some((d) => d.id === documentId)) return;
-    this.documents.push({ id: documentId, digests });
+    if (this.documents.some((d) => d.id === documentId)) return;
+    // A digest already kept belongs to an earlier document, which counted the frame first:
+    // each digest is kept once, so the documents' lists add up to the bound.
+    const own: string[] = [];
     for (let i = 0; i < digests.length; i += SEEN_FRAME_BYTES) {
       const digest = digests.slice(i, i + SEEN_FRAME_BYTES);
-      // A digest already kept belongs to an earlier document: it counted the frame first.
-      if (!this.index.has(digest)) this.index.set(digest, documentId);
+      if (this.index.has(digest)) continue;
+      this.index.set(digest, documentId);
+      own.push(digest);
     }
+    if (own.length === 0) return;
+    this.documents.push({ id: documentId, digests: own.join('') });
     while (this.index.size > this.maxFrames && this.documents.length > 1) this.evictOldest();
   }
 
@@ -104,7 +109,7 @@ export class CountedFrames {
     if (!oldest) return;
     for (let i = 0; i < oldest.digests.length; i += SEEN_FRAME_BYTES) {
       const digest = oldest.digests.slice(i, i + SEEN_FRAME_BYTES);
-      if (this.index.get(digest) === oldest.id) this.index.delete(digest);
+      this.index.delete(digest);
     }
   }
 
