@@ -29,7 +29,7 @@ const windows = [windowDigests(1), windowDigests(2)];
 gc();
 const before = process.memoryUsage().heapUsed;
 const memory = new CountedFrames();
-windows.forEach((digests, i) => memory.remember(`doc-${i}`, digests));
+for (const [i, digests] of windows.entries()) memory.remember(`doc-${i}`, digests);
 gc();
 const heap = process.memoryUsage().heapUsed - before;
 console.log(

@@ -15,16 +15,25 @@
  * dropping its own frames. So the memory can miss a repeat (after eviction, or in a container
  * that did not see the earlier window) but never drops a frame no written document counted.
  *
- * Bounded: at most {@link MAX_COUNTED_FRAMES} digests per shard (the newest documents' frames,
- * oldest documents evicted whole; a window holds at most MAX_SEEN_FRAMES, half of it), kept as
+ * Why this and not something else: windows cannot follow capture time (Lambda groups by
+ * arrival); a high-water mark of source sequence numbers would be smaller, but a partial write
+ * failure rewrites an earlier frame after later ones, and the mark would drop it; documents
+ * carrying their frames' digests would let readers subtract repeats, at ~11 bytes per frame
+ * in every document and the work in every reader.
+ *
+ * Bounded: at most {@link MAX_COUNTED_FRAMES} digests per shard and at least the newest
+ * MAX_SEEN_FRAMES (oldest documents evicted whole; a window holds at most MAX_SEEN_FRAMES), kept as
  * the same 64-bit digests as the window state. See counted-frames-store.ts for where it lives
- * (container memory, plus a state file in the local runtime) and the README's Metrics section
- * for the measured size.
+ * (container memory, plus a state file in the local runtime). Measured at the bound
+ * (bench/counted-frames.ts): a 1,074 kB state file, about 7.5 MB of heap.
  */
 import { z } from 'zod';
 import { MAX_SEEN_FRAMES, SEEN_FRAME_BYTES } from './seen-frames';
 
-/** Digests remembered per shard: the last two full windows' worth at least. */
+/**
+ * Digests remembered per shard, at most. Documents are forgotten whole and one holds at most
+ * MAX_SEEN_FRAMES, so the newest MAX_SEEN_FRAMES counted are always kept.
+ */
 export const MAX_COUNTED_FRAMES = 2 * MAX_SEEN_FRAMES;
 
 /** Bumped when the persisted layout changes; another version is not trusted. */
