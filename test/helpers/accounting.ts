@@ -15,6 +15,7 @@ import {
   uncertainImageSchema,
 } from '../../functions/lib/contracts';
 import type { MetricsDocument } from '../../functions/lib/metrics/document';
+import { mergeMetrics } from '../../functions/lib/metrics/merge';
 import type { DeadLetterRecord } from '../../local/runner';
 import { streamReader } from './stream-reader';
 
@@ -146,9 +147,15 @@ export function distinctFramesPerCamera(contents: StreamContents): FramesPerCame
   };
 }
 
-/** What a merged metrics document counted per camera, in the shape of {@link distinctFramesPerCamera}. */
-export function countedFramesPerCamera(merged: MetricsDocument): FramesPerCamera {
+/**
+ * What metrics documents counted per camera once merged, in the shape of
+ * {@link distinctFramesPerCamera}, and their duplicates (none when there is no document).
+ */
+export function countedFramesPerCamera(documents: MetricsDocument[]): FramesPerCamera & { duplicates: number } {
+  if (documents.length === 0) return { predicted: {}, rejected: {}, duplicates: 0 };
+  const merged = mergeMetrics(documents);
   return {
+    duplicates: merged.duplicates,
     predicted: Object.fromEntries(Object.entries(merged.camera_metrics).map(([camera, m]) => [camera, m.count])),
     rejected: Object.fromEntries(
       Object.entries(merged.rejected.cameras).map(([camera, reasons]) => [
