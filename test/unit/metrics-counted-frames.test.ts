@@ -22,7 +22,7 @@ import { buildMetricsDocument, type MetricsDocument, metricsDocumentSchema } fro
 import { mergeMetrics } from '../../functions/lib/metrics/merge';
 import { WindowAccumulator } from '../../functions/lib/metrics/reducer';
 import { frameDigest, MAX_SEEN_FRAMES } from '../../functions/lib/metrics/seen-frames';
-import { createLambdaContext } from '../../local/lambda-context';
+import { createLambdaContext } from '../../local/runner/lambda-context';
 import type { RecordSink } from '../../functions/lib/stream-writer';
 import { previousCopyPath } from '../../local/state-file';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
