@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { KinesisEmulator } from '../../local/emulator';
-import { decodeStateFile, previousCopyPath, writeStateFile } from '../../local/state-file';
+import { decodeStateFile, previousCopyPath, writeStateFile } from '../../functions/lib/state-file';
 import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
 import { balance, countedFramesPerCamera, distinctFramesPerCamera, readStreams } from '../helpers/accounting';
 import { writeCentroidModel } from '../helpers/centroid-model';

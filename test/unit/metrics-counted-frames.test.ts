@@ -24,7 +24,7 @@ import { WindowAccumulator } from '../../functions/lib/metrics/reducer';
 import { frameDigest, MAX_SEEN_FRAMES } from '../../functions/lib/metrics/seen-frames';
 import { createLambdaContext } from '../../local/runner/lambda-context';
 import type { RecordSink } from '../../functions/lib/stream-writer';
-import { previousCopyPath } from '../../local/state-file';
+import { previousCopyPath } from '../../functions/lib/state-file';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { makePrediction, predictionStream, TEST_CONFIG } from '../helpers/metrics-fixtures';
 

@@ -17,7 +17,7 @@
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readStateFile, writeStateFile } from '../../../local/state-file';
+import { readStateFile, writeStateFile } from '../state-file';
 import { CountedFrames, countedFramesStateSchema, MAX_COUNTED_FRAMES } from './counted-frames';
 
 /** Shards (of predictions, rejects and shadow scores) remembered per container. */
