@@ -17,6 +17,7 @@
 import type { KinesisStreamRecord, KinesisStreamStateResponse } from 'aws-lambda';
 import { z } from 'zod';
 import { predictionSchema, rejectedImageSchema, shadowScoreSchema, STREAMS } from '../contracts';
+import { KINESIS_LIMITS, shardIdOf } from '../kinesis-records';
 import type { RecordSink } from '../stream-writer';
 import type { CountedFramesStore } from './counted-frames-store';
 import { buildMetricsDocument, documentId, type MetricsConfig, type MetricsDocument } from './document';
@@ -77,17 +78,14 @@ export interface AggregateResult {
 }
 
 /** Largest document written: Kinesis' 1 MiB record limit less room for the partition key. */
-export const MAX_DOCUMENT_BYTES = 1024 * 1024 - 1024;
+export const MAX_DOCUMENT_BYTES = KINESIS_LIMITS.maxRecordBytes - 1024;
 
 /** Unreadable records logged individually per invocation; the rest are only counted. */
 const MAX_LOGGED_INVALID = 10;
 
 /** The shard of a window: the event's `shardId`, else the one in a record's `eventID`. */
 export function shardOf(event: TumblingWindowEvent): string {
-  if (event.shardId) return event.shardId;
-  const eventId = event.Records[0]?.eventID ?? '';
-  const colon = eventId.indexOf(':');
-  return colon > 0 ? eventId.slice(0, colon) : 'unknown-shard';
+  return event.shardId || shardIdOf(event.Records[0]?.eventID ?? '');
 }
 
 /**
