@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { Uplink } from './uplink/uplink';
 import type { UplinkSettings } from './uplink/settings';
 import type { MetricsDocument } from '../functions/lib/metrics/document';
+import { COUNTED_FRAMES_FOLDER } from '../functions/lib/metrics/counted-frames-store';
 import { addHomeReaders } from '../home/reader';
 import type { HomeStore } from '../home/store';
 
@@ -115,9 +116,6 @@ function readerMapping(functionName: string, stream: string): Parameters<EventSo
     timeoutSeconds: 300,
   };
 }
-
-/** Folder of the metrics aggregator's counted-frames files, beside the checkpoints. */
-export const COUNTED_FRAMES_FOLDER = 'counted-frames';
 
 /** The streams' base names; run locally with no prefix, they are the stream names. */
 export const OUTPUT_STREAMS = [STREAMS.predictions, STREAMS.uncertainImages, STREAMS.rejectedImages, STREAMS.metrics] as const;

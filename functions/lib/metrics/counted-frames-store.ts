@@ -21,6 +21,9 @@ import { readStateFile, writeStateFile } from '../state-file';
 import { CountedFrames, countedFramesStateSchema, MAX_COUNTED_FRAMES } from './counted-frames';
 
 /** Shards (of predictions, rejects and shadow scores) remembered per container. */
+/** Folder of the counted-frames files a local runtime keeps beside its checkpoints. */
+export const COUNTED_FRAMES_FOLDER = 'counted-frames';
+
 export const MAX_COUNTED_SHARDS = 4;
 
 /** Reports a memory that could not be read or written; the window goes on without it. */
