@@ -38,12 +38,12 @@ export function suiteFolders(prefix: string, cleanUp: () => Promise<void> | void
 
 /**
  * `npm start` arguments of a run persisted in `persist` and writing to `out`, on a free port,
- * quiet, with 2 s windows; every record stays in the streams, so a test can read back all
- * that entered.
+ * quiet, with metrics windows of `windowSeconds`; every record stays in the streams, so a test
+ * can read back all that entered.
  */
-export const persistedRunArgs = (persist: string, out: string): string[] => [
+export const persistedRunArgs = (persist: string, out: string, windowSeconds = 2): string[] => [
   ...['--persist', persist, '--out', out, '--port', '0', '--quiet'],
-  ...['--window', '2', '--retain-consumed', 'all'],
+  ...['--window', String(windowSeconds), '--retain-consumed', 'all'],
 ];
 
 /**

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import type { RunnerMapping, RunnerOptions, StreamHandler } from '../../local/runner';
-import { decodeStateFile, StateFileError } from '../../local/state-file';
+import { decodeStateFile, StateFileError } from '../../functions/lib/state-file';
 import { mappingFor, putJson, recordingHandler, runnerSuite, uniqueStream } from '../helpers/runner-harness';
 import { fakeDate } from '../helpers/clock';
 import { waitUntil } from '../helpers/wait';
@@ -259,6 +259,13 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
       await runner.waitForIdle(30_000);
 
       await putJson(localClient, stream, [{ n: 3 }]);
+      // The faked clock moves in steps, too coarse for waitForIdle's marks: wait for the delivery.
+      await waitUntil(
+        () => calls.length > 0,
+        'the fresh record delivered',
+        30_000,
+        () => JSON.stringify(runner.deadLetters),
+      );
       await runner.waitForIdle(30_000);
     } finally {
       await runner.stop();

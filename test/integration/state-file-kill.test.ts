@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { z } from 'zod';
 import { REPO_ROOT } from '../../local/runner/mappings';
-import { readStateFile, repairJsonLines } from '../../local/state-file';
+import { readStateFile, repairJsonLines } from '../../functions/lib/state-file';
 
 const schema = z.object({ n: z.number() });
 let dir: string;
