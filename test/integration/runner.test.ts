@@ -6,49 +6,23 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions, type StreamHandler } from '../../local/runner';
-import { decodeStateFile, StateFileError } from '../../local/state-file';
-import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
+import type { RunnerMapping, RunnerOptions, StreamHandler } from '../../local/runner';
+import { decodeStateFile, StateFileError } from '../../functions/lib/state-file';
+import { mappingFor, putJson, recordingHandler, runnerSuite, uniqueStream } from '../helpers/runner-harness';
+import { fakeDate } from '../helpers/clock';
+import { waitUntil } from '../helpers/wait';
 
-let emulator: KinesisEmulator;
-let client: KinesisClient;
-const runners: EventSourceMappingRunner[] = [];
 const warnings: string[] = [];
-
-beforeAll(async () => {
-  emulator = await KinesisEmulator.start({ port: 0 });
-  client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
-});
-
-afterEach(async () => {
-  await Promise.all(runners.splice(0).map((r) => r.stop()));
-});
-
-afterAll(async () => {
-  client.destroy();
-  await emulator.stop();
-});
-
-function runnerFor(options: Partial<RunnerOptions> = {}, kinesis: KinesisClient = client): EventSourceMappingRunner {
-  const runner = new EventSourceMappingRunner({
-    client: kinesis,
-    retryBaseDelayMs: 5,
-    maxIdlePollMs: 30,
-    logger: { debug: () => undefined, warn: (message) => warnings.push(message) },
-    ...options,
-  });
-  runners.push(runner);
-  return runner;
-}
+const suite = runnerSuite((message) => warnings.push(message));
+const { runnerFor } = suite;
 
 async function streamWith(count: number, shards = 1, key?: (i: number) => string): Promise<{ stream: string; seqs: string[] }> {
   const stream = uniqueStream();
-  await ensureStreams(client, [{ name: stream, shards }]);
+  await ensureStreams(suite.client, [{ name: stream, shards }]);
   const seqs = await putJson(
-    client,
+    suite.client,
     stream,
     Array.from({ length: count }, (_, n) => ({ n })),
     key,
@@ -127,12 +101,18 @@ describe('events and batching', () => {
   it('fails the invocation when the handler runs past the function timeout', async () => {
     const { stream } = await streamWith(1);
     let call = 0;
+    // The first invocation runs until released, well after the runner has given up on it.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const handler = async (): Promise<unknown> => {
       call += 1;
-      if (call === 1) await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (call === 1) await released;
       return { batchItemFailures: [] };
     };
     const runner = await run(mappingFor(stream, { timeoutSeconds: 0.2, maximumRetryAttempts: 0 }), handler);
+    release();
 
     expect(runner.deadLetters).toHaveLength(1);
     expect(runner.deadLetters[0]?.errorMessage).toMatch(/Task timed out after 0.20 seconds/);
@@ -234,7 +214,7 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
     runner.add(mappingFor(stream, { maximumRetryAttempts: 2 }), handler);
     await runner.start();
     await runner.waitForIdle(30_000);
-    await putJson(client, stream, [{ n: 4 }, { n: 5 }]);
+    await putJson(suite.client, stream, [{ n: 4 }, { n: 5 }]);
     await runner.waitForIdle(30_000);
 
     expect(calls.map((c) => c.ns)).toEqual([range(4), range(4), range(4), [4, 5]]);
@@ -261,16 +241,38 @@ describe('errors, bisect, retry limit, record age and the on-failure destination
   });
 
   it('sends records older than maximumRecordAgeInSeconds to the destination without invoking', async () => {
-    const { stream, seqs } = await streamWith(3);
-    await new Promise((resolve) => setTimeout(resolve, 1300));
+    // An emulator on this thread stamps arrivals with the clock the runner reads; the test
+    // moves that clock 1.3 s on instead of waiting for the records to age.
+    fakeDate(Date.now(), true);
+    const local = await KinesisEmulator.start({ port: 0, sameThread: true });
+    const localClient = createKinesisClient({ endpoint: local.endpoint, region: 'us-east-1' });
+    const stream = uniqueStream();
     const { handler, calls } = recordingHandler();
-    const runner = runnerFor();
-    runner.add(mappingFor(stream, { maximumRecordAgeInSeconds: 1 }), handler);
-    await runner.start();
-    await runner.waitForIdle(30_000);
+    const runner = runnerFor({}, localClient);
+    let seqs: string[];
+    try {
+      await ensureStreams(localClient, [{ name: stream, shards: 1 }]);
+      seqs = await putJson(localClient, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+      jest.setSystemTime(Date.now() + 1300);
+      runner.add(mappingFor(stream, { maximumRecordAgeInSeconds: 1 }), handler);
+      await runner.start();
+      await runner.waitForIdle(30_000);
 
-    await putJson(client, stream, [{ n: 3 }]);
-    await runner.waitForIdle(30_000);
+      await putJson(localClient, stream, [{ n: 3 }]);
+      // The faked clock moves in steps, too coarse for waitForIdle's marks: wait for the delivery.
+      await waitUntil(
+        () => calls.length > 0,
+        'the fresh record delivered',
+        30_000,
+        () => JSON.stringify(runner.deadLetters),
+      );
+      await runner.waitForIdle(30_000);
+    } finally {
+      await runner.stop();
+      jest.useRealTimers();
+      localClient.destroy();
+      await local.stop();
+    }
 
     expect(calls.map((c) => c.ns)).toEqual([[3]]);
     expect(runner.deadLetters).toHaveLength(1);
@@ -349,7 +351,7 @@ describe('checkpoints and outages', () => {
     const runner1 = await run(mappingFor(stream), first.handler, { checkpointFile });
     await runner1.stop();
 
-    await putJson(client, stream, [{ n: 10 }, { n: 11 }]);
+    await putJson(suite.client, stream, [{ n: 10 }, { n: 11 }]);
     const second = recordingHandler();
     await run(mappingFor(stream), second.handler, { checkpointFile });
 
@@ -368,13 +370,13 @@ describe('checkpoints and outages', () => {
     const idle = recordingHandler();
     const runner1 = await run(mappingFor(stream), idle.handler, { checkpointFile, firstPosition: 'run-start' });
     await runner1.stop();
-    await putJson(client, stream, [{ n: 5 }, { n: 6 }]);
+    await putJson(suite.client, stream, [{ n: 5 }, { n: 6 }]);
     // Act 2: the next run resumes at the first run's start, then reads what comes after.
     const next = recordingHandler();
     const runner2 = runnerFor({ checkpointFile, firstPosition: 'run-start' });
     runner2.add(mappingFor(stream), next.handler);
     await runner2.start();
-    await putJson(client, stream, [{ n: 7 }]);
+    await putJson(suite.client, stream, [{ n: 7 }]);
     await runner2.waitForIdle(30_000);
 
     // Assess: the earlier five were never delivered; nothing after the first start was missed.
@@ -390,13 +392,13 @@ describe('checkpoints and outages', () => {
     const { stream } = await streamWith(10);
     const runner1 = await run(mappingFor(stream), recordingHandler().handler, { checkpointFile });
     await runner1.stop();
-    await putJson(client, stream, [{ n: 10 }, { n: 11 }]);
+    await putJson(suite.client, stream, [{ n: 10 }, { n: 11 }]);
     const runner2 = await run(mappingFor(stream), recordingHandler().handler, { checkpointFile });
     await runner2.stop();
     // A power cut mid-write as a file system without ordering guarantees could leave it.
     const whole = readFileSync(checkpointFile);
     writeFileSync(checkpointFile, whole.subarray(0, Math.floor(whole.length / 2)));
-    await putJson(client, stream, [{ n: 12 }]);
+    await putJson(suite.client, stream, [{ n: 12 }]);
     warnings.length = 0;
 
     // Act
@@ -441,7 +443,12 @@ describe('checkpoints and outages', () => {
     const runner = runnerFor({ checkpointFile }, local);
     runner.add(mappingFor(stream, { batchSize: 2, maximumRetryAttempts: 0 }), handler);
     await runner.start();
-    while (calls.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitUntil(
+      () => calls.length >= 2,
+      'the invocation that stops the endpoint',
+      30_000,
+      () => `${calls.length} invocations`,
+    );
 
     await runner.stop();
 
@@ -453,6 +460,7 @@ describe('checkpoints and outages', () => {
   });
 
   it('starts at LATEST and, reconnecting before any record came, skips nothing that arrived meanwhile', async () => {
+    warnings.length = 0;
     const dir = mkdtempSync(join(tmpdir(), 'runner-latest-'));
     const store = join(dir, 'kinesis');
     let persistent = await KinesisEmulator.start({ port: 0, persistPath: store });
@@ -468,7 +476,12 @@ describe('checkpoints and outages', () => {
     await runner.waitForIdle(30_000);
 
     await persistent.stop();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitUntil(
+      () => warnings.some((w) => w.includes('unreachable')),
+      'the runner to find the endpoint unreachable',
+      30_000,
+      () => JSON.stringify(warnings),
+    );
     persistent = await KinesisEmulator.start({ port, persistPath: store });
     await putJson(local, stream, [{ n: 2 }, { n: 3 }]);
     await runner.waitForIdle(30_000);
@@ -482,6 +495,7 @@ describe('checkpoints and outages', () => {
 
   it('keeps its place while the emulator is down and resumes without loss when it returns', async () => {
     // Prepare: a persistent emulator, so a stop and start keeps the stream's records.
+    warnings.length = 0;
     const dir = mkdtempSync(join(tmpdir(), 'runner-outage-'));
     const store = join(dir, 'kinesis');
     let persistent = await KinesisEmulator.start({ port: 0, persistPath: store });
@@ -516,8 +530,12 @@ describe('checkpoints and outages', () => {
       stream,
       range(10, 20).map((n) => ({ n })),
     );
-    while (!outage) await new Promise((resolve) => setTimeout(resolve, 20));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitUntil(
+      () => outage && warnings.some((w) => w.includes('unreachable')),
+      'the runner to find the endpoint unreachable',
+      30_000,
+      () => `outage ${outage}, warnings ${JSON.stringify(warnings)}`,
+    );
     persistent = await KinesisEmulator.start({ port, persistPath: store });
     await putJson(
       local,
