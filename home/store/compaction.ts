@@ -16,7 +16,7 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncFolder, writeFileAtomic } from '../../local/state-file';
+import { fsyncFolder, writeFileAtomic } from '../../functions/lib/state-file';
 import { AppendFile } from './files';
 import type { StoredFrame } from './frames';
 

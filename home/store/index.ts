@@ -16,7 +16,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../../local/state-file';
+import { writeFileAtomic } from '../../functions/lib/state-file';
 import type { MetricsDocument } from '../../functions/lib/metrics/document';
 import type { RejectedImage, UncertainImage } from '../../functions/lib/contracts';
 import type { CompactionResult } from './compaction';
