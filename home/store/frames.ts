@@ -14,11 +14,12 @@
  * export can name files after them.
  */
 import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { uncertainImageSchema, type UncertainImage } from '../../functions/lib/contracts';
 import { encodePng } from '../../functions/lib/png';
-import { COMPACTION_SUFFIX, Compaction, livePath, recoverCompaction } from './compaction';
+import { COMMIT_MARKER, Compaction, livePath, recoverCompaction } from './compaction';
 import { AppendFile, readJsonLines } from './files';
 
 export const PREPARED_SIZE = 28;
@@ -86,6 +87,18 @@ function pixelsOf(rows: readonly (readonly number[])[]): Uint8Array {
   return pixels;
 }
 
+/** Which files the frame store is made of now: changes when a compaction switches them. */
+function filesIdentity(dir: string): string {
+  const inode = (name: string): string => {
+    try {
+      return String(statSync(join(dir, name)).ino);
+    } catch {
+      return 'none';
+    }
+  };
+  return [inode(FRAME_FILES.pack), inode(FRAME_FILES.index), existsSync(join(dir, COMMIT_MARKER))].join(':');
+}
+
 export interface AddResult {
   added: StoredFrame[];
   duplicates: number;
@@ -102,7 +115,7 @@ export class FrameStore {
   /** Lines of `frames.jsonl` that could not be read back (torn or edited by hand). */
   readonly unreadableLines: number;
   private index: AppendFile;
-  private pack: AppendFile;
+  private pack!: AppendFile;
   private nextSeq = 0;
   /** Keys pruned by this process and when (the latest {@link PRUNED_KEYS_KEPT}), for a 410. */
   private readonly prunedAt = new Map<string, string>();
@@ -113,12 +126,30 @@ export class FrameStore {
     options: { readOnly?: boolean } = {},
   ) {
     const readOnly = options.readOnly ?? false;
-    // A compaction a crash interrupted is finished or undone before anything is read; a
-    // reader beside a running home reads the new files of a switch that is under way.
+    // A compaction a crash interrupted is finished or undone before anything is read.
     if (!readOnly) recoverCompaction(dir, [FRAME_FILES.pack, FRAME_FILES.index]);
-    const packPath = readOnly ? livePath(dir, FRAME_FILES.pack) : join(dir, FRAME_FILES.pack);
-    const indexPath =
-      readOnly && packPath.endsWith(COMPACTION_SUFFIX) ? livePath(dir, FRAME_FILES.index) : join(dir, FRAME_FILES.index);
+    let loaded = this.load(readOnly);
+    // A reader beside a running home reads again if the home switched files while it read.
+    for (let attempt = 0; readOnly && loaded.identity !== filesIdentity(dir) && attempt < 5; attempt += 1) {
+      this.pack.close();
+      this.byKey.clear();
+      this.byFrameId.clear();
+      this.list.length = 0;
+      loaded = this.load(readOnly);
+    }
+    this.unreadableLines = loaded.unreadable;
+    // A compaction writes frames labelled during it after the others: arrival order again.
+    if (this.list.some((frame, i) => i > 0 && (this.list[i - 1] as StoredFrame).seq > frame.seq)) {
+      this.list.sort((a, b) => a.seq - b.seq);
+    }
+    this.index = new AppendFile(loaded.indexPath, { lines: true, readOnly });
+  }
+
+  /** Opens the pack and reads the index into memory (a reader takes a switch's new files). */
+  private load(readOnly: boolean): { identity: string; indexPath: string; unreadable: number } {
+    const identity = filesIdentity(this.dir);
+    const packPath = readOnly ? livePath(this.dir, FRAME_FILES.pack) : join(this.dir, FRAME_FILES.pack);
+    const indexPath = readOnly ? livePath(this.dir, FRAME_FILES.index) : join(this.dir, FRAME_FILES.index);
     this.pack = new AppendFile(packPath, { lines: false, readOnly });
     const { values, unreadable } = readJsonLines(indexPath);
     let bad = unreadable;
@@ -131,12 +162,7 @@ export class FrameStore {
       }
       this.insert(parsed.data);
     }
-    this.unreadableLines = bad;
-    // A compaction writes frames labelled during it after the others: arrival order again.
-    if (this.list.some((frame, i) => i > 0 && (this.list[i - 1] as StoredFrame).seq > frame.seq)) {
-      this.list.sort((a, b) => a.seq - b.seq);
-    }
-    this.index = new AppendFile(indexPath, { lines: true, readOnly });
+    return { identity, indexPath, unreadable: bad };
   }
 
   private inPack(frame: StoredFrame): boolean {

@@ -387,6 +387,12 @@ export class HomeStore {
 
   private frameOrThrow(key: string): StoredFrame {
     const frame = this.frames.get(key);
+    const prunedAt = frame ? undefined : this.frames.prunedWhen(key);
+    if (prunedAt)
+      throw new HomeRequestError(
+        410,
+        `frame ${JSON.stringify(key)} was pruned at ${prunedAt}, before anyone labelled it: it is no longer in the data folder`,
+      );
     if (!frame)
       throw new HomeRequestError(
         400,

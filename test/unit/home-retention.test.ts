@@ -1,8 +1,18 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  renameSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHomeApp } from '../../home/server';
-import { type HomeEvent, HomeStore } from '../../home/store';
+import { type HomeEvent, HomeStore, type StoredFrame } from '../../home/store';
 import {
   choosePrune,
   DEFAULT_RETENTION,
@@ -239,6 +249,16 @@ describe('pruning a home store', () => {
     copyFileSync(join(aside, 'frames.jsonl'), join(dir, 'frames.jsonl.compact'));
     rmSync(aside, { recursive: true });
     writeFileSync(join(dir, 'compaction.commit'), '{}\n');
+    // A reader beside the home (the dataset command) reads the new files, half switched or not.
+    for (const renamed of [false, true]) {
+      if (renamed) renameSync(join(dir, 'images.bin.compact'), join(dir, 'images.bin'));
+      const reader = new HomeStore(dir, { readOnly: true });
+      expect(reader.frames.list.map((f) => f.key)).toEqual(records.slice(0, 10).map((r) => r.frame_id));
+      expect(reader.frames.original(reader.frames.list[9] as StoredFrame)).toEqual(
+        Buffer.from(records[9]?.image ?? '', 'base64'),
+      );
+      reader.close();
+    }
     const reopened = open(null);
     expect(reopened.frames.list.map((f) => f.key)).toEqual(records.slice(0, 10).map((r) => r.frame_id));
     expect(readdirSync(dir).filter((f) => f.includes('compact'))).toEqual([]);
@@ -290,6 +310,12 @@ describe('GET /api/retention and pruned frames over HTTP', () => {
       expect(((await response.json()) as { error: string }).error).toMatch(/was pruned at .*nobody had labelled it/);
     }
     expect((await app.request('/api/frames/shardId-nope/image.png')).status).toBe(404);
+    const label = await app.request('/api/labels', {
+      method: 'POST',
+      body: JSON.stringify({ frame_id: old[3]?.frame_id, label: 3 }),
+    });
+    expect(label.status).toBe(410);
+    expect(((await label.json()) as { error: string }).error).toMatch(/was pruned at .*before anyone labelled it/);
     expect((await app.request(`/api/frames/${old[0]?.frame_id}/image.png`)).status).toBe(200);
   });
 });
