@@ -96,6 +96,11 @@ export class Compaction {
     private readonly isLabelled: (key: string) => boolean,
     private readonly bytesBefore: number,
   ) {
+    // A marker left by a switch that failed half way in this process: only a restart may finish
+    // it (this process's memory still points into the old files).
+    if (existsSync(join(source.dir, COMMIT_MARKER))) {
+      throw new Error(`a compaction of ${source.dir} was committed but not finished: restart the home to finish it`);
+    }
     recoverCompaction(source.dir, [files.pack, files.index]);
     this.snapshot = [...source.list];
     this.pack = new AppendFile(join(source.dir, files.pack + COMPACTION_SUFFIX), { lines: false });
