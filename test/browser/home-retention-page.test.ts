@@ -38,10 +38,7 @@ beforeAll(async () => {
   page.setDefaultTimeout(WAIT_MS);
   page.on('pageerror', (error) => pageLog.push(`page error: ${error.message}`));
   page.on('console', (message) => {
-    // The browser's own request for /favicon.ico (the page has none) is not the page's error.
-    const source = message.location().url;
-    if (message.type() === 'error' && !source.endsWith('/favicon.ico'))
-      pageLog.push(`console error: ${message.text()} (${source})`);
+    if (message.type() === 'error') pageLog.push(`console error: ${message.text()} (${message.location().url})`);
   });
 }, 300_000);
 
