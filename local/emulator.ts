@@ -412,6 +412,12 @@ export class KinesisEmulator {
     return (await this.host.call({ method: 'stats', args: [] })) as Record<string, StreamHolding>;
   }
 
+  /** True when a stream with a backlog bound holds half of it or more (see {@link ConsumedRecordTrimmer}). */
+  async underPressure(): Promise<boolean> {
+    const holdings = await this.holdings();
+    return Object.values(holdings).some((h) => h.limitBytes !== undefined && h.heldBytes * 2 >= h.limitBytes);
+  }
+
   /** Records {@link trim} has deleted from a stream so far (kept in the store, so persisted ones count after a restart too). */
   async trimmedRecords(stream: string): Promise<number> {
     if (this.stopped) throw new Error('the emulator is stopped');

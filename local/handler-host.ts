@@ -3,12 +3,33 @@
  * (its cold start), then answers invocations posted by {@link ./handler-pool}. Each message
  * carries the event and the context fields; the reply is the handler's response or its error.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
+import { useHostKinesisClient } from '../functions/lib/stream-writer';
+import { DirectKinesisClient } from './direct-client';
 
 interface HostData {
   modulePath: string;
   exportName: string;
+  /** The embedded emulator's direct path: the handlers' stream writer writes through it. */
+  directPort?: MessagePort;
+}
+
+/**
+ * A Lambda event carries each record's data as base64 text. The runner may hand the records
+ * over as bytes instead (cheaper to pass between threads): they become the base64 text here,
+ * in the function's own thread, so the handler sees exactly what Lambda gives it.
+ */
+export function withBase64Data(event: unknown): unknown {
+  const records = (event as { Records?: unknown } | null)?.Records;
+  if (!Array.isArray(records)) return event;
+  for (const record of records) {
+    const kinesis = (record as { kinesis?: { data?: unknown } } | null)?.kinesis;
+    if (kinesis && kinesis.data instanceof Uint8Array) {
+      kinesis.data = Buffer.from(kinesis.data.buffer, kinesis.data.byteOffset, kinesis.data.byteLength).toString('base64');
+    }
+  }
+  return event;
 }
 
 export interface InvokeMessage {
@@ -29,7 +50,8 @@ function describe(error: unknown): { name: string; message: string } {
 
 const port = parentPort;
 if (port) {
-  const { modulePath, exportName } = workerData as HostData;
+  const { modulePath, exportName, directPort } = workerData as HostData;
+  if (directPort) useHostKinesisClient(new DirectKinesisClient(directPort, process.env.AWS_REGION));
   let handler: ((event: unknown, context: Context, callback: never) => unknown) | undefined;
   // Cold start: load the module, then wait for its `ready` promise (asynchronous init such as
   // the model session), so a handler that can never work fails here and not at its first event.
@@ -58,7 +80,7 @@ if (port) {
     Promise.resolve()
       .then(() => {
         if (!handler) throw new Error('the handler module failed to load');
-        return handler(message.event, context, undefined as never);
+        return handler(withBase64Data(message.event), context, undefined as never);
       })
       .then(
         (response: unknown) => port.postMessage({ type: 'result', id: message.id, response } satisfies HostReply),

@@ -10,7 +10,7 @@
  * replay showed that thread saturated while the second core idled.
  */
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { type MessagePort, Worker } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
 import type { HostReply, InvokeMessage } from './handler-host';
 import type { StreamHandler } from './runner';
@@ -115,6 +115,10 @@ export class HandlerPool {
   constructor(
     readonly modulePath: string,
     readonly exportName: string,
+    private readonly options: {
+      /** A direct path to the embedded emulator for each new container's stream writer. */
+      openDirectPort?: () => MessagePort;
+    } = {},
   ) {}
 
   /** Warm containers right now (idle or busy). */
@@ -123,6 +127,7 @@ export class HandlerPool {
   }
 
   private spawn(): Container {
+    const directPort = this.options.openDirectPort?.();
     const worker = new Worker(BOOTSTRAP, {
       eval: true,
       workerData: {
@@ -130,7 +135,9 @@ export class HandlerPool {
         host: HOST,
         modulePath: this.modulePath,
         exportName: this.exportName,
+        ...(directPort ? { directPort } : {}),
       },
+      transferList: directPort ? [directPort] : [],
       // The handlers read their configuration from the environment at load time.
       env: { ...process.env },
     });

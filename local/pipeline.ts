@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { getRecordsRaw } from './get-records-raw';
 import { createKinesisClient } from '../functions/lib/kinesis';
+import { useHostKinesisClient } from '../functions/lib/stream-writer';
+import { DirectKinesisClient } from './direct-client';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
 import { HandlerPool } from './handler-pool';
@@ -44,6 +46,20 @@ export interface LocalPipelineOptions {
    * saved checkpoints are ignored (re-scoring on purpose).
    */
   from?: 'checkpoint' | 'trim-horizon';
+  /**
+   * How the pipeline's own readers and writers (the runner, the handlers' stream writer, the
+   * camera source through {@link LocalPipeline.client}) reach the embedded emulator: `direct`,
+   * kinesalite's actions in this process with record data as bytes, or `http`, the Kinesis API
+   * over loopback as external clients use it. Default: LOCAL_TRANSPORT, else `direct`. With
+   * `endpoint`, `client` or `handlerEndpoint` the parts concerned use HTTP regardless.
+   */
+  transport?: Transport;
+  /**
+   * Bytes of camera-images records the embedded emulator holds at most while records are
+   * trimmed once consumed (`retainConsumedSeconds`): past it the camera's writes are refused as
+   * throttled until the pipeline catches up (default {@link DEFAULT_BACKLOG_BYTES}).
+   */
+  maxBacklogBytes?: number;
   /** Home outputs folder. */
   outDir: string;
   /** CONFIDENCE_THRESHOLD for classify (default: serverless.yml's). */
@@ -91,6 +107,20 @@ export interface LocalPipelineOptions {
   uplink?: { settings: UplinkSettings; log?: (line: string) => void };
   /** The home application's store: its readers run on this runner, so trimming waits for them too. */
   homeStore?: HomeStore;
+}
+
+/** The two ways the pipeline's own readers and writers reach the embedded emulator. */
+export type Transport = 'direct' | 'http';
+
+/** Default bound of the camera-images backlog held by the embedded emulator, bytes. */
+export const DEFAULT_BACKLOG_BYTES = 96 * 1024 * 1024;
+
+/** The transport asked for: the option, else LOCAL_TRANSPORT, else direct. */
+export function transportOf(option: Transport | undefined): Transport {
+  const chosen = option ?? process.env.LOCAL_TRANSPORT ?? 'direct';
+  if (chosen !== 'direct' && chosen !== 'http')
+    throw new Error(`LOCAL_TRANSPORT must be direct or http, got ${JSON.stringify(chosen)}`);
+  return chosen;
 }
 
 /** Files the uplink writes into the output folder. */
@@ -146,8 +176,9 @@ function handlerLocation(mapping: StreamMapping): { modulePath: string; exportNa
   return { modulePath: join(REPO_ROOT, mapping.handler.slice(0, dot)), exportName: mapping.handler.slice(dot + 1) };
 }
 
-async function loadHandler(mapping: StreamMapping): Promise<StreamHandler> {
+async function loadHandler(mapping: StreamMapping, writerClient: KinesisClient | undefined): Promise<StreamHandler> {
   const { modulePath, exportName } = handlerLocation(mapping);
+  if (writerClient) useHostKinesisClient(writerClient);
   // The handler modules read their configuration at load time: required only now, after
   // the environment is set, exactly as Lambda loads them in a fresh container.
   const loaded = require(modulePath) as Record<string, unknown>;
@@ -195,6 +226,12 @@ export class LocalPipeline {
   /** The store-and-forward uplink to the home endpoint, when one was asked for. */
   uplink: Uplink | undefined;
 
+  /** How the pipeline's own readers and writers reach the emulator. */
+  transport: Transport = 'http';
+
+  /** The direct client given to handlers in this thread, closed at stop. */
+  private hostClient: DirectKinesisClient | undefined;
+
   /**
    * Starts the emulator (unless an endpoint is given), creates missing streams, loads the
    * handlers with the local environment and starts every mapping plus the home readers.
@@ -210,14 +247,24 @@ export class LocalPipeline {
       ...(options.parallelism !== undefined ? { parallelizationFactor: options.parallelism } : {}),
       ...(options.shards !== undefined ? { shards: { [cameraStream]: options.shards } } : {}),
     });
+    const transport = transportOf(options.transport);
+    // The backlog bound needs the trimmer to release what was consumed.
+    const bounded = options.retainConsumedSeconds !== undefined;
     const emulator = options.endpoint
       ? undefined
       : await KinesisEmulator.start({
           port: options.port ?? DEFAULT_EMULATOR_PORT,
           ...(options.persistDir ? { persistPath: join(options.persistDir, 'kinesis') } : {}),
+          ...(bounded ? { backlogLimits: { [cameraStream]: options.maxBacklogBytes ?? DEFAULT_BACKLOG_BYTES } } : {}),
         });
     const endpoint = options.endpoint ?? (emulator as KinesisEmulator).endpoint;
-    const client = options.client ?? createKinesisClient({ endpoint });
+    const direct = emulator && transport === 'direct' ? emulator : undefined;
+    const client =
+      options.client ??
+      (direct ? new DirectKinesisClient(direct.openDirectPort(), definition.region) : createKinesisClient({ endpoint }));
+    // The handlers' stream writer: through the direct path unless told to write elsewhere.
+    const handlersDirect = direct && options.handlerEndpoint === undefined ? direct : undefined;
+    let hostClient: DirectKinesisClient | undefined;
     const pools: HandlerPool[] = [];
     let uplink: Uplink | undefined;
     try {
@@ -255,6 +302,17 @@ export class LocalPipeline {
         ...(options.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: options.retryBaseDelayMs } : {}),
       });
       const poolsByFunction = new Map<string, HandlerPool>();
+      // Handlers in this thread write through one direct client, given before they load.
+      const hostWriterClient = (): DirectKinesisClient | undefined => {
+        if (!handlersDirect) return undefined;
+        hostClient ??= new DirectKinesisClient(handlersDirect.openDirectPort(), definition.region);
+        return hostClient;
+      };
+      if (options.handlers && Object.keys(options.handlers).length > 0) {
+        // Overrides may load the real handler modules lazily, at their first event.
+        const writerClient = hostWriterClient();
+        if (writerClient) useHostKinesisClient(writerClient);
+      }
       for (const mapping of definition.mappings) {
         const override = options.handlers?.[mapping.functionKey];
         if (override) {
@@ -264,13 +322,17 @@ export class LocalPipeline {
           let pool = poolsByFunction.get(mapping.functionKey);
           if (!pool) {
             const { modulePath, exportName } = handlerLocation(mapping);
-            pool = new HandlerPool(`${modulePath}.ts`, exportName);
+            pool = new HandlerPool(
+              `${modulePath}.ts`,
+              exportName,
+              handlersDirect ? { openDirectPort: () => handlersDirect.openDirectPort() } : {},
+            );
             poolsByFunction.set(mapping.functionKey, pool);
             pools.push(pool);
           }
           runner.add(mapping, pool.handler);
         } else {
-          runner.add(mapping, await loadHandler(mapping));
+          runner.add(mapping, await loadHandler(mapping, hostWriterClient()));
         }
       }
       // Cold starts before the first record (and a handler that cannot load fails start-up).
@@ -318,11 +380,14 @@ export class LocalPipeline {
         checkpointFile,
       );
       pipeline.uplink = uplink;
+      pipeline.transport = direct ? 'direct' : 'http';
+      pipeline.hostClient = hostClient;
       return pipeline;
     } catch (error: unknown) {
       await uplink?.stop();
       await Promise.all(pools.map((pool) => pool.close()));
       if (options.client === undefined) client.destroy();
+      if (hostClient) releaseHostClient(hostClient);
       await emulator?.stop();
       throw error;
     }
@@ -382,8 +447,15 @@ export class LocalPipeline {
     await this.uplink?.stop();
     await Promise.all(this.pools.map((pool) => pool.close()));
     if (this.ownsClient) this.client.destroy();
+    if (this.hostClient) releaseHostClient(this.hostClient);
     await this.emulator?.stop();
   }
+}
+
+/** Closes a direct client given to in-process handlers, and stops giving it to handlers loaded later. */
+function releaseHostClient(client: DirectKinesisClient): void {
+  useHostKinesisClient(undefined);
+  client.destroy();
 }
 
 export { HOME_FILES };
