@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDigitModel } from '../functions/lib/model';
-import { loadServiceDefinition } from '../local/mappings';
+import { loadServiceDefinition } from '../local/runner/mappings';
 import { classifyRate } from './classify-stage';
 import { PipelineUnderTest, type MemorySample, type PipelineSettings } from './e2e';
 import { type BenchFrame, type FrameKind, type RecordFormat, framesOf, kinesisRecords } from './frames';

@@ -15,7 +15,7 @@ import { STREAMS } from '../functions/lib/contracts';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { KinesisStreamWriter, type OutputRecord } from '../functions/lib/stream-writer';
 import { HOME_FILES } from '../local/home';
-import { REPO_ROOT } from '../local/mappings';
+import { REPO_ROOT } from '../local/runner/mappings';
 import { type BenchFrame, type RecordFormat, frameRecordData } from './frames';
 import { sleep } from '../functions/lib/retry';
 
@@ -31,7 +31,7 @@ export interface PipelineSettings {
   persistDir?: string;
   /** `--retain-consumed`: seconds finished records stay in the emulator, or `all` to keep them. */
   retainConsumed?: number | 'all';
-  /** Another script to serve the pipeline instead of local/cli.ts (it must print "serving on <endpoint>"). */
+  /** Another script to serve the pipeline instead of local/cli/main.ts (it must print "serving on <endpoint>"). */
   script?: string;
 }
 
@@ -194,7 +194,7 @@ export class PipelineUnderTest {
       ...(settings.nodeArgs ?? []),
       '--import',
       'tsx',
-      settings.script ?? join(REPO_ROOT, 'local', 'cli.ts'),
+      settings.script ?? join(REPO_ROOT, 'local', 'cli', 'main.ts'),
       '--serve',
       '--quiet',
       '--port',

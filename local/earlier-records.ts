@@ -6,7 +6,7 @@
  */
 import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { compareSequenceNumbers } from '../functions/lib/metrics/reducer';
-import { getRecordsRaw } from './get-records-raw';
+import { getRecordsRaw } from './runner/get-records-raw';
 
 export interface EarlierRecords {
   stream: string;

@@ -24,6 +24,7 @@ import { createKinesisClient } from '../functions/lib/kinesis';
 import { type MetricsDocument, metricsDocumentSchema } from '../functions/lib/metrics/document';
 import { mergeMetrics } from '../functions/lib/metrics/merge';
 import { renderMetricsTable } from '../functions/lib/metrics/table';
+import { sleep } from '../functions/lib/retry';
 
 /** Default endpoint: the emulator `npm start -- --serve` listens on. */
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:4567';
@@ -58,18 +59,6 @@ interface PendingWindow {
 
 /** Shown windows are kept this long so a late shard document can reprint them merged. */
 const KEEP_SHOWN_MS = 10 * 60 * 1000;
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 function errorName(error: unknown): string {
   return error instanceof Error ? error.name : 'Error';

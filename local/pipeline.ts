@@ -6,17 +6,18 @@
  */
 import { join } from 'node:path';
 import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
-import { getRecordsRaw } from './get-records-raw';
+import { getRecordsRaw } from './runner/get-records-raw';
+import { type Config, loadConfig } from '../functions/lib/config';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { useHostKinesisClient } from '../functions/lib/stream-writer';
-import { DirectKinesisClient } from './direct-client';
+import { DirectKinesisClient } from './emulator/direct-client';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
-import { HandlerPool } from './handler-pool';
+import { HandlerPool } from './runner/handler-pool';
 import { HOME_FILES, HomeOutputs, safeFileName } from './home';
-import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './mappings';
+import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './runner/mappings';
 import { EventSourceMappingRunner, type InvocationReport, type RunnerLogger, type StreamHandler } from './runner';
-import { ConsumedRecordTrimmer } from './trimmer';
+import { ConsumedRecordTrimmer } from './emulator';
 import { type EarlierRecords, isEarlierFrame, scanEarlierRecords } from './earlier-records';
 import { createHash } from 'node:crypto';
 import { Uplink } from './uplink/uplink';
@@ -232,6 +233,14 @@ export class LocalPipeline {
   /** The direct client given to handlers in this thread, closed at stop. */
   private hostClient: DirectKinesisClient | undefined;
 
+  /** The environment the handlers were loaded with: this process's plus the local settings. */
+  handlerEnv: Readonly<NodeJS.ProcessEnv> = {};
+
+  /** The configuration the handlers run with, read from their environment as they read it. */
+  handlerConfig(): Config {
+    return loadConfig(this.handlerEnv);
+  }
+
   /**
    * Starts the emulator (unless an endpoint is given), creates missing streams, loads the
    * handlers with the local environment and starts every mapping plus the home readers.
@@ -382,6 +391,7 @@ export class LocalPipeline {
       pipeline.uplink = uplink;
       pipeline.transport = direct ? 'direct' : 'http';
       pipeline.hostClient = hostClient;
+      pipeline.handlerEnv = { ...process.env };
       return pipeline;
     } catch (error: unknown) {
       await uplink?.stop();

@@ -259,7 +259,7 @@ async function main(): Promise<void> {
         'the served pipeline',
         tsx,
         [
-          'local/cli.ts',
+          'local/cli/main.ts',
           '--serve',
           '--port',
           '0',

@@ -113,7 +113,7 @@ async function outage(): Promise<void> {
   let edge: ReturnType<typeof startProcess> | undefined;
   try {
     await home.waitForOutput(/home streams on/, 60_000);
-    edge = startProcess('local/cli.ts', [
+    edge = startProcess('local/cli/main.ts', [
       '--count',
       String(Math.ceil(RATE * (OUTAGE_MINUTES * 60 + 600))),
       '--rate',

@@ -12,7 +12,19 @@
  * the rollout: it is written whole to a temporary file, fsynced and renamed into place, so a
  * reader sees the old registry or the new one, never half of one.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { sleep } from '../functions/lib/retry';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadDigitModel, MODEL_CARD_FILE, type ModelCard, modelCardSchema } from '../functions/lib/model';
@@ -258,6 +270,58 @@ function writeRegistry(root: string, registry: Registry): void {
   }
 }
 
+/** How long a registry change waits for another process's change to finish. */
+const REGISTRY_LOCK_WAIT_MS = 10_000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error: unknown) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Applies `change` to the registry as it is on disk at that moment, under an exclusive lock
+ * file, so two changes at once (a button on the page and `npm run promote`) are applied one
+ * after the other and neither history entry is lost. A lock left by a process that died is
+ * taken over; one held longer than {@link REGISTRY_LOCK_WAIT_MS} by a live process is an error.
+ */
+async function changeRegistry(root: string, change: (registry: Registry) => RegistryChange): Promise<RegistryChange> {
+  const lock = join(root, `${REGISTRY_FILE}.lock`);
+  const deadline = Date.now() + REGISTRY_LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (error: unknown) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let holder: number;
+    try {
+      holder = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+    } catch {
+      continue; // released in the meantime
+    }
+    // An empty lock is one being written this instant: waited for like a live one.
+    if (holder > 0 && !processAlive(holder)) {
+      rmSync(lock, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline)
+      throw new ModelRegistryError(`another change to the model registry is in progress (${lock} held by process ${holder})`);
+    await sleep(20);
+  }
+  try {
+    const result = change(registryOf(root));
+    writeRegistry(root, result.registry);
+    return result;
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 function withEntry(
   registry: Registry,
   change: Partial<Pick<Registry, 'current' | 'shadow'>>,
@@ -306,16 +370,17 @@ export async function promote(version: string, root: string = DEFAULT_MODELS_ROO
     }
   }
   await verifyFiles(entry);
-  const from = registry.current;
-  const next = withEntry(
-    registry,
-    { current: version, shadow: registry.shadow === version ? null : registry.shadow },
-    version,
-    'promote',
-    from,
-  );
-  writeRegistry(root, next);
-  return { action: 'promote', version, from, registry: next };
+  return changeRegistry(root, (fresh) => {
+    if (fresh.current === version) throw new ModelRegistryError(`model ${version} is already current: nothing to promote`);
+    const next = withEntry(
+      fresh,
+      { current: version, shadow: fresh.shadow === version ? null : fresh.shadow },
+      version,
+      'promote',
+      fresh.current,
+    );
+    return { action: 'promote', version, from: fresh.current, registry: next };
+  });
 }
 
 /**
@@ -332,15 +397,18 @@ export async function rollback(root: string = DEFAULT_MODELS_ROOT): Promise<Regi
   if (target === undefined)
     throw new NothingToRollBackError(`nothing to roll back to: ${registry.current} is the first version that served`);
   await verifyFiles(entryOf(root, target));
-  const next = withEntry(
-    registry,
-    { current: target, shadow: registry.shadow === target ? null : registry.shadow },
-    target,
-    'rollback',
-    registry.current,
-  );
-  writeRegistry(root, next);
-  return { action: 'rollback', version: target, from: registry.current, registry: next };
+  return changeRegistry(root, (fresh) => {
+    if (currentStack(root, fresh).at(-2) !== target)
+      throw new ModelRegistryError(`the registry changed while ${target} was being checked: run the rollback again`);
+    const next = withEntry(
+      fresh,
+      { current: target, shadow: fresh.shadow === target ? null : fresh.shadow },
+      target,
+      'rollback',
+      fresh.current,
+    );
+    return { action: 'rollback', version: target, from: fresh.current, registry: next };
+  });
 }
 
 /**
@@ -352,20 +420,25 @@ export async function rollback(root: string = DEFAULT_MODELS_ROOT): Promise<Regi
  *   or nothing in shadow to stop), RegistryUnreadableError.
  */
 export async function shadow(version: string | null, root: string = DEFAULT_MODELS_ROOT): Promise<RegistryChange> {
-  const registry = registryOf(root);
   if (version === null) {
-    if (registry.shadow === null) throw new ModelRegistryError('no model runs in shadow: nothing to stop');
-    const next = withEntry(registry, { shadow: null }, registry.shadow, 'unshadow', registry.shadow);
-    writeRegistry(root, next);
-    return { action: 'unshadow', version: registry.shadow, from: registry.shadow, registry: next };
+    return changeRegistry(root, (fresh) => {
+      if (fresh.shadow === null) throw new ModelRegistryError('no model runs in shadow: nothing to stop');
+      const next = withEntry(fresh, { shadow: null }, fresh.shadow, 'unshadow', fresh.shadow);
+      return { action: 'unshadow', version: fresh.shadow, from: fresh.shadow, registry: next };
+    });
   }
   const entry = entryOf(root, version);
-  if (registry.current === version)
-    throw new ModelRegistryError(`model ${version} is current: shadow a candidate against it instead`);
+  const notCurrent = (registry: Registry): void => {
+    if (registry.current === version)
+      throw new ModelRegistryError(`model ${version} is current: shadow a candidate against it instead`);
+  };
+  notCurrent(registryOf(root));
   await verifyFiles(entry);
-  const next = withEntry(registry, { shadow: version }, version, 'shadow', registry.shadow);
-  writeRegistry(root, next);
-  return { action: 'shadow', version, from: registry.shadow, registry: next };
+  return changeRegistry(root, (fresh) => {
+    notCurrent(fresh);
+    const next = withEntry(fresh, { shadow: version }, version, 'shadow', fresh.shadow);
+    return { action: 'shadow', version, from: fresh.shadow, registry: next };
+  });
 }
 
 /** The folder of the current version. */

@@ -114,11 +114,9 @@ export interface Config {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const name = String(issue.path[0] ?? '?');
-      return `${name}=${JSON.stringify(env[name] ?? null)}: ${issue.message}`;
-    });
-    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+    const problems = parsed.error.issues.map((issue) => ({ variable: String(issue.path[0] ?? '?'), message: issue.message }));
+    const described = problems.map((p) => `${p.variable}=${JSON.stringify(env[p.variable] ?? null)}: ${p.message}`);
+    throw new ConfigError(`invalid configuration: ${described.join('; ')}`, problems);
   }
   const e = parsed.data;
   let cameraRules: readonly CameraRule[];
@@ -126,7 +124,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cameraRules = parseCameraRules(e.CAMERA_RULES);
   } catch (error: unknown) {
     if (!(error instanceof CameraRulesError)) throw error;
-    throw new ConfigError(`invalid configuration: CAMERA_RULES=${JSON.stringify(env.CAMERA_RULES)}: ${error.message}`);
+    throw new ConfigError(`invalid configuration: CAMERA_RULES=${JSON.stringify(env.CAMERA_RULES)}: ${error.message}`, [
+      { variable: 'CAMERA_RULES', message: error.message },
+    ]);
   }
   return Object.freeze({
     streamPrefix: e.STREAM_PREFIX,

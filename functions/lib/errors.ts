@@ -75,7 +75,11 @@ export class ModelLoadError extends Error {
 
 /** A configuration variable is missing or malformed: raised at cold start. */
 export class ConfigError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Each malformed variable and what was wrong with it, for callers that name their own flags. */
+    readonly problems: ReadonlyArray<{ variable: string; message: string }> = [],
+  ) {
     super(message);
     this.name = 'ConfigError';
   }

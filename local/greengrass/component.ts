@@ -8,7 +8,7 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadServiceDefinition } from '../mappings';
+import { loadServiceDefinition } from '../runner/mappings';
 import { startStreamManagerHost } from './host';
 import { connectStreamManager } from './stream-manager';
 

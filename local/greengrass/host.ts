@@ -10,7 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { useHostSink } from '../../functions/lib/stream-writer';
-import { REPO_ROOT, type ServiceDefinition, type StreamMapping } from '../mappings';
+import { REPO_ROOT, type ServiceDefinition, type StreamMapping } from '../runner/mappings';
 import { EventSourceMappingRunner, type RunnerLogger, type StreamHandler } from '../runner';
 import { kinesisClientOverStreamManager } from './kinesis-over-stream-manager';
 import { StreamManagerRecordSink } from './record-sink';

@@ -1,6 +1,6 @@
 /**
  * A Kinesis client whose reads are served by Stream Manager: the event source mapping runner
- * (local/runner.ts) takes it as its client and so drives the handlers over Stream Manager
+ * (local/runner/) takes it as its client and so drives the handlers over Stream Manager
  * streams with exactly the semantics it has over Kinesis (batches, partial batch responses,
  * bisect, retry limits, on-failure records, tumbling windows, checkpoints after success).
  *

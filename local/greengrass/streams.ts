@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { REPO_ROOT } from '../mappings';
+import { REPO_ROOT } from '../runner/mappings';
 import { type Builder, type StreamManagerClientLike, streamManagerSdk } from './stream-manager';
 
 export const STREAMS_FILE = join(REPO_ROOT, 'edge', 'stream-manager', 'streams.json');

@@ -19,14 +19,13 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
-  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { KINESIS_LIMITS } from '../../functions/lib/kinesis-records';
+import { previousCopyPath, readStateFile, writeStateFile } from '../state-file';
 import { priorityOf, type UplinkPolicy } from './settings';
 
 /** One record owed to the home. */
@@ -76,6 +75,8 @@ export interface BacklogOptions {
   /** Segment files roll over past this size (Stream Manager's default segment is 16 MB). */
   segmentBytes?: number;
   onDrop?: (dropped: DroppedRecord) => void;
+  /** A damaged state file was found at start-up and its previous copy used instead. */
+  onProblem?: (message: string) => void;
   now?: () => number;
 }
 
@@ -473,10 +474,8 @@ export class UplinkBacklog {
       };
     }
     const body: PersistedState = { version: 1, streams, dropped: this.dropped as PersistedState['dropped'] };
-    const file = this.statePath();
-    const tmp = `${file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(body));
-    renameSync(tmp, file);
+    // Durable before the edge's reader checkpoints past what it settles (see state-file.ts).
+    writeStateFile(this.statePath(), body);
   }
 
   private deleteSettledSegments(state: StreamState): void {
@@ -491,11 +490,12 @@ export class UplinkBacklog {
   private recover(dir: string): void {
     mkdirSync(dir, { recursive: true });
     const file = this.statePath();
-    let saved: PersistedState | undefined;
-    if (existsSync(file)) {
-      const parsed = stateSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-      if (!parsed.success) throw new Error(`${file} is not an uplink state file: ${parsed.error.message}`);
-      saved = parsed.data;
+    // A damaged copy falls back to the previous one and says so; none readable throws.
+    const read = readStateFile(file, stateSchema);
+    for (const problem of read.problems)
+      this.options.onProblem?.(`uplink backlog state: ${problem}; using ${previousCopyPath(file)}`);
+    const saved: PersistedState | undefined = read.value;
+    if (saved) {
       for (const [stream, counts] of Object.entries(saved.dropped)) {
         if (this.dropped[stream]) this.dropped[stream] = counts as Partial<Record<DropReason, number>>;
       }

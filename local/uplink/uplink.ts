@@ -8,13 +8,14 @@
  * home acknowledged it. So a record is, at every moment, in the edge stream, in the backlog,
  * at home, or in the dropped-records file.
  */
-import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { shardIdOf } from '../../functions/lib/kinesis-records';
 import { type DroppedRecord, type IncomingRecord, UplinkBacklog } from './backlog';
+import { writeFileAtomic } from '../state-file';
 import { UplinkForwarder } from './forwarder';
 import type { UplinkSettings } from './settings';
 import { downLine, type UplinkStatus, upLine } from './status';
@@ -74,6 +75,7 @@ export class Uplink {
       policy: settings.policy,
       ...(options.dir ? { dir: options.dir } : {}),
       onDrop: (dropped) => this.dropped(dropped),
+      onProblem: (message) => this.log(message),
     });
     this.ownsClient = options.client === undefined;
     this.client = options.client ?? createKinesisClient(settings.endpoint === 'aws' ? {} : { endpoint: settings.endpoint });
@@ -157,9 +159,7 @@ export class Uplink {
   private writeStatus(): void {
     const file = this.options.statusFile;
     if (!file) return;
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(`${file}.tmp`, `${JSON.stringify(this.status(), null, 2)}\n`);
-    renameSync(`${file}.tmp`, file);
+    writeFileAtomic(file, `${JSON.stringify(this.status(), null, 2)}\n`);
   }
 
   /**

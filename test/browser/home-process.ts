@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../local/mappings';
+import { REPO_ROOT } from '../../local/runner/mappings';
 
 export interface RunningPipeline {
   /** The page's address, as printed on the `home on <url>` line. */
@@ -22,13 +22,13 @@ const HOME_LINE = /home on (http:\/\/\S+)/;
 const KINESIS_LINE = /kinesis (http:\/\/\S+)/;
 
 /**
- * Spawns `tsx local/cli.ts --serve ...args` and resolves once it prints `home on <url>` and
+ * Spawns `tsx local/cli/main.ts --serve ...args` and resolves once it prints `home on <url>` and
  * `kinesis <url>`.
  * @throws Error with the process output when it exits first or prints no address in `timeoutMs`.
  */
 export function startPipeline(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<RunningPipeline> {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli.ts'), '--serve', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli/main.ts'), '--serve', ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'ERROR', NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

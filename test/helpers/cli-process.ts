@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../local/mappings';
+import { REPO_ROOT } from '../../local/runner/mappings';
 
 export interface CliProcess {
   child: ChildProcess;
@@ -15,10 +15,10 @@ export interface CliProcess {
   output: () => string;
 }
 
-/** Starts `local/cli.ts` with `args`; `env` is added to this process's environment. */
+/** Starts `local/cli/main.ts` with `args`; `env` is added to this process's environment. */
 export function startCli(args: string[], env: Record<string, string> = {}): CliProcess {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli.ts'), ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'local/cli/main.ts'), ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'ERROR', NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../local/mappings';
+import { REPO_ROOT } from '../../local/runner/mappings';
 import { sleep } from '../../functions/lib/retry';
 
 export interface RunningProcess {

@@ -10,7 +10,7 @@ import { createKinesisClient } from '../../functions/lib/kinesis';
 import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
 import { mergeByWindow, mergeMetrics } from '../../functions/lib/metrics/merge';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { applyOverrides, loadServiceDefinition } from '../../local/mappings';
+import { applyOverrides, loadServiceDefinition } from '../../local/runner/mappings';
 import { EventSourceMappingRunner, type StreamHandler } from '../../local/runner';
 import { predictionStream } from '../helpers/metrics-fixtures';
 import { putJson } from '../helpers/runner-harness';

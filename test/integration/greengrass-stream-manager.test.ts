@@ -16,7 +16,7 @@ import { useHostSink } from '../../functions/lib/stream-writer';
 import { startStreamManagerHost, type StreamManagerHost } from '../../local/greengrass/host';
 import { StreamManagerRecordSink } from '../../local/greengrass/record-sink';
 import { connectStreamManager, type StreamManagerClientLike } from '../../local/greengrass/stream-manager';
-import { applyOverrides, loadServiceDefinition, type ServiceDefinition } from '../../local/mappings';
+import { applyOverrides, loadServiceDefinition, type ServiceDefinition } from '../../local/runner/mappings';
 import { writeCentroidModel } from '../helpers/centroid-model';
 import { startTestStreamManager, type TestStreamManager } from '../helpers/stream-manager-server';
 

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
-import { REPO_ROOT } from '../../local/mappings';
+import { REPO_ROOT } from '../../local/runner/mappings';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { metricsDocument, rejectRecord, uncertainRecord } from '../helpers/home-fixtures';
 

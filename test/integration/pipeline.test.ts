@@ -228,7 +228,7 @@ describe('npm start', () => {
   it('replays frames end to end and writes the home outputs and the summary', async () => {
     // Prepare
     const out = mkdtempSync(join(tmpdir(), 'cli-out-'));
-    const cli = join(__dirname, '..', '..', 'local', 'cli.ts');
+    const cli = join(__dirname, '..', '..', 'local', 'cli', 'main.ts');
     const tsx = join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx');
 
     // Act

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { REPO_ROOT } from '../../local/mappings';
+import { REPO_ROOT } from '../../local/runner/mappings';
 
 /** Local addresses of the sockets listening on `port`, from the kernel's tables (IPv4 and IPv6). */
 function listeners(port: number): string[] {
@@ -131,7 +131,7 @@ describe('npm start -- --serve', () => {
       [
         '--import',
         'tsx',
-        join(REPO_ROOT, 'local/cli.ts'),
+        join(REPO_ROOT, 'local/cli/main.ts'),
         '--serve',
         '--port',
         '0',

@@ -61,7 +61,7 @@ it('loses nothing when the edge is killed during an outage and restarted with --
 
   // Act 1: frames flow, the home is unreachable, the backlog grows on disk; then SIGKILL.
   edge = startProcess(
-    'local/cli.ts',
+    'local/cli/main.ts',
     [...common, '--count', String(FRAMES), '--rate', '100', '--camera', 'Test', '--cameras', '2'],
     { MODEL_DIR: modelDir },
   );
@@ -73,7 +73,7 @@ it('loses nothing when the edge is killed during an outage and restarted with --
   // Act 2: the home comes up; the edge restarts on the same folders, publishing nothing more.
   home = startProcess('local/home-streams-cli.ts', ['--streams-port', String(port)]);
   await home.waitForOutput(/home streams on/, 60_000);
-  edge = startProcess('local/cli.ts', [...common, '--count', '0'], { MODEL_DIR: modelDir });
+  edge = startProcess('local/cli/main.ts', [...common, '--count', '0'], { MODEL_DIR: modelDir });
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([
     edge.exited,

@@ -46,7 +46,7 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
     60_000,
   )) as string[];
   edge = startProcess(
-    'local/cli.ts',
+    'local/cli/main.ts',
     [
       '--count',
       String(FRAMES),

@@ -8,7 +8,7 @@ import { LogLinearHistogram } from '../../functions/lib/metrics/histogram';
 import { WindowAccumulator } from '../../functions/lib/metrics/reducer';
 import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
 import { ConsoleSink, KinesisStreamWriter } from '../../functions/lib/stream-writer';
-import { createLambdaContext } from '../../local/lambda-context';
+import { createLambdaContext } from '../../local/runner/lambda-context';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { makePrediction, TEST_CONFIG } from '../helpers/metrics-fixtures';
 

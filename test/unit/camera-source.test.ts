@@ -9,7 +9,7 @@ import { loadMnist, mnistImage, renderOriginalFrameSync } from '../../functions/
 import { readPngChunks } from '../../functions/lib/png';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { checkFrame } from '../../functions/lib/validate-frame';
-import { createLambdaContext } from '../../local/lambda-context';
+import { createLambdaContext } from '../../local/runner/lambda-context';
 import { withPutRecordsFaults } from '../helpers/failing-kinesis-client';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 

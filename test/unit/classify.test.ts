@@ -348,7 +348,7 @@ describe('classify handler', () => {
     await kinesis.createStreams(['h-predictions', 'h-uncertain-images', 'h-rejected-images']);
     process.env = { ...env, KINESIS_ENDPOINT: kinesis.endpoint, STREAM_PREFIX: 'h-', LOG_LEVEL: 'SILENT' };
     const { handler } = await import('../../functions/classify');
-    const { createLambdaContext } = await import('../../local/lambda-context');
+    const { createLambdaContext } = await import('../../local/runner/lambda-context');
 
     const response = await handler(sampleEvent(), createLambdaContext({ functionName: 'classify' }));
 
@@ -365,7 +365,7 @@ describe('classify handler', () => {
       LOG_LEVEL: 'SILENT',
     };
     const { handler } = await import('../../functions/classify');
-    const { createLambdaContext } = await import('../../local/lambda-context');
+    const { createLambdaContext } = await import('../../local/runner/lambda-context');
 
     await expect(handler(sampleEvent(), createLambdaContext({ functionName: 'classify' }))).rejects.toThrow('no-model-here');
   });

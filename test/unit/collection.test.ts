@@ -160,7 +160,7 @@ describe('camera rules', () => {
 describe('npm start --camera-rules', () => {
   it('refuses bad rules as a usage error before starting anything', async () => {
     const tsx = join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx');
-    const cli = join(__dirname, '..', '..', 'local', 'cli.ts');
+    const cli = join(__dirname, '..', '..', 'local', 'cli', 'main.ts');
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn(tsx, [cli, '--count', '1', '--port', '0', '--camera-rules', '{"Dock-*": {"sampleRat": 0.5}}']);
       let stderr = '';

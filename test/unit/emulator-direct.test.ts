@@ -16,9 +16,9 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
-import { DirectKinesisClient } from '../../local/direct-client';
+import { DirectKinesisClient } from '../../local/emulator/direct-client';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { getRecordsRaw } from '../../local/get-records-raw';
+import { getRecordsRaw } from '../../local/runner/get-records-raw';
 import { isConnectionError } from '../../local/runner';
 
 async function iterator(client: KinesisClient, stream: string): Promise<string> {

@@ -17,7 +17,7 @@ interface Db {
 const localRequire = createRequire(__filename);
 const kinesaliteDir = dirname(localRequire.resolve('kinesalite'));
 const db = localRequire(join(kinesaliteDir, 'db')) as Db;
-const fast = localRequire('../../local/kinesalite-fast-paths.js') as { install(db?: Db): Db };
+const fast = localRequire('../../local/emulator/kinesalite-fast-paths.js') as { install(db?: Db): Db };
 fast.install(db);
 const original = db.__fastPaths as NonNullable<Db['__fastPaths']>;
 const BigNumber = localRequire(localRequire.resolve('bignumber.js', { paths: [kinesaliteDir] })) as new (

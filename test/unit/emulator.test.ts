@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { applyOverrides, loadServiceDefinition, parseServiceDefinition } from '../../local/mappings';
+import { applyOverrides, loadServiceDefinition, parseServiceDefinition } from '../../local/runner/mappings';
 
 describe('KinesisEmulator', () => {
   it.each([

@@ -12,7 +12,7 @@ import {
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import fc from 'fast-check';
-import { getRecordsRaw, parseGetRecordsBody } from '../../local/get-records-raw';
+import { getRecordsRaw, parseGetRecordsBody } from '../../local/runner/get-records-raw';
 
 let emulator: KinesisEmulator;
 let client: ReturnType<typeof createKinesisClient>;

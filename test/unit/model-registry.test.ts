@@ -84,6 +84,32 @@ describe('model registry', () => {
     ]);
   });
 
+  it('applies changes made at the same moment one after the other, losing neither', async () => {
+    // Act: both promotes check their files (asynchronously) before either writes.
+    const results = await Promise.all([promote('1.1.0', root), promote('1.2.0', root), shadow('1.1.0', root)]);
+    // Assert: every change is in the history, each recorded against what it replaced.
+    const { history, current } = readRegistry(root);
+    expect(history.map((e) => `${e.action} ${e.version}`).sort()).toEqual(['promote 1.1.0', 'promote 1.2.0', 'shadow 1.1.0']);
+    const promotes = history.filter((e) => e.action === 'promote');
+    expect(promotes[1]?.from).toBe(promotes[0]?.version);
+    expect(current).toBe(promotes[1]?.version);
+    expect(results.map((r) => r.action).sort()).toEqual(['promote', 'promote', 'shadow']);
+    expect(existsSync(join(root, 'registry.json.lock'))).toBe(false);
+  });
+
+  it('takes over a lock left by a process that died mid-change', async () => {
+    // Prepare: a lock naming a process that has exited.
+    const child = spawn(process.execPath, ['-e', '']);
+    const pid = child.pid as number;
+    await new Promise((resolve) => child.on('exit', resolve));
+    writeFileSync(join(root, 'registry.json.lock'), `${pid}\n`);
+    // Act
+    await promote('1.1.0', root);
+    // Assert
+    expect(readRegistry(root).current).toBe('1.1.0');
+    expect(existsSync(join(root, 'registry.json.lock'))).toBe(false);
+  });
+
   it('refuses a candidate whose gates failed, naming the failed check', async () => {
     const error = await refusal(() => promote('1.3.0', root));
     expect(error).toBeInstanceOf(GatesNotPassedError);

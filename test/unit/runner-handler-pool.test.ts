@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { HandlerPool } from '../../local/handler-pool';
-import { createLambdaContext } from '../../local/lambda-context';
+import { HandlerPool } from '../../local/runner/handler-pool';
+import { createLambdaContext } from '../../local/runner/lambda-context';
 
 const HANDLERS = join(__dirname, '..', 'helpers', 'pool-handlers.ts');
 const pools: HandlerPool[] = [];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { z } from 'zod';
-import { REPO_ROOT } from '../../local/mappings';
+import { REPO_ROOT } from '../../local/runner/mappings';
 import {
   appendDurable,
   decodeStateFile,

@@ -8,7 +8,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { EventSourceMappingRunner, type StreamHandler } from '../../local/runner';
-import { ConsumedRecordTrimmer, shardFloors } from '../../local/trimmer';
+import { ConsumedRecordTrimmer, shardFloors } from '../../local/emulator/trimmer';
 import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
 import { streamReader } from '../helpers/stream-reader';
 

@@ -3,7 +3,7 @@
  * in order per stream, and, persisted, recovered after a crash with exactly the records still
  * owed to the home.
  */
-import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DroppedRecord, type IncomingRecord, UplinkBacklog } from '../../local/uplink/backlog';
@@ -158,6 +158,45 @@ describe('persisted', () => {
     expect(ids(second, 'uncertain-images')).toEqual(['u1', 'u2', 'u3']);
     const third = new UplinkBacklog({ streams: STREAMS, maxBytes: 1e6, policy: 'reject-new', dir });
     expect(ids(third, 'uncertain-images')).toEqual(['u1', 'u2', 'u3']);
+  });
+
+  it('falls back to the previous state copy when the current one is torn, says so, and owes the records again', () => {
+    // Prepare: u1 then u2 acknowledged, one state write each; then the current copy is torn.
+    const first = new UplinkBacklog({ streams: STREAMS, maxBytes: 1e6, policy: 'reject-new', dir });
+    first.add(
+      'uncertain-images',
+      ['u1', 'u2', 'u3'].map((id) => rec(id)),
+    );
+    for (let i = 0; i < 2; i += 1) first.settle('uncertain-images', [first.take('uncertain-images', 1, 1e9)[0]?.seq as number]);
+    const state = join(dir, 'state.json');
+    truncateSync(state, statSync(state).size - 5);
+    // Act
+    const problems: string[] = [];
+    const second = new UplinkBacklog({
+      streams: STREAMS,
+      maxBytes: 1e6,
+      policy: 'reject-new',
+      dir,
+      onProblem: (message) => problems.push(message),
+    });
+    // Assert: the previous copy settled only u1, so u2 is owed again (the home keeps one copy).
+    expect(ids(second, 'uncertain-images')).toEqual(['u2', 'u3']);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(state);
+    expect(problems[0]).toContain('torn');
+  });
+
+  it('refuses to start over when no copy of its state is readable, naming the file', () => {
+    // Prepare
+    const first = new UplinkBacklog({ streams: STREAMS, maxBytes: 1e6, policy: 'reject-new', dir });
+    first.add('uncertain-images', [rec('u1')]);
+    first.settle('uncertain-images', [first.take('uncertain-images', 1, 1e9)[0]?.seq as number]);
+    writeFileSync(join(dir, 'state.json'), 'garbage');
+    rmSync(join(dir, 'state.json.prev'), { force: true });
+    // Act + Assert
+    expect(() => new UplinkBacklog({ streams: STREAMS, maxBytes: 1e6, policy: 'reject-new', dir })).toThrow(
+      join(dir, 'state.json'),
+    );
   });
 
   it('deletes a segment file once none of its records is owed', () => {

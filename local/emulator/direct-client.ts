@@ -1,7 +1,7 @@
 /**
  * A Kinesis client for the pipeline's own readers and writers when the emulator is embedded:
  * the same `send(new XCommand(input))` calls, answered by the emulator's actions over a
- * MessagePort instead of HTTP (local/kinesalite-direct.js). Record data travels as bytes both
+ * MessagePort instead of HTTP (local/emulator/kinesalite-direct.js). Record data travels as bytes both
  * ways, so no JSON, base64 or large strings are made for it; everything else (validations,
  * errors, sequence numbers, iterators) is kinesalite's own, exactly as over HTTP.
  *
@@ -12,7 +12,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import * as Kinesis from '@aws-sdk/client-kinesis';
 import { KinesisClient, KinesisServiceException } from '@aws-sdk/client-kinesis';
-import type { RawRecord } from './get-records-raw';
+import type { RawRecord } from '../runner/get-records-raw';
 
 /** One record read over the direct path: its data as bytes (a view of the page's buffer). */
 export interface BufferRecord {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
 import type { HostReply, InvokeMessage } from './handler-host';
-import type { StreamHandler } from './runner';
+import type { StreamHandler } from './types';
 
 const HOST = join(__dirname, 'handler-host.ts');
 

@@ -13,7 +13,7 @@
 import { Readable } from 'node:stream';
 import { GetRecordsCommand, type GetRecordsCommandInput, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { z } from 'zod';
-import { DirectKinesisClient } from './direct-client';
+import { DirectKinesisClient } from '../emulator/direct-client';
 
 /** One record as GetRecords returns it, data still base64. */
 export interface RawRecord {

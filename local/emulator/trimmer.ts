@@ -15,7 +15,7 @@
  * finished nothing yet holds the whole shard); shards no consumer reads are never touched;
  * sequence numbers are compared as numbers (BigInt), never as text.
  */
-import type { ConsumerPosition, RunnerLogger } from './runner';
+import type { ConsumerPosition, RunnerLogger } from '../runner';
 
 /** Where the deleting happens (the embedded emulator). */
 export interface TrimTarget {

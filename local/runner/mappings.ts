@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 
 /** Repository root (this file lives in `<root>/local`). */
-export const REPO_ROOT = resolve(__dirname, '..');
+export const REPO_ROOT = resolve(__dirname, '..', '..');
 
 /** Where resolved configurations are cached between runs. */
 export const CACHE_DIR = join(REPO_ROOT, 'node_modules', '.cache', 'edge-camera-classifier');

@@ -5,8 +5,8 @@
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
-import { useHostKinesisClient } from '../functions/lib/stream-writer';
-import { DirectKinesisClient } from './direct-client';
+import { useHostKinesisClient } from '../../functions/lib/stream-writer';
+import { DirectKinesisClient } from '../emulator/direct-client';
 
 interface HostData {
   modulePath: string;

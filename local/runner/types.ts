@@ -1,0 +1,134 @@
+/** The runner's contracts (handlers, mappings, options, reports) and its internal records. */
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import type { Context, KinesisStreamRecord } from 'aws-lambda';
+import type { StreamMapping } from './mappings';
+
+/** What an in-process handler looks like: any Lambda handler for Kinesis events. */
+export type StreamHandler = (event: never, context: Context, callback: never) => unknown;
+
+/** The mapping settings the runner needs (a {@link StreamMapping} carries them all). */
+export type RunnerMapping = Pick<
+  StreamMapping,
+  | 'functionName'
+  | 'stream'
+  | 'batchSize'
+  | 'batchWindowSeconds'
+  | 'startingPosition'
+  | 'parallelizationFactor'
+  | 'reportBatchItemFailures'
+  | 'bisectBatchOnFunctionError'
+  | 'maximumRetryAttempts'
+  | 'maximumRecordAgeInSeconds'
+  | 'tumblingWindowInSeconds'
+  | 'onFailure'
+  | 'timeoutSeconds'
+> &
+  Partial<Pick<StreamMapping, 'startingPositionTimestamp' | 'memorySize'>>;
+
+/** The on-failure record, as Lambda sends it to an SQS/SNS destination for a Kinesis source. */
+export interface DeadLetterRecord {
+  requestContext: {
+    requestId: string;
+    functionArn: string;
+    condition: 'RetryAttemptsExhausted' | 'RecordAgeExceeded';
+    approximateInvokeCount: number;
+  };
+  responseContext: { statusCode: number; executedVersion: string; functionError?: string };
+  version: '1.0';
+  timestamp: string;
+  KinesisBatchInfo: {
+    shardId: string;
+    startSequenceNumber: string;
+    endSequenceNumber: string;
+    approximateArrivalOfFirstRecord: string;
+    approximateArrivalOfLastRecord: string;
+    batchSize: number;
+    streamArn: string;
+  };
+  /** Local additions: where it would go on AWS, why the last attempt failed, the window. */
+  destinationArn?: string;
+  errorMessage?: string;
+  window?: { start: string; end: string };
+  /** Local addition: the records themselves, so nothing is lost when the emulator is in memory. */
+  records: Array<{ sequenceNumber: string; partitionKey: string; data: string }>;
+}
+
+export interface RunnerLogger {
+  debug(message: string, context?: Record<string, unknown>): void;
+  warn(message: string, context?: Record<string, unknown>): void;
+}
+
+/** Invocation outcome, for progress displays and tests. */
+export interface InvocationReport {
+  functionName: string;
+  shardId: string;
+  records: number;
+  outcome: 'success' | 'partial' | 'error';
+  /** Wall time of the handler call. */
+  durationMs: number;
+  error?: string;
+  window?: { start: string; end: string; final: boolean; early: boolean };
+}
+
+export interface RunnerOptions {
+  client: KinesisClient;
+  /** Prepended to each mapping's base stream name ('' locally). */
+  streamPrefix?: string;
+  region?: string;
+  /** Persist checkpoints (and window state) here; unset keeps them in memory. */
+  checkpointFile?: string;
+  /** Append on-failure records here as JSON Lines; they are also kept in `deadLetters`. */
+  deadLetterFile?: string;
+  /** First retry delay; doubles per attempt up to 2 s. Default 100 ms. */
+  retryBaseDelayMs?: number;
+  /** Longest sleep between polls of an idle shard. Default 200 ms. */
+  maxIdlePollMs?: number;
+  /** Records buffered per shard ahead of the handler. Default max(10,000, 2 x batch size). */
+  maxBufferedRecords?: number;
+  logger?: RunnerLogger;
+  onInvocation?: (report: InvocationReport) => void;
+  /**
+   * Where a consumer with no checkpoint starts: the mapping's `startingPosition` (default);
+   * `run-start`, this run's start (`LATEST`, resolved before {@link EventSourceMappingRunner.start}
+   * resolves, so nothing put after it is missed, and saved with the checkpoints as an
+   * `AT_TIMESTAMP` so a restart before the first finished record resumes there); or
+   * `trim-horizon`, the oldest record.
+   */
+  firstPosition?: 'mapping' | 'run-start' | 'trim-horizon';
+}
+
+export interface Entry {
+  seq: string;
+  arrivalMs: number;
+  fetchedAt: number;
+  partitionKey: string;
+  data: string;
+  record: KinesisStreamRecord;
+  bytes: number;
+  done: boolean;
+  /** Start of the tumbling window (ms) this record belongs to; 0 without windows. */
+  windowStart: number;
+}
+
+export type WindowState = Record<string, unknown>;
+
+export interface OpenWindow {
+  start: number;
+  end: number;
+  state: WindowState;
+}
+
+/** Where one consumer (a mapping on one shard) stands. */
+export interface ConsumerPosition {
+  functionName: string;
+  stream: string;
+  shardId: string;
+  /** The last record finished (the checkpoint); undefined until the first one is. */
+  sequenceNumber: string | undefined;
+}
+
+/** Work item of a lane: a contiguous slice of records and how often it has been retried. */
+export interface Attempt {
+  entries: Entry[];
+  retries: number;
+}
