@@ -12,7 +12,7 @@ import { createKinesisClient } from '../functions/lib/kinesis';
 import { useHostKinesisClient } from '../functions/lib/stream-writer';
 import { DirectKinesisClient } from './emulator/direct-client';
 import { STREAMS } from '../functions/lib/contracts';
-import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
+import { DEFAULT_BACKLOG_BYTES, DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
 import { HandlerPool } from './runner/handler-pool';
 import { HOME_FILES, HomeOutputs, safeFileName } from './home';
 import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './runner/mappings';
@@ -113,8 +113,12 @@ export interface LocalPipelineOptions {
 /** The two ways the pipeline's own readers and writers reach the embedded emulator. */
 export type Transport = 'direct' | 'http';
 
-/** Default bound of the camera-images backlog held by the embedded emulator, bytes. */
-export const DEFAULT_BACKLOG_BYTES = 96 * 1024 * 1024;
+/**
+ * Record data each shard's consumer reads ahead of its handler: enough to keep several
+ * classify batches of large frames (6 MB each at most) in flight, little enough that a backlog
+ * of them stays in the emulator instead of in the runner's memory.
+ */
+const READ_AHEAD_BYTES = 32 * 1024 * 1024;
 
 /** The transport asked for: the option, else LOCAL_TRANSPORT, else direct. */
 export function transportOf(option: Transport | undefined): Transport {
@@ -300,6 +304,7 @@ export class LocalPipeline {
         ...(earlier ? { isEarlier: (frameId: string) => isEarlierFrame(earlier, frameId) } : {}),
       });
       const runner = new EventSourceMappingRunner({
+        maxBufferedBytes: READ_AHEAD_BYTES,
         client,
         streamPrefix: '',
         region: definition.region,

@@ -42,6 +42,8 @@ function startPipeline(
     ...(options.endpoint ? { endpoint: options.endpoint, stateDir: options.state, from: options.from } : { port: options.port }),
     ...(options.persist ? { persistDir: options.persist } : {}),
     ...(options.retainConsumed !== undefined ? { retainConsumedSeconds: options.retainConsumed } : {}),
+    transport: options.transport,
+    maxBacklogBytes: options.maxBacklogBytes,
     outDir: options.out,
     ...(options.confidence !== undefined ? { confidence: options.confidence } : {}),
     ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
@@ -201,6 +203,8 @@ async function main(): Promise<number> {
             delay: options.delay,
             ...(options.count !== undefined ? { count: share(options.count, cameraIds.length, i) } : {}),
             rate: options.rate / cameraIds.length,
+            // The pipeline's bounded backlog throttles the camera until it catches up: wait for it.
+            maxThrottledSeconds: Number.POSITIVE_INFINITY,
             signal: stop.signal,
             onProgress: (p) => {
               perCamera[i] = p.published;
@@ -213,6 +217,7 @@ async function main(): Promise<number> {
         ...total,
         published: total.published + s.published,
         failed: total.failed + s.failed,
+        throttled: total.throttled + s.throttled,
         labelled: total.labelled + s.labelled,
       }));
       published = summary.published;

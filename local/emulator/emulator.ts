@@ -24,6 +24,12 @@ import {
 /** The loopback port `npm start` serves on unless told otherwise. */
 export const DEFAULT_EMULATOR_PORT = 4567;
 
+/**
+ * Default bound of the camera-images backlog the embedded pipeline's emulator holds, bytes:
+ * about 160 frames of 640x480, 170,000 of 28x28.
+ */
+export const DEFAULT_BACKLOG_BYTES = 96 * 1024 * 1024;
+
 /** The only interface the emulator binds to: it has no authentication. */
 export const EMULATOR_HOST = '127.0.0.1';
 

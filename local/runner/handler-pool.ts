@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
 import type { HostReply, InvokeMessage } from './handler-host';
-import type { StreamHandler } from './types';
+import { type StreamHandler, TAKES_RECORD_BYTES } from './types';
 
 const HOST = join(__dirname, 'handler-host.ts');
 
@@ -147,8 +147,11 @@ export class HandlerPool {
     return container;
   }
 
-  /** The handler the runner calls: runs the invocation in an idle container, or a new one. */
-  readonly handler: StreamHandler = (async (event: unknown, context: Context): Promise<unknown> => {
+  /**
+   * The handler the runner calls: runs the invocation in an idle container, or a new one. It
+   * takes record data as bytes ({@link TAKES_RECORD_BYTES}): the container makes the base64.
+   */
+  readonly handler: StreamHandler = Object.assign(async (event: unknown, context: Context): Promise<unknown> => {
     if (this.closed) throw new Error('the handler pool is closed');
     let container = this.idle.pop();
     while (container && !container.alive) container = this.idle.pop();
@@ -161,7 +164,7 @@ export class HandlerPool {
     } finally {
       if (container.alive && !this.closed) this.idle.push(container);
     }
-  }) as StreamHandler;
+  }, { [TAKES_RECORD_BYTES]: true }) as unknown as StreamHandler;
 
   /**
    * Starts one container and waits for its cold start, so the first invocation does not pay
