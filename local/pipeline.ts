@@ -5,6 +5,7 @@
  * benchmark use it too.
  */
 import { join } from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
 import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { getRecordsRaw } from './runner/get-records-raw';
 import { type Config, loadConfig } from '../functions/lib/config';
@@ -31,6 +32,11 @@ export interface LocalPipelineOptions {
   endpoint?: string;
   /** Endpoint the handlers write to, when it differs from the runner's (a fault-injecting proxy in tests). */
   handlerEndpoint?: string;
+  /**
+   * On the direct path: where the handlers' stream writer opens its ports, when it differs from
+   * the runner's (a fault-injecting relay in tests, the direct counterpart of `handlerEndpoint`).
+   */
+  handlerDirectPort?: () => MessagePort;
   /** Embedded emulator port on 127.0.0.1 (default 4567; 0 picks a free one). */
   port?: number;
   /** Keep the emulator's data and the runner's checkpoints here, so a restart resumes. */
@@ -52,7 +58,9 @@ export interface LocalPipelineOptions {
    * camera source through {@link LocalPipeline.client}) reach the embedded emulator: `direct`,
    * kinesalite's actions in this process with record data as bytes, or `http`, the Kinesis API
    * over loopback as external clients use it. Default: LOCAL_TRANSPORT, else `direct`. With
-   * `endpoint`, `client` or `handlerEndpoint` the parts concerned use HTTP regardless.
+   * `client` or `handlerEndpoint` the parts concerned use HTTP regardless. With `endpoint`,
+   * HTTP unless `direct` is asked for here, which needs that endpoint's emulator to run in this
+   * process (tests that stop and restart it).
    */
   transport?: Transport;
   /**
@@ -271,12 +279,13 @@ export class LocalPipeline {
           ...(bounded ? { backlogLimits: { [cameraStream]: options.maxBacklogBytes ?? DEFAULT_BACKLOG_BYTES } } : {}),
         });
     const endpoint = options.endpoint ?? (emulator as KinesisEmulator).endpoint;
-    const direct = emulator && transport === 'direct' ? emulator : undefined;
+    const openDirectPort = directPath(emulator, endpoint, options.endpoint ? options.transport : transport);
     const client =
       options.client ??
-      (direct ? new DirectKinesisClient(direct.openDirectPort(), definition.region) : createKinesisClient({ endpoint }));
+      (openDirectPort ? new DirectKinesisClient(undefined, definition.region, openDirectPort) : createKinesisClient({ endpoint }));
     // The handlers' stream writer: through the direct path unless told to write elsewhere.
-    const handlersDirect = direct && options.handlerEndpoint === undefined ? direct : undefined;
+    const handlersDirect =
+      openDirectPort && options.handlerEndpoint === undefined ? (options.handlerDirectPort ?? openDirectPort) : undefined;
     let hostClient: DirectKinesisClient | undefined;
     const pools: HandlerPool[] = [];
     let uplink: Uplink | undefined;
@@ -319,7 +328,7 @@ export class LocalPipeline {
       // Handlers in this thread write through one direct client, given before they load.
       const hostWriterClient = (): DirectKinesisClient | undefined => {
         if (!handlersDirect) return undefined;
-        hostClient ??= new DirectKinesisClient(handlersDirect.openDirectPort(), definition.region);
+        hostClient ??= new DirectKinesisClient(undefined, definition.region, handlersDirect);
         return hostClient;
       };
       if (options.handlers && Object.keys(options.handlers).length > 0) {
@@ -339,7 +348,7 @@ export class LocalPipeline {
             pool = new HandlerPool(
               `${modulePath}.ts`,
               exportName,
-              handlersDirect ? { openDirectPort: () => handlersDirect.openDirectPort() } : {},
+              handlersDirect ? { openDirectPort: handlersDirect } : {},
             );
             poolsByFunction.set(mapping.functionKey, pool);
             pools.push(pool);
@@ -394,7 +403,7 @@ export class LocalPipeline {
         checkpointFile,
       );
       pipeline.uplink = uplink;
-      pipeline.transport = direct ? 'direct' : 'http';
+      pipeline.transport = openDirectPort && options.client === undefined ? 'direct' : 'http';
       pipeline.hostClient = hostClient;
       pipeline.handlerEnv = { ...process.env };
       return pipeline;
@@ -465,6 +474,23 @@ export class LocalPipeline {
     if (this.hostClient) releaseHostClient(this.hostClient);
     await this.emulator?.stop();
   }
+}
+
+/**
+ * How to open a direct port to the pipeline's emulator, when the direct path is to be used: the
+ * embedded one, or with `endpoint` one running in this process (opened afresh after a restart).
+ */
+function directPath(
+  emulator: KinesisEmulator | undefined,
+  endpoint: string,
+  transport: Transport | undefined,
+): (() => MessagePort) | undefined {
+  if (transport !== 'direct') return undefined;
+  const port = emulator?.port ?? Number(new URL(endpoint).port);
+  if (!emulator && !KinesisEmulator.inProcessAt(port)) {
+    throw new Error(`the direct transport needs the emulator at ${endpoint} to run in this process`);
+  }
+  return () => KinesisEmulator.openDirectPortAt(port);
 }
 
 /** Closes a direct client given to in-process handlers, and stops giving it to handlers loaded later. */

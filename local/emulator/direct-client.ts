@@ -88,20 +88,34 @@ function gone(): Error {
   });
 }
 
+/** Opens a new direct port to the emulator (one that was restarted, say); throws when there is none. */
+export type DirectConnect = () => MessagePort | Promise<MessagePort>;
+
 /** A KinesisClient whose calls go to the embedded emulator over a direct port. */
 export class DirectKinesisClient extends KinesisClient {
   private readonly pending = new Map<number, { resolve(reply: Reply): void; reject(error: Error): void }>();
   private nextId = 0;
-  private closed = false;
+  private port: MessagePort | undefined;
+  private connecting: Promise<MessagePort> | undefined;
+  private destroyed = false;
 
   /**
-   * @param port from {@link KinesisEmulator.openDirectPort} (possibly transferred to this thread).
+   * @param port a port from {@link KinesisEmulator.openDirectPort} (possibly transferred to this
+   *   thread), used until it closes
+   * @param reconnect opens a new port once that one has closed (the emulator stopped and came
+   *   back); without it, or when it throws, calls fail like a refused connection
    */
   constructor(
-    private readonly port: MessagePort,
+    port: MessagePort | undefined,
     region = 'us-east-1',
+    private readonly reconnect?: DirectConnect,
   ) {
     super({ region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    if (port) this.attach(port);
+  }
+
+  private attach(port: MessagePort): MessagePort {
+    this.port = port;
     port.on('message', (reply: Reply) => {
       const call = this.pending.get(reply.id);
       if (!call) return;
@@ -109,24 +123,40 @@ export class DirectKinesisClient extends KinesisClient {
       if (this.pending.size === 0) port.unref();
       call.resolve(reply);
     });
-    port.once('close', () => this.fail());
+    port.once('close', () => {
+      if (this.port === port) this.port = undefined;
+      // Calls in flight on a closed port are lost with it, as with a dropped connection.
+      for (const call of this.pending.values()) call.reject(gone());
+      this.pending.clear();
+    });
     port.unref();
+    return port;
   }
 
-  private fail(): void {
-    this.closed = true;
-    for (const call of this.pending.values()) call.reject(gone());
-    this.pending.clear();
+  private async connected(): Promise<MessagePort> {
+    if (this.port) return this.port;
+    if (this.destroyed || !this.reconnect) throw gone();
+    const reconnect = this.reconnect;
+    this.connecting ??= (async () => {
+      try {
+        return this.attach(await reconnect());
+      } catch {
+        throw gone();
+      } finally {
+        this.connecting = undefined;
+      }
+    })();
+    return this.connecting;
   }
 
-  private call(operation: string, input: unknown): Promise<Reply> {
-    if (this.closed) return Promise.reject(gone());
+  private async call(operation: string, input: unknown): Promise<Reply> {
+    const port = await this.connected();
     return new Promise<Reply>((resolve, reject) => {
       this.nextId += 1;
       const id = this.nextId;
       this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) this.port.ref();
-      this.port.postMessage({ id, operation, data: toWire(input) });
+      if (this.pending.size === 1) port.ref();
+      port.postMessage({ id, operation, data: toWire(input) });
     });
   }
 
@@ -191,8 +221,8 @@ export class DirectKinesisClient extends KinesisClient {
 
   /** Closes the port; calls after this fail as if the emulator were gone. */
   override destroy(): void {
-    this.port.close();
-    this.fail();
+    this.destroyed = true;
+    this.port?.close();
     super.destroy();
   }
 }

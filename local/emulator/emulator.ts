@@ -243,16 +243,40 @@ function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: Stor
 /** http.Server's own close: kinesalite replaces it on its instance with one that shuts the store first. */
 const httpServerClose = HttpServer.prototype.close;
 
+/** Emulators running in this process, by port: where a direct path can be opened. */
+const running = new Map<number, KinesisEmulator>();
+
 /** A running kinesalite server on loopback. */
 export class KinesisEmulator {
   private stopped = false;
+
+  /**
+   * A direct path to the emulator serving `port` in this process (it may have been restarted
+   * since the last one was opened). Throws, like a refused connection, when none does.
+   */
+  static openDirectPortAt(port: number): MessagePort {
+    const emulator = running.get(port);
+    if (!emulator) {
+      throw Object.assign(new Error(`connect ECONNREFUSED: no emulator on port ${port} in this process`), {
+        code: 'ECONNREFUSED',
+      });
+    }
+    return emulator.openDirectPort();
+  }
+
+  /** The emulator serving `port` in this process, if one does. */
+  static inProcessAt(port: number): KinesisEmulator | undefined {
+    return running.get(port);
+  }
 
   private constructor(
     private readonly host: Host,
     /** The port actually bound (useful when 0 was asked for). */
     readonly port: number,
     readonly persistPath: string | undefined,
-  ) {}
+  ) {
+    running.set(port, this);
+  }
 
   /** `http://127.0.0.1:<port>`: what clients pass as their endpoint. */
   get endpoint(): string {
@@ -437,6 +461,7 @@ export class KinesisEmulator {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (running.get(this.port) === this) running.delete(this.port);
     await this.host.close();
   }
 }

@@ -38,8 +38,18 @@ export interface InvokeMessage {
   context: Omit<Context, 'getRemainingTimeInMillis' | 'done' | 'fail' | 'succeed'> & { deadline: number };
 }
 
+/** The answer to a `direct-port-request`: a new port, or why there is none. */
+export interface DirectPortMessage {
+  type: 'direct-port';
+  id: number;
+  port?: MessagePort;
+  error?: string;
+}
+
 export type HostReply =
   | { type: 'ready' }
+  /** The direct path closed (the emulator restarted): a new port, please. */
+  | { type: 'direct-port-request'; id: number }
   | { type: 'init-error'; name: string; message: string }
   | { type: 'result'; id: number; response: unknown }
   | { type: 'error'; id: number; name: string; message: string };
@@ -51,7 +61,15 @@ function describe(error: unknown): { name: string; message: string } {
 const port = parentPort;
 if (port) {
   const { modulePath, exportName, directPort } = workerData as HostData;
-  if (directPort) useHostKinesisClient(new DirectKinesisClient(directPort, process.env.AWS_REGION));
+  const portRequests = new Map<number, { resolve(port: MessagePort): void; reject(error: Error): void }>();
+  let nextPortRequest = 0;
+  const reconnect = (): Promise<MessagePort> =>
+    new Promise<MessagePort>((resolve, reject) => {
+      nextPortRequest += 1;
+      portRequests.set(nextPortRequest, { resolve, reject });
+      port.postMessage({ type: 'direct-port-request', id: nextPortRequest } satisfies HostReply);
+    });
+  if (directPort) useHostKinesisClient(new DirectKinesisClient(directPort, process.env.AWS_REGION, reconnect));
   let handler: ((event: unknown, context: Context, callback: never) => unknown) | undefined;
   // Cold start: load the module, then wait for its `ready` promise (asynchronous init such as
   // the model session), so a handler that can never work fails here and not at its first event.
@@ -65,7 +83,14 @@ if (port) {
     () => port.postMessage({ type: 'ready' } satisfies HostReply),
     (error: unknown) => port.postMessage({ type: 'init-error', ...describe(error) } satisfies HostReply),
   );
-  port.on('message', (message: InvokeMessage) => {
+  port.on('message', (message: InvokeMessage | DirectPortMessage) => {
+    if ('type' in message) {
+      const request = portRequests.get(message.id);
+      portRequests.delete(message.id);
+      if (message.port) request?.resolve(message.port);
+      else request?.reject(new Error(message.error ?? 'no direct path'));
+      return;
+    }
     const { deadline, ...fields } = message.context;
     const unsupported = (): never => {
       throw new Error('callback-style completion is not supported by the local runner; return a promise');

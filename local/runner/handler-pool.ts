@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
-import type { HostReply, InvokeMessage } from './handler-host';
+import type { DirectPortMessage, HostReply, InvokeMessage } from './handler-host';
 import { type StreamHandler, TAKES_RECORD_BYTES } from './types';
 
 const HOST = join(__dirname, 'handler-host.ts');
@@ -28,7 +28,10 @@ class Container {
   private pending: { id: number; resolve(value: unknown): void; reject(error: Error): void } | undefined;
   private dead = false;
 
-  constructor(readonly worker: Worker) {
+  constructor(
+    readonly worker: Worker,
+    private readonly openDirectPort?: () => MessagePort,
+  ) {
     this.ready = new Promise<void>((resolve, reject) => {
       worker.once('message', (reply: HostReply) => {
         if (reply.type === 'ready') resolve();
@@ -59,6 +62,17 @@ class Container {
   }
 
   private onMessage(message: HostReply): void {
+    if (message.type === 'direct-port-request') {
+      let answer: DirectPortMessage;
+      try {
+        if (!this.openDirectPort) throw new Error('this pool has no direct path');
+        answer = { type: 'direct-port', id: message.id, port: this.openDirectPort() };
+      } catch (error: unknown) {
+        answer = { type: 'direct-port', id: message.id, error: error instanceof Error ? error.message : String(error) };
+      }
+      this.worker.postMessage(answer, answer.port ? [answer.port] : []);
+      return;
+    }
     const pending = this.pending;
     if (!pending || (message.type !== 'result' && message.type !== 'error') || message.id !== pending.id) return;
     this.pending = undefined;
@@ -141,7 +155,7 @@ export class HandlerPool {
       // The handlers read their configuration from the environment at load time.
       env: { ...process.env },
     });
-    const container = new Container(worker);
+    const container = new Container(worker, this.options.openDirectPort);
     this.all.add(container);
     worker.once('exit', () => this.all.delete(container));
     return container;
