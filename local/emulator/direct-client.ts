@@ -137,16 +137,22 @@ export class DirectKinesisClient extends KinesisClient {
     if (this.port) return this.port;
     if (this.destroyed || !this.reconnect) throw gone();
     const reconnect = this.reconnect;
-    this.connecting ??= (async () => {
-      try {
-        return this.attach(await reconnect());
-      } catch {
+    if (!this.connecting) {
+      // Cleared once settled (not inside: a connect that fails at once settles before this assignment).
+      const connecting = (async () => this.attach(await reconnect()))().catch(() => {
         throw gone();
-      } finally {
-        this.connecting = undefined;
-      }
-    })();
+      });
+      this.connecting = connecting;
+      connecting.then(
+        () => this.clearConnecting(connecting),
+        () => this.clearConnecting(connecting),
+      );
+    }
     return this.connecting;
+  }
+
+  private clearConnecting(settled: Promise<MessagePort>): void {
+    if (this.connecting === settled) this.connecting = undefined;
   }
 
   private async call(operation: string, input: unknown): Promise<Reply> {

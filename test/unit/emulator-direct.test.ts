@@ -105,6 +105,36 @@ describe.each([
   });
 });
 
+describe('reconnecting', () => {
+  it('fails like a refused connection while the emulator is down and reconnects once it is back on its port', async () => {
+    // Prepare
+    const dir = mkdtempSync(join(tmpdir(), 'direct-restart-'));
+    let emulator = await KinesisEmulator.start({ port: 0, persistPath: dir });
+    const port = emulator.port;
+    const client = new DirectKinesisClient(undefined, 'us-east-1', () => KinesisEmulator.openDirectPortAt(port));
+    try {
+      await ensureStreams(client, [{ name: 'kept', shards: 1 }]);
+      await client.send(new PutRecordsCommand({ StreamName: 'kept', Records: [{ PartitionKey: 'k', Data: Buffer.from('x') }] }));
+
+      // Act
+      await emulator.stop();
+      const whileDown = await client.send(new DescribeStreamSummaryCommand({ StreamName: 'kept' })).catch((e: unknown) => e);
+      const again = await client.send(new DescribeStreamSummaryCommand({ StreamName: 'kept' })).catch((e: unknown) => e);
+      emulator = await KinesisEmulator.start({ port, persistPath: dir });
+      const page = await client.getRecordBuffers({ ShardIterator: await iterator(client, 'kept') });
+
+      // Assess
+      expect(isConnectionError(whileDown)).toBe(true);
+      expect(isConnectionError(again)).toBe(true);
+      expect(page.Records.map((r) => r.Data.toString())).toEqual(['x']);
+    } finally {
+      client.destroy();
+      await emulator.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the backlog bound', () => {
   it('refuses entries past the bound on both paths, counts them, and accepts again once records are trimmed', async () => {
     // Prepare: a bound of 1 MB on "frames"
