@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeStateFile } from '../local/state-file';
+import { writeStateFile } from '../functions/lib/state-file';
 
 const WRITES = 40;
 const dir = mkdtempSync(join(tmpdir(), 'state-write-'));

@@ -11,6 +11,7 @@ import middy from '@middy/core';
 import type { KinesisStreamStateResponse } from 'aws-lambda';
 import { getConfig, streamName } from './lib/config';
 import { aggregateWindow, type TumblingWindowEvent } from './lib/metrics/aggregate';
+import { createCountedFramesStore } from './lib/metrics/counted-frames-store';
 import type { MetricsConfig, MetricsDocument } from './lib/metrics/document';
 import { sinkFromConfig } from './lib/stream-writer';
 
@@ -22,6 +23,10 @@ const logger = new Logger({ serviceName: 'aggregate-metrics', logLevel: config.l
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'aggregate-metrics' });
 const sink = sinkFromConfig(config);
 const metricsStream = streamName('metrics', config.streamPrefix);
+// Module scope: the frames counted by the windows this container closed outlive the window
+// (and, with METRICS_COUNTED_FRAMES_DIR, the process), so a later window does not count a
+// redelivered frame again.
+const counted = createCountedFramesStore(config.metricsCountedFramesDir, (message, details) => logger.error(message, details));
 const documentConfig: MetricsConfig = {
   delay: config.delay,
   repeat: config.repeat,
@@ -54,7 +59,7 @@ function emitWindowMetrics(document: MetricsDocument): void {
 }
 
 export const handler = middy(async (event: TumblingWindowEvent): Promise<KinesisStreamStateResponse> => {
-  const result = await aggregateWindow(event, { sink, metricsStream, config: documentConfig, logger });
+  const result = await aggregateWindow(event, { sink, metricsStream, config: documentConfig, logger, counted });
   // Every invocation publishes something, so a quiet window does not log "no metrics".
   metrics.addMetric('RecordsFolded', MetricUnit.Count, result.folded);
   if (result.document) emitWindowMetrics(result.document);

@@ -30,7 +30,7 @@ import {
 import { LogLinearHistogram } from '../functions/lib/metrics/histogram';
 import { type MetricsDocument, metricsDocumentSchema } from '../functions/lib/metrics/document';
 import { mergeMetrics } from '../functions/lib/metrics/merge';
-import { appendDurable, removeTemporaryFilesIn, repairJsonLines, writeFilesAtomic } from './state-file';
+import { appendDurable, removeTemporaryFilesIn, repairJsonLines, writeFilesAtomic } from '../functions/lib/state-file';
 
 export const HOME_FILES = {
   predictions: 'predictions.jsonl',

@@ -4,7 +4,7 @@
  * serverless.yml, and the home outputs in a folder. `npm start` drives it; tests and the
  * benchmark use it too.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { getRecordsRaw } from './runner/get-records-raw';
@@ -24,6 +24,7 @@ import { createHash } from 'node:crypto';
 import { Uplink } from './uplink/uplink';
 import type { UplinkSettings } from './uplink/settings';
 import type { MetricsDocument } from '../functions/lib/metrics/document';
+import { COUNTED_FRAMES_FOLDER } from '../functions/lib/metrics/counted-frames-store';
 import { addHomeReaders } from '../home/reader';
 import type { HomeStore } from '../home/store';
 
@@ -297,16 +298,21 @@ export class LocalPipeline {
         client,
         names.map((name) => ({ name, shards: declared.get(name) ?? 1 })),
       );
-      Object.assign(process.env, handlerEnvironment(definition, options, options.handlerEndpoint ?? endpoint));
-
-      // A shared endpoint holds earlier runs' records: note where each shard stood, so that
-      // this run's frames can be told from theirs.
-      const earlier = options.endpoint ? await scanEarlierRecords(client, cameraStream) : undefined;
       const checkpointFile = options.persistDir
         ? join(options.persistDir, 'checkpoints.json')
         : options.endpoint && options.stateDir
           ? join(options.stateDir, endpointStateFolder(endpoint), 'checkpoints.json')
           : undefined;
+      Object.assign(process.env, handlerEnvironment(definition, options, options.handlerEndpoint ?? endpoint));
+      // Beside the checkpoints: the metrics aggregator's memory of the frames its closed windows
+      // counted, so that a restart (which redelivers what followed the last checkpoint) does
+      // not count those frames again in a later window.
+      if (checkpointFile) process.env.METRICS_COUNTED_FRAMES_DIR = join(dirname(checkpointFile), COUNTED_FRAMES_FOLDER);
+      else delete process.env.METRICS_COUNTED_FRAMES_DIR;
+
+      // A shared endpoint holds earlier runs' records: note where each shard stood, so that
+      // this run's frames can be told from theirs.
+      const earlier = options.endpoint ? await scanEarlierRecords(client, cameraStream) : undefined;
       const home = new HomeOutputs(options.outDir, {
         resume: options.persistDir !== undefined,
         ...(options.onWindow ? { onWindow: options.onWindow } : {}),

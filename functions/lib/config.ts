@@ -38,6 +38,7 @@ const envSchema = z.object({
   MODEL_ROOT: text(),
   DEVICE_ID: z.preprocess(unsetIfEmpty, z.string().min(1).max(256).optional()),
   METRICS_WINDOW_SECONDS: integer(1, 900, 10),
+  METRICS_COUNTED_FRAMES_DIR: text(),
   PARALLELISM: integer(1, 10, 1),
   CAMERA: z.preprocess(unsetIfEmpty, z.string().min(1).max(64).default('Camera')),
   DELAY: number(0, 3600, 0),
@@ -82,6 +83,11 @@ export interface Config {
   /** The edge device that scored a frame: `device` in every output record. */
   readonly deviceId: string;
   readonly metricsWindowSeconds: number;
+  /**
+   * Folder where the metrics aggregator keeps the frames its closed windows counted, so a
+   * restart still recognises a redelivered frame; undefined (AWS) keeps them in the container only.
+   */
+  readonly metricsCountedFramesDir: string | undefined;
   readonly parallelism: number;
   /** Camera-source: camera parameter (the id is this + "-" + host name). */
   readonly camera: string;
@@ -141,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     modelRoot: e.MODEL_ROOT,
     deviceId: e.DEVICE_ID ?? hostname(),
     metricsWindowSeconds: e.METRICS_WINDOW_SECONDS,
+    metricsCountedFramesDir: e.METRICS_COUNTED_FRAMES_DIR,
     parallelism: e.PARALLELISM,
     camera: e.CAMERA,
     delay: e.DELAY,

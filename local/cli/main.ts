@@ -19,7 +19,7 @@ import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { checkHomeAccess, type RunningHome, startHomeServer } from '../../home/serve';
 import { HomeStore } from '../../home/store';
 import { LocalPipeline } from '../pipeline';
-import { StateFileError } from '../state-file';
+import { StateFileError } from '../../functions/lib/state-file';
 import type { UplinkSettings } from '../uplink/settings';
 import { cameraIds as cameraIdsOf, share, shared } from './camera-sharing';
 import { helpText, MNIST_TEST_FRAMES, type Options, parseOptions, UsageError } from './options';

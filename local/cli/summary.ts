@@ -6,7 +6,7 @@ import type { PublishSummary } from '../../functions/lib/camera-source/publish';
 import { STREAMS } from '../../functions/lib/contracts';
 import { isEarlierFrame } from '../earlier-records';
 import type { LocalPipeline } from '../pipeline';
-import { writeFileAtomic } from '../state-file';
+import { writeFileAtomic } from '../../functions/lib/state-file';
 import { summaryLines as uplinkSummaryLines } from '../uplink/status';
 import type { Options } from './options';
 

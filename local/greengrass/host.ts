@@ -9,6 +9,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { COUNTED_FRAMES_FOLDER } from '../../functions/lib/metrics/counted-frames-store';
 import { useHostSink } from '../../functions/lib/stream-writer';
 import { REPO_ROOT, type ServiceDefinition, type StreamMapping } from '../runner/mappings';
 import { EventSourceMappingRunner, type RunnerLogger, type StreamHandler } from '../runner';
@@ -64,7 +65,12 @@ export async function startStreamManagerHost(options: StreamManagerHostOptions):
   Object.assign(
     process.env,
     env,
-    { STREAM_PREFIX: '', POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true' },
+    {
+      STREAM_PREFIX: '',
+      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+      // The aggregator's memory of counted frames outlives a restart, like the checkpoints.
+      METRICS_COUNTED_FRAMES_DIR: join(options.stateDir, COUNTED_FRAMES_FOLDER),
+    },
     options.env,
   );
   delete process.env.KINESIS_ENDPOINT;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { previousCopyPath, readStateFile, type StateFileRead, writeStateFile } from '../state-file';
+import { previousCopyPath, readStateFile, type StateFileRead, writeStateFile } from '../../functions/lib/state-file';
 import type { WindowState } from './types';
 
 /** One checkpoint: the last finished record of a shard (and, for windows, the open window). */
@@ -30,7 +30,7 @@ export const CHECKPOINT_WRITE_INTERVAL_MS = 200;
 
 /**
  * Where each shard's consumer stands. In memory; with a file it is written crash-consistently
- * (local/state-file.ts: at most every {@link CHECKPOINT_WRITE_INTERVAL_MS} and at stop) so a
+ * (functions/lib/state-file.ts: at most every {@link CHECKPOINT_WRITE_INTERVAL_MS} and at stop) so a
  * restarted runner resumes after the last finished record. A damaged file is reported and its
  * previous copy used; with no readable copy the constructor throws {@link StateFileError}.
  */

@@ -25,7 +25,7 @@ import {
 import { join } from 'node:path';
 import { z } from 'zod';
 import { KINESIS_LIMITS } from '../../functions/lib/kinesis-records';
-import { previousCopyPath, readStateFile, writeStateFile } from '../state-file';
+import { previousCopyPath, readStateFile, writeStateFile } from '../../functions/lib/state-file';
 import { priorityOf, type UplinkPolicy } from './settings';
 
 /** One record owed to the home. */

@@ -15,7 +15,7 @@ import type { KinesisStreamEvent } from 'aws-lambda';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { shardIdOf } from '../../functions/lib/kinesis-records';
 import { type DroppedRecord, type IncomingRecord, UplinkBacklog } from './backlog';
-import { writeFileAtomic } from '../state-file';
+import { writeFileAtomic } from '../../functions/lib/state-file';
 import { UplinkForwarder } from './forwarder';
 import type { UplinkSettings } from './settings';
 import { downLine, type UplinkStatus, upLine } from './status';

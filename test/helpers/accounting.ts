@@ -14,6 +14,8 @@ import {
   type UncertainImage,
   uncertainImageSchema,
 } from '../../functions/lib/contracts';
+import type { MetricsDocument } from '../../functions/lib/metrics/document';
+import { mergeMetrics } from '../../functions/lib/metrics/merge';
 import type { DeadLetterRecord } from '../../local/runner';
 import { streamReader } from './stream-reader';
 
@@ -123,5 +125,43 @@ export function balance(
     strangers: [...new Set([...predicted.keys(), ...uncertain.keys(), ...rejected.keys()])].filter((id) => !inputs.has(id)),
     duplicates: { predictions: extra(predicted), uncertain: extra(uncertain), rejected: extra(rejected) },
     duplicatedWithoutRedelivery: [...new Set(duplicatedWithoutRedelivery)],
+  };
+}
+
+/** Frames per camera as the streams hold them, each frame once however often it was written. */
+export interface FramesPerCamera {
+  predicted: Record<string, number>;
+  rejected: Record<string, number>;
+}
+
+/** Distinct predicted and rejected frames per camera (a reject without a camera as `(unknown)`). */
+export function distinctFramesPerCamera(contents: StreamContents): FramesPerCamera {
+  const distinct = (pairs: [string, string][]): Record<string, number> => {
+    const frames = new Map<string, Set<string>>();
+    for (const [camera, frameId] of pairs) frames.set(camera, (frames.get(camera) ?? new Set()).add(frameId));
+    return Object.fromEntries([...frames].map(([camera, ids]) => [camera, ids.size]));
+  };
+  return {
+    predicted: distinct(contents.predictions.map((p) => [p.camera, p.frame_id])),
+    rejected: distinct(contents.rejected.map((r) => [r.camera ?? '(unknown)', r.frame_id])),
+  };
+}
+
+/**
+ * What metrics documents counted per camera once merged, in the shape of
+ * {@link distinctFramesPerCamera}, and their duplicates (none when there is no document).
+ */
+export function countedFramesPerCamera(documents: MetricsDocument[]): FramesPerCamera & { duplicates: number } {
+  if (documents.length === 0) return { predicted: {}, rejected: {}, duplicates: 0 };
+  const merged = mergeMetrics(documents);
+  return {
+    duplicates: merged.duplicates,
+    predicted: Object.fromEntries(Object.entries(merged.camera_metrics).map(([camera, m]) => [camera, m.count])),
+    rejected: Object.fromEntries(
+      Object.entries(merged.rejected.cameras).map(([camera, reasons]) => [
+        camera,
+        Object.values(reasons).reduce((sum, n) => sum + (n ?? 0), 0),
+      ]),
+    ),
   };
 }

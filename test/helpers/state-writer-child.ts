@@ -5,7 +5,7 @@
  *
  *   node --import tsx state-writer-child.ts <state file> <lines file>
  */
-import { appendDurable, writeStateFile } from '../../local/state-file';
+import { appendDurable, writeStateFile } from '../../functions/lib/state-file';
 
 const [stateFile, linesFile] = process.argv.slice(2);
 if (!stateFile || !linesFile) throw new Error('usage: state-writer-child.ts <state file> <lines file>');

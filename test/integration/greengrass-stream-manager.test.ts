@@ -7,7 +7,7 @@
  * ends in exactly one place, outputs land in the local streams the exports send home, and a
  * restart resumes after its checkpoints.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mnistFrames } from '../../functions/lib/camera-source/frames';
@@ -129,6 +129,8 @@ it('classifies frames appended to Stream Manager and writes every output to its 
   expect(documents.length).toBeGreaterThan(0);
   expect(documents.reduce((sum, d) => sum + d.count, 0)).toBe(FRAMES);
   expect(host?.runner.deadLetters).toEqual([]);
+  // The aggregator's memory of counted frames is kept beside the checkpoints, for restarts.
+  expect(readdirSync(join(stateDir, 'counted-frames')).length).toBeGreaterThan(0);
 }, 240_000);
 
 it('resumes after its checkpoints when restarted: new frames only, nothing twice', async () => {

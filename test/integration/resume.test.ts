@@ -2,15 +2,18 @@
  * A restart of the whole local pipeline with persistence on: `npm start -- --persist DIR` is
  * killed (SIGKILL, no chance to flush anything) while frames are still flowing, then started
  * again on the same folders. It must resume where it stopped: every frame that went into
- * camera-images ends up predicted or rejected, the home outputs hold each frame once, and only
- * the records in flight at the kill are processed twice (not the whole stream again).
+ * camera-images ends up predicted or rejected, the home outputs and the metrics documents hold
+ * each frame once, and only the records in flight at the kill are processed twice (not the
+ * whole stream again).
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { KinesisEmulator } from '../../local/emulator';
-import { balance, readStreams } from '../helpers/accounting';
+import { decodeStateFile, previousCopyPath, writeStateFile } from '../../functions/lib/state-file';
+import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
+import { balance, countedFramesPerCamera, distinctFramesPerCamera, readStreams } from '../helpers/accounting';
 import { writeCentroidModel } from '../helpers/centroid-model';
 import { fileLines, startCli, waitFor } from '../helpers/cli-process';
 
@@ -98,8 +101,71 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
     const homeFrames = fileLines(join(homeData, 'frames.jsonl')).map((l) => JSON.parse(l) as { frame_id: string });
     expect(homeFrames).toHaveLength(ledger.uncertain);
     expect(new Set(homeFrames.map((f) => f.frame_id)).size).toBe(ledger.uncertain);
+    // The metrics documents: each frame once per camera across every window of both runs.
+    const documents = fileLines(join(out, 'metrics.jsonl')).map((l) => metricsDocumentSchema.parse(JSON.parse(l)));
+    // Every output written again (in flight at the kill, redelivered after the restart) was caught.
+    expect(countedFramesPerCamera(documents)).toEqual({
+      ...distinctFramesPerCamera(contents),
+      duplicates: ledger.duplicates.predictions + ledger.duplicates.rejected,
+    });
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { predicted: number; dead_lettered: number };
     expect(summary).toMatchObject({ predicted: ledger.predicted, dead_lettered: 0 });
+  } finally {
+    client.destroy();
+    await emulator.stop();
+  }
+}, 600_000);
+
+it('a restart that scores again frames whose metrics windows had closed counts them once in the metrics', async () => {
+  // Prepare: a finished run, every metrics window closed and checkpointed.
+  const run = mkdtempSync(join(dir, 'rescore-'));
+  const persist = join(run, 'state');
+  const out = join(run, 'out');
+  const common = [
+    '--persist',
+    persist,
+    '--out',
+    out,
+    '--port',
+    '0',
+    '--quiet',
+    '--window',
+    '1',
+    '--retain-consumed',
+    'all',
+    '--no-home',
+  ];
+  const first = startCli([...common, '--count', '200', '--camera', 'Rescore'], { MODEL_DIR: modelDir });
+  expect(await first.exited).toBe(0);
+  // What a crash right after the aggregator closed a window, before classify checkpointed the
+  // frames in it, leaves behind, made certain: classify's checkpoints are gone (the file's
+  // previous copy too), the aggregator's are not. Restarted, classify scores every frame again
+  // and writes its prediction again, seconds later, into windows after the original ones.
+  const checkpoints = join(persist, 'checkpoints.json');
+  const entries = decodeStateFile(readFileSync(checkpoints)) as Record<string, unknown>;
+  const rewound = Object.fromEntries(Object.entries(entries).filter(([key]) => !key.includes('|camera-images|')));
+  expect(Object.keys(rewound).length).toBeLessThan(Object.keys(entries).length);
+  writeStateFile(checkpoints, rewound);
+  writeStateFile(previousCopyPath(checkpoints), rewound);
+
+  // Act
+  const second = startCli([...common, '--count', '0'], { MODEL_DIR: modelDir });
+  const code = await second.exited;
+  expect({ code, output: code === 0 ? '' : second.output() }).toEqual({ code: 0, output: '' });
+
+  // Assess: every frame predicted twice on the stream, counted once in the metrics.
+  const emulator = await KinesisEmulator.start({ port: 0, persistPath: join(persist, 'kinesis') });
+  const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+  try {
+    const contents = await readStreams(client);
+    const ledger = balance(contents);
+    expect(ledger.missing).toEqual([]);
+    expect(ledger.duplicates.predictions).toBe(ledger.predicted);
+    const documents = fileLines(join(out, 'metrics.jsonl')).map((l) => metricsDocumentSchema.parse(JSON.parse(l)));
+    expect(countedFramesPerCamera(documents)).toEqual({
+      ...distinctFramesPerCamera(contents),
+      duplicates: ledger.duplicates.predictions + ledger.duplicates.rejected,
+    });
   } finally {
     client.destroy();
     await emulator.stop();

@@ -10,7 +10,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions, type StreamHandler } from '../../local/runner';
-import { decodeStateFile, StateFileError } from '../../local/state-file';
+import { decodeStateFile, StateFileError } from '../../functions/lib/state-file';
 import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
 
 let emulator: KinesisEmulator;

@@ -19,7 +19,7 @@ import {
   repairJsonLines,
   StateFileError,
   writeStateFile,
-} from '../../local/state-file';
+} from '../../functions/lib/state-file';
 
 const schema = z.object({ n: z.number() });
 let dir: string;

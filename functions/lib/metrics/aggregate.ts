@@ -10,12 +10,17 @@
  * and de-duplicated like predictions. The cost is reading the rejects' payload excerpts
  * (at most 4 kB each), which only bad input produces. The handler in `functions/aggregate-metrics.ts`
  * wires configuration, logging and CloudWatch metrics around it.
+ *
+ * Each frame counts once across windows too: a frame a written document of the shard counted
+ * is not counted again by a later window (counted-frames.ts says why and how far that holds).
  */
 import type { KinesisStreamRecord, KinesisStreamStateResponse } from 'aws-lambda';
 import { z } from 'zod';
 import { predictionSchema, rejectedImageSchema, shadowScoreSchema, STREAMS } from '../contracts';
+import { KINESIS_LIMITS, shardIdOf } from '../kinesis-records';
 import type { RecordSink } from '../stream-writer';
-import { buildMetricsDocument, type MetricsConfig, type MetricsDocument } from './document';
+import type { CountedFramesStore } from './counted-frames-store';
+import { buildMetricsDocument, documentId, type MetricsConfig, type MetricsDocument } from './document';
 import { readWindowState, type WindowAccumulator } from './reducer';
 
 /**
@@ -57,6 +62,11 @@ export interface AggregateDependencies {
   };
   /** Document build time; defaults to now. */
   now?: () => Date;
+  /**
+   * The frames earlier documents counted, per shard; without it only repeats within a window
+   * are caught.
+   */
+  counted?: CountedFramesStore;
 }
 
 /** The invocation's response plus, on a final invocation, the document written. */
@@ -68,17 +78,14 @@ export interface AggregateResult {
 }
 
 /** Largest document written: Kinesis' 1 MiB record limit less room for the partition key. */
-export const MAX_DOCUMENT_BYTES = 1024 * 1024 - 1024;
+export const MAX_DOCUMENT_BYTES = KINESIS_LIMITS.maxRecordBytes - 1024;
 
 /** Unreadable records logged individually per invocation; the rest are only counted. */
 const MAX_LOGGED_INVALID = 10;
 
 /** The shard of a window: the event's `shardId`, else the one in a record's `eventID`. */
 export function shardOf(event: TumblingWindowEvent): string {
-  if (event.shardId) return event.shardId;
-  const eventId = event.Records[0]?.eventID ?? '';
-  const colon = eventId.indexOf(':');
-  return colon > 0 ? eventId.slice(0, colon) : 'unknown-shard';
+  return event.shardId || shardIdOf(event.Records[0]?.eventID ?? '');
 }
 
 /**
@@ -189,6 +196,15 @@ export async function aggregateWindow(event: TumblingWindowEvent, deps: Aggregat
     });
   }
   const acc = read.accumulator;
+  const memory = deps.counted?.forShard(shard);
+  if (memory) {
+    // A frame another document counted is a repeat; one this window's own document counted
+    // (the window folded again after a retry or a restart) is not.
+    acc.countedBefore = (digest) => {
+      const countedIn = memory.countedIn(digest);
+      return countedIn !== undefined && countedIn !== documentId(shard, event.window.start, acc.firstSequence);
+    };
+  }
   const invalid = foldRecords(event.Records, acc, deps.logger);
   const folded = event.Records.length;
 
@@ -223,6 +239,9 @@ export async function aggregateWindow(event: TumblingWindowEvent, deps: Aggregat
   if (result.failedIndexes.length > 0) {
     throw new MetricsWriteError(deps.metricsStream, document.id, result.errors?.get(0) ?? 'unwritten');
   }
+  // Only now, with the document written: a frame is never taken for a repeat of a document
+  // that does not exist.
+  deps.counted?.remember(shard, document.id, acc.seen.toState());
   deps.logger.info('window metrics written', {
     id: document.id,
     stream: deps.metricsStream,

@@ -175,7 +175,12 @@ export class WindowAccumulator {
   readonly modelVersions = new Map<string, number>();
   /** Frames counted so far in this window (not carried by documents, so not merged). */
   seen = new SeenFrames();
-  /** Frames delivered again within the window, and not counted again. */
+  /**
+   * True for the digest of a frame an earlier window's document counted (counted-frames.ts);
+   * not carried by the state: the aggregator sets it on every invocation.
+   */
+  countedBefore: ((digest: string) => boolean) | undefined;
+  /** Frames delivered again (within the window, or counted by an earlier window) and not counted again. */
   duplicates = 0;
   /** Frames counted without the duplicate check, the window's memory being full. */
   unchecked = 0;
@@ -231,7 +236,7 @@ export class WindowAccumulator {
 
   /** True the first time a frame is seen in this window; a repeat is counted as a duplicate. */
   private firstTime(frameId: string): boolean {
-    const seen = this.seen.note(frameId);
+    const seen = this.seen.note(frameId, this.countedBefore);
     if (seen === 'duplicate') {
       this.duplicates += 1;
       return false;

@@ -8,6 +8,9 @@
  * past that are still counted, without the check, and reported as `unchecked`. Two different
  * frame ids share a digest with probability n²/2⁶⁵ (about 7e-11 for 50,000 frames); the
  * second would be taken for a duplicate.
+ *
+ * A frame counted by an earlier window's document is caught by counted-frames.ts, which
+ * remembers the digests of closed windows beyond the window's end.
  */
 import { createHash } from 'node:crypto';
 
@@ -43,12 +46,14 @@ export class SeenFrames {
   }
 
   /**
-   * Notes a frame: 'new' the first time, 'duplicate' after that, 'unchecked' once the set is
-   * full (the frame is not remembered and cannot be checked).
+   * Notes a frame: 'new' the first time, 'duplicate' after that (or when `countedBefore` says
+   * an earlier window's document counted it: then it is not remembered here), 'unchecked'
+   * once the set is full (the frame is not remembered and cannot be checked).
    */
-  note(frameId: string): 'new' | 'duplicate' | 'unchecked' {
+  note(frameId: string, countedBefore?: (digest: string) => boolean): 'new' | 'duplicate' | 'unchecked' {
     const digest = frameDigest(frameId);
     if (this.digests.has(digest)) return 'duplicate';
+    if (countedBefore?.(digest)) return 'duplicate';
     if (this.digests.size >= MAX_SEEN_FRAMES) return 'unchecked';
     this.digests.add(digest);
     return 'new';
