@@ -12,6 +12,7 @@ import { type Config, loadConfig } from '../functions/lib/config';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { useHostKinesisClient } from '../functions/lib/stream-writer';
 import { DirectKinesisClient } from './emulator/direct-client';
+import { osThreadId } from './thread-id';
 import { STREAMS } from '../functions/lib/contracts';
 import { DEFAULT_BACKLOG_BYTES, DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
 import { HandlerPool } from './runner/handler-pool';
@@ -283,7 +284,9 @@ export class LocalPipeline {
     const openDirectPort = directPath(emulator, endpoint, options.endpoint ? options.transport : transport);
     const client =
       options.client ??
-      (openDirectPort ? new DirectKinesisClient(undefined, definition.region, openDirectPort) : createKinesisClient({ endpoint }));
+      (openDirectPort
+        ? new DirectKinesisClient(undefined, definition.region, openDirectPort)
+        : createKinesisClient({ endpoint }));
     // The handlers' stream writer: through the direct path unless told to write elsewhere.
     const handlersDirect =
       openDirectPort && options.handlerEndpoint === undefined ? (options.handlerDirectPort ?? openDirectPort) : undefined;
@@ -351,11 +354,7 @@ export class LocalPipeline {
           let pool = poolsByFunction.get(mapping.functionKey);
           if (!pool) {
             const { modulePath, exportName } = handlerLocation(mapping);
-            pool = new HandlerPool(
-              `${modulePath}.ts`,
-              exportName,
-              handlersDirect ? { openDirectPort: handlersDirect } : {},
-            );
+            pool = new HandlerPool(`${modulePath}.ts`, exportName, handlersDirect ? { openDirectPort: handlersDirect } : {});
             poolsByFunction.set(mapping.functionKey, pool);
             pools.push(pool);
           }
@@ -468,6 +467,22 @@ export class LocalPipeline {
       return total + (this.emulator ? await this.emulator.trimmedRecords(stream) : 0);
     };
     return this.trimmer ? this.trimmer.exclusive(count) : count();
+  }
+
+  /**
+   * Which OS thread runs what (Linux): this thread, the emulator's and each function's
+   * containers, so a profile of the process's threads can be read by role.
+   */
+  threadRoles(): Record<string, number[]> {
+    const roles: Record<string, number[]> = {};
+    const main = osThreadId();
+    if (main !== undefined) roles.main = [main];
+    if (this.emulator?.threadId !== undefined) roles.emulator = [this.emulator.threadId];
+    for (const pool of this.pools) {
+      const name = pool.modulePath.replace(/\.ts$/, '').split('/').pop() ?? pool.modulePath;
+      roles[name] = [...(roles[name] ?? []), ...pool.threadIds()];
+    }
+    return roles;
   }
 
   /** Stops trimming, then the runner (checkpoints written), then the emulator. */

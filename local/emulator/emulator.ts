@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { osThreadId } from '../thread-id';
 import {
   CreateStreamCommand,
   DescribeStreamSummaryCommand,
@@ -132,7 +133,9 @@ server.on('request', (request, response) => {
 });
 server.once('error', (error) => parentPort.postMessage({ type: 'error', message: error.message, code: error.code }));
 server.listen(workerData.port, workerData.host, () => {
-  parentPort.postMessage({ type: 'listening', port: server.address().port });
+  let tid;
+  try { tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()); } catch {}
+  parentPort.postMessage({ type: 'listening', port: server.address().port, tid });
 });
 parentPort.on('message', async (message) => {
   if (message && message.type === 'port') {
@@ -177,6 +180,8 @@ parentPort.on('message', async (message) => {
 
 interface WorkerMessage {
   type: 'listening' | 'error' | 'stopped' | 'result';
+  /** The worker's OS thread id ('listening', Linux). */
+  tid?: number;
   port?: number;
   message?: string;
   code?: string;
@@ -249,6 +254,9 @@ const running = new Map<number, KinesisEmulator>();
 /** A running kinesalite server on loopback. */
 export class KinesisEmulator {
   private stopped = false;
+
+  /** The OS id of the thread kinesalite runs on (Linux; for per-thread CPU figures). */
+  threadId: number | undefined;
 
   /**
    * A direct path to the emulator serving `port` in this process (it may have been restarted
@@ -326,11 +334,13 @@ export class KinesisEmulator {
         resolve();
       });
     });
-    return new KinesisEmulator(
+    const emulator = new KinesisEmulator(
       hostOnThisThread(server, store, trimming, direct),
       (server.address() as AddressInfo).port,
       options.persistPath,
     );
+    emulator.threadId = osThreadId();
+    return emulator;
   }
 
   private static async startWorker(
@@ -357,6 +367,7 @@ export class KinesisEmulator {
     });
     // The worker must not keep a finished CLI alive; stop() waits for it explicitly.
     worker.unref();
+    let threadId: number | undefined;
     const bound = await new Promise<number>((resolve, reject) => {
       const onExit = (code: number): void => reject(new Error(`kinesalite worker exited with code ${code} before listening`));
       worker.once('error', reject);
@@ -364,7 +375,10 @@ export class KinesisEmulator {
       worker.once('message', (message: WorkerMessage) => {
         worker.off('exit', onExit);
         worker.off('error', reject);
-        if (message.type === 'listening' && message.port !== undefined) return resolve(message.port);
+        if (message.type === 'listening' && message.port !== undefined) {
+          threadId = message.tid;
+          return resolve(message.port);
+        }
         void worker.terminate();
         const error = new Error(`kinesalite could not listen on ${EMULATOR_HOST}:${port}: ${message.message ?? 'unknown error'}`);
         Object.assign(error, { code: message.code });
@@ -408,7 +422,9 @@ export class KinesisEmulator {
           worker.postMessage('stop');
         }),
     };
-    return new KinesisEmulator(host, bound, persistPath);
+    const emulator = new KinesisEmulator(host, bound, persistPath);
+    emulator.threadId = threadId;
+    return emulator;
   }
 
   /**

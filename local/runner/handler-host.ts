@@ -7,6 +7,7 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
 import { useHostKinesisClient } from '../../functions/lib/stream-writer';
 import { DirectKinesisClient } from '../emulator/direct-client';
+import { osThreadId } from '../thread-id';
 
 interface HostData {
   modulePath: string;
@@ -47,7 +48,7 @@ export interface DirectPortMessage {
 }
 
 export type HostReply =
-  | { type: 'ready' }
+  | { type: 'ready'; tid?: number | undefined }
   /** The direct path closed (the emulator restarted): a new port, please. */
   | { type: 'direct-port-request'; id: number }
   | { type: 'init-error'; name: string; message: string }
@@ -80,7 +81,7 @@ if (port) {
     await loaded.ready;
     handler = candidate as typeof handler;
   })().then(
-    () => port.postMessage({ type: 'ready' } satisfies HostReply),
+    () => port.postMessage({ type: 'ready', tid: osThreadId() } satisfies HostReply),
     (error: unknown) => port.postMessage({ type: 'init-error', ...describe(error) } satisfies HostReply),
   );
   port.on('message', (message: InvokeMessage | DirectPortMessage) => {

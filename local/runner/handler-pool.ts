@@ -25,6 +25,8 @@ require(require('node:worker_threads').workerData.host);
 
 class Container {
   readonly ready: Promise<void>;
+  /** The OS id of the container's thread, once ready (Linux). */
+  tid: number | undefined;
   private pending: { id: number; resolve(value: unknown): void; reject(error: Error): void } | undefined;
   private dead = false;
 
@@ -34,8 +36,10 @@ class Container {
   ) {
     this.ready = new Promise<void>((resolve, reject) => {
       worker.once('message', (reply: HostReply) => {
-        if (reply.type === 'ready') resolve();
-        else if (reply.type === 'init-error') {
+        if (reply.type === 'ready') {
+          this.tid = reply.tid;
+          resolve();
+        } else if (reply.type === 'init-error') {
           // A failed init is retried in a fresh container by the next invocation, as on Lambda.
           this.dead = true;
           void worker.terminate();
@@ -135,6 +139,11 @@ export class HandlerPool {
     } = {},
   ) {}
 
+  /** The OS thread ids of the containers started so far and still running (Linux). */
+  threadIds(): number[] {
+    return [...this.all].flatMap((c) => (c.tid === undefined ? [] : [c.tid]));
+  }
+
   /** Warm containers right now (idle or busy). */
   get size(): number {
     return this.all.size;
@@ -165,20 +174,23 @@ export class HandlerPool {
    * The handler the runner calls: runs the invocation in an idle container, or a new one. It
    * takes record data as bytes ({@link TAKES_RECORD_BYTES}): the container makes the base64.
    */
-  readonly handler: StreamHandler = Object.assign(async (event: unknown, context: Context): Promise<unknown> => {
-    if (this.closed) throw new Error('the handler pool is closed');
-    let container = this.idle.pop();
-    while (container && !container.alive) container = this.idle.pop();
-    container ??= this.spawn();
-    // As on Lambda, a cold start does not eat into the invocation's own timeout.
-    const budget = context.getRemainingTimeInMillis();
-    await container.ready;
-    try {
-      return await container.invoke(this.nextId++, event, context, budget);
-    } finally {
-      if (container.alive && !this.closed) this.idle.push(container);
-    }
-  }, { [TAKES_RECORD_BYTES]: true }) as unknown as StreamHandler;
+  readonly handler: StreamHandler = Object.assign(
+    async (event: unknown, context: Context): Promise<unknown> => {
+      if (this.closed) throw new Error('the handler pool is closed');
+      let container = this.idle.pop();
+      while (container && !container.alive) container = this.idle.pop();
+      container ??= this.spawn();
+      // As on Lambda, a cold start does not eat into the invocation's own timeout.
+      const budget = context.getRemainingTimeInMillis();
+      await container.ready;
+      try {
+        return await container.invoke(this.nextId++, event, context, budget);
+      } finally {
+        if (container.alive && !this.closed) this.idle.push(container);
+      }
+    },
+    { [TAKES_RECORD_BYTES]: true },
+  ) as unknown as StreamHandler;
 
   /**
    * Starts one container and waits for its cold start, so the first invocation does not pay
