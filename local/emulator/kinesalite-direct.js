@@ -14,9 +14,9 @@
  * Why: every frame crossed the emulator five times as JSON over HTTP; its base64 became a large
  * string several times over, which cost more CPU than classifying it (README, Measured figures).
  *
- * Records put directly are kept as Buffers in the in-memory store (base64 text, as kinesalite
- * keeps them, in a persisted one); GetRecords over HTTP writes a Buffer's data as base64, so
- * external clients see exactly what they saw before.
+ * Records are kept as Buffers in the in-memory store whichever path put them (base64 text, as
+ * kinesalite keeps them, in a persisted one); GetRecords over HTTP writes a Buffer's data as
+ * base64, so external clients see exactly what they saw before.
  *
  * Backlog bound: a stream given a byte limit ({@link setLimits}) refuses PutRecords entries
  * with ProvisionedThroughputExceededException while the records it holds (not yet deleted by
@@ -76,7 +76,12 @@ function install() {
       });
     }
     let bytes = 0;
-    for (const record of data.Records) bytes += dataBytes(record.Data);
+    for (const record of data.Records) {
+      // In memory, data is kept as bytes whichever path wrote it: a third smaller than its
+      // base64 text, and no large string for the collector (HTTP reads encode it again).
+      if (!account.persisted && typeof record.Data === 'string') record.Data = Buffer.from(record.Data, 'base64');
+      bytes += dataBytes(record.Data);
+    }
     original(store, data, (error, result) => {
       if (!error) account.held.set(data.StreamName, (account.held.get(data.StreamName) || 0) + bytes);
       cb(error, result);
@@ -84,6 +89,7 @@ function install() {
   });
   replaceAction('putRecord', (original) => (store, data, cb) => {
     const account = accountOf(store);
+    if (!account.persisted && typeof data.Data === 'string') data.Data = Buffer.from(data.Data, 'base64');
     original(store, data, (error, result) => {
       if (!error) account.held.set(data.StreamName, (account.held.get(data.StreamName) || 0) + dataBytes(data.Data));
       cb(error, result);
