@@ -19,6 +19,7 @@ import { modelsRootFrom } from './models';
 import { addHomeReaders } from './reader';
 import { checkHomeAccess, DEFAULT_HOME_HOST, DEFAULT_HOME_PORT, startHomeServer } from './serve';
 import { HomeStore } from './store';
+import { DEFAULT_KEEP_DAYS, DEFAULT_MAX_GB, parseRetention, RetentionSettingError } from './store/retention';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -53,6 +54,20 @@ export const HOME_OPTIONS: Option[] = [
     env: 'HOME_DATA',
     default: DEFAULT_DATA_DIR,
     help: 'data folder: frames, labels, metrics, checkpoints',
+  },
+  {
+    flag: 'keep-days',
+    value: 'N',
+    env: 'HOME_KEEP_DAYS',
+    default: String(DEFAULT_KEEP_DAYS),
+    help: 'prune unlabelled frames older than N days, or off',
+  },
+  {
+    flag: 'max-gb',
+    value: 'X',
+    env: 'HOME_MAX_GB',
+    default: String(DEFAULT_MAX_GB),
+    help: 'bound on the data folder in GB, or off',
   },
   { flag: 'port', value: 'P', env: 'HOME_PORT', default: String(DEFAULT_HOME_PORT), help: 'port of the page, 0 = any free port' },
   {
@@ -123,6 +138,13 @@ function parseOptions(argv: string[]) {
   const streamsPort = streamsPortText === undefined ? DEFAULT_HOME_STREAMS_PORT : Number(streamsPortText);
   if (!Number.isInteger(streamsPort) || streamsPort < 0 || streamsPort > 65535)
     throw new UsageError(`--streams-port must be an integer from 0 to 65535, got ${JSON.stringify(streamsPortText)}`);
+  let retention: ReturnType<typeof parseRetention>;
+  try {
+    retention = parseRetention({ keepDays: raw('keep-days'), maxGb: raw('max-gb') });
+  } catch (error: unknown) {
+    if (error instanceof RetentionSettingError) throw new UsageError(error.message);
+    throw error;
+  }
   const serveStreams = values['serve-streams'] === true || ['true', '1'].includes(process.env.HOME_SERVE_STREAMS ?? '');
   return {
     help: values.help === true,
@@ -133,6 +155,7 @@ function parseOptions(argv: string[]) {
     prefix: raw('stream-prefix') ?? '',
     region: raw('region'),
     data: resolve(raw('data') ?? DEFAULT_DATA_DIR),
+    retention,
     port,
     host: raw('host') ?? DEFAULT_HOME_HOST,
     token: raw('token'),
@@ -154,7 +177,7 @@ async function main(): Promise<number> {
   const refused = checkHomeAccess(options.host, options.token);
   if (refused) throw new UsageError(refused);
 
-  const store = new HomeStore(options.data);
+  const store = new HomeStore(options.data, { retention: options.retention });
   // The cloud's stand-in: an emulator holding the home streams, which edges forward to.
   let streams: HomeStreams | undefined;
   if (options.serveStreams) {

@@ -42,6 +42,8 @@ export async function startHomeServer(
       resolveServer(s);
     });
   });
+  // The data folder's bound is kept while the home serves (and the store is closed after it).
+  store.startRetention();
   const { port } = server.address() as AddressInfo;
   const shown = host.includes(':') ? `[${host}]` : host;
   return {

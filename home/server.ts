@@ -88,7 +88,7 @@ class BadRequest extends Error {}
 
 const LABEL_RULE = 'label must be a digit 0-9 (a number), "not_a_digit" or "accept"';
 
-function fail(c: Context, status: 400 | 401 | 403 | 404 | 409 | 413 | 500, error: string): Response {
+function fail(c: Context, status: 400 | 401 | 403 | 404 | 409 | 410 | 413 | 500, error: string): Response {
   return c.json({ error }, status);
 }
 
@@ -248,8 +248,15 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
   const frameParam = (c: Context) => {
     const key = c.req.param('id') ?? '';
     const frame = STORE_KEY_PATTERN.test(key) ? store.frames.get(key) : undefined;
-    if (!frame) throw new HomeRequestError(404, `there is no frame ${JSON.stringify(key.slice(0, 200))}`);
-    return frame;
+    if (frame) return frame;
+    const prunedAt = STORE_KEY_PATTERN.test(key) ? store.frames.prunedWhen(key) : undefined;
+    if (prunedAt) {
+      throw new HomeRequestError(
+        410,
+        `frame ${JSON.stringify(key)} was pruned at ${prunedAt}: nobody had labelled it, and the data folder keeps unlabelled frames only within its bound (GET /api/retention)`,
+      );
+    }
+    throw new HomeRequestError(404, `there is no frame ${JSON.stringify(key.slice(0, 200))}`);
   };
   const png = (c: Context, body: Buffer) =>
     c.body(new Uint8Array(body), 200, { 'Content-Type': 'image/png', 'Cache-Control': 'private, max-age=86400, immutable' });
@@ -312,6 +319,7 @@ export function createHomeApp(store: HomeStore, options: HomeAppOptions = {}): H
       }),
     });
   });
+  app.get('/api/retention', (c) => c.json(store.retentionView()));
   app.get('/api/confusion', (c) => c.json(store.confusion()));
   app.get('/api/rejected', (c) => c.json(store.rejects.view()));
   app.get('/api/status', (c) =>

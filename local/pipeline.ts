@@ -247,6 +247,15 @@ export class LocalPipeline {
   /** The direct client given to handlers in this thread, closed at stop. */
   private hostClient: DirectKinesisClient | undefined;
 
+  /**
+   * The Kinesis client handlers in this thread write with (the direct path's), or undefined when
+   * they write to their configured endpoint. For a handler module loaded in a separate module
+   * registry (a test's), which must be given it through its own useHostKinesisClient.
+   */
+  get handlerKinesisClient(): KinesisClient | undefined {
+    return this.hostClient;
+  }
+
   /** The environment the handlers were loaded with: this process's plus the local settings. */
   handlerEnv: Readonly<NodeJS.ProcessEnv> = {};
 

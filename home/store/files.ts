@@ -7,6 +7,7 @@ import {
   closeSync,
   existsSync,
   fstatSync,
+  fsync,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
@@ -135,6 +136,11 @@ export class AppendFile {
   /** Flushes the file to the disk: what was appended survives a crash or power loss. */
   sync(): void {
     fsyncSync(this.fd);
+  }
+
+  /** {@link sync} on the thread pool: the event loop goes on serving while the disk flushes. */
+  syncInBackground(): Promise<void> {
+    return new Promise((resolveSync, reject) => fsync(this.fd, (error) => (error ? reject(error) : resolveSync())));
   }
 
   close(): void {

@@ -14,10 +14,12 @@
  * export can name files after them.
  */
 import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { uncertainImageSchema, type UncertainImage } from '../../functions/lib/contracts';
 import { encodePng } from '../../functions/lib/png';
+import { COMMIT_MARKER, Compaction, livePath, recoverCompaction } from './compaction';
 import { AppendFile, readJsonLines } from './files';
 
 export const PREPARED_SIZE = 28;
@@ -45,6 +47,8 @@ export const storedFrameSchema = uncertainImageSchema.omit({ image: true, prepar
 export type StoredFrame = z.infer<typeof storedFrameSchema>;
 
 export const FRAME_FILES = { index: 'frames.jsonl', pack: 'images.bin' } as const;
+/** Pruned keys remembered to answer 410 rather than 404 (about 100 bytes each). */
+export const PRUNED_KEYS_KEPT = 200_000;
 
 const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -83,6 +87,18 @@ function pixelsOf(rows: readonly (readonly number[])[]): Uint8Array {
   return pixels;
 }
 
+/** Which files the frame store is made of now: changes when a compaction switches them. */
+function filesIdentity(dir: string): string {
+  const inode = (name: string): string => {
+    try {
+      return String(statSync(join(dir, name)).ino);
+    } catch {
+      return 'none';
+    }
+  };
+  return [inode(FRAME_FILES.pack), inode(FRAME_FILES.index), existsSync(join(dir, COMMIT_MARKER))].join(':');
+}
+
 export interface AddResult {
   added: StoredFrame[];
   duplicates: number;
@@ -98,13 +114,44 @@ export class FrameStore {
   readonly models = new Set<string>();
   /** Lines of `frames.jsonl` that could not be read back (torn or edited by hand). */
   readonly unreadableLines: number;
-  private readonly index: AppendFile;
-  private readonly pack: AppendFile;
+  private index: AppendFile;
+  private pack!: AppendFile;
   private nextSeq = 0;
+  /** Keys pruned by this process and when (the latest {@link PRUNED_KEYS_KEPT}), for a 410. */
+  private readonly prunedAt = new Map<string, string>();
+  private compaction: Compaction | undefined;
 
-  constructor(dir: string, options: { readOnly?: boolean } = {}) {
-    this.pack = new AppendFile(join(dir, FRAME_FILES.pack), { lines: false, readOnly: options.readOnly ?? false });
-    const { values, unreadable } = readJsonLines(join(dir, FRAME_FILES.index));
+  constructor(
+    readonly dir: string,
+    options: { readOnly?: boolean } = {},
+  ) {
+    const readOnly = options.readOnly ?? false;
+    // A compaction a crash interrupted is finished or undone before anything is read.
+    if (!readOnly) recoverCompaction(dir, [FRAME_FILES.pack, FRAME_FILES.index]);
+    let loaded = this.load(readOnly);
+    // A reader beside a running home reads again if the home switched files while it read.
+    for (let attempt = 0; readOnly && loaded.identity !== filesIdentity(dir) && attempt < 5; attempt += 1) {
+      this.pack.close();
+      this.byKey.clear();
+      this.byFrameId.clear();
+      this.list.length = 0;
+      loaded = this.load(readOnly);
+    }
+    this.unreadableLines = loaded.unreadable;
+    // A compaction writes frames labelled during it after the others: arrival order again.
+    if (this.list.some((frame, i) => i > 0 && (this.list[i - 1] as StoredFrame).seq > frame.seq)) {
+      this.list.sort((a, b) => a.seq - b.seq);
+    }
+    this.index = new AppendFile(loaded.indexPath, { lines: true, readOnly });
+  }
+
+  /** Opens the pack and reads the index into memory (a reader takes a switch's new files). */
+  private load(readOnly: boolean): { identity: string; indexPath: string; unreadable: number } {
+    const identity = filesIdentity(this.dir);
+    const packPath = readOnly ? livePath(this.dir, FRAME_FILES.pack) : join(this.dir, FRAME_FILES.pack);
+    const indexPath = readOnly ? livePath(this.dir, FRAME_FILES.index) : join(this.dir, FRAME_FILES.index);
+    this.pack = new AppendFile(packPath, { lines: false, readOnly });
+    const { values, unreadable } = readJsonLines(indexPath);
     let bad = unreadable;
     for (const value of values) {
       const parsed = storedFrameSchema.safeParse(value);
@@ -115,8 +162,7 @@ export class FrameStore {
       }
       this.insert(parsed.data);
     }
-    this.unreadableLines = bad;
-    this.index = new AppendFile(join(dir, FRAME_FILES.index), { lines: true, readOnly: options.readOnly ?? false });
+    return { identity, indexPath, unreadable: bad };
   }
 
   private inPack(frame: StoredFrame): boolean {
@@ -231,7 +277,91 @@ export class FrameStore {
     return this.original(frame) ?? this.prepared(frame);
   }
 
+  /** When `key` was pruned, if this process pruned it (recently enough to remember). */
+  prunedWhen(key: string): string | undefined {
+    return this.prunedAt.get(key);
+  }
+
+  /** Bytes of the pack and the index: what pruning frames can shrink. */
+  get bytes(): number {
+    return this.pack.size + this.index.size;
+  }
+
+  /** Bytes a frame takes: its images, plus the average index line. */
+  bytesOf(frame: StoredFrame): number {
+    const line = this.list.length > 0 ? this.index.size / this.list.length : 0;
+    return (frame.original?.[1] ?? 0) + frame.pixels[1] + Math.round(line);
+  }
+
+  /**
+   * Starts a compaction that drops the frames `prune` names (those still unlabelled at the
+   * commit). Only one at a time.
+   */
+  startCompaction(prune: ReadonlySet<string>, isLabelled: (key: string) => boolean): Compaction {
+    if (this.compaction) throw new Error('a compaction of this store is already under way');
+    const store = this;
+    this.compaction = new Compaction(
+      {
+        dir: this.dir,
+        get list() {
+          return store.list;
+        },
+        readSpan: (span) => this.pack.read(span[0], span[1]),
+        adopt: (result) => this.adopt(result),
+      },
+      FRAME_FILES,
+      prune,
+      isLabelled,
+      this.bytes,
+    );
+    return this.compaction;
+  }
+
+  /** Ends the compaction under way without switching (the new files are deleted). */
+  abandonCompaction(): void {
+    this.compaction?.abandon();
+    this.compaction = undefined;
+  }
+
+  private adopt(result: {
+    kept: Map<StoredFrame, { original: [number, number] | null; pixels: [number, number] }>;
+    pruned: StoredFrame[];
+  }): void {
+    this.compaction = undefined;
+    this.pack.close();
+    this.index.close();
+    this.pack = new AppendFile(join(this.dir, FRAME_FILES.pack), { lines: false });
+    this.index = new AppendFile(join(this.dir, FRAME_FILES.index), { lines: true });
+    for (const [frame, spans] of result.kept) {
+      frame.original = spans.original;
+      frame.pixels = spans.pixels;
+    }
+    const now = new Date().toISOString();
+    const gone = new Set(result.pruned);
+    for (const frame of result.pruned) {
+      this.byKey.delete(frame.key);
+      const keys = this.byFrameId.get(frame.frame_id);
+      if (keys === undefined || keys.length <= 1) this.byFrameId.delete(frame.frame_id);
+      else
+        this.byFrameId.set(
+          frame.frame_id,
+          keys.filter((key) => key !== frame.key),
+        );
+      this.prunedAt.set(frame.key, now);
+    }
+    for (const key of this.prunedAt.keys()) {
+      if (this.prunedAt.size <= PRUNED_KEYS_KEPT) break;
+      this.prunedAt.delete(key);
+    }
+    if (gone.size > 0) {
+      let write = 0;
+      for (const frame of this.list) if (!gone.has(frame)) this.list[write++] = frame;
+      this.list.length = write;
+    }
+  }
+
   close(): void {
+    this.abandonCompaction();
     this.index.close();
     this.pack.close();
   }

@@ -1,7 +1,8 @@
 /**
  * The home's data folder as one object: frames, the label log, metrics windows and rejects,
  * plus the queries the API answers and the events the page listens to. Everything a request
- * reads is in memory; files are only appended (and read back at start).
+ * reads is in memory; files are only appended (and read back at start), except the frame
+ * store's, which retention compacts.
  *
  *   <data>/frames.jsonl    one line per uncertain frame (without images)
  *   <data>/images.bin      the frames' original PNGs and prepared pixels, appended per batch
@@ -9,18 +10,23 @@
  *   <data>/metrics.jsonl   metrics shard documents of the last hour
  *   <data>/rejected.jsonl  the latest rejects (without their payloads)
  *   <data>/checkpoints.json  stream positions when the home reads the streams itself
+ *   <data>/retention.json  the last prune and the totals (see ./retention.ts, ./compaction.ts)
  *   <data>/exports/<version>/  exports made from the page
  */
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from '../../functions/lib/state-file';
 import type { MetricsDocument } from '../../functions/lib/metrics/document';
 import type { RejectedImage, UncertainImage } from '../../functions/lib/contracts';
+import type { CompactionResult } from './compaction';
 import { FrameStore, type StoredFrame } from './frames';
 import { type LabelEntry, LabelLog, type LabelValue, NOT_A_DIGIT } from './labels';
 import { MetricsStore, type WindowView } from './metrics';
 import { RejectStore } from './rejects';
 import { lockDataFolder } from './files';
 import { datasetVersion, type LabelledFrame } from '../dataset-version';
+import { choosePrune, DEFAULT_RETENTION, folderBytes, RETENTION_CHECK_MS, type RetentionSettings } from './retention';
 
 export { NOT_A_DIGIT, type LabelEntry, type LabelValue, type StoredFrame, type WindowView };
 
@@ -32,7 +38,49 @@ export type HomeEvent =
   | { type: 'frames'; data: { added: number; total: number } }
   | { type: 'label'; data: LabelEntry }
   | { type: 'rejected'; data: { added: number } }
-  | { type: 'dataset'; data: DatasetSummary };
+  | { type: 'dataset'; data: DatasetSummary }
+  | { type: 'retention'; data: RetentionStatus & { pruned_keys: string[]; pruned_keys_complete: boolean } };
+
+/** Pruned keys an event names at most (beyond that the page reloads its list). */
+export const PRUNED_KEYS_IN_EVENT = 5000;
+/** Frames copied per step of a compaction: a few ms of the event loop each. */
+export const COMPACTION_FRAMES_PER_STEP = 500;
+export const RETENTION_FILE = 'retention.json';
+/** Shortest time between two checks that stored frames (not the timer) asked for. */
+export const RETENTION_MIN_GAP_MS = 5000;
+
+const pruneRunSchema = z.object({
+  at: z.string(),
+  pruned: z.number(),
+  pruned_by_age: z.number(),
+  pruned_by_size: z.number(),
+  bytes_before: z.number(),
+  bytes_after: z.number(),
+  ms: z.number(),
+  longest_step_ms: z.number(),
+});
+/** One pruning: what went, what the pack and index took before and after, how long it took. */
+export type PruneRun = z.infer<typeof pruneRunSchema>;
+const retentionRecordSchema = z.object({
+  last_prune: pruneRunSchema.nullable(),
+  total: z.object({ pruned: z.number(), bytes_freed: z.number(), prunes: z.number() }),
+});
+
+/** The data folder against its bound, as GET /api/retention answers. */
+export interface RetentionStatus {
+  bound: { keep_days: number | null; max_bytes: number | null };
+  data_bytes: number;
+  /** The pack and the index: the part pruning shrinks. */
+  frames_bytes: number;
+  /** Bytes over max_bytes the last check could not free by pruning (labelled frames and other files). */
+  over_bound_bytes: number;
+  checked_at: string | null;
+  running: boolean;
+  last_error: string | null;
+  last_prune: PruneRun | null;
+  /** Every pruning of this data folder. */
+  total: { pruned: number; bytes_freed: number; prunes: number };
+}
 
 export interface DatasetSummary {
   version: string;
@@ -47,7 +95,7 @@ export interface DatasetSummary {
 /** A label request refers to something that is not there, or cannot be undone: a 4xx. */
 export class HomeRequestError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409,
+    readonly status: 400 | 404 | 409 | 410,
     message: string,
   ) {
     super(message);
@@ -76,13 +124,24 @@ export class HomeStore {
   private summary: DatasetSummary | undefined;
 
   private readonly unlock: () => void;
+  readonly retention: RetentionSettings;
+  private retentionStatus: RetentionStatus;
+  private retentionRun: Promise<PruneRun | null> | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  /** Bytes of frames stored since the folder was last measured. */
+  private grownSinceCheck = 0;
+  private closed = false;
+  private readonly readOnly: boolean;
 
   /**
    * Opens (creating) the data folder. A writer locks it (one writing home per folder); with
    * `readOnly` (the dataset command beside a running home) nothing is locked or written.
+   * `retention` is the bound {@link enforceRetention} keeps the folder in.
    */
-  constructor(dir: string, options: { readOnly?: boolean } = {}) {
+  constructor(dir: string, options: { readOnly?: boolean; retention?: RetentionSettings } = {}) {
     this.dir = resolve(dir);
+    this.retention = options.retention ?? DEFAULT_RETENTION;
+    this.readOnly = options.readOnly ?? false;
     if (options.readOnly) {
       this.unlock = () => undefined;
     } else {
@@ -98,6 +157,180 @@ export class HomeStore {
       this.unlock();
       throw error;
     }
+    const record = this.readRetentionRecord();
+    this.retentionStatus = {
+      bound: { keep_days: this.retention.keepDays, max_bytes: this.retention.maxBytes },
+      data_bytes: 0,
+      frames_bytes: this.frames.bytes,
+      over_bound_bytes: 0,
+      checked_at: null,
+      running: false,
+      last_error: null,
+      last_prune: record.last_prune,
+      total: record.total,
+    };
+  }
+
+  private readRetentionRecord(): z.infer<typeof retentionRecordSchema> {
+    const empty = { last_prune: null, total: { pruned: 0, bytes_freed: 0, prunes: 0 } };
+    const file = join(this.dir, RETENTION_FILE);
+    if (!existsSync(file)) return empty;
+    try {
+      return retentionRecordSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+    } catch {
+      // Only a record of past prunes: a damaged one restarts the totals, nothing else is lost.
+      return empty;
+    }
+  }
+
+  /** The data folder's size, its bound and the prunes so far. */
+  retentionView(): RetentionStatus {
+    return {
+      ...this.retentionStatus,
+      // Measured now: frames arriving between checks make the last check's figure stale.
+      data_bytes: folderBytes(this.dir),
+      frames_bytes: this.frames.bytes,
+      running: this.retentionRun !== undefined,
+    };
+  }
+
+  /**
+   * Checks the bound every `everyMs` (and once now), and as soon as the frames stored since
+   * the last check could have passed the size bound, pruning when it is passed. Stopped by
+   * {@link close}.
+   */
+  startRetention(everyMs = RETENTION_CHECK_MS): void {
+    if (this.readOnly || this.retentionTimer) return;
+    this.retentionTimer = setInterval(() => this.checkRetentionSoon(), everyMs);
+    this.retentionTimer.unref();
+    this.checkRetentionSoon();
+  }
+
+  private checkRetentionSoon(): void {
+    // Never inside the ingest or the timer that asked: on the next turn of the event loop.
+    setImmediate(() => {
+      if (this.closed) return;
+      this.enforceRetention().catch((error: unknown) => {
+        console.error(`home: retention: ${error instanceof Error ? error.message : String(error)}`);
+      });
+    });
+  }
+
+  private noteGrowth(bytes: number): void {
+    this.grownSinceCheck += bytes;
+    const max = this.retention.maxBytes;
+    if (this.retentionTimer === undefined || this.retentionRun !== undefined || max === null) return;
+    const checked = this.retentionStatus.checked_at === null ? 0 : Date.parse(this.retentionStatus.checked_at);
+    // At most one check per RETENTION_MIN_GAP_MS: a folder over its bound for labelled frames
+    // alone would otherwise be measured at every batch.
+    if (this.retentionStatus.data_bytes + this.grownSinceCheck > max && Date.now() - checked >= RETENTION_MIN_GAP_MS) {
+      // Measured again by the check: a burst of frames prunes within the batch, not a minute later.
+      this.grownSinceCheck = 0;
+      this.checkRetentionSoon();
+    }
+  }
+
+  /**
+   * Prunes what the bound asks for (see {@link choosePrune}): compacts the frame store in
+   * steps of {@link COMPACTION_FRAMES_PER_STEP} frames, yielding to requests between steps.
+   * One run at a time: a call during a run gets that run. Resolves to the prune, or null when
+   * nothing had to go.
+   */
+  enforceRetention(options: { now?: number; framesPerStep?: number } = {}): Promise<PruneRun | null> {
+    if (this.retentionRun) return this.retentionRun;
+    const run = this.runRetention(options.now ?? Date.now(), options.framesPerStep ?? COMPACTION_FRAMES_PER_STEP);
+    this.retentionRun = run.then(
+      (result) => {
+        this.retentionRun = undefined;
+        return result;
+      },
+      (error: unknown) => {
+        this.retentionRun = undefined;
+        this.retentionStatus.last_error = error instanceof Error ? error.message : String(error);
+        throw error;
+      },
+    );
+    return this.retentionRun;
+  }
+
+  /**
+   * Runs one compaction to its commit; null when the store closed meanwhile. On an error (a
+   * full disk while writing the new files) the new files are deleted and the old store goes on.
+   */
+  private async compact(
+    prune: ReadonlySet<string>,
+    isLabelled: (key: string) => boolean,
+    framesPerStep: number,
+  ): Promise<CompactionResult | null> {
+    const compaction = this.frames.startCompaction(prune, isLabelled);
+    try {
+      while (!compaction.step(framesPerStep)) {
+        await new Promise((resolveStep) => setImmediate(resolveStep));
+        if (this.closed) return null;
+      }
+      await compaction.flush();
+      if (this.closed) return null;
+      return compaction.commit();
+    } catch (error: unknown) {
+      // Closed meanwhile: the files the flush was for went with the compaction.
+      if (this.closed) return null;
+      this.frames.abandonCompaction();
+      throw error;
+    }
+  }
+
+  private async runRetention(now: number, framesPerStep: number): Promise<PruneRun | null> {
+    if (this.closed || this.readOnly) return null;
+    const started = performance.now();
+    const dataBytes = folderBytes(this.dir);
+    this.grownSinceCheck = 0;
+    const isLabelled = (key: string): boolean => this.labels.current(key) !== undefined;
+    const plan = choosePrune(
+      this.frames.list.map((frame) => ({
+        key: frame.key,
+        seq: frame.seq,
+        received_at: frame.received_at,
+        bytes: this.frames.bytesOf(frame),
+      })),
+      isLabelled,
+      this.retention,
+      dataBytes,
+      now,
+    );
+    Object.assign(this.retentionStatus, {
+      data_bytes: dataBytes,
+      over_bound_bytes: plan.overBy,
+      checked_at: new Date(now).toISOString(),
+      last_error: null,
+    });
+    if (plan.keys.size === 0) return null;
+    const result = await this.compact(plan.keys, isLabelled, framesPerStep);
+    if (!result) return null;
+    const prune: PruneRun = {
+      at: new Date().toISOString(),
+      pruned: result.pruned.length,
+      pruned_by_age: Math.min(plan.byAge, result.pruned.length),
+      pruned_by_size: Math.max(0, result.pruned.length - plan.byAge),
+      bytes_before: result.bytesBefore,
+      bytes_after: result.bytesAfter,
+      ms: Math.round(performance.now() - started),
+      longest_step_ms: Math.round(result.longestStepMs * 10) / 10,
+    };
+    const total = this.retentionStatus.total;
+    total.pruned += prune.pruned;
+    total.bytes_freed += Math.max(0, prune.bytes_before - prune.bytes_after);
+    total.prunes += 1;
+    this.retentionStatus.last_prune = prune;
+    writeFileAtomic(join(this.dir, RETENTION_FILE), `${JSON.stringify({ last_prune: prune, total })}\n`);
+    this.retentionStatus.data_bytes = folderBytes(this.dir);
+    this.summary = undefined;
+    const keys = result.pruned.slice(0, PRUNED_KEYS_IN_EVENT).map((frame) => frame.key);
+    this.emit({
+      type: 'retention',
+      data: { ...this.retentionView(), pruned_keys: keys, pruned_keys_complete: keys.length === result.pruned.length },
+    });
+    this.emit({ type: 'dataset', data: this.dataset() });
+    return prune;
   }
 
   /** Calls `listener` with every event from now on; returns the function that stops it. */
@@ -131,6 +364,7 @@ export class HomeStore {
     if (added.length > 0) {
       this.summary = undefined;
       this.emit({ type: 'frames', data: { added: added.length, total: this.frames.size } });
+      this.noteGrowth(added.reduce((sum, frame) => sum + this.frames.bytesOf(frame), 0));
     }
     return { added: added.length, duplicates };
   }
@@ -153,6 +387,12 @@ export class HomeStore {
 
   private frameOrThrow(key: string): StoredFrame {
     const frame = this.frames.get(key);
+    const prunedAt = frame ? undefined : this.frames.prunedWhen(key);
+    if (prunedAt)
+      throw new HomeRequestError(
+        410,
+        `frame ${JSON.stringify(key)} was pruned at ${prunedAt}, before anyone labelled it: it is no longer in the data folder`,
+      );
     if (!frame)
       throw new HomeRequestError(
         400,
@@ -261,6 +501,8 @@ export class HomeStore {
   }
 
   close(): void {
+    this.closed = true;
+    clearInterval(this.retentionTimer);
     this.frames.close();
     this.labels.close();
     this.metrics.close();

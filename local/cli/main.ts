@@ -110,7 +110,7 @@ async function main(): Promise<number> {
     if (refused) throw new UsageError(refused);
   }
   // Opened first: a data folder another home is using stops the run before anything starts.
-  const homeStore = options.home ? new HomeStore(options.data) : undefined;
+  const homeStore = options.home ? new HomeStore(options.data, { retention: options.retention }) : undefined;
   let pipeline: LocalPipeline;
   try {
     pipeline = await startPipeline(options, parallelism, homeStore, printWindow, uplinkLog);

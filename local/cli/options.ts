@@ -14,6 +14,7 @@ import { type Config, loadConfig } from '../../functions/lib/config';
 import { ConfigError } from '../../functions/lib/errors';
 import { DEFAULT_DATA_DIR } from '../../home/dataset';
 import { DEFAULT_HOME_HOST, DEFAULT_HOME_PORT } from '../../home/serve';
+import { DEFAULT_KEEP_DAYS, DEFAULT_MAX_GB, parseRetention, RetentionSettingError } from '../../home/store/retention';
 import { DEFAULT_BACKLOG_BYTES, DEFAULT_EMULATOR_PORT, DEFAULT_RETAIN_CONSUMED_SECONDS } from '../emulator';
 import {
   DEFAULT_UPLINK_STREAMS,
@@ -75,6 +76,8 @@ const commandLineSchema = z.object({
   'home-host': z.preprocess(unsetIfEmpty, z.string().default(DEFAULT_HOME_HOST)),
   token: text(),
   data: z.preprocess(unsetIfEmpty, z.string().default(DEFAULT_DATA_DIR)),
+  'keep-days': text(),
+  'max-gb': text(),
   'no-home': switched(),
   'in-process': switched(),
   quiet: switched(),
@@ -348,6 +351,22 @@ const OPTIONS: Option[] = [
     shown: DEFAULTS.data,
     help: 'home data folder: frames, labels (outlives runs)',
   },
+  {
+    flag: 'keep-days',
+    value: 'N',
+    env: 'HOME_KEEP_DAYS',
+    type: 'string',
+    shown: String(DEFAULT_KEEP_DAYS),
+    help: 'home: prune unlabelled frames older than N days, or off',
+  },
+  {
+    flag: 'max-gb',
+    value: 'X',
+    env: 'HOME_MAX_GB',
+    type: 'string',
+    shown: String(DEFAULT_MAX_GB),
+    help: 'home: bound on the data folder in GB, or off',
+  },
   { flag: 'no-home', env: 'NO_HOME', type: 'boolean', shown: String(DEFAULTS['no-home']), help: 'do not serve the home page' },
   {
     flag: 'in-process',
@@ -502,6 +521,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     );
   }
   const o = own.data;
+  let retention: ReturnType<typeof parseRetention>;
+  try {
+    retention = parseRetention({ keepDays: o['keep-days'], maxGb: o['max-gb'] });
+  } catch (error: unknown) {
+    if (error instanceof RetentionSettingError) throw new UsageError(error.message);
+    throw error;
+  }
   return {
     help: values.help === true,
     count: o.count,
@@ -538,6 +564,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     homeHost: o['home-host'],
     token: o.token,
     data: resolve(o.data),
+    retention,
   };
 }
 

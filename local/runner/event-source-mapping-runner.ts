@@ -127,9 +127,9 @@ export class EventSourceMappingRunner {
   async waitForIdle(timeoutMs = 600_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const mark = Date.now();
+      const marks = this.consumers.map((c) => c.pollsStarted);
       const before = this.invocations;
-      while (!this.consumers.every((c) => c.isQuietSince(mark))) {
+      while (!this.consumers.every((c, i) => c.isQuietAfterPoll(marks[i] ?? 0))) {
         if (Date.now() > deadline) throw new Error('the runner did not become idle in time');
         await sleep(10);
       }

@@ -66,6 +66,9 @@ export class ShardConsumer {
   private fetchLoop: Promise<void> | undefined;
   /** Start time of the latest poll that came back empty; 0 until one does. */
   lastEmptyPollStartedAt = 0;
+  /** Polls begun so far, and the number of the latest one that came back empty (0: none). */
+  pollsStarted = 0;
+  private lastEmptyPoll = 0;
   readonly fetched = new Signal();
   readonly consumed = new Signal();
   readonly maxBuffered: number;
@@ -132,10 +135,15 @@ export class ShardConsumer {
     };
   }
 
-  isQuietSince(mark: number): boolean {
+  /**
+   * Nothing buffered, nothing running, and a poll begun after poll number `pollMark` came back
+   * empty. Counted in polls, not milliseconds: a poll begun in the same millisecond as the
+   * mark, but before it, must not count.
+   */
+  isQuietAfterPoll(pollMark: number): boolean {
     if (this.unfinished.length > 0) return false;
     if (this.lanes.some((lane) => lane.busy)) return false;
-    return this.shardClosed || this.lastEmptyPollStartedAt >= mark;
+    return this.shardClosed || this.lastEmptyPoll > pollMark;
   }
 
   // ---- fetching -------------------------------------------------------------------------
@@ -149,6 +157,8 @@ export class ShardConsumer {
         continue;
       }
       const startedAt = Date.now();
+      this.pollsStarted += 1;
+      const poll = this.pollsStarted;
       try {
         this.iterator ??= await this.getIterator();
         // Few large calls are far cheaper than many small ones; the byte budget keeps a call
@@ -172,6 +182,7 @@ export class ShardConsumer {
           idleDelay = 0;
         } else {
           this.lastEmptyPollStartedAt = startedAt;
+          this.lastEmptyPoll = poll;
           this.fetched.notify();
           idleDelay = Math.min(Math.max(idleDelay * 2, 10), this.runner.options.maxIdlePollMs ?? 200);
           await this.consumed.wait(idleDelay);

@@ -6,14 +6,13 @@
  * The tests run in order on one page and one pipeline, as a person would use them: watch the
  * charts, see a window arrive, label with the keyboard, undo, accept a group, export.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import type { Page } from 'playwright-core';
 import { createKinesisClient } from '../../functions/lib/kinesis';
-import { type Browser, launchChromium, requireChromium } from './chromium';
-import { type RunningPipeline, startPipeline } from './home-process';
+import type { RunningPipeline } from './home-process';
+import { type PageArg, type PageSession, START_MS, startPageSession, TEST_MS, WAIT_MS } from './page-session';
 
 const TESTS = {
   charts: 'the live charts draw the metrics windows',
@@ -28,80 +27,32 @@ const TESTS = {
   markup: 'markup in a rejected record is shown as text, never run',
 } as const;
 
-/** Bound for each wait on the page: CI machines are shared and slow. */
-const WAIT_MS = 60_000;
-/** Bound for one test: a few waits in a row. */
-const TEST_MS = 180_000;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 type Label = number | 'not_a_digit';
 
-let scratch: string;
+let session: PageSession | undefined;
 let pipeline: RunningPipeline | undefined;
-let browser: Browser | undefined;
 let page: Page;
 /** The labels the tests gave through the page, as the export must hold them. */
 const given = new Map<string, Label>();
 /** The model's guess for each frame in `given`. */
 const predictedOf = new Map<string, number>();
-/** The page's errors and warnings, shown when a wait fails. */
-const pageLog: string[] = [];
 
 beforeAll(async () => {
-  requireChromium(Object.values(TESTS));
-  scratch = mkdtempSync(join(tmpdir(), 'home-browser-'));
   // A Test camera sends every frame home; a slow, steady rate keeps windows closing (one
   // every 2 s) and frames arriving for 400 s, well past a slow run of these tests.
-  pipeline = await startPipeline(
-    [
-      '--count',
-      '8000',
-      '--rate',
-      '20',
-      '--camera',
-      'Test',
-      '--port',
-      '0',
-      '--home-port',
-      '0',
-      '--window',
-      '2',
-      '--data',
-      join(scratch, 'home-data'),
-      '--out',
-      join(scratch, 'out'),
-      '--quiet',
-    ],
-    180_000,
-  );
-  browser = await launchChromium();
-  page = await browser.context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on('pageerror', (error) => pageLog.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') pageLog.push(`console ${message.type()}: ${message.text()}`);
-  });
-}, 300_000);
+  session = await startPageSession({ tests: Object.values(TESTS), name: 'home-browser', count: 8000, keepWarnings: true });
+  ({ pipeline, page } = session);
+}, START_MS);
 
 afterAll(async () => {
-  await browser?.close();
-  await pipeline?.stop();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  await session?.stop();
 }, 60_000);
 
 /** Waits for `predicate` in the page, failing with `what` (and the page's URL) when it never holds. */
-type PageArg = string | number | null | (string | null)[];
-async function waitInPage(what: string, predicate: (arg: never) => unknown, arg: PageArg, timeout = WAIT_MS): Promise<void> {
-  try {
-    await page.waitForFunction(predicate as (arg: PageArg) => unknown, arg, { timeout, polling: 'raf' });
-  } catch (error: unknown) {
-    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new Error(
-      `waited ${timeout / 1000} s for ${what} at ${page.url()}: ${reason}\n` +
-        `--- page errors ---\n${pageLog.slice(-20).join('\n')}\n--- npm start output ---\n${pipeline?.output().slice(-3000)}`,
-    );
-  }
-}
+const waitInPage = (what: string, predicate: (arg: never) => unknown, arg: PageArg, timeout = WAIT_MS): Promise<void> =>
+  (session as PageSession).waitInPage(what, predicate, arg, { timeout });
 
 async function apiGet<T>(path: string): Promise<T> {
   const response = await fetch(`${pipeline?.url}${path}`);

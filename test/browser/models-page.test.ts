@@ -5,14 +5,13 @@
  * see the comparison arrive, promote it from the page and see the edge score with it, then
  * roll back. The tests run in order on one page and one pipeline.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { DEFAULT_MODELS_ROOT } from '../../training/model-registry';
 import { addCandidate } from '../helpers/model-registry-fixtures';
-import { type Browser, launchChromium, requireChromium } from './chromium';
-import { type RunningPipeline, startPipeline } from './home-process';
+import type { RunningPipeline } from './home-process';
+import { type PageSession, START_MS, startPageSession, TEST_MS, WAIT_MS } from './page-session';
 
 const TESTS = {
   list: 'the versions are listed with their state and gate checks; a candidate whose gates failed cannot be promoted',
@@ -21,74 +20,35 @@ const TESTS = {
   rollback: 'roll back from the page, after confirming: the parent is current again',
 } as const;
 
-const WAIT_MS = 60_000;
-const TEST_MS = 180_000;
-
-let scratch: string;
 let root: string;
+let session: PageSession | undefined;
 let pipeline: RunningPipeline | undefined;
-let browser: Browser | undefined;
 let page: Page;
-const pageLog: string[] = [];
 
 beforeAll(async () => {
-  requireChromium(Object.values(TESTS));
-  scratch = mkdtempSync(join(tmpdir(), 'models-browser-'));
-  root = join(scratch, 'models');
-  // A copy of the shipped model: the page's buttons change this folder's registry, never models/.
-  mkdirSync(root);
-  for (const file of ['digits.onnx', 'model-card.json']) copyFileSync(join(DEFAULT_MODELS_ROOT, file), join(root, file));
-  addCandidate(root, '1.1.0');
-  addCandidate(root, '1.2.0', { passed: false });
-  pipeline = await startPipeline(
-    [
-      '--count',
-      '4000',
-      '--rate',
-      '20',
-      '--camera',
-      'Test',
-      '--port',
-      '0',
-      '--home-port',
-      '0',
-      '--window',
-      '2',
-      '--data',
-      join(scratch, 'home-data'),
-      '--out',
-      join(scratch, 'out'),
-      '--quiet',
-    ],
-    180_000,
-    { MODEL_ROOT: root },
-  );
-  browser = await launchChromium();
-  page = await browser.context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on('pageerror', (error) => pageLog.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') pageLog.push(`console error: ${message.text()}`);
+  session = await startPageSession({
+    tests: Object.values(TESTS),
+    name: 'models-browser',
+    count: 4000,
+    // A copy of the shipped model: the page's buttons change this folder's registry, never models/.
+    prepare: (scratch) => {
+      root = join(scratch, 'models');
+      mkdirSync(root);
+      for (const file of ['digits.onnx', 'model-card.json']) copyFileSync(join(DEFAULT_MODELS_ROOT, file), join(root, file));
+      addCandidate(root, '1.1.0');
+      addCandidate(root, '1.2.0', { passed: false });
+    },
+    env: () => ({ MODEL_ROOT: root }),
   });
-}, 300_000);
+  ({ pipeline, page } = session);
+}, START_MS);
 
 afterAll(async () => {
-  await browser?.close();
-  await pipeline?.stop();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  await session?.stop();
 }, 60_000);
 
-async function waitInPage(what: string, predicate: (arg: never) => unknown, arg: string | null = null): Promise<void> {
-  try {
-    await page.waitForFunction(predicate as (arg: string | null) => unknown, arg, { timeout: WAIT_MS, polling: 'raf' });
-  } catch (error: unknown) {
-    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new Error(
-      `waited ${WAIT_MS / 1000} s for ${what} at ${page.url()}: ${reason}\n` +
-        `--- page errors ---\n${pageLog.slice(-20).join('\n')}\n--- npm start output ---\n${pipeline?.output().slice(-3000)}`,
-    );
-  }
-}
+const waitInPage = (what: string, predicate: (arg: never) => unknown, arg: string | null = null): Promise<void> =>
+  (session as PageSession).waitInPage(what, predicate, arg);
 
 /** Waits until the row of `version` shows `state`. */
 const rowState = (version: string, state: string) =>

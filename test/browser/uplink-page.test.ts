@@ -5,15 +5,13 @@
  * then down with a backlog that grows while the home is away, then up again; a home served
  * without an uplink says so. The tests run in order on one page and one pipeline.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { type HomeStreams, startHomeStreams } from '../../local/home-streams';
 import { type RunningHome, startHomeServer } from '../../home/serve';
 import { HomeStore } from '../../home/store';
-import { type Browser, launchChromium, requireChromium } from './chromium';
-import { type RunningPipeline, startPipeline } from './home-process';
+import type { RunningPipeline } from './home-process';
+import { type PageSession, START_MS, startPageSession, TEST_MS } from './page-session';
 
 const TESTS = {
   up: 'the header shows the link up and the Uplink view lists the forwarded streams',
@@ -22,77 +20,33 @@ const TESTS = {
   none: 'a home without an uplink says so in the header and the Uplink view',
 } as const;
 
-const WAIT_MS = 60_000;
-const TEST_MS = 180_000;
-
-let scratch: string;
 let streams: HomeStreams | undefined;
 let streamsPort: number;
+let session: PageSession | undefined;
+let scratch: string;
 let pipeline: RunningPipeline | undefined;
-let browser: Browser | undefined;
 let page: Page;
-const pageLog: string[] = [];
 
 beforeAll(async () => {
-  requireChromium(Object.values(TESTS));
-  scratch = mkdtempSync(join(tmpdir(), 'uplink-browser-'));
   streams = await startHomeStreams({ port: 0 });
   streamsPort = Number(new URL(streams.endpoint).port);
-  pipeline = await startPipeline(
-    [
-      '--count',
-      '6000',
-      '--rate',
-      '20',
-      '--camera',
-      'Test',
-      '--port',
-      '0',
-      '--home-port',
-      '0',
-      '--window',
-      '2',
-      '--data',
-      join(scratch, 'home-data'),
-      '--out',
-      join(scratch, 'out'),
-      '--quiet',
-      '--home-endpoint',
-      streams.endpoint,
-      '--uplink-interval',
-      '0.2',
-      '--uplink-retry-max',
-      '1',
-    ],
-    180_000,
-  );
-  browser = await launchChromium();
-  page = await browser.context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on('pageerror', (error) => pageLog.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') pageLog.push(`console error: ${message.text()}`);
+  const endpoint = streams.endpoint;
+  session = await startPageSession({
+    tests: Object.values(TESTS),
+    name: 'uplink-browser',
+    count: 6000,
+    args: () => ['--home-endpoint', endpoint, '--uplink-interval', '0.2', '--uplink-retry-max', '1'],
   });
-}, 300_000);
+  ({ scratch, pipeline, page } = session);
+}, START_MS);
 
 afterAll(async () => {
-  await browser?.close();
-  await pipeline?.stop();
+  await session?.stop();
   await streams?.stop();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
 }, 60_000);
 
-async function waitInPage(what: string, predicate: (arg: never) => unknown, arg: string | number | null = null): Promise<void> {
-  try {
-    await page.waitForFunction(predicate as (arg: string | number | null) => unknown, arg, { timeout: WAIT_MS, polling: 250 });
-  } catch (error: unknown) {
-    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new Error(
-      `waited ${WAIT_MS / 1000} s for ${what} at ${page.url()}: ${reason}\n` +
-        `--- page errors ---\n${pageLog.slice(-20).join('\n')}\n--- npm start output ---\n${pipeline?.output().slice(-3000)}`,
-    );
-  }
-}
+const waitInPage = (what: string, predicate: (arg: never) => unknown, arg: string | number | null = null): Promise<void> =>
+  (session as PageSession).waitInPage(what, predicate, arg, { polling: 250 });
 
 const linkShows = (state: string) =>
   waitInPage(

@@ -15,6 +15,9 @@
  *
  * Every test balances the ledger: frames in = predicted + rejected (+ dead-lettered), uncertain
  * frames are predicted frames, no frame id is missing, duplicates only where a redelivery was.
+ *
+ * Each scenario (a describe) starts its own emulator, proxy and pipeline, so none depends on
+ * what another left behind; the tests inside a scenario only read what its setup produced.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +39,7 @@ import {
   startDirectFaultRelay,
   startFaultProxy,
 } from './kinesis-fault-proxy';
+import { waitUntil } from './wait';
 
 /** Defines the fault suites with the pipeline's readers and writers on `transport`. */
 export function faultSuites(transport: Transport): void {
@@ -69,19 +73,45 @@ export function faultSuites(transport: Transport): void {
         return { id, seen: s.seen, failed: s.failed, delivered: deliveries.get(id) ?? 0 };
       });
 
+  /** Invocations of classify under way. */
+  let inFlight = 0;
+  type Handler = (event: KinesisStreamEvent, context: Context) => Promise<unknown>;
+  /**
+   * classify as loaded for the current scenario: it reads its configuration (the endpoint it
+   * writes to, the model) when loaded, so each scenario loads it afresh, as a new container would.
+   */
+  let classify: Handler | undefined;
+
   /** The real classify handler, loaded when first called (after the pipeline set its environment). */
   const trackedClassify = (async (event: KinesisStreamEvent, context: Context) => {
     for (const r of event.Records) {
       const id = `${r.eventID.split(':')[0]}-${r.kinesis.sequenceNumber}`;
       deliveries.set(id, (deliveries.get(id) ?? 0) + 1);
     }
-    const { handler } = require('../../functions/classify') as {
-      handler: (e: KinesisStreamEvent, c: Context) => Promise<unknown>;
-    };
-    return handler(event, context);
+    if (!classify) {
+      jest.isolateModules(() => {
+        // Its writer's client, as the pipeline gives it to handlers in its thread (the direct path's).
+        const writer = require('../../functions/lib/stream-writer') as typeof import('../../functions/lib/stream-writer');
+        writer.useHostKinesisClient(pipeline.handlerKinesisClient);
+        classify = (require('../../functions/classify') as { handler: Handler }).handler;
+      });
+    }
+    const handler = classify as Handler;
+    inFlight += 1;
+    try {
+      return await handler(event, context);
+    } finally {
+      inFlight -= 1;
+    }
   }) as unknown as StreamHandler;
 
-  beforeAll(async () => {
+  /** A fresh emulator, fault proxy and pipeline, with nothing recorded yet. */
+  async function startScenario(): Promise<void> {
+    deliveries.clear();
+    sent.clear();
+    warnings.length = 0;
+    inFlight = 0;
+    classify = undefined;
     modelDir = writeCentroidModel(3000);
     dir = mkdtempSync(join(tmpdir(), 'faults-'));
     emulator = await KinesisEmulator.start({ port: 0, persistPath: join(dir, 'kinesis') });
@@ -106,6 +136,8 @@ export function faultSuites(transport: Transport): void {
         return verdict;
       },
     };
+    proxy = undefined;
+    relay = undefined;
     if (transport === 'http') {
       proxy = await startFaultProxy(emulator.endpoint, rules);
     } else {
@@ -129,16 +161,16 @@ export function faultSuites(transport: Transport): void {
       },
       logger: { debug: () => undefined, warn: (message) => warnings.push(message) },
     });
-  }, 120_000);
+  }
 
-  afterAll(async () => {
+  async function stopScenario(): Promise<void> {
     await pipeline?.stop();
     await proxy?.close();
     relay?.close();
     await emulator?.stop();
     rmSync(dir, { recursive: true, force: true });
     rmSync(modelDir, { recursive: true, force: true });
-  });
+  }
 
   /** Publishes `count` MNIST frames as camera `camera` (the partition key is the camera id). */
   async function publish(camera: string, count: number, offset = 0): Promise<void> {
@@ -181,6 +213,7 @@ export function faultSuites(transport: Transport): void {
     let afterPoison: string[];
 
     beforeAll(async () => {
+      await startScenario();
       // Ordinary, transiently failing and flaky cameras, a bad record, then one poison frame
       // followed by more frames on the same shard.
       await publish('Camera-ok', 150);
@@ -209,6 +242,7 @@ export function faultSuites(transport: Transport): void {
       ledger = balance(contents, deadLetteredIds(deadLetters), deliveries);
       expect(contents.unreadable).toBe(0);
     }, 400_000);
+    afterAll(stopScenario);
 
     it('balances: every frame predicted, rejected or dead-lettered, duplicates only after redelivery', () => {
       expectBalanced(ledger, deadLetteredIds(deadLetters));
@@ -280,6 +314,9 @@ export function faultSuites(transport: Transport): void {
   });
 
   describe('the emulator stopping mid-run', () => {
+    beforeEach(startScenario, 120_000);
+    afterEach(stopScenario);
+
     it('keeps the runner in place, reconnects when it returns and resumes without loss', async () => {
       // Prepare
       const before = new Set((await readStreams(pipeline.client)).inputs);
@@ -287,14 +324,24 @@ export function faultSuites(transport: Transport): void {
       const dead = pipeline.runner.deadLetters.length;
       warnings.length = 0;
 
-      // Act: 1,500 frames in; the emulator stops once some have come home, and returns 4 s later
-      // (longer than classify's writes and the runner's retries take to give up).
+      // Act: 1,500 frames in; the emulator stops once some have come home, and returns once the
+      // runner has found it unreachable and every classify invocation begun has failed.
       await publish('Camera-outage', 1500);
-      while (pipeline.home.counts.predicted < predictedBefore + 200) await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitUntil(
+        () => pipeline.home.counts.predicted >= predictedBefore + 200,
+        '200 predictions of Camera-outage home',
+        240_000,
+        () => `${pipeline.home.counts.predicted - predictedBefore} home`,
+      );
       const port = emulator.port;
       await emulator.stop();
       const stoppedAt = pipeline.home.counts.predicted;
-      await new Promise((resolve) => setTimeout(resolve, 4000));
+      await waitUntil(
+        () => warnings.some((w) => /unreachable/.test(w)) && inFlight === 0,
+        'the runner to find the emulator unreachable and classify to give up',
+        120_000,
+        () => `warnings ${JSON.stringify(warnings)}, ${inFlight} classify invocations under way`,
+      );
       emulator = await KinesisEmulator.start({ port, persistPath: join(dir, 'kinesis') });
       await pipeline.drain(300_000);
 

@@ -4,15 +4,10 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import {
-  CreateStreamCommand,
-  DescribeStreamCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  type KinesisClient,
-} from '@aws-sdk/client-kinesis';
+import { CreateStreamCommand, DescribeStreamCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
-import { sleep } from '../../functions/lib/retry';
+import { streamReader } from './stream-reader';
+import { waitUntil } from './wait';
 
 type KinesaliteFactory = (options: {
   createStreamMs: number;
@@ -54,41 +49,22 @@ export async function startKinesalite(): Promise<TestKinesis> {
   const createStreams = async (names: readonly string[], shardCount = 1) => {
     for (const name of names) {
       await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: shardCount }));
-      for (;;) {
-        const described = await client.send(new DescribeStreamCommand({ StreamName: name }));
-        if (described.StreamDescription?.StreamStatus === 'ACTIVE') break;
-        await sleep(5);
-      }
+      let status: string | undefined;
+      await waitUntil(
+        async () => {
+          const described = await client.send(new DescribeStreamCommand({ StreamName: name }));
+          status = described.StreamDescription?.StreamStatus;
+          return status === 'ACTIVE';
+        },
+        `stream ${name} to become ACTIVE`,
+        30_000,
+        () => `status ${status}`,
+      );
     }
   };
 
-  const readAll = async (stream: string): Promise<StoredRecord[]> => {
-    const described = await client.send(new DescribeStreamCommand({ StreamName: stream }));
-    const out: StoredRecord[] = [];
-    for (const shard of described.StreamDescription?.Shards ?? []) {
-      const shardId = shard.ShardId ?? '';
-      let iterator = (
-        await client.send(
-          new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }),
-        )
-      ).ShardIterator;
-      while (iterator) {
-        const page = await client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10000 }));
-        for (const record of page.Records ?? []) {
-          out.push({
-            stream,
-            shardId,
-            sequenceNumber: record.SequenceNumber ?? '',
-            partitionKey: record.PartitionKey ?? '',
-            data: Buffer.from(record.Data ?? new Uint8Array()),
-          });
-        }
-        if ((page.Records ?? []).length === 0 || page.MillisBehindLatest === 0) break;
-        iterator = page.NextShardIterator;
-      }
-    }
-    return out;
-  };
+  const readAll = async (stream: string): Promise<StoredRecord[]> =>
+    (await streamReader(client).readAll(stream)).map((record) => ({ stream, ...record }));
 
   return {
     endpoint,

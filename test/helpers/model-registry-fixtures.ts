@@ -52,6 +52,18 @@ export function addCandidate(
   return dir;
 }
 
+/**
+ * The registry the promote tests start from: shipped 1.0.0; candidates 1.1.0 (answers
+ * differently), 1.2.0, and 1.3.0 whose gates failed.
+ */
+export function registryWithCandidates(): string {
+  const root = modelsRoot('1.0.0');
+  addCandidate(root, '1.1.0', { bias: { 3: 4 } });
+  addCandidate(root, '1.2.0');
+  addCandidate(root, '1.3.0', { passed: false });
+  return root;
+}
+
 /** Flips a byte in the middle of a candidate's ONNX file (its card no longer matches). */
 export function corrupt(dir: string): void {
   const path = join(dir, 'digits.onnx');

@@ -17,7 +17,21 @@ export const fail = async (): Promise<never> => {
 
 export const hang = (): Promise<never> => new Promise(() => undefined);
 
-export const slow = async (): Promise<{ threadId: number }> => {
-  await sleep(300);
+/**
+ * Answers once as many invocations as the event's `parties` have begun, counted in its shared
+ * `arrived` buffer (shared across worker threads): invocations started together then surely
+ * overlap. Without `arrived` it answers at once. Bounded: fails after 30 s with the count.
+ */
+export const slow = async (event: { arrived?: SharedArrayBuffer; parties?: number }): Promise<{ threadId: number }> => {
+  if (event.arrived) {
+    const arrived = new Int32Array(event.arrived);
+    const parties = event.parties ?? 1;
+    Atomics.add(arrived, 0, 1);
+    const deadline = Date.now() + 30_000;
+    while (Atomics.load(arrived, 0) < parties) {
+      if (Date.now() > deadline) throw new Error(`only ${Atomics.load(arrived, 0)} of ${parties} invocations began within 30 s`);
+      await sleep(5);
+    }
+  }
   return { threadId };
 };

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../local/runner/mappings';
 import { sleep } from '../../functions/lib/retry';
 
+export { waitUntil } from './wait';
+
 export interface RunningProcess {
   child: ChildProcess;
   exited: Promise<number | null>;
@@ -53,20 +55,6 @@ export function startProcess(script: string, args: string[], env: Record<string,
       }
     },
   };
-}
-
-/** Waits until `condition` holds, polling; rejects with `what` and the state after `timeoutMs`. */
-export async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs: number,
-  state: () => string = () => '',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${state()}`);
-    await sleep(50);
-  }
 }
 
 /** A loopback port free right now (for a process that must come back on the same port). */

@@ -4,7 +4,10 @@
  */
 import { PutRecordsCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import type { Context, KinesisStreamEvent, KinesisStreamTumblingWindowEvent } from 'aws-lambda';
-import type { RunnerMapping } from '../../local/runner';
+import { createKinesisClient } from '../../functions/lib/kinesis';
+import { KinesisEmulator } from '../../local/emulator';
+import { DirectKinesisClient } from '../../local/emulator/direct-client';
+import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions } from '../../local/runner';
 
 let counter = 0;
 /** A stream name not used by any other test in the file. */
@@ -82,4 +85,63 @@ export function recordingHandler(
     return respond(event, calls.length);
   };
   return { handler, calls };
+}
+
+export interface RunnerSuite {
+  /** A client of the suite's emulator (set once its `beforeAll` has run). */
+  readonly client: KinesisClient;
+  /** A runner on `kinesis` (the suite's emulator by default) with quick polls, stopped after the test. */
+  runnerFor(options?: Partial<RunnerOptions>, kinesis?: KinesisClient): EventSourceMappingRunner;
+}
+
+/**
+ * Registers the hooks of a runner suite: one emulator for the suite, and every runner made by
+ * `runnerFor` stopped after each test. `warn` receives the runners' warnings.
+ */
+/** How the runner under test reaches the emulator: HTTP, or the embedded emulator's direct path. */
+export type RunnerTransport = 'http' | 'direct';
+
+/**
+ * A client of an emulator running in this process over `transport` (a direct one reconnects to
+ * an emulator restarted on the same port).
+ */
+export function clientOf(emulator: KinesisEmulator, transport: RunnerTransport = 'http'): KinesisClient {
+  if (transport === 'http') return createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+  const port = emulator.port;
+  return new DirectKinesisClient(undefined, 'us-east-1', () => KinesisEmulator.openDirectPortAt(port));
+}
+
+export function runnerSuite(warn: (message: string) => void = () => undefined, transport: RunnerTransport = 'http'): RunnerSuite {
+  let emulator: KinesisEmulator | undefined;
+  let client: KinesisClient | undefined;
+  const runners: EventSourceMappingRunner[] = [];
+  beforeAll(async () => {
+    emulator = await KinesisEmulator.start({ port: 0 });
+    client = clientOf(emulator, transport);
+  });
+  afterEach(async () => {
+    await Promise.all(runners.splice(0).map((r) => r.stop()));
+  });
+  afterAll(async () => {
+    client?.destroy();
+    await emulator?.stop();
+  });
+  const suite: RunnerSuite = {
+    get client(): KinesisClient {
+      if (!client) throw new Error('the runner suite has no emulator yet: use its client inside a test');
+      return client;
+    },
+    runnerFor(options = {}, kinesis = suite.client) {
+      const runner = new EventSourceMappingRunner({
+        client: kinesis,
+        retryBaseDelayMs: 5,
+        maxIdlePollMs: 30,
+        logger: { debug: () => undefined, warn },
+        ...options,
+      });
+      runners.push(runner);
+      return runner;
+    },
+  };
+  return suite;
 }

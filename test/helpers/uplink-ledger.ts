@@ -94,3 +94,12 @@ export function uplinkStatus(out: string):
 }
 
 export const sorted = (ids: string[]): string[] => [...ids].sort();
+
+/** The edge's summary.json, as far as the uplink tests read it. */
+export interface EdgeSummary {
+  unaccounted: number;
+  uplink: { backlog: { records: number }; streams: Record<string, { dropped: Record<string, number> }> };
+}
+
+export const edgeSummary = (out: string): EdgeSummary =>
+  JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as EdgeSummary;

@@ -6,7 +6,7 @@
  * frames written again into a later window (the handler's container remembers the windows it
  * closed, as a warm Lambda container does) must not be counted again.
  */
-import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { Prediction } from '../../functions/lib/contracts';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
@@ -16,6 +16,9 @@ import { applyOverrides, loadServiceDefinition } from '../../local/runner/mappin
 import { EventSourceMappingRunner, type StreamHandler } from '../../local/runner';
 import { predictionStream } from '../helpers/metrics-fixtures';
 import { putJson } from '../helpers/runner-harness';
+import { streamReader } from '../helpers/stream-reader';
+import { fakeDate } from '../helpers/clock';
+import { waitUntil } from '../helpers/wait';
 
 const PREFIX = 'aggint-';
 
@@ -23,7 +26,8 @@ let emulator: KinesisEmulator;
 let client: KinesisClient;
 
 beforeAll(async () => {
-  emulator = await KinesisEmulator.start({ port: 0 });
+  // On the test's thread, so arrivals are stamped with the clock the test moves (see below).
+  emulator = await KinesisEmulator.start({ port: 0, sameThread: true });
   client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
   process.env.KINESIS_ENDPOINT = emulator.endpoint;
   process.env.STREAM_PREFIX = PREFIX;
@@ -33,6 +37,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  jest.useRealTimers();
   client.destroy();
   await emulator.stop();
 });
@@ -55,21 +60,38 @@ it('metrics documents of every window and shard add up to the predictions, each 
     maxIdlePollMs: 30,
     logger: { debug: () => undefined, warn: () => undefined },
   });
-  runner.add(mapping, handler);
+  // Records the handler has finished with: the faked clock below moves in steps too coarse for
+  // waitForIdle's marks, so the test first waits for every record to be handled.
+  let handled = 0;
+  const counting = (async (event: { Records: unknown[] }, context: unknown) => {
+    const response = await (handler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(event, context);
+    handled += event.Records.length;
+    return response;
+  }) as unknown as StreamHandler;
+  runner.add(mapping, counting);
   await runner.start();
 
-  // Act: three bursts spread over more than one window, plus two unreadable records.
+  // Act: three bursts spread over more than one window (the clock moved 600 ms on after each
+  // instead of waiting), plus two unreadable records.
+  fakeDate(Date.now(), true);
   const predictions: Prediction[] = predictionStream(99, 1_500);
   for (let burst = 0; burst < 3; burst += 1) {
     await putJson(client, `${PREFIX}predictions`, predictions.slice(burst * 500, (burst + 1) * 500), (i) => `cam-${i % 7}`);
     if (burst === 1) await putJson(client, `${PREFIX}predictions`, [{ not: 'a prediction' }, 'text'], (i) => `bad-${i}`);
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    jest.setSystemTime(Date.now() + 600);
   }
   // The first burst's first 200 frames again, as a retried classify batch writes them: same
   // frame ids and partition keys (so the same shards), arriving over a second later, so in a
   // later window than the copies already counted.
   const redelivered = predictions.slice(0, 200);
   await putJson(client, `${PREFIX}predictions`, redelivered, (i) => `cam-${i % 7}`);
+  const sent = predictions.length + 2 + redelivered.length;
+  await waitUntil(
+    () => handled >= sent,
+    `the ${sent} records handled`,
+    60_000,
+    () => `${handled} handled`,
+  );
   await runner.waitForIdle();
   await runner.closeWindows();
   await runner.waitForIdle();
@@ -100,22 +122,5 @@ it('metrics documents of every window and shard add up to the predictions, each 
 });
 
 /** Every document on the metrics stream, all shards, oldest first. */
-async function readMetrics(): Promise<unknown[]> {
-  const stream = `${PREFIX}metrics`;
-  const out: unknown[] = [];
-  const shards = (await client.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
-  for (const shard of shards) {
-    let iterator = (
-      await client.send(
-        new GetShardIteratorCommand({ StreamName: stream, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
-      )
-    ).ShardIterator;
-    while (iterator) {
-      const page = await client.send(new GetRecordsCommand({ ShardIterator: iterator }));
-      for (const r of page.Records ?? []) out.push(JSON.parse(Buffer.from(r.Data ?? new Uint8Array()).toString('utf8')));
-      if ((page.Records ?? []).length === 0) break;
-      iterator = page.NextShardIterator;
-    }
-  }
-  return out;
-}
+const readMetrics = async (): Promise<unknown[]> =>
+  (await streamReader(client).readAll(`${PREFIX}metrics`)).map((r) => JSON.parse(r.data.toString('utf8')) as unknown);

@@ -19,6 +19,7 @@ import { connectStreamManager, type StreamManagerClientLike } from '../../local/
 import { applyOverrides, loadServiceDefinition, type ServiceDefinition } from '../../local/runner/mappings';
 import { writeCentroidModel } from '../helpers/centroid-model';
 import { startTestStreamManager, type TestStreamManager } from '../helpers/stream-manager-server';
+import { waitUntil } from '../helpers/wait';
 
 const FRAMES = 60;
 const CAMERA = 'Test-gg-1';
@@ -49,16 +50,11 @@ afterAll(async () => {
 const json = (stream: string): Array<Record<string, unknown>> =>
   server.payloads(stream).map((p) => JSON.parse(p.toString('utf8')) as Record<string, unknown>);
 
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while (!condition()) {
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}: ${JSON.stringify(Object.fromEntries([...server.streams].map(([k, v]) => [k, v.messages.length])))}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** Waits (bounded) for `condition`, showing the messages per stream the server holds when it runs out. */
+const waitFor = (condition: () => boolean, what: string): Promise<void> =>
+  waitUntil(condition, what, 120_000, () =>
+    JSON.stringify(Object.fromEntries([...server.streams].map(([k, v]) => [k, v.messages.length]))),
+  );
 
 async function publish(count: number): Promise<void> {
   const summary = await publishFrames(mnistFrames(), new StreamManagerRecordSink(client), {
@@ -192,10 +188,13 @@ describe('the runner semantics over Stream Manager', () => {
       // Act
       for (const body of ['a', 'fail-once', 'b', 'c', 'poison'])
         await ownClient.appendMessage('camera-images', Buffer.from(body));
-      const deadline = Date.now() + 120_000;
-      while ((ownHost.runner.deadLetters.length === 0 || outcomes.get('3') !== 'ok') && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      const started = ownHost;
+      await waitUntil(
+        () => started.runner.deadLetters.length > 0 && outcomes.get('3') === 'ok',
+        'the poison message dead-lettered and message 3 handled',
+        120_000,
+        () => `outcomes ${JSON.stringify([...outcomes])}, ${started.runner.deadLetters.length} dead letters`,
+      );
       await ownHost.runner.waitForIdle(60_000);
       // Assert: 0..3 end handled, "fail-once" (1) went twice; "poison" (4) is the only dead letter.
       expect([0, 1, 2, 3].map((seq) => outcomes.get(String(seq)))).toEqual(['ok', 'ok', 'ok', 'ok']);

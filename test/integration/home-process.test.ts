@@ -11,6 +11,7 @@ import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { REPO_ROOT } from '../../local/runner/mappings';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { metricsDocument, rejectRecord, uncertainRecord } from '../helpers/home-fixtures';
+import { waitForValue } from '../helpers/wait';
 
 const HOME_LINE = /home on (http:\/\/\S+)/;
 
@@ -41,20 +42,12 @@ function spawnHome(args: string[]): { child: ChildProcess; output(): string; exi
 }
 
 /** Waits for `check` to hold, polling; fails with `what` and the process output after `timeoutMs`. */
-async function waitUntil<T>(
+const waitUntil = <T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
   output: () => string,
   timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s; the home printed:\n${output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+): Promise<T> => waitForValue(check, what, timeoutMs, () => `the home printed:\n${output()}`);
 
 async function startHome(args: string[]): Promise<HomeProcess> {
   const home = spawnHome(args);

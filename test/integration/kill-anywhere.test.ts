@@ -7,29 +7,16 @@
  * writes the predictions of the frames after the last checkpoint again, into later windows.
  */
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { createKinesisClient } from '../../functions/lib/kinesis';
-import { KinesisEmulator } from '../../local/emulator';
 import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
 import { balance, countedFramesPerCamera, distinctFramesPerCamera, readStreams } from '../helpers/accounting';
-import { writeCentroidModel } from '../helpers/centroid-model';
 import { fileLines, startCli, waitFor } from '../helpers/cli-process';
+import { exitCodeWithin, persistedRunArgs, readPersisted, suiteFolders } from '../helpers/persisted-run';
 
 const FRAMES = 600;
 
-let modelDir: string;
-let dir: string;
-
-beforeAll(() => {
-  modelDir = writeCentroidModel(3000);
-  dir = mkdtempSync(join(tmpdir(), 'kill-anywhere-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(modelDir, { recursive: true, force: true });
-});
+const folders = suiteFolders('kill-anywhere');
 
 it('property: killed at any instant (and torn like a power cut), a restart loses and double-counts nothing', async () => {
   await fc.assert(
@@ -39,24 +26,11 @@ it('property: killed at any instant (and torn like a power cut), a restart loses
       fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
       async (homeBeforeKill, extraMs, tearAt) => {
         // Prepare
-        const run = mkdtempSync(join(dir, 'run-'));
+        const run = mkdtempSync(join(folders.dir, 'run-'));
         const persist = join(run, 'state');
         const out = join(run, 'out');
-        const common = [
-          '--persist',
-          persist,
-          '--out',
-          out,
-          '--port',
-          '0',
-          '--quiet',
-          '--window',
-          '2',
-          '--retain-consumed',
-          'all',
-          '--no-home',
-        ];
-        const env = { MODEL_DIR: modelDir };
+        const common = [...persistedRunArgs(persist, out), '--no-home'];
+        const env = { MODEL_DIR: folders.modelDir };
         const predictionsFile = join(out, 'predictions.jsonl');
 
         // Act 1: kill once `homeBeforeKill` predictions are home, plus a random moment.
@@ -74,14 +48,12 @@ it('property: killed at any instant (and torn like a power cut), a restart loses
 
         // Act 2: the same command, publishing nothing: it finishes what was left.
         const second = startCli([...common, '--count', '0'], env);
-        const code = await second.exited;
+        const code = await exitCodeWithin(second.exited, 400_000);
         expect({ code, output: code === 0 ? '' : second.output() }).toEqual({ code: 0, output: '' });
 
         // Assess: the streams, read back from the persisted store.
-        const emulator = await KinesisEmulator.start({ port: 0, persistPath: join(persist, 'kinesis') });
-        const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
         try {
-          const contents = await readStreams(client);
+          const contents = await readPersisted(persist, readStreams);
           const ledger = balance(contents);
           expect(ledger.missing).toEqual([]);
           expect(ledger.strangers).toEqual([]);
@@ -110,8 +82,6 @@ it('property: killed at any instant (and torn like a power cut), a restart loses
           };
           expect(summary).toMatchObject({ predicted: ledger.predicted, unaccounted: 0 });
         } finally {
-          client.destroy();
-          await emulator.stop();
           rmSync(run, { recursive: true, force: true });
         }
       },

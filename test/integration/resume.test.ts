@@ -6,54 +6,26 @@
  * each frame once, and only the records in flight at the kill are processed twice (not the
  * whole stream again).
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createKinesisClient } from '../../functions/lib/kinesis';
-import { KinesisEmulator } from '../../local/emulator';
 import { decodeStateFile, previousCopyPath, writeStateFile } from '../../functions/lib/state-file';
 import { metricsDocumentSchema } from '../../functions/lib/metrics/document';
 import { balance, countedFramesPerCamera, distinctFramesPerCamera, readStreams } from '../helpers/accounting';
-import { writeCentroidModel } from '../helpers/centroid-model';
 import { fileLines, startCli, waitFor } from '../helpers/cli-process';
+import { exitCodeWithin, persistedRunArgs, readPersisted, suiteFolders } from '../helpers/persisted-run';
 
 const FRAMES = 3000;
 
-let dir: string;
-let modelDir: string;
-
-beforeAll(() => {
-  modelDir = writeCentroidModel(3000);
-  dir = mkdtempSync(join(tmpdir(), 'resume-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(modelDir, { recursive: true, force: true });
-});
+const folders = suiteFolders('resume');
 
 it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once per frame, no full replay', async () => {
   // Prepare
+  const { dir, modelDir } = folders;
   const persist = join(dir, 'state');
   const out = join(dir, 'out');
   // Every record stays in the persisted streams: the ledger below reads them back.
   const homeData = join(dir, 'home');
-  const common = [
-    '--persist',
-    persist,
-    '--out',
-    out,
-    '--port',
-    '0',
-    '--quiet',
-    '--window',
-    '2',
-    '--retain-consumed',
-    'all',
-    '--home-port',
-    '0',
-    '--data',
-    homeData,
-  ];
+  const common = [...persistedRunArgs(persist, out), '--home-port', '0', '--data', homeData];
 
   // Act 1: publish the frames and kill the process once some have come home.
   const first = startCli([...common, '--count', String(FRAMES), '--camera', 'Resume'], { MODEL_DIR: modelDir });
@@ -70,73 +42,54 @@ it('resumes after a SIGKILL where it stopped: nothing lost, home outputs once pe
 
   // Act 2: the same command again, publishing nothing: it must finish what was left.
   const second = startCli([...common, '--count', '0'], { MODEL_DIR: modelDir });
-  const code = await second.exited;
+  const code = await exitCodeWithin(second.exited, 400_000);
   expect({ code, output: code === 0 ? '' : second.output() }).toEqual({ code: 0, output: '' });
 
   // Assess: the streams, read back from the persisted emulator store.
-  const emulator = await KinesisEmulator.start({ port: 0, persistPath: join(persist, 'kinesis') });
-  const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
-  try {
-    const contents = await readStreams(client);
-    const ledger = balance(contents);
-    expect(contents.unreadable).toBe(0);
-    expect(ledger.framesIn).toBeGreaterThan(homeAtKill);
-    expect(ledger.framesIn).toBeLessThanOrEqual(FRAMES);
-    expect(ledger.missing).toEqual([]);
-    expect(ledger.strangers).toEqual([]);
-    expect(ledger.predictedAndRejected).toEqual([]);
-    expect(ledger.predicted + ledger.rejected).toBe(ledger.framesIn);
-    expect(ledger.uncertainNotPredicted).toEqual([]);
-    // Only what was in flight at the kill ran twice; a replay from the start would have
-    // duplicated every frame that had come home before it.
-    expect(ledger.duplicates.predictions).toBeLessThan(homeAtKill);
+  const contents = await readPersisted(persist, readStreams);
+  const ledger = balance(contents);
+  expect(contents.unreadable).toBe(0);
+  expect(ledger.framesIn).toBeGreaterThan(homeAtKill);
+  expect(ledger.framesIn).toBeLessThanOrEqual(FRAMES);
+  expect(ledger.missing).toEqual([]);
+  expect(ledger.strangers).toEqual([]);
+  expect(ledger.predictedAndRejected).toEqual([]);
+  expect(ledger.predicted + ledger.rejected).toBe(ledger.framesIn);
+  expect(ledger.uncertainNotPredicted).toEqual([]);
+  // Only what was in flight at the kill ran twice; a replay from the start would have
+  // duplicated every frame that had come home before it.
+  expect(ledger.duplicates.predictions).toBeLessThan(homeAtKill);
 
-    // The home outputs: one line per frame across both runs, every line whole.
-    const home = fileLines(predictionsFile).map((l) => JSON.parse(l) as { frame_id: string });
-    expect(home).toHaveLength(ledger.predicted);
-    expect(new Set(home.map((p) => p.frame_id)).size).toBe(ledger.predicted);
-    const uncertainJson = readdirSync(join(out, 'uncertain')).filter((f) => f.endsWith('.json'));
-    expect(uncertainJson).toHaveLength(ledger.uncertain);
-    // The home application's data folder: every uncertain frame once, though its process was killed too.
-    const homeFrames = fileLines(join(homeData, 'frames.jsonl')).map((l) => JSON.parse(l) as { frame_id: string });
-    expect(homeFrames).toHaveLength(ledger.uncertain);
-    expect(new Set(homeFrames.map((f) => f.frame_id)).size).toBe(ledger.uncertain);
-    // The metrics documents: each frame once per camera across every window of both runs.
-    const documents = fileLines(join(out, 'metrics.jsonl')).map((l) => metricsDocumentSchema.parse(JSON.parse(l)));
-    // Every output written again (in flight at the kill, redelivered after the restart) was caught.
-    expect(countedFramesPerCamera(documents)).toEqual({
-      ...distinctFramesPerCamera(contents),
-      duplicates: ledger.duplicates.predictions + ledger.duplicates.rejected,
-    });
-    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { predicted: number; dead_lettered: number };
-    expect(summary).toMatchObject({ predicted: ledger.predicted, dead_lettered: 0 });
-  } finally {
-    client.destroy();
-    await emulator.stop();
-  }
+  // The home outputs: one line per frame across both runs, every line whole.
+  const home = fileLines(predictionsFile).map((l) => JSON.parse(l) as { frame_id: string });
+  expect(home).toHaveLength(ledger.predicted);
+  expect(new Set(home.map((p) => p.frame_id)).size).toBe(ledger.predicted);
+  const uncertainJson = readdirSync(join(out, 'uncertain')).filter((f) => f.endsWith('.json'));
+  expect(uncertainJson).toHaveLength(ledger.uncertain);
+  // The home application's data folder: every uncertain frame once, though its process was killed too.
+  const homeFrames = fileLines(join(homeData, 'frames.jsonl')).map((l) => JSON.parse(l) as { frame_id: string });
+  expect(homeFrames).toHaveLength(ledger.uncertain);
+  expect(new Set(homeFrames.map((f) => f.frame_id)).size).toBe(ledger.uncertain);
+  // The metrics documents: each frame once per camera across every window of both runs.
+  const documents = fileLines(join(out, 'metrics.jsonl')).map((l) => metricsDocumentSchema.parse(JSON.parse(l)));
+  // Every output written again (in flight at the kill, redelivered after the restart) was caught.
+  expect(countedFramesPerCamera(documents)).toEqual({
+    ...distinctFramesPerCamera(contents),
+    duplicates: ledger.duplicates.predictions + ledger.duplicates.rejected,
+  });
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { predicted: number; dead_lettered: number };
+  expect(summary).toMatchObject({ predicted: ledger.predicted, dead_lettered: 0 });
 }, 600_000);
 
 it('a restart that scores again frames whose metrics windows had closed counts them once in the metrics', async () => {
   // Prepare: a finished run, every metrics window closed and checkpointed.
+  const { dir, modelDir } = folders;
   const run = mkdtempSync(join(dir, 'rescore-'));
   const persist = join(run, 'state');
   const out = join(run, 'out');
-  const common = [
-    '--persist',
-    persist,
-    '--out',
-    out,
-    '--port',
-    '0',
-    '--quiet',
-    '--window',
-    '1',
-    '--retain-consumed',
-    'all',
-    '--no-home',
-  ];
+  const common = [...persistedRunArgs(persist, out, 1), '--no-home'];
   const first = startCli([...common, '--count', '200', '--camera', 'Rescore'], { MODEL_DIR: modelDir });
-  expect(await first.exited).toBe(0);
+  expect(await exitCodeWithin(first.exited, 400_000)).toBe(0);
   // What a crash right after the aggregator closed a window, before classify checkpointed the
   // frames in it, leaves behind, made certain: classify's checkpoints are gone (the file's
   // previous copy too), the aggregator's are not. Restarted, classify scores every frame again
@@ -150,24 +103,17 @@ it('a restart that scores again frames whose metrics windows had closed counts t
 
   // Act
   const second = startCli([...common, '--count', '0'], { MODEL_DIR: modelDir });
-  const code = await second.exited;
+  const code = await exitCodeWithin(second.exited, 400_000);
   expect({ code, output: code === 0 ? '' : second.output() }).toEqual({ code: 0, output: '' });
 
   // Assess: every frame predicted twice on the stream, counted once in the metrics.
-  const emulator = await KinesisEmulator.start({ port: 0, persistPath: join(persist, 'kinesis') });
-  const client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
-  try {
-    const contents = await readStreams(client);
-    const ledger = balance(contents);
-    expect(ledger.missing).toEqual([]);
-    expect(ledger.duplicates.predictions).toBe(ledger.predicted);
-    const documents = fileLines(join(out, 'metrics.jsonl')).map((l) => metricsDocumentSchema.parse(JSON.parse(l)));
-    expect(countedFramesPerCamera(documents)).toEqual({
-      ...distinctFramesPerCamera(contents),
-      duplicates: ledger.duplicates.predictions + ledger.duplicates.rejected,
-    });
-  } finally {
-    client.destroy();
-    await emulator.stop();
-  }
+  const contents = await readPersisted(persist, readStreams);
+  const ledger = balance(contents);
+  expect(ledger.missing).toEqual([]);
+  expect(ledger.duplicates.predictions).toBe(ledger.predicted);
+  const documents = fileLines(join(out, 'metrics.jsonl')).map((l) => metricsDocumentSchema.parse(JSON.parse(l)));
+  expect(countedFramesPerCamera(documents)).toEqual({
+    ...distinctFramesPerCamera(contents),
+    duplicates: ledger.duplicates.predictions + ledger.duplicates.rejected,
+  });
 }, 600_000);

@@ -13,6 +13,7 @@ import { GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand } from '@a
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
 import { REPO_ROOT } from '../../local/runner/mappings';
+import { waitUntil } from '../helpers/wait';
 
 /** Local addresses of the sockets listening on `port`, from the kernel's tables (IPv4 and IPv6). */
 function listeners(port: number): string[] {
@@ -100,7 +101,12 @@ describe('the embedded emulator', () => {
         }
       }
     });
-    while (answered < 50) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitUntil(
+      () => answered >= 50,
+      '50 answered polls',
+      60_000,
+      () => `${answered} answered`,
+    );
 
     // Act: three stops and starts under load.
     for (let round = 0; round < 3; round++) {

@@ -12,6 +12,7 @@ import { HOME_STREAMS, type HomeStreams, startHomeStreams } from '../../local/ho
 import { parseUplinkSettings, type UplinkPolicy } from '../../local/uplink/settings';
 import { Uplink } from '../../local/uplink/uplink';
 import { streamReader } from '../helpers/stream-reader';
+import { waitUntil } from '../helpers/wait';
 
 let home: HomeStreams;
 let dir: string;
@@ -39,14 +40,6 @@ function event(ids: string[], key: string, firstSeq: number, pad = 0): never {
       },
     })),
   } as never;
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function homeIds(prefix: string, stream: string): Promise<string[]> {
@@ -105,7 +98,12 @@ it.each<[UplinkPolicy, Record<string, string[]>, Record<string, Record<string, n
       await uplink.handler('metrics')(event(range('m', 3), 'cam', 1, pad));
       await uplink.handler('rejected-images')(event(range('r', 2), 'cam', 1, pad));
       uplink.start();
-      await waitFor(() => uplink.backlog.records === 0, 'the backlog to empty');
+      await waitUntil(
+        () => uplink.backlog.records === 0,
+        'the backlog to empty',
+        60_000,
+        () => JSON.stringify(uplink.status()),
+      );
     } finally {
       await uplink.stop();
     }

@@ -5,14 +5,22 @@
  * document the edge produced must arrive home, once per id after de-duplication, in order per
  * camera, with nothing dropped; the edge says when the link went down and came back.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
-import { writeCentroidModel } from '../helpers/centroid-model';
-import { type RunningProcess, startProcess, stopProcess, waitUntil } from '../helpers/processes';
-import { edgeIds, firstArrivals, frameSequence, outOfOrder, readHome, sorted, uplinkStatus } from '../helpers/uplink-ledger';
+import { exitCodeWithin, suiteFolders } from '../helpers/persisted-run';
+import { type RunningProcess, startProcess, stopProcess } from '../helpers/processes';
+import { waitUntil } from '../helpers/wait';
+import {
+  edgeIds,
+  edgeSummary,
+  firstArrivals,
+  frameSequence,
+  outOfOrder,
+  readHome,
+  sorted,
+  uplinkStatus,
+} from '../helpers/uplink-ledger';
 
 /** The outage the specification asks for; the only timed wait of the test. */
 const OUTAGE_MS = 60_000;
@@ -20,26 +28,18 @@ const OUTAGE_MS = 60_000;
 const FRAMES = 2000;
 const RATE = 20;
 
-let dir: string;
-let modelDir: string;
 let home: RunningProcess | undefined;
 let edge: RunningProcess | undefined;
 
-beforeAll(() => {
-  modelDir = writeCentroidModel(3000);
-  dir = mkdtempSync(join(tmpdir(), 'uplink-outage-'));
-});
-afterAll(async () => {
+const folders = suiteFolders('uplink-outage', async () => {
   await stopProcess(edge);
   await stopProcess(home);
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(modelDir, { recursive: true, force: true });
 });
 
 it('loses nothing through a 60 s outage of the home, and keeps each camera in order', async () => {
   // Prepare: the home streams, persisted so what arrived before the outage is still there after.
-  const homeDir = join(dir, 'home');
-  const out = join(dir, 'edge-out');
+  const homeDir = join(folders.dir, 'home');
+  const out = join(folders.dir, 'edge-out');
   home = startProcess('local/home-streams-cli.ts', ['--streams-port', '0', '--persist', homeDir]);
   const [, homeEndpoint, homePort] = (await home.waitForOutput(
     /home streams on (http:\/\/127\.0\.0\.1:(\d+))/,
@@ -71,7 +71,7 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
       '--uplink-retry-max',
       '2',
     ],
-    { MODEL_DIR: modelDir },
+    { MODEL_DIR: folders.modelDir },
   );
   const [, edgeEndpoint] = (await edge.waitForOutput(/kinesis (http:\/\/127\.0\.0\.1:\d+)/, 120_000)) as string[];
   // A sender of unreadable frames, all through the run up to the end of the outage.
@@ -111,12 +111,7 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
   sendingRejects = false;
   await rejectSender;
   edgeClient.destroy();
-  let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([
-    edge.exited,
-    new Promise((resolve) => (timer = setTimeout(() => resolve('edge still running after 400 s'), 400_000))),
-  ]);
-  clearTimeout(timer);
+  const code = await exitCodeWithin(edge.exited, 400_000);
   expect({ code, output: code === 0 ? '' : state() }).toEqual({ code: 0, output: '' });
 
   // Assert: the outage mattered (a backlog built up), and the edge said so.
@@ -124,10 +119,7 @@ it('loses nothing through a 60 s outage of the home, and keeps each camera in or
   expect(duringOutage?.backlog.records ?? 0).toBeGreaterThan(100);
   expect(edge.output()).toMatch(/uplink down: /);
   expect(edge.output()).toMatch(/uplink up again after \d+\.\d s down/);
-  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
-    unaccounted: number;
-    uplink: { backlog: { records: number }; streams: Record<string, { dropped: Record<string, number> }> };
-  };
+  const summary = edgeSummary(out);
   expect(summary.unaccounted).toBe(0);
   expect(summary.uplink.backlog.records).toBe(0);
   expect(Object.values(summary.uplink.streams).map((s) => s.dropped)).toEqual([{}, {}, {}]);

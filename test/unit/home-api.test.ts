@@ -5,6 +5,7 @@ import type { Hono } from 'hono';
 import { createHomeApp } from '../../home/server';
 import { HomeStore } from '../../home/store';
 import { metricsDocument, rejectRecord, uncertainRecord } from '../helpers/home-fixtures';
+import { within } from '../helpers/wait';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
@@ -330,7 +331,9 @@ describe('home API', () => {
       const deadline = Date.now() + 10_000;
       while (!text.includes(needle)) {
         if (Date.now() > deadline) throw new Error(`no "${needle}" in the event stream; got ${text.slice(0, 500)}`);
-        const { value, done } = await reader.read();
+        const { value, done } = await within(reader.read(), `"${needle}" in the event stream`, deadline - Date.now(), () =>
+          text.slice(0, 500),
+        );
         if (done) throw new Error(`the event stream ended before "${needle}"`);
         text += decoder.decode(value);
       }

@@ -7,10 +7,9 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Context } from 'aws-lambda';
 import fc from 'fast-check';
 import type { Prediction } from '../../functions/lib/contracts';
-import { aggregateWindow, type TumblingWindowEvent } from '../../functions/lib/metrics/aggregate';
+import { aggregateWindow } from '../../functions/lib/metrics/aggregate';
 import { CountedFrames, MAX_COUNTED_FRAMES } from '../../functions/lib/metrics/counted-frames';
 import {
   type CountedFramesStore,
@@ -18,61 +17,16 @@ import {
   createCountedFramesStore,
   MAX_COUNTED_SHARDS,
 } from '../../functions/lib/metrics/counted-frames-store';
-import { buildMetricsDocument, type MetricsDocument, metricsDocumentSchema } from '../../functions/lib/metrics/document';
+import { buildMetricsDocument, type MetricsDocument } from '../../functions/lib/metrics/document';
 import { mergeMetrics } from '../../functions/lib/metrics/merge';
 import { WindowAccumulator } from '../../functions/lib/metrics/reducer';
 import { frameDigest, MAX_SEEN_FRAMES } from '../../functions/lib/metrics/seen-frames';
-import { createLambdaContext } from '../../local/runner/lambda-context';
 import type { RecordSink } from '../../functions/lib/stream-writer';
 import { previousCopyPath } from '../../functions/lib/state-file';
-import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { makePrediction, predictionStream, TEST_CONFIG } from '../helpers/metrics-fixtures';
+import { event, record, SHARD, windowOf } from '../helpers/tumbling-window-events';
 
-const SHARD = 'shardId-000000000000';
-const PREDICTIONS_ARN = 'arn:aws:kinesis:us-east-1:123456789012:stream/predictions';
 const quietLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-/** Window n of a 10-second tumbling window series (by arrival time, as Lambda groups). */
-function windowOf(n: number): { start: string; end: string } {
-  const start = Date.parse('2026-11-27T15:00:00Z') + n * 10_000;
-  return { start: new Date(start).toISOString(), end: new Date(start + 10_000).toISOString() };
-}
-
-function record(sequence: number, prediction: Prediction) {
-  return {
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey: prediction.camera,
-      sequenceNumber: String(sequence),
-      data: Buffer.from(JSON.stringify(prediction)).toString('base64'),
-      approximateArrivalTimestamp: 0,
-    },
-    eventSource: 'aws:kinesis',
-    eventVersion: '1.0',
-    eventID: `${SHARD}:${sequence}`,
-    eventName: 'aws:kinesis:record',
-    invokeIdentityArn: 'arn',
-    awsRegion: 'us-east-1',
-    eventSourceARN: PREDICTIONS_ARN,
-  } as TumblingWindowEvent['Records'][number];
-}
-
-function event(
-  window: { start: string; end: string },
-  records: TumblingWindowEvent['Records'],
-  state: Record<string, unknown>,
-  final: boolean,
-): TumblingWindowEvent {
-  return {
-    Records: records,
-    window,
-    state,
-    shardId: SHARD,
-    eventSourceARN: PREDICTIONS_ARN,
-    isFinalInvokeForWindow: final,
-    isWindowTerminatedEarly: false,
-  };
-}
 
 /** The shard's sequence numbers, increasing across windows as in a real stream. */
 let nextSequence = 1_000;
@@ -368,64 +322,5 @@ describe('counted frames store', () => {
     expect(store.forShard('shard-1').countedIn(frameDigest('a'))).toBe('doc-1');
     expect(store.forShard(`shard-${MAX_COUNTED_SHARDS}`).countedIn(frameDigest('a'))).toBe(`doc-${MAX_COUNTED_SHARDS}`);
     expect(store.forShard('shard-0').size).toBe(0);
-  });
-});
-
-describe('aggregate-metrics handler with METRICS_COUNTED_FRAMES_DIR', () => {
-  type Handler = (event: TumblingWindowEvent, context: Context) => Promise<{ state: Record<string, unknown> }>;
-  let kinesis: TestKinesis;
-  let dir: string;
-
-  beforeAll(async () => {
-    kinesis = await startKinesalite();
-    await kinesis.createStreams(['restart-metrics']);
-    dir = mkdtempSync(join(tmpdir(), 'counted-handler-'));
-    Object.assign(process.env, {
-      KINESIS_ENDPOINT: kinesis.endpoint,
-      STREAM_PREFIX: 'restart-',
-      AWS_REGION: 'us-east-1',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      LOG_LEVEL: 'ERROR',
-      METRICS_COUNTED_FRAMES_DIR: dir,
-    });
-  });
-  afterAll(async () => {
-    delete process.env.METRICS_COUNTED_FRAMES_DIR;
-    await kinesis.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  /** The handler module loaded afresh: a new process (or container) with nothing in memory. */
-  function coldStart(): Handler {
-    let handler: Handler | undefined;
-    jest.isolateModules(() => {
-      handler = (require('../../functions/aggregate-metrics') as { handler: Handler }).handler;
-    });
-    if (!handler) throw new Error('the handler module did not load');
-    return handler;
-  }
-
-  async function closeWindow(handler: Handler, n: number, predictions: Prediction[]): Promise<void> {
-    const context = createLambdaContext({ functionName: 'aggregate-metrics' });
-    const records = predictions.map((p) => record(nextSequence++, p));
-    const folded = await handler(event(windowOf(n), records, {}, false), context);
-    await handler(event(windowOf(n), [], folded.state, true), context);
-  }
-
-  it('a frame counted before a restart is not counted again by a later window after it', async () => {
-    // Prepare
-    const frame = makePrediction({ camera: 'Cam-restart' });
-
-    // Act: window 1 in the first process; the redelivered copy in window 3 after a restart.
-    await closeWindow(coldStart(), 1, [frame, makePrediction({ camera: 'Cam-restart' })]);
-    await closeWindow(coldStart(), 3, [{ ...frame, scored_at: '2026-11-27T15:00:31.000Z' }]);
-
-    // Assess
-    const docs = (await kinesis.readJson('restart-metrics')).map((d) => metricsDocumentSchema.parse(d));
-    expect(docs.map((d) => [d.count, d.duplicates])).toEqual([
-      [2, 0],
-      [0, 1],
-    ]);
-    expect(mergeMetrics(docs).camera_metrics['Cam-restart']?.count).toBe(2);
   });
 });

@@ -58,7 +58,8 @@ it('fails at warm-up with the error of a module that cannot initialise', async (
 
 it('gives concurrent invocations their own containers and reuses warm ones', async () => {
   const slow = pool('slow');
-  const [a, b] = (await Promise.all([call(slow, {}), call(slow, {})])) as Array<{ threadId: number }>;
+  const together = { arrived: new SharedArrayBuffer(4), parties: 2 };
+  const [a, b] = (await Promise.all([call(slow, together), call(slow, together)])) as Array<{ threadId: number }>;
   const c = (await call(slow, {})) as { threadId: number };
 
   expect(a?.threadId).not.toBe(b?.threadId);

@@ -59,4 +59,5 @@ export const api = {
   metrics: (since) => request('GET', `/api/metrics${query({ since })}`),
   confusion: () => request('GET', '/api/confusion'),
   rejected: () => request('GET', '/api/rejected'),
+  retention: () => request('GET', '/api/retention'),
 };

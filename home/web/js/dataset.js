@@ -2,8 +2,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { useServerEvent } from './events.js';
-import { count, percent } from './format.js';
+import { ago, count, percent } from './format.js';
 import { html } from './html.js';
+import { throttle } from './throttle.js';
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
@@ -16,6 +17,54 @@ function countsText(counts) {
   if (typeof counts?.not_a_digit === 'number' && perClass !== counts) parts.push(`not a digit: ${count(counts.not_a_digit)}`);
   if (typeof counts?.total === 'number' && perClass !== counts) parts.push(`total: ${count(counts.total)}`);
   return parts.join(' · ');
+}
+
+/** "1.2 GB", "340 MB", "12 kB" (decimal units, as --max-gb). */
+function size(bytes) {
+  if (!Number.isFinite(bytes)) return '–';
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  return `${Math.round(bytes / 1e3)} kB`;
+}
+
+/** The data folder against its bound, and what was pruned to keep it there. */
+function RetentionPanel() {
+  const [info, setInfo] = useState(null);
+  const [error, setError] = useState(null);
+  const [reload] = useState(() =>
+    throttle(
+      () =>
+        api
+          .retention()
+          .then((r) => {
+            setInfo(r);
+            setError(null);
+          })
+          .catch((e) => setError(e.message)),
+      5000,
+    ),
+  );
+  useEffect(() => reload(), []);
+  useServerEvent('retention', setInfo);
+  useServerEvent('frames', reload);
+  if (!info)
+    return error
+      ? html`<section class="panel"><div class="notice bad">The data folder's size could not be loaded: ${error}</div></section>`
+      : null;
+  const { bound, last_prune: last, total } = info;
+  const share = bound.max_bytes ? Math.min(100, (100 * info.data_bytes) / bound.max_bytes) : 0;
+  return html`<section class="panel" data-testid="retention">
+    <header class="panel-head"><h3>Data folder</h3><span class="muted">frames nobody labelled are pruned, oldest first; labelled frames are kept</span></header>
+    <div data-testid="retention-size"><b>${size(info.data_bytes)}</b> ${bound.max_bytes ? html`of <b>${size(bound.max_bytes)}</b> (--max-gb)` : 'with no size bound'} · unlabelled frames kept ${bound.keep_days ? html`<b>${count(bound.keep_days)} days</b> (--keep-days)` : 'with no age bound'}</div>
+    ${bound.max_bytes ? html`<div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax=${bound.max_bytes} aria-valuenow=${info.data_bytes}><div class="progress-bar" style=${{ width: `${share}%` }}></div></div>` : null}
+    <div class="muted" data-testid="retention-last">${
+      last
+        ? `last pruned ${ago(last.at)}: ${count(last.pruned)} frames, ${size(last.bytes_before - last.bytes_after)} freed in ${count(last.ms)} ms · in all ${count(total.pruned)} frames, ${size(total.bytes_freed)} in ${count(total.prunes)} prunes`
+        : 'nothing pruned yet'
+    }${info.running ? ' · pruning now' : ''}</div>
+    ${info.over_bound_bytes > 0 ? html`<div class="notice bad" data-testid="retention-over">${size(info.over_bound_bytes)} over the bound that pruning cannot free (labelled frames, exports and other files stay): raise --max-gb or move exports elsewhere.</div>` : null}
+    ${info.last_error ? html`<div class="notice bad">The last pruning failed: ${info.last_error}</div>` : null}
+  </section>`;
 }
 
 export function DatasetView({ notify }) {
@@ -101,5 +150,6 @@ export function DatasetView({ notify }) {
         }
       </section>
     </div>
+    <${RetentionPanel} />
   </div>`;
 }

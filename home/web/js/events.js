@@ -2,7 +2,7 @@
 // The browser reconnects by itself; views refetch what they show when the stream comes back.
 import { useEffect, useRef } from 'preact/hooks';
 
-const EVENT_NAMES = ['window', 'frames', 'label', 'rejected', 'dataset', 'retrain', 'models', 'uplink'];
+const EVENT_NAMES = ['window', 'frames', 'label', 'rejected', 'dataset', 'retrain', 'models', 'uplink', 'retention'];
 const bus = new EventTarget();
 let source = null;
 

@@ -27,6 +27,22 @@ export class QueueModel {
     this.frames = this.frames.concat(frames.filter((f) => !shown.has(f.frame_id)));
   }
 
+  /**
+   * Drops frames the home pruned (they are gone from the data folder), keeping the focus on
+   * the same frame when it stays; returns how many were shown.
+   */
+  remove(frameIds) {
+    const gone = new Set(frameIds);
+    const focused = this.focused?.frame_id;
+    const before = this.frames.length;
+    this.frames = this.frames.filter((f) => !gone.has(f.frame_id));
+    for (const id of gone) this.selected.delete(id);
+    const index = focused === undefined ? -1 : this.indexOf(focused);
+    this.focus = index >= 0 ? index : Math.min(this.focus, Math.max(0, this.frames.length - 1));
+    this.anchor = Math.min(this.anchor, Math.max(0, this.frames.length - 1));
+    return before - this.frames.length;
+  }
+
   get focused() {
     return this.frames[this.focus];
   }

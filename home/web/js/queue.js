@@ -255,6 +255,17 @@ export function QueueView({ params, models, notify }) {
     if (model.frames.length === 0 && !state.loading) load();
     else setState((s) => ({ ...s, arrived: s.arrived + added }));
   });
+  // Pruned frames leave the data folder: drop their tiles (or reload when the event could
+  // not name them all), so no tile points at an image that is gone.
+  useServerEvent('retention', ({ pruned_keys: keys, pruned_keys_complete: complete }) => {
+    if (!complete) return load();
+    if (model.remove(keys) > 0) rerender();
+    // The count covers frames not loaded yet too: ask for it again.
+    api
+      .frames({ ...filters, limit: 1 })
+      .then((page) => setState((s) => ({ ...s, total: page.total })))
+      .catch(() => {});
+  });
   useServerEvent('label', (entry) => {
     if (pending.has(entry.frame_id)) return; // our own write: its answer updates the tile
     if (model.setLabel(entry.frame_id, entry.label ?? undefined, entry.labelled_at)) rerender();

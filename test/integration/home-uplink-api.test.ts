@@ -16,6 +16,7 @@ import { type HomeStreams, startHomeStreams } from '../../local/home-streams';
 import { parseUplinkSettings } from '../../local/uplink/settings';
 import type { UplinkStatus } from '../../local/uplink/status';
 import { Uplink } from '../../local/uplink/uplink';
+import { waitForValue, within } from '../helpers/wait';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field below
 type Body = Record<string, any>;
@@ -38,15 +39,8 @@ function batch(n: number): KinesisStreamEvent {
   } as unknown as KinesisStreamEvent;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> =>
+  waitForValue(probe, what, ms);
 
 describe('home uplink API', () => {
   let dir: string;
@@ -131,7 +125,9 @@ describe('home uplink API', () => {
           }
           if (Date.now() > deadline)
             throw new Error(`no uplink event with ${what} within 30 s; got ${JSON.stringify(events).slice(0, 500)}`);
-          const { value, done } = await reader.read();
+          const { value, done } = await within(reader.read(), `an uplink event with ${what}`, deadline - Date.now(), () =>
+            JSON.stringify(events).slice(0, 500),
+          );
           if (done) throw new Error(`the event stream ended before an uplink event with ${what}`);
           buffered += decoder.decode(value);
           const blocks = buffered.split('\n\n');

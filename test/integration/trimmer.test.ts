@@ -11,6 +11,7 @@ import { EventSourceMappingRunner, type StreamHandler } from '../../local/runner
 import { ConsumedRecordTrimmer, shardFloors } from '../../local/emulator/trimmer';
 import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
 import { streamReader } from '../helpers/stream-reader';
+import { waitUntil } from '../helpers/wait';
 
 const SHARD = 'shardId-000000000000';
 
@@ -59,16 +60,16 @@ function runnerFor(stream: string, slow: StreamHandler): EventSourceMappingRunne
 }
 
 /** Waits until each named consumer's checkpoint is the given sequence number (or stays undefined). */
-async function until(runner: EventSourceMappingRunner, expected: Record<string, string | undefined>): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  const matches = (): boolean =>
-    Object.entries(expected).every(([fn, seq]) => runner.positions().find((p) => p.functionName === fn)?.sequenceNumber === seq);
-  while (!matches()) {
-    if (Date.now() > deadline)
-      throw new Error(`positions never reached ${JSON.stringify(expected)}: ${JSON.stringify(runner.positions())}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const until = (runner: EventSourceMappingRunner, expected: Record<string, string | undefined>): Promise<void> =>
+  waitUntil(
+    () =>
+      Object.entries(expected).every(
+        ([fn, seq]) => runner.positions().find((p) => p.functionName === fn)?.sequenceNumber === seq,
+      ),
+    `positions ${JSON.stringify(expected)}`,
+    60_000,
+    () => JSON.stringify(runner.positions()),
+  );
 
 const ns = async (stream: string): Promise<number[]> =>
   (await streamReader(client).readAll(stream)).map((r) => (JSON.parse(r.data.toString()) as { n: number }).n);

@@ -7,51 +7,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { EventSourceMappingRunner, type RunnerOptions } from '../../local/runner';
-import { type Invocation, mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
 
-let emulator: KinesisEmulator;
-let client: KinesisClient;
-const runners: EventSourceMappingRunner[] = [];
+import { type Invocation, mappingFor, putJson, recordingHandler, runnerSuite, uniqueStream } from '../helpers/runner-harness';
+import { fakeDate } from '../helpers/clock';
+import { waitUntil } from '../helpers/wait';
 
-beforeAll(async () => {
-  emulator = await KinesisEmulator.start({ port: 0 });
-  client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
-});
-
-afterEach(async () => {
-  await Promise.all(runners.splice(0).map((r) => r.stop()));
-});
-
-afterAll(async () => {
-  client.destroy();
-  await emulator.stop();
-});
-
-function runnerFor(options: Partial<RunnerOptions> = {}): EventSourceMappingRunner {
-  const runner = new EventSourceMappingRunner({
-    client,
-    retryBaseDelayMs: 5,
-    maxIdlePollMs: 30,
-    logger: { debug: () => undefined, warn: () => undefined },
-    ...options,
-  });
-  runners.push(runner);
-  return runner;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await sleep(20);
-  }
-}
+const suite = runnerSuite();
+const { runnerFor } = suite;
 
 /** A counting aggregator: the state is `{ count, ns }`, as a real one folds a batch in. */
 function counter(respond?: (event: Invocation['event'], call: number) => unknown) {
@@ -70,19 +34,39 @@ const windowMs = (call: Invocation) => ({
 });
 
 it('folds batches into per-window state and ends each window with a final invocation', async () => {
-  // Prepare: two bursts in two different 1-second windows (arrival time decides).
+  // Prepare: two bursts in two different 1-second windows (arrival time decides). An emulator
+  // on this thread stamps arrivals with the clock the runner reads, and the test moves that
+  // clock to the next window instead of waiting for it.
+  let clock = Math.ceil(Date.now() / 1000) * 1000 + 100;
+  fakeDate(clock);
+  const local = await KinesisEmulator.start({ port: 0, sameThread: true });
+  const localClient = createKinesisClient({ endpoint: local.endpoint, region: 'us-east-1' });
   const stream = uniqueStream('win');
-  await ensureStreams(client, [{ name: stream, shards: 1 }]);
   const { handler, calls } = counter();
-  const runner = runnerFor();
-  runner.add(mappingFor(stream, { tumblingWindowInSeconds: 1, batchSize: 2 }), handler);
-  await runner.start();
+  const seen = () => JSON.stringify(calls.map((c) => [c.ns, c.event.isFinalInvokeForWindow]));
+  const delivered = (n: number) => calls.some((c) => c.ns.includes(n));
+  const runner = runnerFor({ client: localClient });
+  try {
+    await ensureStreams(localClient, [{ name: stream, shards: 1 }]);
+    runner.add(mappingFor(stream, { tumblingWindowInSeconds: 1, batchSize: 2 }), handler);
+    await runner.start();
 
-  // Act
-  await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
-  await sleep(1000 - (Date.now() % 1000) + 50);
-  await putJson(client, stream, [{ n: 3 }, { n: 4 }]);
-  await until(() => finals(calls).length >= 2);
+    // Act: a burst, the clock to the next window, a burst, the clock past that window's end.
+    await putJson(localClient, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+    await waitUntil(() => delivered(2), 'the first burst delivered', 20_000, seen);
+    clock += 1000;
+    jest.setSystemTime(clock);
+    await putJson(localClient, stream, [{ n: 3 }, { n: 4 }]);
+    await waitUntil(() => delivered(4), 'the second burst delivered', 20_000, seen);
+    clock += 1000;
+    jest.setSystemTime(clock);
+    await waitUntil(() => finals(calls).length >= 2, 'the final invocations of both windows', 20_000, seen);
+  } finally {
+    await runner.stop();
+    jest.useRealTimers();
+    localClient.destroy();
+    await local.stop();
+  }
 
   // Assess
   const records = calls.filter((c) => !c.event.isFinalInvokeForWindow);
@@ -112,8 +96,8 @@ it('folds batches into per-window state and ends each window with a final invoca
 
 it('treats a response without state as a failure and retries with the previous state', async () => {
   const stream = uniqueStream('win');
-  await ensureStreams(client, [{ name: stream, shards: 1 }]);
-  await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+  await ensureStreams(suite.client, [{ name: stream, shards: 1 }]);
+  await putJson(suite.client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
   const { handler, calls } = counter((_event, call) => (call === 2 ? { batchItemFailures: [] } : undefined));
   const runner = runnerFor();
   runner.add(mappingFor(stream, { tumblingWindowInSeconds: 900, batchSize: 2, maximumRetryAttempts: 3 }), handler);
@@ -132,8 +116,8 @@ it('treats a response without state as a failure and retries with the previous s
 
 it('keeps the state of the records that succeeded and retries from the lowest failed one', async () => {
   const stream = uniqueStream('win');
-  await ensureStreams(client, [{ name: stream, shards: 1 }]);
-  const seqs = await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
+  await ensureStreams(suite.client, [{ name: stream, shards: 1 }]);
+  const seqs = await putJson(suite.client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
   const { handler, calls } = counter((event, call) =>
     call === 1 ? { state: { count: 2 }, batchItemFailures: [{ itemIdentifier: seqs[2] }] } : undefined,
   );
@@ -152,8 +136,8 @@ it('keeps the state of the records that succeeded and retries from the lowest fa
 
 it('closes an open window early on request, flagged as terminated early', async () => {
   const stream = uniqueStream('win');
-  await ensureStreams(client, [{ name: stream, shards: 1 }]);
-  await putJson(client, stream, [{ n: 0 }, { n: 1 }]);
+  await ensureStreams(suite.client, [{ name: stream, shards: 1 }]);
+  await putJson(suite.client, stream, [{ n: 0 }, { n: 1 }]);
   const { handler, calls } = counter();
   const runner = runnerFor();
   runner.add(mappingFor(stream, { tumblingWindowInSeconds: 900 }), handler);
@@ -174,8 +158,8 @@ it('closes an open window early on request, flagged as terminated early', async 
 
 it('ends a window early when its state passes 1 MB and starts the next state empty', async () => {
   const stream = uniqueStream('win');
-  await ensureStreams(client, [{ name: stream, shards: 1 }]);
-  await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+  await ensureStreams(suite.client, [{ name: stream, shards: 1 }]);
+  await putJson(suite.client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
   const big = 'x'.repeat(1_100_000);
   const { handler, calls } = counter((event, call) => (call === 1 ? { state: { big } } : undefined));
   const runner = runnerFor();
@@ -198,8 +182,8 @@ it('carries an open window state across a restart through the checkpoint file', 
   const dir = mkdtempSync(join(tmpdir(), 'runner-win-'));
   const checkpointFile = join(dir, 'checkpoints.json');
   const stream = uniqueStream('win');
-  await ensureStreams(client, [{ name: stream, shards: 1 }]);
-  await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+  await ensureStreams(suite.client, [{ name: stream, shards: 1 }]);
+  await putJson(suite.client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
   const first = counter();
   const runner1 = runnerFor({ checkpointFile });
   runner1.add(mappingFor(stream, { tumblingWindowInSeconds: 900 }), first.handler);
@@ -207,7 +191,7 @@ it('carries an open window state across a restart through the checkpoint file', 
   await runner1.waitForIdle(20_000);
   await runner1.stop();
 
-  await putJson(client, stream, [{ n: 3 }]);
+  await putJson(suite.client, stream, [{ n: 3 }]);
   const second = counter();
   const runner2 = runnerFor({ checkpointFile });
   runner2.add(mappingFor(stream, { tumblingWindowInSeconds: 900 }), second.handler);
@@ -225,8 +209,8 @@ it('carries an open window state across a restart through the checkpoint file', 
 
 it('gives each invocation its own copy of the state, so a failed one cannot corrupt the retry', async () => {
   const stream = uniqueStream('win');
-  await ensureStreams(client, [{ name: stream, shards: 1 }]);
-  await putJson(client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+  await ensureStreams(suite.client, [{ name: stream, shards: 1 }]);
+  await putJson(suite.client, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
   const { handler, calls } = counter((event, call) => {
     if (call === 2) {
       (event.state as { count: number }).count = 1000; // mutated in place, then the invocation fails

@@ -6,61 +6,34 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import { createKinesisClient } from '../../functions/lib/kinesis';
 import { ensureStreams, KinesisEmulator } from '../../local/emulator';
-import { DirectKinesisClient } from '../../local/emulator/direct-client';
-import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions, type StreamHandler } from '../../local/runner';
+import type { RunnerMapping, RunnerOptions, StreamHandler } from '../../local/runner';
 import { decodeStateFile, StateFileError } from '../../functions/lib/state-file';
-import { mappingFor, putJson, recordingHandler, uniqueStream } from '../helpers/runner-harness';
+import {
+  clientOf,
+  mappingFor,
+  putJson,
+  type RunnerTransport,
+  recordingHandler,
+  runnerSuite,
+  uniqueStream,
+} from '../helpers/runner-harness';
+import { fakeDate } from '../helpers/clock';
+import { waitUntil } from '../helpers/wait';
 
 /** The runner reads over HTTP (as against AWS) and over the embedded emulator's direct path. */
-const TRANSPORTS = ['http', 'direct'] as const;
+const TRANSPORTS: RunnerTransport[] = ['http', 'direct'];
 
 describe.each(TRANSPORTS)('over the %s path', (transport) => {
-  /** A client of `emulator` over the path under test (a direct one reconnects to a restart on its port). */
-  function clientOf(kinesis: KinesisEmulator): KinesisClient {
-    if (transport === 'http') return createKinesisClient({ endpoint: kinesis.endpoint, region: 'us-east-1' });
-    const port = kinesis.port;
-    return new DirectKinesisClient(undefined, 'us-east-1', () => KinesisEmulator.openDirectPortAt(port));
-  }
-
-  let emulator: KinesisEmulator;
-  let client: KinesisClient;
-  const runners: EventSourceMappingRunner[] = [];
   const warnings: string[] = [];
-
-  beforeAll(async () => {
-    emulator = await KinesisEmulator.start({ port: 0 });
-    client = clientOf(emulator);
-  });
-
-  afterEach(async () => {
-    await Promise.all(runners.splice(0).map((r) => r.stop()));
-  });
-
-  afterAll(async () => {
-    client.destroy();
-    await emulator.stop();
-  });
-
-  function runnerFor(options: Partial<RunnerOptions> = {}, kinesis: KinesisClient = client): EventSourceMappingRunner {
-    const runner = new EventSourceMappingRunner({
-      client: kinesis,
-      retryBaseDelayMs: 5,
-      maxIdlePollMs: 30,
-      logger: { debug: () => undefined, warn: (message) => warnings.push(message) },
-      ...options,
-    });
-    runners.push(runner);
-    return runner;
-  }
+  const suite = runnerSuite((message) => warnings.push(message), transport);
+  const { runnerFor } = suite;
 
   async function streamWith(count: number, shards = 1, key?: (i: number) => string): Promise<{ stream: string; seqs: string[] }> {
     const stream = uniqueStream();
-    await ensureStreams(client, [{ name: stream, shards }]);
+    await ensureStreams(suite.client, [{ name: stream, shards }]);
     const seqs = await putJson(
-      client,
+      suite.client,
       stream,
       Array.from({ length: count }, (_, n) => ({ n })),
       key,
@@ -139,12 +112,18 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
     it('fails the invocation when the handler runs past the function timeout', async () => {
       const { stream } = await streamWith(1);
       let call = 0;
+      // The first invocation runs until released, well after the runner has given up on it.
+      let release: () => void = () => undefined;
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
       const handler = async (): Promise<unknown> => {
         call += 1;
-        if (call === 1) await new Promise((resolve) => setTimeout(resolve, 1000));
+        if (call === 1) await released;
         return { batchItemFailures: [] };
       };
       const runner = await run(mappingFor(stream, { timeoutSeconds: 0.2, maximumRetryAttempts: 0 }), handler);
+      release();
 
       expect(runner.deadLetters).toHaveLength(1);
       expect(runner.deadLetters[0]?.errorMessage).toMatch(/Task timed out after 0.20 seconds/);
@@ -246,7 +225,7 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
       runner.add(mappingFor(stream, { maximumRetryAttempts: 2 }), handler);
       await runner.start();
       await runner.waitForIdle(30_000);
-      await putJson(client, stream, [{ n: 4 }, { n: 5 }]);
+      await putJson(suite.client, stream, [{ n: 4 }, { n: 5 }]);
       await runner.waitForIdle(30_000);
 
       expect(calls.map((c) => c.ns)).toEqual([range(4), range(4), range(4), [4, 5]]);
@@ -273,16 +252,38 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
     });
 
     it('sends records older than maximumRecordAgeInSeconds to the destination without invoking', async () => {
-      const { stream, seqs } = await streamWith(3);
-      await new Promise((resolve) => setTimeout(resolve, 1300));
+      // An emulator on this thread stamps arrivals with the clock the runner reads; the test
+      // moves that clock 1.3 s on instead of waiting for the records to age.
+      fakeDate(Date.now(), true);
+      const local = await KinesisEmulator.start({ port: 0, sameThread: true });
+      const localClient = clientOf(local, transport);
+      const stream = uniqueStream();
       const { handler, calls } = recordingHandler();
-      const runner = runnerFor();
-      runner.add(mappingFor(stream, { maximumRecordAgeInSeconds: 1 }), handler);
-      await runner.start();
-      await runner.waitForIdle(30_000);
+      const runner = runnerFor({}, localClient);
+      let seqs: string[];
+      try {
+        await ensureStreams(localClient, [{ name: stream, shards: 1 }]);
+        seqs = await putJson(localClient, stream, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+        jest.setSystemTime(Date.now() + 1300);
+        runner.add(mappingFor(stream, { maximumRecordAgeInSeconds: 1 }), handler);
+        await runner.start();
+        await runner.waitForIdle(30_000);
 
-      await putJson(client, stream, [{ n: 3 }]);
-      await runner.waitForIdle(30_000);
+        await putJson(localClient, stream, [{ n: 3 }]);
+        // The faked clock moves in steps, too coarse for waitForIdle's marks: wait for the delivery.
+        await waitUntil(
+          () => calls.length > 0,
+          'the fresh record delivered',
+          30_000,
+          () => JSON.stringify(runner.deadLetters),
+        );
+        await runner.waitForIdle(30_000);
+      } finally {
+        await runner.stop();
+        jest.useRealTimers();
+        localClient.destroy();
+        await local.stop();
+      }
 
       expect(calls.map((c) => c.ns)).toEqual([[3]]);
       expect(runner.deadLetters).toHaveLength(1);
@@ -361,7 +362,7 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
       const runner1 = await run(mappingFor(stream), first.handler, { checkpointFile });
       await runner1.stop();
 
-      await putJson(client, stream, [{ n: 10 }, { n: 11 }]);
+      await putJson(suite.client, stream, [{ n: 10 }, { n: 11 }]);
       const second = recordingHandler();
       await run(mappingFor(stream), second.handler, { checkpointFile });
 
@@ -380,13 +381,13 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
       const idle = recordingHandler();
       const runner1 = await run(mappingFor(stream), idle.handler, { checkpointFile, firstPosition: 'run-start' });
       await runner1.stop();
-      await putJson(client, stream, [{ n: 5 }, { n: 6 }]);
+      await putJson(suite.client, stream, [{ n: 5 }, { n: 6 }]);
       // Act 2: the next run resumes at the first run's start, then reads what comes after.
       const next = recordingHandler();
       const runner2 = runnerFor({ checkpointFile, firstPosition: 'run-start' });
       runner2.add(mappingFor(stream), next.handler);
       await runner2.start();
-      await putJson(client, stream, [{ n: 7 }]);
+      await putJson(suite.client, stream, [{ n: 7 }]);
       await runner2.waitForIdle(30_000);
 
       // Assess: the earlier five were never delivered; nothing after the first start was missed.
@@ -402,13 +403,13 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
       const { stream } = await streamWith(10);
       const runner1 = await run(mappingFor(stream), recordingHandler().handler, { checkpointFile });
       await runner1.stop();
-      await putJson(client, stream, [{ n: 10 }, { n: 11 }]);
+      await putJson(suite.client, stream, [{ n: 10 }, { n: 11 }]);
       const runner2 = await run(mappingFor(stream), recordingHandler().handler, { checkpointFile });
       await runner2.stop();
       // A power cut mid-write as a file system without ordering guarantees could leave it.
       const whole = readFileSync(checkpointFile);
       writeFileSync(checkpointFile, whole.subarray(0, Math.floor(whole.length / 2)));
-      await putJson(client, stream, [{ n: 12 }]);
+      await putJson(suite.client, stream, [{ n: 12 }]);
       warnings.length = 0;
 
       // Act
@@ -435,7 +436,7 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
       const dir = mkdtempSync(join(tmpdir(), 'runner-down-'));
       const checkpointFile = join(dir, 'checkpoints.json');
       const lonely = await KinesisEmulator.start({ port: 0 });
-      const local = clientOf(lonely);
+      const local = clientOf(lonely, transport);
       const stream = uniqueStream('down');
       await ensureStreams(local, [{ name: stream, shards: 1 }]);
       const seqs = await putJson(
@@ -453,7 +454,12 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
       const runner = runnerFor({ checkpointFile }, local);
       runner.add(mappingFor(stream, { batchSize: 2, maximumRetryAttempts: 0 }), handler);
       await runner.start();
-      while (calls.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+      await waitUntil(
+        () => calls.length >= 2,
+        'the invocation that stops the endpoint',
+        30_000,
+        () => `${calls.length} invocations`,
+      );
 
       await runner.stop();
 
@@ -465,11 +471,12 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
     });
 
     it('starts at LATEST and, reconnecting before any record came, skips nothing that arrived meanwhile', async () => {
+      warnings.length = 0;
       const dir = mkdtempSync(join(tmpdir(), 'runner-latest-'));
       const store = join(dir, 'kinesis');
       let persistent = await KinesisEmulator.start({ port: 0, persistPath: store });
       const port = persistent.port;
-      const local = clientOf(persistent);
+      const local = clientOf(persistent, transport);
       const stream = uniqueStream('latest');
       await ensureStreams(local, [{ name: stream, shards: 1 }]);
       await putJson(local, stream, [{ n: 0 }, { n: 1 }]);
@@ -480,7 +487,12 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
       await runner.waitForIdle(30_000);
 
       await persistent.stop();
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await waitUntil(
+        () => warnings.some((w) => w.includes('unreachable')),
+        'the runner to find the endpoint unreachable',
+        30_000,
+        () => JSON.stringify(warnings),
+      );
       persistent = await KinesisEmulator.start({ port, persistPath: store });
       await putJson(local, stream, [{ n: 2 }, { n: 3 }]);
       await runner.waitForIdle(30_000);
@@ -494,11 +506,12 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
 
     it('keeps its place while the emulator is down and resumes without loss when it returns', async () => {
       // Prepare: a persistent emulator, so a stop and start keeps the stream's records.
+      warnings.length = 0;
       const dir = mkdtempSync(join(tmpdir(), 'runner-outage-'));
       const store = join(dir, 'kinesis');
       let persistent = await KinesisEmulator.start({ port: 0, persistPath: store });
       const port = persistent.port;
-      const local = clientOf(persistent);
+      const local = clientOf(persistent, transport);
       const stream = uniqueStream('outage');
       await ensureStreams(local, [{ name: stream, shards: 1 }]);
       await putJson(
@@ -528,8 +541,12 @@ describe.each(TRANSPORTS)('over the %s path', (transport) => {
         stream,
         range(10, 20).map((n) => ({ n })),
       );
-      while (!outage) await new Promise((resolve) => setTimeout(resolve, 20));
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await waitUntil(
+        () => outage && warnings.some((w) => w.includes('unreachable')),
+        'the runner to find the endpoint unreachable',
+        30_000,
+        () => `outage ${outage}, warnings ${JSON.stringify(warnings)}`,
+      );
       persistent = await KinesisEmulator.start({ port, persistPath: store });
       await putJson(
         local,

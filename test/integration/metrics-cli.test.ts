@@ -5,6 +5,7 @@ import { renderMetricsTable } from '../../functions/lib/metrics/table';
 import { main, tailMetrics } from '../../local/metrics-cli';
 import { startKinesalite, type TestKinesis } from '../helpers/kinesalite';
 import { predictionStream, TEST_CONFIG } from '../helpers/metrics-fixtures';
+import { waitUntil } from '../helpers/wait';
 
 const W1 = { start: '2026-11-27T15:00:00Z', end: '2026-11-27T15:00:10Z' };
 const W2 = { start: '2026-11-27T15:00:10Z', end: '2026-11-27T15:00:20Z' };
@@ -17,13 +18,7 @@ function shardDocument(seed: number, frames: number, shard: string, window: { st
 }
 
 /** Resolves when `check` holds, polling; fails the test after a generous bound. */
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const eventually = (check: () => boolean, what: string): Promise<void> => waitUntil(check, what, 20_000);
 
 describe('metrics tail', () => {
   let kinesis: TestKinesis;
