@@ -188,7 +188,7 @@ function serve(port, store) {
   };
   port.on('message', (message) => {
     const { id, operation } = message || {};
-    let data = message && message.data;
+    let data = message?.data;
     account.active += 1;
     try {
       if (!OPERATIONS.has(operation))
