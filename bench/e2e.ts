@@ -6,7 +6,7 @@
  * Memory is the pipeline process's resident set, read from /proc.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { STREAMS } from '../functions/lib/contracts';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { KinesisStreamWriter, type OutputRecord } from '../functions/lib/stream-writer';
+import { putWithBackpressure } from '../functions/lib/camera-source/publish';
 import { HOME_FILES } from '../local/home';
 import { REPO_ROOT } from '../local/runner/mappings';
 import { type BenchFrame, type RecordFormat, frameRecordData } from './frames';
@@ -31,6 +32,8 @@ export interface PipelineSettings {
   persistDir?: string;
   /** `--retain-consumed`: seconds finished records stay in the emulator, or `all` to keep them. */
   retainConsumed?: number | 'all';
+  /** How the pipeline's own readers and writers reach its emulator (`--transport`; default the CLI's). */
+  transport?: 'direct' | 'http';
   /** Another script to serve the pipeline instead of local/cli/main.ts (it must print "serving on <endpoint>"). */
   script?: string;
 }
@@ -168,6 +171,45 @@ export interface RunResult {
   cpuMsPerFrame: number;
   /** CPU time of its main thread per frame (handlers, runner, SDK, home; not the emulator's worker), ms. */
   mainCpuMsPerFrame: number;
+  /**
+   * CPU time per frame by role (the pipeline's threads.json): main, emulator, each function's
+   * containers, and `other` (libuv's and V8's own threads), ms.
+   */
+  threadCpuMsPerFrame: Record<string, number>;
+  /** Frames the pipeline refused as throttled (its bounded backlog) and the camera sent again. */
+  throttled: number;
+}
+
+/** CPU seconds of every thread of `pid`, by thread id. */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const cpu = processCpuSeconds(pid, Number(tid));
+    if (!Number.isNaN(cpu)) out.set(Number(tid), cpu);
+  }
+  return out;
+}
+
+/** Sums per-thread CPU deltas by the roles of the pipeline's threads.json (the rest is `other`). */
+export function cpuByRole(
+  before: ReadonlyMap<number, number>,
+  after: ReadonlyMap<number, number>,
+  roles: Record<string, number[]>,
+): Record<string, number> {
+  const roleOf = new Map<number, string>();
+  for (const [role, tids] of Object.entries(roles)) for (const tid of tids) roleOf.set(tid, role);
+  const out: Record<string, number> = {};
+  for (const [tid, cpu] of after) {
+    const role = roleOf.get(tid) ?? 'other';
+    out[role] = (out[role] ?? 0) + (cpu - (before.get(tid) ?? 0));
+  }
+  return out;
 }
 
 /** A running pipeline process plus the camera and the reader of its outputs. */
@@ -208,6 +250,7 @@ export class PipelineUnderTest {
     if (settings.parallelism !== undefined) args.push('--parallelism', String(settings.parallelism));
     if (settings.persistDir !== undefined) args.push('--persist', settings.persistDir);
     if (settings.retainConsumed !== undefined) args.push('--retain-consumed', String(settings.retainConsumed));
+    if (settings.transport !== undefined) args.push('--transport', settings.transport);
     const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: { ...process.env, ...settings.env, NODE_NO_WARNINGS: '1' },
@@ -273,6 +316,8 @@ export class PipelineUnderTest {
   ): Promise<RunResult> {
     const cpuBefore = processCpuSeconds(this.pid);
     const mainBefore = processCpuSeconds(this.pid, this.pid);
+    const threadsBefore = threadCpuSeconds(this.pid);
+    let throttled = 0;
     const started = Date.now();
     const startedPerf = performance.now();
     // Paced: a batch every 10 ms; unpaced: 500-record PutRecords calls, 4 in flight.
@@ -295,7 +340,12 @@ export class PipelineUnderTest {
         });
       }
       sent += n;
-      const job: Promise<void> = this.writer.put(STREAMS.cameraImages, records).then((result) => {
+      // The pipeline's bounded backlog may throttle the camera: it waits, as npm start's does.
+      const job: Promise<void> = putWithBackpressure(this.writer, STREAMS.cameraImages, records, {
+        onThrottled: (entries) => {
+          throttled += entries;
+        },
+      }).then((result) => {
         failed += result.failedIndexes.length;
         inFlight.delete(job);
       });
@@ -310,6 +360,10 @@ export class PipelineUnderTest {
     const seconds = (seen.last - started) / 1000;
     const cpuMsPerFrame = ((processCpuSeconds(this.pid) - cpuBefore) * 1000) / Math.max(1, seen.count);
     const mainCpuMsPerFrame = ((processCpuSeconds(this.pid, this.pid) - mainBefore) * 1000) / Math.max(1, seen.count);
+    const byRole = cpuByRole(threadsBefore, threadCpuSeconds(this.pid), this.threadRoles());
+    const threadCpuMsPerFrame = Object.fromEntries(
+      Object.entries(byRole).map(([role, seconds]) => [role, (seconds * 1000) / Math.max(1, seen.count)]),
+    );
     return {
       fps: seen.count / seconds,
       publishFps: count / publishSeconds,
@@ -318,7 +372,18 @@ export class PipelineUnderTest {
       missing: count - seen.count,
       cpuMsPerFrame,
       mainCpuMsPerFrame,
+      threadCpuMsPerFrame,
+      throttled,
     };
+  }
+
+  /** Role -> OS thread ids, from the pipeline's threads.json (empty before it is written). */
+  threadRoles(): Record<string, number[]> {
+    try {
+      return z.record(z.string(), z.array(z.number())).parse(JSON.parse(readFileSync(join(this.outDir, 'threads.json'), 'utf8')));
+    } catch {
+      return {};
+    }
   }
 
   /** Stops the reader and the pipeline (Ctrl-C, as a user would), then removes its outputs. */

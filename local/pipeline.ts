@@ -5,12 +5,16 @@
  * benchmark use it too.
  */
 import { dirname, join } from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
 import { GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { getRecordsRaw } from './runner/get-records-raw';
 import { type Config, loadConfig } from '../functions/lib/config';
 import { createKinesisClient } from '../functions/lib/kinesis';
+import { useHostKinesisClient } from '../functions/lib/stream-writer';
+import { DirectKinesisClient } from './emulator/direct-client';
+import { osThreadId } from './thread-id';
 import { STREAMS } from '../functions/lib/contracts';
-import { DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
+import { DEFAULT_BACKLOG_BYTES, DEFAULT_EMULATOR_PORT, ensureStreams, KinesisEmulator } from './emulator';
 import { HandlerPool } from './runner/handler-pool';
 import { HOME_FILES, HomeOutputs, safeFileName } from './home';
 import { applyOverrides, loadServiceDefinition, REPO_ROOT, type ServiceDefinition, type StreamMapping } from './runner/mappings';
@@ -30,6 +34,11 @@ export interface LocalPipelineOptions {
   endpoint?: string;
   /** Endpoint the handlers write to, when it differs from the runner's (a fault-injecting proxy in tests). */
   handlerEndpoint?: string;
+  /**
+   * On the direct path: where the handlers' stream writer opens its ports, when it differs from
+   * the runner's (a fault-injecting relay in tests, the direct counterpart of `handlerEndpoint`).
+   */
+  handlerDirectPort?: () => MessagePort;
   /** Embedded emulator port on 127.0.0.1 (default 4567; 0 picks a free one). */
   port?: number;
   /** Keep the emulator's data and the runner's checkpoints here, so a restart resumes. */
@@ -46,6 +55,22 @@ export interface LocalPipelineOptions {
    * saved checkpoints are ignored (re-scoring on purpose).
    */
   from?: 'checkpoint' | 'trim-horizon';
+  /**
+   * How the pipeline's own readers and writers (the runner, the handlers' stream writer, the
+   * camera source through {@link LocalPipeline.client}) reach the embedded emulator: `direct`,
+   * kinesalite's actions in this process with record data as bytes, or `http`, the Kinesis API
+   * over loopback as external clients use it. Default: LOCAL_TRANSPORT, else `direct`. With
+   * `client` or `handlerEndpoint` the parts concerned use HTTP regardless. With `endpoint`,
+   * HTTP unless `direct` is asked for here, which needs that endpoint's emulator to run in this
+   * process (tests that stop and restart it).
+   */
+  transport?: Transport;
+  /**
+   * Bytes of camera-images records the embedded emulator holds at most while records are
+   * trimmed once consumed (`retainConsumedSeconds`): past it the camera's writes are refused as
+   * throttled until the pipeline catches up (default {@link DEFAULT_BACKLOG_BYTES}).
+   */
+  maxBacklogBytes?: number;
   /** Home outputs folder. */
   outDir: string;
   /** CONFIDENCE_THRESHOLD for classify (default: serverless.yml's). */
@@ -93,6 +118,24 @@ export interface LocalPipelineOptions {
   uplink?: { settings: UplinkSettings; log?: (line: string) => void };
   /** The home application's store: its readers run on this runner, so trimming waits for them too. */
   homeStore?: HomeStore;
+}
+
+/** The two ways the pipeline's own readers and writers reach the embedded emulator. */
+export type Transport = 'direct' | 'http';
+
+/**
+ * Record data each shard's consumer reads ahead of its handler: enough to keep several
+ * classify batches of large frames (6 MB each at most) in flight, little enough that a backlog
+ * of them stays in the emulator instead of in the runner's memory.
+ */
+const READ_AHEAD_BYTES = 32 * 1024 * 1024;
+
+/** The transport asked for: the option, else LOCAL_TRANSPORT, else direct. */
+export function transportOf(option: Transport | undefined): Transport {
+  const chosen = option ?? process.env.LOCAL_TRANSPORT ?? 'direct';
+  if (chosen !== 'direct' && chosen !== 'http')
+    throw new Error(`LOCAL_TRANSPORT must be direct or http, got ${JSON.stringify(chosen)}`);
+  return chosen;
 }
 
 /** Files the uplink writes into the output folder. */
@@ -148,8 +191,9 @@ function handlerLocation(mapping: StreamMapping): { modulePath: string; exportNa
   return { modulePath: join(REPO_ROOT, mapping.handler.slice(0, dot)), exportName: mapping.handler.slice(dot + 1) };
 }
 
-async function loadHandler(mapping: StreamMapping): Promise<StreamHandler> {
+async function loadHandler(mapping: StreamMapping, writerClient: KinesisClient | undefined): Promise<StreamHandler> {
   const { modulePath, exportName } = handlerLocation(mapping);
+  if (writerClient) useHostKinesisClient(writerClient);
   // The handler modules read their configuration at load time: required only now, after
   // the environment is set, exactly as Lambda loads them in a fresh container.
   const loaded = require(modulePath) as Record<string, unknown>;
@@ -197,6 +241,21 @@ export class LocalPipeline {
   /** The store-and-forward uplink to the home endpoint, when one was asked for. */
   uplink: Uplink | undefined;
 
+  /** How the pipeline's own readers and writers reach the emulator. */
+  transport: Transport = 'http';
+
+  /** The direct client given to handlers in this thread, closed at stop. */
+  private hostClient: DirectKinesisClient | undefined;
+
+  /**
+   * The Kinesis client handlers in this thread write with (the direct path's), or undefined when
+   * they write to their configured endpoint. For a handler module loaded in a separate module
+   * registry (a test's), which must be given it through its own useHostKinesisClient.
+   */
+  get handlerKinesisClient(): KinesisClient | undefined {
+    return this.hostClient;
+  }
+
   /** The environment the handlers were loaded with: this process's plus the local settings. */
   handlerEnv: Readonly<NodeJS.ProcessEnv> = {};
 
@@ -220,14 +279,27 @@ export class LocalPipeline {
       ...(options.parallelism !== undefined ? { parallelizationFactor: options.parallelism } : {}),
       ...(options.shards !== undefined ? { shards: { [cameraStream]: options.shards } } : {}),
     });
+    const transport = transportOf(options.transport);
+    // The backlog bound needs the trimmer to release what was consumed.
+    const bounded = options.retainConsumedSeconds !== undefined;
     const emulator = options.endpoint
       ? undefined
       : await KinesisEmulator.start({
           port: options.port ?? DEFAULT_EMULATOR_PORT,
           ...(options.persistDir ? { persistPath: join(options.persistDir, 'kinesis') } : {}),
+          ...(bounded ? { backlogLimits: { [cameraStream]: options.maxBacklogBytes ?? DEFAULT_BACKLOG_BYTES } } : {}),
         });
     const endpoint = options.endpoint ?? (emulator as KinesisEmulator).endpoint;
-    const client = options.client ?? createKinesisClient({ endpoint });
+    const openDirectPort = directPath(emulator, endpoint, options.endpoint ? options.transport : transport);
+    const client =
+      options.client ??
+      (openDirectPort
+        ? new DirectKinesisClient(undefined, definition.region, openDirectPort)
+        : createKinesisClient({ endpoint }));
+    // The handlers' stream writer: through the direct path unless told to write elsewhere.
+    const handlersDirect =
+      openDirectPort && options.handlerEndpoint === undefined ? (options.handlerDirectPort ?? openDirectPort) : undefined;
+    let hostClient: DirectKinesisClient | undefined;
     const pools: HandlerPool[] = [];
     let uplink: Uplink | undefined;
     try {
@@ -259,6 +331,7 @@ export class LocalPipeline {
         ...(earlier ? { isEarlier: (frameId: string) => isEarlierFrame(earlier, frameId) } : {}),
       });
       const runner = new EventSourceMappingRunner({
+        maxBufferedBytes: READ_AHEAD_BYTES,
         client,
         streamPrefix: '',
         region: definition.region,
@@ -270,6 +343,17 @@ export class LocalPipeline {
         ...(options.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: options.retryBaseDelayMs } : {}),
       });
       const poolsByFunction = new Map<string, HandlerPool>();
+      // Handlers in this thread write through one direct client, given before they load.
+      const hostWriterClient = (): DirectKinesisClient | undefined => {
+        if (!handlersDirect) return undefined;
+        hostClient ??= new DirectKinesisClient(undefined, definition.region, handlersDirect);
+        return hostClient;
+      };
+      if (options.handlers && Object.keys(options.handlers).length > 0) {
+        // Overrides may load the real handler modules lazily, at their first event.
+        const writerClient = hostWriterClient();
+        if (writerClient) useHostKinesisClient(writerClient);
+      }
       for (const mapping of definition.mappings) {
         const override = options.handlers?.[mapping.functionKey];
         if (override) {
@@ -279,13 +363,13 @@ export class LocalPipeline {
           let pool = poolsByFunction.get(mapping.functionKey);
           if (!pool) {
             const { modulePath, exportName } = handlerLocation(mapping);
-            pool = new HandlerPool(`${modulePath}.ts`, exportName);
+            pool = new HandlerPool(`${modulePath}.ts`, exportName, handlersDirect ? { openDirectPort: handlersDirect } : {});
             poolsByFunction.set(mapping.functionKey, pool);
             pools.push(pool);
           }
           runner.add(mapping, pool.handler);
         } else {
-          runner.add(mapping, await loadHandler(mapping));
+          runner.add(mapping, await loadHandler(mapping, hostWriterClient()));
         }
       }
       // Cold starts before the first record (and a handler that cannot load fails start-up).
@@ -333,12 +417,15 @@ export class LocalPipeline {
         checkpointFile,
       );
       pipeline.uplink = uplink;
+      pipeline.transport = openDirectPort && options.client === undefined ? 'direct' : 'http';
+      pipeline.hostClient = hostClient;
       pipeline.handlerEnv = { ...process.env };
       return pipeline;
     } catch (error: unknown) {
       await uplink?.stop();
       await Promise.all(pools.map((pool) => pool.close()));
       if (options.client === undefined) client.destroy();
+      if (hostClient) releaseHostClient(hostClient);
       await emulator?.stop();
       throw error;
     }
@@ -391,6 +478,22 @@ export class LocalPipeline {
     return this.trimmer ? this.trimmer.exclusive(count) : count();
   }
 
+  /**
+   * Which OS thread runs what (Linux): this thread, the emulator's and each function's
+   * containers, so a profile of the process's threads can be read by role.
+   */
+  threadRoles(): Record<string, number[]> {
+    const roles: Record<string, number[]> = {};
+    const main = osThreadId();
+    if (main !== undefined) roles.main = [main];
+    if (this.emulator?.threadId !== undefined) roles.emulator = [this.emulator.threadId];
+    for (const pool of this.pools) {
+      const name = pool.modulePath.replace(/\.ts$/, '').split('/').pop() ?? pool.modulePath;
+      roles[name] = [...(roles[name] ?? []), ...pool.threadIds()];
+    }
+    return roles;
+  }
+
   /** Stops trimming, then the runner (checkpoints written), then the emulator. */
   async stop(): Promise<void> {
     await this.trimmer?.stop();
@@ -398,8 +501,32 @@ export class LocalPipeline {
     await this.uplink?.stop();
     await Promise.all(this.pools.map((pool) => pool.close()));
     if (this.ownsClient) this.client.destroy();
+    if (this.hostClient) releaseHostClient(this.hostClient);
     await this.emulator?.stop();
   }
+}
+
+/**
+ * How to open a direct port to the pipeline's emulator, when the direct path is to be used: the
+ * embedded one, or with `endpoint` one running in this process (opened afresh after a restart).
+ */
+function directPath(
+  emulator: KinesisEmulator | undefined,
+  endpoint: string,
+  transport: Transport | undefined,
+): (() => MessagePort) | undefined {
+  if (transport !== 'direct') return undefined;
+  const port = emulator?.port ?? Number(new URL(endpoint).port);
+  if (!emulator && !KinesisEmulator.inProcessAt(port)) {
+    throw new Error(`the direct transport needs the emulator at ${endpoint} to run in this process`);
+  }
+  return () => KinesisEmulator.openDirectPortAt(port);
+}
+
+/** Closes a direct client given to in-process handlers, and stops giving it to handlers loaded later. */
+function releaseHostClient(client: DirectKinesisClient): void {
+  useHostKinesisClient(undefined);
+  client.destroy();
 }
 
 export { HOME_FILES };

@@ -230,18 +230,33 @@ export function useHostSink(sink: RecordSink | undefined): void {
   hostSink = sink;
 }
 
+/** A Kinesis client supplied by the process hosting the handlers (see {@link useHostKinesisClient}). */
+let hostClient: KinesisClient | undefined;
+
+/**
+ * Lets a process that hosts the handlers next to its own Kinesis store (the local pipeline with
+ * its embedded emulator) give their stream writer the client to write with: the writer, its
+ * batching and its retries stay exactly as on AWS, only the transport differs. Call before the
+ * handler modules load. `undefined` removes it.
+ */
+export function useHostKinesisClient(client: KinesisClient | undefined): void {
+  hostClient = client;
+}
+
 /**
  * The sink a handler should use: the host's sink when one was supplied ({@link useHostSink}), a {@link ConsoleSink} under `sls invoke local` (IS_LOCAL) with
- * no KINESIS_ENDPOINT, otherwise a {@link KinesisStreamWriter} on the configured endpoint (an
- * emulator) or AWS. Pass `client` to reuse an existing Kinesis client.
+ * no KINESIS_ENDPOINT, otherwise a {@link KinesisStreamWriter} on the host's client
+ * ({@link useHostKinesisClient}), the configured endpoint (an emulator) or AWS. Pass `client`
+ * to reuse an existing Kinesis client.
  */
 export function sinkFromConfig(
   config: Pick<Config, 'kinesisEndpoint' | 'isLocal' | 'region' | 'writeMaxAttempts' | 'writeBaseDelayMs'>,
   client?: KinesisClient,
 ): RecordSink {
   if (hostSink) return hostSink;
-  if (config.isLocal && !config.kinesisEndpoint && !client) return new ConsoleSink();
-  return new KinesisStreamWriter(client ?? createKinesisClient({ endpoint: config.kinesisEndpoint, region: config.region }), {
+  const chosen = client ?? hostClient;
+  if (config.isLocal && !config.kinesisEndpoint && !chosen) return new ConsoleSink();
+  return new KinesisStreamWriter(chosen ?? createKinesisClient({ endpoint: config.kinesisEndpoint, region: config.region }), {
     maxAttempts: config.writeMaxAttempts,
     baseDelayMs: config.writeBaseDelayMs,
   });

@@ -25,6 +25,17 @@ import { cameraIds as cameraIdsOf, share, shared } from './camera-sharing';
 import { helpText, MNIST_TEST_FRAMES, type Options, parseOptions, UsageError } from './options';
 import { bar, Progress } from './progress-bar';
 import { writeSummary } from './summary';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Writes `threads.json` (role -> OS thread ids) into the output folder when it changed. */
+let lastThreadRoles = '';
+function writeThreadRoles(pipeline: LocalPipeline, out: string): void {
+  const text = `${JSON.stringify(pipeline.threadRoles())}\n`;
+  if (text === lastThreadRoles) return;
+  lastThreadRoles = text;
+  writeFileSync(join(out, 'threads.json'), text);
+}
 
 // The SDK warns that releases after January 2027 need Node 22; this project pins its SDK
 // version (package.json), so the warning would only clutter every local run.
@@ -42,6 +53,8 @@ function startPipeline(
     ...(options.endpoint ? { endpoint: options.endpoint, stateDir: options.state, from: options.from } : { port: options.port }),
     ...(options.persist ? { persistDir: options.persist } : {}),
     ...(options.retainConsumed !== undefined ? { retainConsumedSeconds: options.retainConsumed } : {}),
+    transport: options.transport,
+    maxBacklogBytes: options.maxBacklogBytes,
     outDir: options.out,
     ...(options.confidence !== undefined ? { confidence: options.confidence } : {}),
     ...(options.window !== undefined ? { windowSeconds: options.window } : {}),
@@ -201,6 +214,8 @@ async function main(): Promise<number> {
             delay: options.delay,
             ...(options.count !== undefined ? { count: share(options.count, cameraIds.length, i) } : {}),
             rate: options.rate / cameraIds.length,
+            // The pipeline's bounded backlog throttles the camera until it catches up: wait for it.
+            maxThrottledSeconds: Number.POSITIVE_INFINITY,
             signal: stop.signal,
             onProgress: (p) => {
               perCamera[i] = p.published;
@@ -213,11 +228,18 @@ async function main(): Promise<number> {
         ...total,
         published: total.published + s.published,
         failed: total.failed + s.failed,
+        throttled: total.throttled + s.throttled,
         labelled: total.labelled + s.labelled,
       }));
       published = summary.published;
     }
     if (options.serve) {
+      // Which thread runs what, for per-thread CPU figures (bench/threads.ts): containers start
+      // on first use, so the file follows them.
+      const threads = setInterval(() => writeThreadRoles(pipeline, options.out), 1000);
+      threads.unref();
+      writeThreadRoles(pipeline, options.out);
+      stop.signal.addEventListener('abort', () => clearInterval(threads), { once: true });
       await new Promise<void>((resolve) => {
         if (stop.signal.aborted) resolve();
         stop.signal.addEventListener('abort', () => resolve(), { once: true });

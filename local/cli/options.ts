@@ -15,7 +15,7 @@ import { ConfigError } from '../../functions/lib/errors';
 import { DEFAULT_DATA_DIR } from '../../home/dataset';
 import { DEFAULT_HOME_HOST, DEFAULT_HOME_PORT } from '../../home/serve';
 import { DEFAULT_KEEP_DAYS, DEFAULT_MAX_GB, parseRetention, RetentionSettingError } from '../../home/store/retention';
-import { DEFAULT_EMULATOR_PORT, DEFAULT_RETAIN_CONSUMED_SECONDS } from '../emulator';
+import { DEFAULT_BACKLOG_BYTES, DEFAULT_EMULATOR_PORT, DEFAULT_RETAIN_CONSUMED_SECONDS } from '../emulator';
 import {
   DEFAULT_UPLINK_STREAMS,
   parseUplinkSettings,
@@ -81,6 +81,10 @@ const commandLineSchema = z.object({
   'no-home': switched(),
   'in-process': switched(),
   quiet: switched(),
+  /** How the pipeline's own readers and writers reach the embedded emulator (see LocalPipeline). */
+  transport: z.preprocess(unsetIfEmpty, z.enum(['direct', 'http']).default('direct')),
+  /** Megabytes of camera-images the embedded emulator holds at most before it throttles the camera. */
+  'max-backlog-mb': number(1, 1_000_000).default(DEFAULT_BACKLOG_BYTES / 1024 / 1024),
   'home-endpoint': text(),
   'home-stream-prefix': z.preprocess((v) => v ?? '', z.string()),
   'uplink-max-mb': number(0.01, 1_000_000).default(UPLINK_DEFAULTS.maxMegabytes),
@@ -291,6 +295,22 @@ const OPTIONS: Option[] = [
     type: 'string',
     shown: String(DEFAULTS['retain-consumed']),
     help: 'drop records S s after local readers finish; all = keep',
+  },
+  {
+    flag: 'transport',
+    value: 'T',
+    env: 'LOCAL_TRANSPORT',
+    type: 'string',
+    shown: DEFAULTS.transport,
+    help: 'how the pipeline reaches its embedded emulator: direct or http',
+  },
+  {
+    flag: 'max-backlog-mb',
+    value: 'MB',
+    env: 'MAX_BACKLOG_MB',
+    type: 'string',
+    shown: String(DEFAULTS['max-backlog-mb']),
+    help: 'camera-images held at most before the camera is throttled',
   },
   {
     flag: 'serve',
@@ -533,6 +553,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     state: resolve(o.state),
     from: o.from,
     retainConsumed: o['retain-consumed'] ?? undefined,
+    transport: o.transport,
+    maxBacklogBytes: Math.round(o['max-backlog-mb'] * 1024 * 1024),
     serve: o.serve,
     quiet: o.quiet,
     inProcess: o['in-process'],

@@ -64,6 +64,9 @@ export function writeSummary(pipeline: LocalPipeline, options: Options, run: Run
     // Frames neither predicted, rejected nor held by the dead-letter file: lost.
     unaccounted: Math.max(0, framesIn - counts.predicted - counts.rejected - deadLetteredFrames),
     publish_failed: summary?.failed ?? 0,
+    // Times the camera was asked to wait (its frames refused and sent again) by the bounded backlog.
+    publish_throttled: summary?.throttled ?? 0,
+    transport: pipeline.transport,
     dead_lettered: pipeline.runner.deadLetters.length,
     dead_lettered_frames: deadLetteredFrames,
     duplicates_dropped: counts.duplicates,
@@ -112,7 +115,10 @@ export function writeSummary(pipeline: LocalPipeline, options: Options, run: Run
           : []),
         `dead-letter ${result.dead_lettered} batches (${deadLetteredFrames} frames, see dead-letter.jsonl)   duplicates dropped ${counts.duplicates}   unaccounted ${result.unaccounted}`,
         ...(pipeline.trimmer
-          ? [`emulator    ${pipeline.trimmer.total} finished records deleted (--retain-consumed ${options.retainConsumed} s)`]
+          ? [
+              `emulator    ${pipeline.trimmer.total} finished records deleted (--retain-consumed ${options.retainConsumed} s); ` +
+                `${pipeline.transport} path; camera throttled ${result.publish_throttled} times (backlog bound ${(options.maxBacklogBytes / 1024 / 1024).toFixed(0)} MB)`,
+            ]
           : []),
         ...(pipeline.uplink ? uplinkSummaryLines(pipeline.uplink.status()) : []),
         ...[...home.shadowTotals.values()].map(

@@ -12,7 +12,8 @@ import { Server as HttpServer, type Server, type ServerResponse } from 'node:htt
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { osThreadId } from '../thread-id';
 import {
   CreateStreamCommand,
   DescribeStreamSummaryCommand,
@@ -23,6 +24,12 @@ import {
 
 /** The loopback port `npm start` serves on unless told otherwise. */
 export const DEFAULT_EMULATOR_PORT = 4567;
+
+/**
+ * Default bound of the camera-images backlog the embedded pipeline's emulator holds, bytes:
+ * about 110 frames of 640x480 (as PNG records), 110,000 of 28x28.
+ */
+export const DEFAULT_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 /** The only interface the emulator binds to: it has no authentication. */
 export const EMULATOR_HOST = '127.0.0.1';
@@ -45,6 +52,19 @@ export interface EmulatorOptions {
    * in one piece (default). Off runs kinesalite exactly as published, for comparisons.
    */
   fastPaths?: boolean;
+  /**
+   * Streams whose backlog is bounded, with the bound in bytes of record data held (not yet
+   * deleted once consumed): past it, PutRecords entries fail with
+   * ProvisionedThroughputExceededException, over HTTP and the direct path alike.
+   */
+  backlogLimits?: Record<string, number>;
+}
+
+/** Bytes held and entries refused by the backlog bound, per stream. */
+export interface StreamHolding {
+  heldBytes: number;
+  throttledRecords: number;
+  limitBytes?: number;
 }
 
 interface KinesaliteOptions {
@@ -66,6 +86,17 @@ interface FastPaths {
 /** Where kinesalite departs from Kinesis in ways the runner meets (see the file). */
 const FIXES = join(__dirname, 'kinesalite-fixes.js');
 
+/** The direct path and the backlog bound (see the file). */
+const DIRECT = join(__dirname, 'kinesalite-direct.js');
+interface DirectPath {
+  install(): void;
+  serve(port: MessagePort, store: KinesaliteStore): void;
+  setLimits(store: KinesaliteStore, limits: Record<string, number> | undefined, persisted: boolean): void;
+  stats(store: KinesaliteStore): Record<string, StreamHolding>;
+  closePorts(store: KinesaliteStore): number;
+  activeCalls(store: KinesaliteStore): number;
+}
+
 /** Deletes records every in-process consumer has finished from kinesalite's store (see the file). */
 const TRIM = join(__dirname, 'kinesalite-trim.js');
 /** kinesalite's store: opaque here, handed back to the functions of kinesalite-trim.js. */
@@ -78,7 +109,8 @@ interface StoreTrimming {
 /** The store operations the host runs next to kinesalite (in its worker, when it has one). */
 type StoreCall =
   | { method: 'trim'; args: [stream: string, shardId: string, upToExclusive: string] }
-  | { method: 'trimmedCount'; args: [stream: string] };
+  | { method: 'trimmedCount'; args: [stream: string] }
+  | { method: 'stats'; args: [] };
 
 /** kinesalite in a worker thread: plain CommonJS, so it runs the same under tsx and jest. */
 const WORKER_SOURCE = `
@@ -86,8 +118,11 @@ const { parentPort, workerData } = require('node:worker_threads');
 require(workerData.fixes).install();
 const fastPaths = workerData.fastPaths ? require(workerData.fastPaths) : undefined;
 if (fastPaths) fastPaths.install();
+const direct = require(workerData.direct);
+direct.install();
 const trimming = require(workerData.trim);
 const { server, store } = trimming.createServer(require(workerData.module), workerData.options);
+direct.setLimits(store, workerData.backlogLimits, workerData.storesText);
 if (fastPaths) fastPaths.collectRequestBodies(server);
 server.keepAliveTimeout = 5000;
 let active = 0;
@@ -98,15 +133,22 @@ server.on('request', (request, response) => {
 });
 server.once('error', (error) => parentPort.postMessage({ type: 'error', message: error.message, code: error.code }));
 server.listen(workerData.port, workerData.host, () => {
-  parentPort.postMessage({ type: 'listening', port: server.address().port });
+  let tid;
+  try { tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()); } catch {}
+  parentPort.postMessage({ type: 'listening', port: server.address().port, tid });
 });
 parentPort.on('message', async (message) => {
+  if (message && message.type === 'port') {
+    // A direct path for an in-process reader or writer.
+    direct.serve(message.port, store);
+    return;
+  }
   if (message && message.type === 'call') {
     // Store operations asked by the main thread (trimming consumed records).
     calls += 1;
     try {
-      if (message.method !== 'trim' && message.method !== 'trimmedCount') throw new Error('unknown store call ' + message.method);
-      const value = await trimming[message.method](store, ...message.args);
+      if (message.method !== 'trim' && message.method !== 'trimmedCount' && message.method !== 'stats') throw new Error('unknown store call ' + message.method);
+      const value = message.method === 'stats' ? direct.stats(store) : await trimming[message.method](store, ...message.args);
       parentPort.postMessage({ type: 'result', id: message.id, value });
     } catch (error) {
       parentPort.postMessage({ type: 'result', id: message.id, message: error instanceof Error ? error.message : String(error) });
@@ -122,7 +164,8 @@ parentPort.on('message', async (message) => {
   // the store.
   require('node:http').Server.prototype.close.call(server);
   server.closeIdleConnections();
-  for (const deadline = Date.now() + 2000; (active > 0 || calls > 0) && Date.now() < deadline; ) {
+  direct.closePorts(store);
+  for (const deadline = Date.now() + 2000; (active > 0 || calls > 0 || direct.activeCalls(store) > 0) && Date.now() < deadline; ) {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   server.closeAllConnections();
@@ -137,6 +180,8 @@ parentPort.on('message', async (message) => {
 
 interface WorkerMessage {
   type: 'listening' | 'error' | 'stopped' | 'result';
+  /** The worker's OS thread id ('listening', Linux). */
+  tid?: number;
   port?: number;
   message?: string;
   code?: string;
@@ -150,9 +195,11 @@ interface Host {
   close(): Promise<void>;
   /** Runs a store operation where kinesalite lives. */
   call(call: StoreCall): Promise<unknown>;
+  /** Serves direct calls arriving on `port` where kinesalite lives. */
+  serveDirect(port: MessagePort): void;
 }
 
-function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: StoreTrimming): Host {
+function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: StoreTrimming, direct: DirectPath): Host {
   // Same order as the worker: kinesalite's close() shuts its store before its HTTP server, so
   // stop accepting, let requests in flight finish (bounded), and only then close the store.
   let active = 0;
@@ -167,6 +214,7 @@ function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: Stor
     call: async (call) => {
       calls += 1;
       try {
+        if (call.method === 'stats') return direct.stats(store);
         return call.method === 'trim'
           ? await trimming.trim(store, ...call.args)
           : await trimming.trimmedCount(store, ...call.args);
@@ -174,10 +222,15 @@ function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: Stor
         calls -= 1;
       }
     },
+    serveDirect: (port) => direct.serve(port, store),
     close: async () => {
       httpServerClose.call(server);
       server.closeIdleConnections();
-      for (const deadline = Date.now() + 2000; (active > 0 || calls > 0) && Date.now() < deadline; ) {
+      direct.closePorts(store);
+      for (
+        const deadline = Date.now() + 2000;
+        (active > 0 || calls > 0 || direct.activeCalls(store) > 0) && Date.now() < deadline;
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       server.closeAllConnections();
@@ -195,16 +248,43 @@ function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: Stor
 /** http.Server's own close: kinesalite replaces it on its instance with one that shuts the store first. */
 const httpServerClose = HttpServer.prototype.close;
 
+/** Emulators running in this process, by port: where a direct path can be opened. */
+const running = new Map<number, KinesisEmulator>();
+
 /** A running kinesalite server on loopback. */
 export class KinesisEmulator {
   private stopped = false;
+
+  /** The OS id of the thread kinesalite runs on (Linux; for per-thread CPU figures). */
+  threadId: number | undefined;
+
+  /**
+   * A direct path to the emulator serving `port` in this process (it may have been restarted
+   * since the last one was opened). Throws, like a refused connection, when none does.
+   */
+  static openDirectPortAt(port: number): MessagePort {
+    const emulator = running.get(port);
+    if (!emulator) {
+      throw Object.assign(new Error(`connect ECONNREFUSED: no emulator on port ${port} in this process`), {
+        code: 'ECONNREFUSED',
+      });
+    }
+    return emulator.openDirectPort();
+  }
+
+  /** The emulator serving `port` in this process, if one does. */
+  static inProcessAt(port: number): KinesisEmulator | undefined {
+    return running.get(port);
+  }
 
   private constructor(
     private readonly host: Host,
     /** The port actually bound (useful when 0 was asked for). */
     readonly port: number,
     readonly persistPath: string | undefined,
-  ) {}
+  ) {
+    running.set(port, this);
+  }
 
   /** `http://127.0.0.1:<port>`: what clients pass as their endpoint. */
   get endpoint(): string {
@@ -226,14 +306,24 @@ export class KinesisEmulator {
     };
     const port = options.port ?? DEFAULT_EMULATOR_PORT;
     const fastPaths = options.fastPaths !== false;
-    if (!options.sameThread) return KinesisEmulator.startWorker(kinesaliteOptions, port, options.persistPath, fastPaths);
+    // Records are kept as objects (direct data as Buffers) only in memory with the fast paths.
+    const storesText = options.persistPath !== undefined || !fastPaths;
+    if (!options.sameThread) {
+      return KinesisEmulator.startWorker(kinesaliteOptions, port, options.persistPath, fastPaths, {
+        backlogLimits: options.backlogLimits ?? {},
+        storesText,
+      });
+    }
     (require(FIXES) as { install(): void }).install();
     const paths = fastPaths ? (require(FAST_PATHS) as FastPaths) : undefined;
     paths?.install();
+    const direct = require(DIRECT) as DirectPath;
+    direct.install();
     // kinesalite ships no types; its factory returns a plain http.Server.
     const kinesalite = require('kinesalite') as KinesaliteFactory;
     const trimming = require(TRIM) as StoreTrimming;
     const { server, store } = trimming.createServer(kinesalite, kinesaliteOptions);
+    direct.setLimits(store, options.backlogLimits, storesText);
     paths?.collectRequestBodies(server);
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
@@ -244,11 +334,13 @@ export class KinesisEmulator {
         resolve();
       });
     });
-    return new KinesisEmulator(
-      hostOnThisThread(server, store, trimming),
+    const emulator = new KinesisEmulator(
+      hostOnThisThread(server, store, trimming, direct),
       (server.address() as AddressInfo).port,
       options.persistPath,
     );
+    emulator.threadId = osThreadId();
+    return emulator;
   }
 
   private static async startWorker(
@@ -256,6 +348,7 @@ export class KinesisEmulator {
     port: number,
     persistPath: string | undefined,
     fastPaths: boolean,
+    direct: { backlogLimits: Record<string, number>; storesText: boolean },
   ): Promise<KinesisEmulator> {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
@@ -264,6 +357,9 @@ export class KinesisEmulator {
         fixes: FIXES,
         fastPaths: fastPaths ? FAST_PATHS : undefined,
         trim: TRIM,
+        direct: DIRECT,
+        backlogLimits: direct.backlogLimits,
+        storesText: direct.storesText,
         options,
         port,
         host: EMULATOR_HOST,
@@ -271,6 +367,7 @@ export class KinesisEmulator {
     });
     // The worker must not keep a finished CLI alive; stop() waits for it explicitly.
     worker.unref();
+    let threadId: number | undefined;
     const bound = await new Promise<number>((resolve, reject) => {
       const onExit = (code: number): void => reject(new Error(`kinesalite worker exited with code ${code} before listening`));
       worker.once('error', reject);
@@ -278,7 +375,10 @@ export class KinesisEmulator {
       worker.once('message', (message: WorkerMessage) => {
         worker.off('exit', onExit);
         worker.off('error', reject);
-        if (message.type === 'listening' && message.port !== undefined) return resolve(message.port);
+        if (message.type === 'listening' && message.port !== undefined) {
+          threadId = message.tid;
+          return resolve(message.port);
+        }
         void worker.terminate();
         const error = new Error(`kinesalite could not listen on ${EMULATOR_HOST}:${port}: ${message.message ?? 'unknown error'}`);
         Object.assign(error, { code: message.code });
@@ -308,6 +408,7 @@ export class KinesisEmulator {
           pending.set(id, { resolve, reject });
           worker.postMessage({ type: 'call', id, method: call.method, args: call.args });
         }),
+      serveDirect: (port) => worker.postMessage({ type: 'port', port }, [port]),
       close: () =>
         new Promise<void>((resolve, reject) => {
           const onMessage = (message: WorkerMessage): void => {
@@ -321,7 +422,9 @@ export class KinesisEmulator {
           worker.postMessage('stop');
         }),
     };
-    return new KinesisEmulator(host, bound, persistPath);
+    const emulator = new KinesisEmulator(host, bound, persistPath);
+    emulator.threadId = threadId;
+    return emulator;
   }
 
   /**
@@ -337,6 +440,30 @@ export class KinesisEmulator {
     return Number(await this.host.call({ method: 'trim', args: [stream, shardId, upToExclusive] }));
   }
 
+  /**
+   * A new direct path to the store: a port on which a {@link DirectKinesisClient} (in this
+   * thread or, transferred, in a worker thread) reaches kinesalite's actions without HTTP.
+   * The port closes when the emulator stops.
+   */
+  openDirectPort(): MessagePort {
+    if (this.stopped) throw new Error('the emulator is stopped');
+    const { port1, port2 } = new MessageChannel();
+    this.host.serveDirect(port2);
+    return port1;
+  }
+
+  /** Bytes held and entries refused by the backlog bound, per stream. */
+  async holdings(): Promise<Record<string, StreamHolding>> {
+    if (this.stopped) throw new Error('the emulator is stopped');
+    return (await this.host.call({ method: 'stats', args: [] })) as Record<string, StreamHolding>;
+  }
+
+  /** True when a stream with a backlog bound holds half of it or more (see {@link ConsumedRecordTrimmer}). */
+  async underPressure(): Promise<boolean> {
+    const holdings = await this.holdings();
+    return Object.values(holdings).some((h) => h.limitBytes !== undefined && h.heldBytes * 2 >= h.limitBytes);
+  }
+
   /** Records {@link trim} has deleted from a stream so far (kept in the store, so persisted ones count after a restart too). */
   async trimmedRecords(stream: string): Promise<number> {
     if (this.stopped) throw new Error('the emulator is stopped');
@@ -350,6 +477,7 @@ export class KinesisEmulator {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (running.get(this.port) === this) running.delete(this.port);
     await this.host.close();
   }
 }

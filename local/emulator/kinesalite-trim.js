@@ -21,6 +21,8 @@
 const { dirname, join } = require('node:path');
 
 const KINESALITE_DB = join(dirname(require.resolve('kinesalite')), 'db');
+/** Keeps count of the bytes each stream holds (for its backlog bound). */
+const direct = require('./kinesalite-direct.js');
 const SHARD_ID = /^shardId-(\d{12})$/;
 const DIGITS = /^\d+$/;
 const TRIMMED_PREFIX = '~trimmed/';
@@ -105,25 +107,28 @@ function trim(store, stream, shardId, upToExclusive) {
       // Every sequence number kinesalite makes has 56 digits, so the keys come in numeric order:
       // take them from the oldest until the first one at or past the bound (compared as BigInt,
       // so a bound of any length means its number).
-      const keys = await collect(streamDb.createKeyStream(range));
+      const items = await collect(streamDb.createReadStream(range));
       const doomed = [];
+      let bytes = 0;
       let reached = false;
-      for (const key of keys) {
+      for (const { key, value } of items) {
         const seq = String(key).slice(prefix.length);
         if (!DIGITS.test(seq) || BigInt(seq) >= limit) {
           reached = true;
           break;
         }
         doomed.push(key);
+        bytes += value ? direct.dataBytes(value.Data) : 0;
       }
       if (doomed.length > 0) {
         const before = await trimmedInShard(streamDb, countKey);
         const ops = doomed.map((key) => ({ type: 'del', key }));
         ops.push({ type: 'put', key: countKey, value: { records: before + doomed.length } });
         await new Promise((resolve, reject) => streamDb.batch(ops, callback(resolve, reject)));
+        direct.released(store, stream, bytes);
         deleted += doomed.length;
       }
-      if (reached || keys.length < CHUNK) return deleted;
+      if (reached || items.length < CHUNK) return deleted;
     }
   });
 }

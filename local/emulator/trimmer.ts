@@ -21,12 +21,21 @@ import type { ConsumerPosition, RunnerLogger } from '../runner';
 export interface TrimTarget {
   /** Deletes the shard's records below `upToExclusive`; resolves with how many were deleted. */
   trim(stream: string, shardId: string, upToExclusive: string): Promise<number>;
+  /**
+   * True when a bounded stream holds half its bound or more: finished records are then deleted
+   * at once, retention or not, so the bound holds back the camera only for records not yet
+   * finished.
+   */
+  underPressure?(): Promise<boolean>;
 }
 
 /** Who reads the streams (the event source mapping runner). */
 export interface PositionSource {
   positions(): ConsumerPosition[];
 }
+
+/** Time between passes while the store is under pressure, ms. */
+const PRESSURE_INTERVAL_MS = 100;
 
 /** Seconds a finished record stays readable by default in `npm start`. */
 export const DEFAULT_RETAIN_CONSUMED_SECONDS = 10;
@@ -86,6 +95,10 @@ export class ConsumedRecordTrimmer {
   private pass: Promise<void> | undefined;
   private stopped = false;
   private warned = false;
+  /** Whether the last pass found the store under pressure (it then runs again soon). */
+  private pressed = false;
+  /** Passes that deleted finished records before their retention because of pressure. */
+  pressurePasses = 0;
 
   constructor(
     private readonly target: TrimTarget,
@@ -110,11 +123,14 @@ export class ConsumedRecordTrimmer {
   start(): void {
     if (this.timer || this.stopped) return;
     const schedule = (): void => {
-      this.timer = setTimeout(() => {
-        void this.trimNow().finally(() => {
-          if (!this.stopped) schedule();
-        });
-      }, this.intervalMs);
+      this.timer = setTimeout(
+        () => {
+          void this.trimNow().finally(() => {
+            if (!this.stopped) schedule();
+          });
+        },
+        this.pressed ? Math.min(PRESSURE_INTERVAL_MS, this.intervalMs) : this.intervalMs,
+      );
       this.timer.unref();
     };
     schedule();
@@ -143,9 +159,13 @@ export class ConsumedRecordTrimmer {
   private async runPass(now: number): Promise<void> {
     if (this.stopped) return;
     this.samples.push({ at: now, floors: shardFloors(this.source.positions()) });
+    this.pressed = (await this.target.underPressure?.().catch(() => false)) === true;
+    if (this.pressed) this.pressurePasses += 1;
     // The newest sample old enough: everything at or before its floors was finished by then.
+    // Under pressure, what is finished now goes at once.
+    const oldest = this.pressed ? now : now - this.retainMs;
     let due: Sample | undefined;
-    while (this.samples.length > 0 && (this.samples[0] as Sample).at <= now - this.retainMs) {
+    while (this.samples.length > 0 && (this.samples[0] as Sample).at <= oldest) {
       due = this.samples.shift();
     }
     if (!due) return;

@@ -13,6 +13,7 @@
 import { Readable } from 'node:stream';
 import { GetRecordsCommand, type GetRecordsCommandInput, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { z } from 'zod';
+import { DirectKinesisClient } from '../emulator/direct-client';
 
 /** One record as GetRecords returns it, data still base64. */
 export interface RawRecord {
@@ -110,6 +111,8 @@ export function parseGetRecordsBody(body: Buffer): unknown {
 
 /** GetRecords through `client`, the records' data left as base64 text. */
 export async function getRecordsRaw(client: KinesisClient, input: GetRecordsCommandInput): Promise<RawRecordsPage> {
+  // The embedded emulator's direct path has no body to read: its records come as bytes.
+  if (client instanceof DirectKinesisClient) return client.getRecordsBase64(input);
   const command = new GetRecordsCommand(input);
   let page: RawRecordsPage | undefined;
   command.middlewareStack.add(

@@ -10,10 +10,10 @@
  * replay showed that thread saturated while the second core idled.
  */
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { type MessagePort, Worker } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
-import type { HostReply, InvokeMessage } from './handler-host';
-import type { StreamHandler } from './types';
+import type { DirectPortMessage, HostReply, InvokeMessage } from './handler-host';
+import { type StreamHandler, TAKES_RECORD_BYTES } from './types';
 
 const HOST = join(__dirname, 'handler-host.ts');
 
@@ -25,14 +25,21 @@ require(require('node:worker_threads').workerData.host);
 
 class Container {
   readonly ready: Promise<void>;
+  /** The OS id of the container's thread, once ready (Linux). */
+  tid: number | undefined;
   private pending: { id: number; resolve(value: unknown): void; reject(error: Error): void } | undefined;
   private dead = false;
 
-  constructor(readonly worker: Worker) {
+  constructor(
+    readonly worker: Worker,
+    private readonly openDirectPort?: () => MessagePort,
+  ) {
     this.ready = new Promise<void>((resolve, reject) => {
       worker.once('message', (reply: HostReply) => {
-        if (reply.type === 'ready') resolve();
-        else if (reply.type === 'init-error') {
+        if (reply.type === 'ready') {
+          this.tid = reply.tid;
+          resolve();
+        } else if (reply.type === 'init-error') {
           // A failed init is retried in a fresh container by the next invocation, as on Lambda.
           this.dead = true;
           void worker.terminate();
@@ -59,6 +66,17 @@ class Container {
   }
 
   private onMessage(message: HostReply): void {
+    if (message.type === 'direct-port-request') {
+      let answer: DirectPortMessage;
+      try {
+        if (!this.openDirectPort) throw new Error('this pool has no direct path');
+        answer = { type: 'direct-port', id: message.id, port: this.openDirectPort() };
+      } catch (error: unknown) {
+        answer = { type: 'direct-port', id: message.id, error: error instanceof Error ? error.message : String(error) };
+      }
+      this.worker.postMessage(answer, answer.port ? [answer.port] : []);
+      return;
+    }
     const pending = this.pending;
     if (!pending || (message.type !== 'result' && message.type !== 'error') || message.id !== pending.id) return;
     this.pending = undefined;
@@ -115,7 +133,16 @@ export class HandlerPool {
   constructor(
     readonly modulePath: string,
     readonly exportName: string,
+    private readonly options: {
+      /** A direct path to the embedded emulator for each new container's stream writer. */
+      openDirectPort?: () => MessagePort;
+    } = {},
   ) {}
+
+  /** The OS thread ids of the containers started so far and still running (Linux). */
+  threadIds(): number[] {
+    return [...this.all].flatMap((c) => (c.tid === undefined ? [] : [c.tid]));
+  }
 
   /** Warm containers right now (idle or busy). */
   get size(): number {
@@ -123,6 +150,7 @@ export class HandlerPool {
   }
 
   private spawn(): Container {
+    const directPort = this.options.openDirectPort?.();
     const worker = new Worker(BOOTSTRAP, {
       eval: true,
       workerData: {
@@ -130,31 +158,39 @@ export class HandlerPool {
         host: HOST,
         modulePath: this.modulePath,
         exportName: this.exportName,
+        ...(directPort ? { directPort } : {}),
       },
+      transferList: directPort ? [directPort] : [],
       // The handlers read their configuration from the environment at load time.
       env: { ...process.env },
     });
-    const container = new Container(worker);
+    const container = new Container(worker, this.options.openDirectPort);
     this.all.add(container);
     worker.once('exit', () => this.all.delete(container));
     return container;
   }
 
-  /** The handler the runner calls: runs the invocation in an idle container, or a new one. */
-  readonly handler: StreamHandler = (async (event: unknown, context: Context): Promise<unknown> => {
-    if (this.closed) throw new Error('the handler pool is closed');
-    let container = this.idle.pop();
-    while (container && !container.alive) container = this.idle.pop();
-    container ??= this.spawn();
-    // As on Lambda, a cold start does not eat into the invocation's own timeout.
-    const budget = context.getRemainingTimeInMillis();
-    await container.ready;
-    try {
-      return await container.invoke(this.nextId++, event, context, budget);
-    } finally {
-      if (container.alive && !this.closed) this.idle.push(container);
-    }
-  }) as StreamHandler;
+  /**
+   * The handler the runner calls: runs the invocation in an idle container, or a new one. It
+   * takes record data as bytes ({@link TAKES_RECORD_BYTES}): the container makes the base64.
+   */
+  readonly handler: StreamHandler = Object.assign(
+    async (event: unknown, context: Context): Promise<unknown> => {
+      if (this.closed) throw new Error('the handler pool is closed');
+      let container = this.idle.pop();
+      while (container && !container.alive) container = this.idle.pop();
+      container ??= this.spawn();
+      // As on Lambda, a cold start does not eat into the invocation's own timeout.
+      const budget = context.getRemainingTimeInMillis();
+      await container.ready;
+      try {
+        return await container.invoke(this.nextId++, event, context, budget);
+      } finally {
+        if (container.alive && !this.closed) this.idle.push(container);
+      }
+    },
+    { [TAKES_RECORD_BYTES]: true },
+  ) as unknown as StreamHandler;
 
   /**
    * Starts one container and waits for its cold start, so the first invocation does not pay

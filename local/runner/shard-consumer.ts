@@ -11,12 +11,37 @@ import { isConnectionError } from './connection-error';
 import { GET_RECORDS_TARGET_BYTES, MAX_RETRY_DELAY_MS, POLL_ERROR_BACKOFF, RECORD_OVERHEAD_BYTES } from './constants';
 import type { EventSourceMappingRunner } from './event-source-mapping-runner';
 import { Fifo } from './fifo';
-import { getRecordsRaw, type RawRecord } from './get-records-raw';
+import { DirectKinesisClient } from '../emulator/direct-client';
+import { getRecordsRaw } from './get-records-raw';
 import { errorOutcome, interpretResponse, type Outcome } from './handler-response';
 import { createLambdaContext, LOCAL_ACCOUNT_ID } from './lambda-context';
 import { Lane, laneOf } from './lane';
 import { Signal } from './signal';
-import type { ConsumerPosition, DeadLetterRecord, Entry, OpenWindow, RunnerMapping, StreamHandler } from './types';
+import {
+  type ConsumerPosition,
+  type DeadLetterRecord,
+  type Entry,
+  type OpenWindow,
+  type RunnerMapping,
+  type StreamHandler,
+  takesRecordBytes,
+} from './types';
+
+/** A record as read: its data as base64 text (HTTP) or as bytes (the direct path). */
+interface ReadRecord {
+  SequenceNumber: string;
+  PartitionKey: string;
+  Data: string | Buffer;
+  ApproximateArrivalTimestamp?: number;
+}
+
+/** Default of {@link RunnerOptions.maxBufferedBytes}. */
+const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/** The base64 text of a record's data, as a Lambda event and the on-failure record carry it. */
+function base64Of(data: string | Buffer): string {
+  return typeof data === 'string' ? data : data.toString('base64');
+}
 
 /** Polls one shard for one mapping and feeds its lanes. */
 export class ShardConsumer {
@@ -47,7 +72,7 @@ export class ShardConsumer {
   readonly fetched = new Signal();
   readonly consumed = new Signal();
   readonly maxBuffered: number;
-  readonly maxBufferedBytes = 64 * 1024 * 1024;
+  readonly maxBufferedBytes: number;
 
   constructor(
     readonly runner: EventSourceMappingRunner,
@@ -60,6 +85,7 @@ export class ShardConsumer {
     this.streamArn = `arn:aws:kinesis:${runner.region}:${LOCAL_ACCOUNT_ID}:stream/${streamName}`;
     this.functionArn = `arn:aws:lambda:${runner.region}:${LOCAL_ACCOUNT_ID}:function:${mapping.functionName}`;
     this.maxBuffered = runner.options.maxBufferedRecords ?? Math.max(10_000, mapping.batchSize * 2);
+    this.maxBufferedBytes = runner.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     const saved = runner.checkpoints.get(this.key);
     this.checkpointSeq = saved?.sequenceNumber;
     this.startTimestampMs = saved?.startTimestampMs;
@@ -137,11 +163,16 @@ export class ShardConsumer {
         this.iterator ??= await this.getIterator();
         // Few large calls are far cheaper than many small ones; the byte budget keeps a call
         // of large frames near Kinesis' own 10 MB response cap.
-        const byBytes = Math.floor(GET_RECORDS_TARGET_BYTES / Math.max(1, this.averageRecordBytes));
-        const page = await getRecordsRaw(this.runner.options.client, {
+        // The page also fits what is left of the byte budget (at least one record).
+        const pageBytes = Math.min(GET_RECORDS_TARGET_BYTES, this.maxBufferedBytes - this.bufferedBytes);
+        const byBytes = Math.floor(pageBytes / Math.max(1, this.averageRecordBytes));
+        const input = {
           ShardIterator: this.iterator,
           Limit: Math.max(1, Math.min(10_000, this.maxBuffered - this.unfinished.length, byBytes)),
-        });
+        };
+        const client = this.runner.options.client;
+        const page =
+          client instanceof DirectKinesisClient ? await client.getRecordBuffers(input) : await getRecordsRaw(client, input);
         pollErrors = 0;
         const records = page.Records ?? [];
         this.iterator = page.NextShardIterator;
@@ -227,15 +258,18 @@ export class ShardConsumer {
     return out.ShardIterator;
   }
 
-  private accept(records: readonly RawRecord[]): void {
+  private accept(records: readonly ReadRecord[]): void {
+    // Bytes go to a handler that takes them (the worker pool makes the base64 in its own
+    // thread); any other handler gets the base64 text a Lambda event carries.
+    const asBytes = takesRecordBytes(this.handler);
     const now = Date.now();
     const windowMs = this.mapping.tumblingWindowInSeconds * 1000;
     const region = this.runner.region;
     const invokeIdentityArn = `arn:aws:iam::${LOCAL_ACCOUNT_ID}:role/${this.mapping.functionName}-role`;
     for (const r of records) {
       const seq = r.SequenceNumber;
-      // Already the base64 a Lambda event carries: passed on without decoding.
-      const data = r.Data;
+      // Base64 read over HTTP is passed on without decoding; bytes stay bytes where they can.
+      const data = asBytes ? r.Data : base64Of(r.Data);
       const arrivalMs = r.ApproximateArrivalTimestamp !== undefined ? r.ApproximateArrivalTimestamp * 1000 : now;
       const partitionKey = r.PartitionKey;
       const entry: Entry = {
@@ -244,7 +278,8 @@ export class ShardConsumer {
         fetchedAt: now,
         partitionKey,
         data,
-        bytes: data.length + RECORD_OVERHEAD_BYTES,
+        // What the record weighs in an event: its base64 text.
+        bytes: (typeof data === 'string' ? data.length : Math.ceil(data.length / 3) * 4) + RECORD_OVERHEAD_BYTES,
         done: false,
         windowStart: windowMs > 0 ? Math.floor(arrivalMs / windowMs) * windowMs : 0,
         record: {
@@ -252,7 +287,8 @@ export class ShardConsumer {
             kinesisSchemaVersion: '1.0',
             partitionKey,
             sequenceNumber: seq,
-            data,
+            // Bytes only for a handler marked as taking them, which makes them base64 itself.
+            data: data as string,
             approximateArrivalTimestamp: arrivalMs / 1000,
           },
           eventSource: 'aws:kinesis',
@@ -402,7 +438,7 @@ export class ShardConsumer {
       ...(this.mapping.onFailure ? { destinationArn: this.mapping.onFailure.arn } : {}),
       ...(errorMessage ? { errorMessage } : {}),
       ...(window ? { window: { start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString() } } : {}),
-      records: entries.map((e) => ({ sequenceNumber: e.seq, partitionKey: e.partitionKey, data: e.data })),
+      records: entries.map((e) => ({ sequenceNumber: e.seq, partitionKey: e.partitionKey, data: base64Of(e.data) })),
     });
   }
 

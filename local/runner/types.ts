@@ -6,6 +6,18 @@ import type { StreamMapping } from './mappings';
 /** What an in-process handler looks like: any Lambda handler for Kinesis events. */
 export type StreamHandler = (event: never, context: Context, callback: never) => unknown;
 
+/**
+ * Marks a handler that takes each event record's `kinesis.data` as bytes (a Uint8Array) and
+ * makes it the base64 text itself, where the function runs (the worker-thread pool does): the
+ * runner then hands over the bytes read from the direct path without making a string of them.
+ */
+export const TAKES_RECORD_BYTES: unique symbol = Symbol('takes record data as bytes');
+
+/** Whether `handler` is marked with {@link TAKES_RECORD_BYTES}. */
+export function takesRecordBytes(handler: StreamHandler): boolean {
+  return (handler as unknown as Record<symbol, unknown>)[TAKES_RECORD_BYTES] === true;
+}
+
 /** The mapping settings the runner needs (a {@link StreamMapping} carries them all). */
 export type RunnerMapping = Pick<
   StreamMapping,
@@ -85,6 +97,11 @@ export interface RunnerOptions {
   maxIdlePollMs?: number;
   /** Records buffered per shard ahead of the handler. Default max(10,000, 2 x batch size). */
   maxBufferedRecords?: number;
+  /**
+   * Bytes of record data buffered per shard ahead of the handler (fetched, not yet finished),
+   * so a backlog of large frames is read a few megabytes at a time. Default 64 MiB.
+   */
+  maxBufferedBytes?: number;
   logger?: RunnerLogger;
   onInvocation?: (report: InvocationReport) => void;
   /**
@@ -102,7 +119,8 @@ export interface Entry {
   arrivalMs: number;
   fetchedAt: number;
   partitionKey: string;
-  data: string;
+  /** The record's data: base64 text (read over HTTP) or bytes (read over the direct path). */
+  data: string | Buffer;
   record: KinesisStreamRecord;
   bytes: number;
   done: boolean;

@@ -1,5 +1,6 @@
 /**
- * A fault-injecting HTTP proxy in front of a real Kinesis endpoint. Handlers are pointed at
+ * A fault-injecting HTTP proxy in front of a real Kinesis endpoint (and its counterpart for the
+ * embedded emulator's direct path, {@link startDirectFaultRelay}). Handlers are pointed at
  * it through KINESIS_ENDPOINT, so the real handler modules (with their own clients) meet the
  * faults: chosen PutRecords entries come back failed exactly as Kinesis reports a partial
  * failure (the call succeeds, the entry carries an ErrorCode, FailedRecordCount counts it),
@@ -7,6 +8,7 @@
  */
 import { Agent, createServer, request, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 
 export interface ProxiedEntry {
   stream: string;
@@ -151,5 +153,124 @@ export async function startFaultProxy(target: string, rules: ProxyRules): Promis
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
       }),
+  };
+}
+
+/** The direct-path counterpart of {@link FaultProxy}: hands out ports instead of a URL. */
+export interface DirectFaultRelay {
+  /** A port to the emulator through the relay (what `LocalPipeline`'s `handlerDirectPort` asks for). */
+  openPort(): MessagePort;
+  failedEntries: Map<string, number>;
+  failedCalls: number;
+  close(): void;
+}
+
+interface DirectCall {
+  id: number;
+  operation: string;
+  data: { StreamName?: string; Records?: Array<{ PartitionKey: string; Data: Uint8Array }> };
+}
+
+interface DirectAnswer {
+  id: number;
+  result?: { Records?: unknown[]; data?: unknown };
+  error?: { name: string; message: string; statusCode: number };
+}
+
+/**
+ * The fault proxy for the emulator's direct path: relays direct calls between a handler's
+ * client and the emulator (`openUpstream`, e.g. `() => KinesisEmulator.openDirectPortAt(port)`),
+ * failing the PutRecords entries and calls `rules` pick exactly as {@link startFaultProxy} does
+ * over HTTP. A relayed port closes when its upstream does (the emulator stopped), so the client
+ * opens a new one through {@link DirectFaultRelay.openPort}, which throws while the emulator is down.
+ */
+export function startDirectFaultRelay(openUpstream: () => MessagePort, rules: ProxyRules): DirectFaultRelay {
+  const seen = new Map<string, number>();
+  const failedEntries = new Map<string, number>();
+  const ports = new Set<MessagePort>();
+  let calls = 0;
+  let failedCalls = 0;
+
+  const openPort = (): MessagePort => {
+    const upstream = openUpstream();
+    const { port1, port2 } = new MessageChannel();
+    ports.add(port2);
+    // The client refs its own end while a call is in flight: these never keep the process alive.
+    port2.unref();
+    upstream.unref();
+    let nextId = 0;
+    const waiting = new Map<number, (answer: DirectAnswer) => void>();
+    upstream.on('message', (answer: DirectAnswer) => {
+      const done = waiting.get(answer.id);
+      waiting.delete(answer.id);
+      done?.(answer);
+    });
+    const forward = (call: DirectCall): Promise<DirectAnswer> =>
+      new Promise((resolve) => {
+        nextId += 1;
+        waiting.set(nextId, resolve);
+        upstream.postMessage({ ...call, id: nextId });
+      });
+    const reply = (answer: DirectAnswer): void => {
+      const data = answer.result?.data;
+      port2.postMessage(answer, data instanceof ArrayBuffer ? [data] : []);
+    };
+    upstream.once('close', () => port2.close());
+    port2.once('close', () => {
+      ports.delete(port2);
+      upstream.close();
+    });
+    port2.on('message', (call: DirectCall) => {
+      void (async () => {
+        if (call.operation !== 'PutRecords') return reply({ ...(await forward(call)), id: call.id });
+        const stream = call.data.StreamName ?? '';
+        calls += 1;
+        if (rules.failCall?.({ stream, call: calls })) {
+          failedCalls += 1;
+          return reply({ id: call.id, error: { name: 'InternalFailure', message: 'injected failure', statusCode: 500 } });
+        }
+        const records = call.data.Records ?? [];
+        const verdicts = records.map((r) => {
+          const data = Buffer.from(r.Data.buffer, r.Data.byteOffset, r.Data.byteLength);
+          let frameId: string | undefined;
+          try {
+            const parsed = JSON.parse(data.toString('utf8')) as { frame_id?: unknown };
+            frameId = typeof parsed.frame_id === 'string' ? parsed.frame_id : undefined;
+          } catch {
+            frameId = undefined;
+          }
+          const key = `${stream}\u0000${frameId ?? data.toString('base64')}`;
+          const seenBefore = seen.get(key) ?? 0;
+          seen.set(key, seenBefore + 1);
+          return rules.failEntry?.({ stream, partitionKey: r.PartitionKey, data, frameId, seenBefore });
+        });
+        const passing = records.filter((_, i) => verdicts[i] === undefined);
+        let passed: unknown[] = [];
+        if (passing.length > 0) {
+          const out = await forward({ ...call, data: { ...call.data, Records: passing } });
+          if (out.error) return reply({ ...out, id: call.id });
+          passed = out.result?.Records ?? [];
+        }
+        let next = 0;
+        const merged = verdicts.map((code) =>
+          code === undefined ? passed[next++] : { ErrorCode: code, ErrorMessage: `injected ${code}` },
+        );
+        const failed = verdicts.filter((v) => v !== undefined).length;
+        if (failed > 0) failedEntries.set(stream, (failedEntries.get(stream) ?? 0) + failed);
+        reply({ id: call.id, result: { FailedRecordCount: failed, Records: merged } as DirectAnswer['result'] });
+      })();
+    });
+    return port1;
+  };
+
+  return {
+    openPort,
+    failedEntries,
+    get failedCalls() {
+      return failedCalls;
+    },
+    close: () => {
+      for (const port of ports) port.close();
+    },
   };
 }

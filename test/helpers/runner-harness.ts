@@ -6,6 +6,7 @@ import { PutRecordsCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import type { Context, KinesisStreamEvent, KinesisStreamTumblingWindowEvent } from 'aws-lambda';
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { KinesisEmulator } from '../../local/emulator';
+import { DirectKinesisClient } from '../../local/emulator/direct-client';
 import { EventSourceMappingRunner, type RunnerMapping, type RunnerOptions } from '../../local/runner';
 
 let counter = 0;
@@ -97,13 +98,26 @@ export interface RunnerSuite {
  * Registers the hooks of a runner suite: one emulator for the suite, and every runner made by
  * `runnerFor` stopped after each test. `warn` receives the runners' warnings.
  */
-export function runnerSuite(warn: (message: string) => void = () => undefined): RunnerSuite {
+/** How the runner under test reaches the emulator: HTTP, or the embedded emulator's direct path. */
+export type RunnerTransport = 'http' | 'direct';
+
+/**
+ * A client of an emulator running in this process over `transport` (a direct one reconnects to
+ * an emulator restarted on the same port).
+ */
+export function clientOf(emulator: KinesisEmulator, transport: RunnerTransport = 'http'): KinesisClient {
+  if (transport === 'http') return createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+  const port = emulator.port;
+  return new DirectKinesisClient(undefined, 'us-east-1', () => KinesisEmulator.openDirectPortAt(port));
+}
+
+export function runnerSuite(warn: (message: string) => void = () => undefined, transport: RunnerTransport = 'http'): RunnerSuite {
   let emulator: KinesisEmulator | undefined;
   let client: KinesisClient | undefined;
   const runners: EventSourceMappingRunner[] = [];
   beforeAll(async () => {
     emulator = await KinesisEmulator.start({ port: 0 });
-    client = createKinesisClient({ endpoint: emulator.endpoint, region: 'us-east-1' });
+    client = clientOf(emulator, transport);
   });
   afterEach(async () => {
     await Promise.all(runners.splice(0).map((r) => r.stop()));

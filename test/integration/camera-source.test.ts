@@ -158,12 +158,35 @@ describe('publishFrames against kinesalite', () => {
         camera: 'Camera-f',
         stream,
         count: 30,
+        maxThrottledSeconds: 0,
       },
     );
     const ones = Array.from(loadMnist('t10k').labels.subarray(0, 30)).filter((l) => l === 1).length;
     expect(ones).toBeGreaterThan(0);
     expect(summary).toMatchObject({ published: 30 - ones, failed: ones });
     expect(await kinesis.readAll(stream)).toHaveLength(30 - ones);
+  });
+
+  it('waits while the stream throttles frames, sends them again and counts the refusals, losing none', async () => {
+    // Prepare: every frame labelled 1 is refused three times before it lands
+    const stream = await newStream();
+    const faulty = withPutRecordsFaults(createKinesisClient({ endpoint: kinesis.endpoint }), {
+      failEntry: (e) =>
+        e.data.includes('"label":1') && e.timesSeenBefore < 3 ? 'ProvisionedThroughputExceededException' : undefined,
+    });
+
+    // Act
+    const summary = await publishFrames(
+      mnistFrames(1),
+      new KinesisStreamWriter(faulty.client, { maxAttempts: 1, baseDelayMs: 1 }),
+      { camera: 'Camera-t', stream, count: 30 },
+    );
+
+    // Assess
+    const ones = Array.from(loadMnist('t10k').labels.subarray(0, 30)).filter((l) => l === 1).length;
+    expect(ones).toBeGreaterThan(0);
+    expect(summary).toMatchObject({ published: 30, failed: 0, throttled: 3 * ones });
+    expect(await kinesis.readAll(stream)).toHaveLength(30);
   });
 });
 

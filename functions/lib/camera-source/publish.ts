@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { cameraIdSchema } from '../contracts';
 import { encodePngRecord } from '../png-frame-record';
-import type { OutputRecord, RecordSink } from '../stream-writer';
+import type { OutputRecord, RecordSink, WriteResult } from '../stream-writer';
 import type { SourceFrame } from './frames';
 import { sleep } from '../retry';
 
@@ -25,12 +25,23 @@ export interface PublishOptions {
   rate?: number;
   /** Frames per sink call when not pacing one by one (default 2000: four 500-record PutRecords). */
   batchFrames?: number;
+  /**
+   * Bytes of record data per sink call at most (default {@link DEFAULT_BATCH_BYTES}): with
+   * `inFlight`, bounds the memory frames take between the camera and the stream whatever their
+   * size (2,000 frames of 640x480 would be over a gigabyte).
+   */
+  batchBytes?: number;
+  /**
+   * Seconds a frame may keep being refused as throttled before it counts as failed (default
+   * {@link DEFAULT_MAX_THROTTLED_SECONDS}; 0 fails it after the writer's own retries).
+   */
+  maxThrottledSeconds?: number;
   /** Sink calls in flight at once (default 2), so the next batch is built while one is sent. */
   inFlight?: number;
   /** Stops publishing (after the batches in flight) when aborted. */
   signal?: AbortSignal;
   /** Called after each batch lands with the running totals. */
-  onProgress?: (progress: { published: number; failed: number }) => void;
+  onProgress?: (progress: { published: number; failed: number; throttled: number }) => void;
   /** Capture-time clock; injectable for tests. */
   now?: () => Date;
 }
@@ -42,6 +53,11 @@ export interface PublishSummary {
   published: number;
   /** Frames the stream writer could not write after its retries. */
   failed: number;
+  /**
+   * Times a frame was refused as throttled and sent again later: the stream (or a local
+   * pipeline's bounded backlog) asked the camera to slow down. Such frames are not lost.
+   */
+  throttled: number;
   /** Frames carrying a label. */
   labelled: number;
   seconds: number;
@@ -79,6 +95,59 @@ export function frameRecord(
   return { partitionKey: camera, data: Buffer.from(JSON.stringify(body), 'utf8') };
 }
 
+/** Default bound of one sink call's record data, bytes: a handful of PutRecords calls. */
+export const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
+
+/** The error a stream answers when a writer must slow down (Kinesis, and a local bounded backlog). */
+export const THROTTLED = 'ProvisionedThroughputExceededException';
+
+/** Default of {@link PublishOptions.maxThrottledSeconds}. */
+export const DEFAULT_MAX_THROTTLED_SECONDS = 60;
+
+/** Longest wait between two attempts at throttled frames, ms. */
+const MAX_THROTTLE_WAIT_MS = 1000;
+
+/**
+ * Writes `records` through `sink`, sending throttled entries again (after a growing wait, up to
+ * {@link MAX_THROTTLE_WAIT_MS}) for as long as the stream throttles them, up to
+ * `maxThrottledSeconds` (default unbounded): backpressure, not failure. Other failures are
+ * reported as the sink reports them, and so are throttled entries still unwritten when `signal`
+ * aborts or the time is up. `onThrottled` counts the entries sent again.
+ */
+export async function putWithBackpressure(
+  sink: RecordSink,
+  stream: string,
+  records: readonly OutputRecord[],
+  options: { signal?: AbortSignal; onThrottled?: (entries: number) => void; maxThrottledSeconds?: number } = {},
+): Promise<WriteResult> {
+  const giveUpAt = performance.now() + (options.maxThrottledSeconds ?? Number.POSITIVE_INFINITY) * 1000;
+  let pending = records.map((_, index) => index);
+  const errors = new Map<number, string>();
+  let waitMs = 50;
+  for (;;) {
+    const result = await sink.put(
+      stream,
+      pending.map((index) => records[index] as OutputRecord),
+    );
+    const throttled: number[] = [];
+    for (const position of result.failedIndexes) {
+      const index = pending[position] as number;
+      const code = result.errors?.get(position) ?? 'Unknown';
+      if (code === THROTTLED) throttled.push(index);
+      else errors.set(index, code);
+    }
+    if (throttled.length === 0 || options.signal?.aborted || performance.now() >= giveUpAt) {
+      for (const index of throttled) errors.set(index, THROTTLED);
+      const failedIndexes = [...errors.keys()].sort((a, b) => a - b);
+      return { failedIndexes, errors };
+    }
+    options.onThrottled?.(throttled.length);
+    pending = throttled;
+    await sleep(waitMs, options.signal);
+    waitMs = Math.min(waitMs * 2, MAX_THROTTLE_WAIT_MS);
+  }
+}
+
 /**
  * Publishes frames until the source ends, `count` frames were taken or `signal` aborts.
  *
@@ -101,23 +170,30 @@ export async function publishFrames(
   // Pace in ~10 batches per second so a rate limit stays smooth.
   if (rate > 0) perBatch = Math.min(perBatch, Math.max(1, Math.floor(rate / 10)));
   const maxInFlight = Math.max(1, options.inFlight ?? 2);
+  const maxBatchBytes = Math.max(1, options.batchBytes ?? DEFAULT_BATCH_BYTES);
 
   const started = performance.now();
   let taken = 0;
   let published = 0;
   let failed = 0;
+  let throttled = 0;
   let labelled = 0;
   let stopped: PublishSummary['stopped'] = 'source_ended';
   const inFlight = new Set<Promise<void>>();
 
   let sinkError: unknown;
   const send = (outgoing: OutputRecord[]) => {
-    const tracked: Promise<void> = sink
-      .put(options.stream, outgoing)
+    const tracked: Promise<void> = putWithBackpressure(sink, options.stream, outgoing, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      maxThrottledSeconds: options.maxThrottledSeconds ?? DEFAULT_MAX_THROTTLED_SECONDS,
+      onThrottled: (entries) => {
+        throttled += entries;
+      },
+    })
       .then((result) => {
         failed += result.failedIndexes.length;
         published += outgoing.length - result.failedIndexes.length;
-        options.onProgress?.({ published, failed });
+        options.onProgress?.({ published, failed, throttled });
       })
       .catch((error: unknown) => {
         // A sink only rejects on a bug or misuse; remember it and stop taking frames.
@@ -129,11 +205,13 @@ export async function publishFrames(
   };
 
   let batch: OutputRecord[] = [];
+  let batchBytes = 0;
   const flush = async (last: boolean) => {
     if (batch.length === 0) return;
     if (rate > 0) await sleep(started + ((taken - batch.length) * 1000) / rate - performance.now(), options.signal);
     const outgoing = batch;
     batch = [];
+    batchBytes = 0;
     const job = send(outgoing);
     if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
     if (delayMs > 0 && !last) {
@@ -149,14 +227,16 @@ export async function publishFrames(
         stopped = 'aborted';
         break;
       }
-      batch.push(frameRecord(frame, options.camera, now().toISOString(), options.recordFormat));
+      const record = frameRecord(frame, options.camera, now().toISOString(), options.recordFormat);
+      batch.push(record);
+      batchBytes += record.data.byteLength;
       if (frame.label !== undefined) labelled++;
       taken++;
       if (taken >= limit) {
         stopped = 'count_reached';
         break;
       }
-      if (batch.length >= perBatch) await flush(false);
+      if (batch.length >= perBatch || batchBytes >= maxBatchBytes) await flush(false);
     }
   }
   await flush(true);
@@ -168,6 +248,7 @@ export async function publishFrames(
     stream: options.stream,
     published,
     failed,
+    throttled,
     labelled,
     seconds: Math.round(seconds * 1000) / 1000,
     frames_per_second: seconds > 0 ? Math.round(published / seconds) : 0,
