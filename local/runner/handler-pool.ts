@@ -17,6 +17,38 @@ import { type StreamHandler, TAKES_RECORD_BYTES } from './types';
 
 const HOST = join(__dirname, 'handler-host.ts');
 
+/**
+ * The event as it is posted to a container: each record's bytes copied into one buffer of the
+ * batch's own size, which is transferred, not cloned. Why: records read over the direct path
+ * are views of a whole GetRecords page (up to 8 MiB), and posting a view clones the buffer
+ * under it, so every invocation copied the page into the container, where it stayed as
+ * garbage until that thread collected it. The runner's own records are left untouched (a
+ * retry posts them again).
+ */
+export function packedForTransfer(event: unknown): { event: unknown; transfer: ArrayBuffer[] } {
+  const records = (event as { Records?: unknown } | null)?.Records;
+  if (!Array.isArray(records)) return { event, transfer: [] };
+  const dataOf = (record: unknown): Uint8Array | undefined => {
+    const data = (record as { kinesis?: { data?: unknown } } | null)?.kinesis?.data;
+    return data instanceof Uint8Array ? data : undefined;
+  };
+  let total = 0;
+  for (const record of records) total += dataOf(record)?.byteLength ?? 0;
+  if (total === 0) return { event, transfer: [] };
+  const batch = new ArrayBuffer(total);
+  let offset = 0;
+  const packed = records.map((record: unknown) => {
+    const data = dataOf(record);
+    if (!data) return record;
+    const view = new Uint8Array(batch, offset, data.byteLength);
+    view.set(data);
+    offset += data.byteLength;
+    const { kinesis } = record as { kinesis: Record<string, unknown> };
+    return { ...(record as Record<string, unknown>), kinesis: { ...kinesis, data: Buffer.from(batch, view.byteOffset, view.byteLength) } };
+  });
+  return { event: { ...(event as Record<string, unknown>), Records: packed }, transfer: [batch] };
+}
+
 /** The worker's bootstrap: plain CommonJS that teaches the worker TypeScript, then loads the host. */
 const BOOTSTRAP = `
 require(require('node:worker_threads').workerData.tsx).register();
@@ -94,7 +126,8 @@ class Container {
   /** Runs one invocation with `remaining` ms before its timeout. */
   invoke(id: number, event: unknown, context: Context, remaining: number): Promise<unknown> {
     const { getRemainingTimeInMillis: _remaining, done: _done, fail: _fail, succeed: _succeed, ...fields } = context;
-    const message: InvokeMessage = { id, event, context: { ...fields, deadline: Date.now() + remaining } };
+    const packed = packedForTransfer(event);
+    const message: InvokeMessage = { id, event: packed.event, context: { ...fields, deadline: Date.now() + remaining } };
     return new Promise<unknown>((resolve, reject) => {
       // Lambda stops a function at its timeout: so does this, by discarding the worker.
       const timer = setTimeout(() => {
@@ -114,7 +147,7 @@ class Container {
           reject(error);
         },
       };
-      this.worker.postMessage(message);
+      this.worker.postMessage(message, packed.transfer);
     });
   }
 }

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { HandlerPool } from '../../local/runner/handler-pool';
+import { HandlerPool, packedForTransfer } from '../../local/runner/handler-pool';
 import { createLambdaContext } from '../../local/runner/lambda-context';
 
 const HANDLERS = join(__dirname, '..', 'helpers', 'pool-handlers.ts');
@@ -35,6 +35,36 @@ it('runs the handler in a worker thread with the event and the context', async (
   expect(out.awsRequestId).toMatch(/^[0-9a-f-]{36}$/);
   expect(out.remaining).toBeGreaterThan(0);
   expect(out.threadId).not.toBe(threadId);
+});
+
+it('hands record bytes over as base64 and leaves the caller\'s records intact', async () => {
+  // Views of one larger page, as the direct path reads them.
+  const page = Buffer.from('..abc..defg..', 'latin1');
+  const records = [
+    { kinesis: { data: page.subarray(2, 5), partitionKey: 'a' } },
+    { kinesis: { data: page.subarray(7, 11), partitionKey: 'b' } },
+  ];
+  const echo = pool('echo');
+  const out = (await call(echo, { Records: records })) as { event: { Records: Array<{ kinesis: { data: string } }> } };
+
+  expect(out.event.Records.map((r) => r.kinesis)).toEqual([
+    { data: Buffer.from('abc').toString('base64'), partitionKey: 'a' },
+    { data: Buffer.from('defg').toString('base64'), partitionKey: 'b' },
+  ]);
+  expect(records[0]?.kinesis.data.toString('latin1')).toBe('abc');
+  expect(page.byteLength).toBe(13);
+});
+
+it('packs a batch\'s record bytes into one buffer of their own size', () => {
+  const page = Buffer.alloc(1024, 7);
+  const event = { Records: [{ kinesis: { data: page.subarray(0, 3) } }, { kinesis: { data: page.subarray(10, 15) } }], other: 1 };
+  const { event: packed, transfer } = packedForTransfer(event);
+
+  expect(transfer.map((b) => b.byteLength)).toEqual([8]);
+  expect((packed as typeof event).other).toBe(1);
+  expect((packed as typeof event).Records.map((r) => [...r.kinesis.data])).toEqual([[7, 7, 7], [7, 7, 7, 7, 7]]);
+  expect(event.Records[0]?.kinesis.data.buffer).toBe(page.buffer);
+  expect(packedForTransfer({ Records: [{ kinesis: { data: 'text' } }] }).transfer).toEqual([]);
 });
 
 it('returns the handler error as the invocation error', async () => {
