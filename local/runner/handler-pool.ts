@@ -44,7 +44,10 @@ export function packedForTransfer(event: unknown): { event: unknown; transfer: A
     view.set(data);
     offset += data.byteLength;
     const { kinesis } = record as { kinesis: Record<string, unknown> };
-    return { ...(record as Record<string, unknown>), kinesis: { ...kinesis, data: Buffer.from(batch, view.byteOffset, view.byteLength) } };
+    return {
+      ...(record as Record<string, unknown>),
+      kinesis: { ...kinesis, data: Buffer.from(batch, view.byteOffset, view.byteLength) },
+    };
   });
   return { event: { ...(event as Record<string, unknown>), Records: packed }, transfer: [batch] };
 }

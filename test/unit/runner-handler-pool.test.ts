@@ -37,7 +37,7 @@ it('runs the handler in a worker thread with the event and the context', async (
   expect(out.threadId).not.toBe(threadId);
 });
 
-it('hands record bytes over as base64 and leaves the caller\'s records intact', async () => {
+it("hands record bytes over as base64 and leaves the caller's records intact", async () => {
   // Views of one larger page, as the direct path reads them.
   const page = Buffer.from('..abc..defg..', 'latin1');
   const records = [
@@ -55,14 +55,17 @@ it('hands record bytes over as base64 and leaves the caller\'s records intact', 
   expect(page.byteLength).toBe(13);
 });
 
-it('packs a batch\'s record bytes into one buffer of their own size', () => {
+it("packs a batch's record bytes into one buffer of their own size", () => {
   const page = Buffer.alloc(1024, 7);
   const event = { Records: [{ kinesis: { data: page.subarray(0, 3) } }, { kinesis: { data: page.subarray(10, 15) } }], other: 1 };
   const { event: packed, transfer } = packedForTransfer(event);
 
   expect(transfer.map((b) => b.byteLength)).toEqual([8]);
   expect((packed as typeof event).other).toBe(1);
-  expect((packed as typeof event).Records.map((r) => [...r.kinesis.data])).toEqual([[7, 7, 7], [7, 7, 7, 7, 7]]);
+  expect((packed as typeof event).Records.map((r) => [...r.kinesis.data])).toEqual([
+    [7, 7, 7],
+    [7, 7, 7, 7, 7],
+  ]);
   expect(event.Records[0]?.kinesis.data.buffer).toBe(page.buffer);
   expect(packedForTransfer({ Records: [{ kinesis: { data: 'text' } }] }).transfer).toEqual([]);
 });
