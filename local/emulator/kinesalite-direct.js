@@ -34,7 +34,15 @@ const accounts = new WeakMap();
 function accountOf(store) {
   let account = accounts.get(store);
   if (!account) {
-    account = { held: new Map(), throttled: new Map(), limits: new Map(), persisted: false, ports: new Set(), active: 0 };
+    account = {
+      held: new Map(),
+      records: new Map(),
+      throttled: new Map(),
+      limits: new Map(),
+      persisted: false,
+      ports: new Set(),
+      active: 0,
+    };
     accounts.set(store, account);
   }
   return account;
@@ -83,7 +91,13 @@ function install() {
       bytes += dataBytes(record.Data);
     }
     original(store, data, (error, result) => {
-      if (!error) account.held.set(data.StreamName, (account.held.get(data.StreamName) || 0) + bytes);
+      if (!error) {
+        account.held.set(data.StreamName, (account.held.get(data.StreamName) || 0) + bytes);
+        account.records.set(
+          data.StreamName,
+          (account.records.get(data.StreamName) || 0) + data.Records.length - (result?.FailedRecordCount || 0),
+        );
+      }
       cb(error, result);
     });
   });
@@ -91,7 +105,10 @@ function install() {
     const account = accountOf(store);
     if (!account.persisted && typeof data.Data === 'string') data.Data = Buffer.from(data.Data, 'base64');
     original(store, data, (error, result) => {
-      if (!error) account.held.set(data.StreamName, (account.held.get(data.StreamName) || 0) + dataBytes(data.Data));
+      if (!error) {
+        account.held.set(data.StreamName, (account.held.get(data.StreamName) || 0) + dataBytes(data.Data));
+        account.records.set(data.StreamName, (account.records.get(data.StreamName) || 0) + 1);
+      }
       cb(error, result);
     });
   });
@@ -109,7 +126,10 @@ function install() {
     'deleteStream',
     (original) => (store, data, cb) =>
       original(store, data, (error, result) => {
-        if (!error) accountOf(store).held.delete(data.StreamName);
+        if (!error) {
+          accountOf(store).held.delete(data.StreamName);
+          accountOf(store).records.delete(data.StreamName);
+        }
         cb(error, result);
       }),
   );
@@ -122,10 +142,11 @@ function setLimits(store, limits, persisted) {
   for (const [name, bytes] of Object.entries(limits || {})) account.limits.set(name, bytes);
 }
 
-/** The trimmer deleted records: their bytes are no longer held. */
-function released(store, stream, bytes) {
+/** The trimmer deleted `count` records of `bytes` of data: they are no longer held. */
+function released(store, stream, bytes, count) {
   const account = accountOf(store);
   account.held.set(stream, Math.max(0, (account.held.get(stream) || 0) - bytes));
+  account.records.set(stream, Math.max(0, (account.records.get(stream) || 0) - count));
 }
 
 /** Bytes held, limit and entries refused, per stream with a limit or records. */
@@ -135,6 +156,7 @@ function stats(store) {
   for (const name of new Set([...account.held.keys(), ...account.limits.keys()])) {
     out[name] = {
       heldBytes: account.held.get(name) || 0,
+      heldRecords: account.records.get(name) || 0,
       throttledRecords: account.throttled.get(name) || 0,
       ...(account.limits.has(name) ? { limitBytes: account.limits.get(name) } : {}),
     };

@@ -125,7 +125,7 @@ function trim(store, stream, shardId, upToExclusive) {
         const ops = doomed.map((key) => ({ type: 'del', key }));
         ops.push({ type: 'put', key: countKey, value: { records: before + doomed.length } });
         await new Promise((resolve, reject) => streamDb.batch(ops, callback(resolve, reject)));
-        direct.released(store, stream, bytes);
+        direct.released(store, stream, bytes, doomed.length);
         deleted += doomed.length;
       }
       if (reached || items.length < CHUNK) return deleted;

@@ -17,7 +17,7 @@ import {
 import { createKinesisClient } from '../../functions/lib/kinesis';
 import { KinesisStreamWriter } from '../../functions/lib/stream-writer';
 import { DirectKinesisClient } from '../../local/emulator/direct-client';
-import { ensureStreams, KinesisEmulator } from '../../local/emulator';
+import { ensureStreams, KinesisEmulator, RECORD_FOOTPRINT_BYTES } from '../../local/emulator';
 import { getRecordsRaw } from '../../local/runner/get-records-raw';
 import { isConnectionError } from '../../local/runner';
 
@@ -136,6 +136,34 @@ describe('reconnecting', () => {
 });
 
 describe('the backlog bound', () => {
+  it('is under pressure when many small records weigh half the bound, counted with their footprint in the store', async () => {
+    // Prepare: a bound of 1 MB on "frames"; small records on another stream
+    const emulator = await KinesisEmulator.start({ port: 0, backlogLimits: { frames: 1024 * 1024 } });
+    const direct = new DirectKinesisClient(emulator.openDirectPort());
+    try {
+      await ensureStreams(direct, [
+        { name: 'frames', shards: 1 },
+        { name: 'other', shards: 1 },
+      ]);
+      const small = (n: number) => Array.from({ length: n }, (_, i) => ({ PartitionKey: `k${i}`, Data: Buffer.alloc(10, 1) }));
+      const footprint = RECORD_FOOTPRINT_BYTES + 10;
+      const underHalf = Math.floor((512 * 1024) / footprint) - 1;
+
+      // Act: just under half the bound, then past it
+      await direct.send(new PutRecordsCommand({ StreamName: 'other', Records: small(underHalf) }));
+      const before = await emulator.underPressure();
+      await direct.send(new PutRecordsCommand({ StreamName: 'other', Records: small(2) }));
+      const after = await emulator.underPressure();
+
+      // Assess: the data alone (a few kB) is far below the bound
+      expect((await emulator.holdings()).other).toMatchObject({ heldBytes: (underHalf + 2) * 10, heldRecords: underHalf + 2 });
+      expect([before, after]).toEqual([false, true]);
+    } finally {
+      direct.destroy();
+      await emulator.stop();
+    }
+  });
+
   it('refuses entries past the bound on both paths, counts them, and accepts again once records are trimmed', async () => {
     // Prepare: a bound of 1 MB on "frames"
     const emulator = await KinesisEmulator.start({ port: 0, backlogLimits: { frames: 1024 * 1024 } });
@@ -170,12 +198,12 @@ describe('the backlog bound', () => {
       expect(refusedDirect.FailedRecordCount).toBe(1);
       expect(refusedHttp.FailedRecordCount).toBe(2);
       expect(refusedHttp.Records?.[0]?.ErrorCode).toBe('ProvisionedThroughputExceededException');
-      expect(full.frames).toEqual({ heldBytes: 1_200_000, throttledRecords: 3, limitBytes: 1024 * 1024 });
-      expect(full.other).toMatchObject({ heldBytes: 1_200_000, throttledRecords: 0 });
+      expect(full.frames).toEqual({ heldBytes: 1_200_000, heldRecords: 3, throttledRecords: 3, limitBytes: 1024 * 1024 });
+      expect(full.other).toMatchObject({ heldBytes: 1_200_000, heldRecords: 3, throttledRecords: 0 });
       expect(page.Records).toHaveLength(3);
       expect(deleted).toBe(3);
       expect(after.FailedRecordCount).toBe(0);
-      expect((await emulator.holdings()).frames?.heldBytes).toBe(400_000);
+      expect((await emulator.holdings()).frames).toMatchObject({ heldBytes: 400_000, heldRecords: 1 });
     } finally {
       direct.destroy();
       http.destroy();
