@@ -1,6 +1,10 @@
-/** A FIFO over an array with a moving head, compacted now and then (no O(n) shifts). */
+/**
+ * A FIFO over an array with a moving head, compacted now and then (no O(n) shifts). A shifted
+ * slot is cleared at once: until the next compaction (past 1,024 items) it would otherwise keep
+ * its item, and a record's bytes with it, alive.
+ */
 export class Fifo<T> {
-  private items: T[] = [];
+  private items: Array<T | undefined> = [];
   private head = 0;
   get length(): number {
     return this.items.length - this.head;
@@ -14,6 +18,7 @@ export class Fifo<T> {
   shift(): T | undefined {
     const item = this.items[this.head];
     if (item === undefined) return undefined;
+    this.items[this.head] = undefined;
     this.head += 1;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
