@@ -9,6 +9,7 @@
  * the stage fast; the partial batch response is built here from the writes' outcomes with
  * the same semantics (failed records are reported by sequence number).
  */
+import type { StageLogger } from './logger';
 import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda';
 import type { Config } from './config';
 import { FrameRejectedError, type RejectReason, rejectMessage } from './errors';
@@ -34,13 +35,6 @@ const pixelBudget = new PixelBudget(MAX_PIXELS_IN_FLIGHT);
 
 /** This container's cap on sampled frames (see {@link SampleBudget}). */
 const containerSampleBudget = new SampleBudget();
-
-/** The logger calls the stage makes; Powertools' Logger satisfies it. */
-export interface StageLogger {
-  info(message: string, ...extra: Record<string, unknown>[]): void;
-  warn(message: string, ...extra: Record<string, unknown>[]): void;
-  error(message: string, ...extra: Record<string, unknown>[]): void;
-}
 
 export interface ClassifyStreams {
   predictions: string;

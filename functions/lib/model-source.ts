@@ -15,7 +15,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { StageLogger } from './classify-batch';
+import type { StageLogger } from './logger';
 import { type DigitModel, loadDigitModel, MODEL_CARD_FILE } from './model';
 import { readRegistryFile, REGISTRY_FILE, shippedVersion, versionDir } from './model-registry-file';
 

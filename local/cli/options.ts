@@ -82,7 +82,7 @@ const commandLineSchema = z.object({
   'in-process': switched(),
   quiet: switched(),
   /** How the pipeline's own readers and writers reach the embedded emulator (see LocalPipeline). */
-  transport: z.preprocess(unsetIfEmpty, z.enum(['direct', 'http']).default('direct')),
+  transport: z.preprocess(unsetIfEmpty, z.enum(['direct', 'http']).optional()),
   /** Megabytes of camera-images the embedded emulator holds at most before it throttles the camera. */
   'max-backlog-mb': number(1, 1_000_000).default(DEFAULT_BACKLOG_BYTES / 1024 / 1024),
   'home-endpoint': text(),
@@ -301,8 +301,8 @@ const OPTIONS: Option[] = [
     value: 'T',
     env: 'LOCAL_TRANSPORT',
     type: 'string',
-    shown: DEFAULTS.transport,
-    help: 'how the pipeline reaches its embedded emulator: direct or http',
+    shown: 'direct',
+    help: 'how the pipeline reaches its embedded emulator: direct or http (http with --endpoint)',
   },
   {
     flag: 'max-backlog-mb',
@@ -521,6 +521,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     );
   }
   const o = own.data;
+  if (o.transport === 'direct' && o.endpoint !== undefined)
+    throw new UsageError('--transport direct: needs the embedded emulator; with --endpoint the pipeline talks HTTP');
   let retention: ReturnType<typeof parseRetention>;
   try {
     retention = parseRetention({ keepDays: o['keep-days'], maxGb: o['max-gb'] });

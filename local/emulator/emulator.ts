@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { sleep } from '../../functions/lib/retry';
 import { osThreadId } from '../thread-id';
 import {
   CreateStreamCommand,
@@ -246,7 +247,7 @@ function hostOnThisThread(server: Server, store: KinesaliteStore, trimming: Stor
         const deadline = Date.now() + 2000;
         (active > 0 || calls > 0 || direct.activeCalls(store) > 0) && Date.now() < deadline;
       ) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sleep(5);
       }
       server.closeAllConnections();
       await new Promise<void>((resolve, reject) => {
@@ -544,7 +545,7 @@ async function waitForActive(client: KinesisClient, name: string, timeoutMs: num
       if (!(error instanceof ResourceNotFoundException)) throw error;
     }
     if (Date.now() > deadline) throw new Error(`stream ${name} did not become ACTIVE within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    await sleep(delay);
     delay = Math.min(delay * 2, 1000);
   }
 }

@@ -97,11 +97,16 @@ export class EventSourceMappingRunner {
       }
     }
     if (this.options.firstPosition === 'run-start') {
-      const runStartMs = Date.now();
+      // Records already on the stream arrived at or before now. AT_TIMESTAMP includes its own
+      // millisecond, so the saved start is the next one, and start() returns (and this run
+      // publishes) only once the clock has reached it: a restart then resumes with exactly
+      // this run's records, even when earlier ones arrived in the same millisecond.
+      const runStartMs = Date.now() + 1;
       await Promise.all(this.consumers.map((consumer) => consumer.startAtRunStart(runStartMs)));
       // On disk before anything is published, so a crash before the first finished record
       // resumes at this run's start.
       this.checkpoints.flush();
+      while (Date.now() < runStartMs) await sleep(1);
     }
     for (const consumer of this.consumers) consumer.start();
   }

@@ -1,4 +1,5 @@
 /** The runner's contracts (handlers, mappings, options, reports) and its internal records. */
+import type { Log } from '../../functions/lib/logger';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { Context, KinesisStreamRecord } from 'aws-lambda';
 import type { StreamMapping } from './mappings';
@@ -65,10 +66,8 @@ export interface DeadLetterRecord {
   records: Array<{ sequenceNumber: string; partitionKey: string; data: string }>;
 }
 
-export interface RunnerLogger {
-  debug(message: string, context?: Record<string, unknown>): void;
-  warn(message: string, context?: Record<string, unknown>): void;
-}
+/** What the runner logs (the project's one logger shape, functions/lib/logger.ts). */
+export type RunnerLogger = Pick<Log, 'debug' | 'warn'>;
 
 /** Invocation outcome, for progress displays and tests. */
 export interface InvocationReport {

@@ -429,7 +429,6 @@ describe('parameters reach the functions', () => {
       PARALLELISM: PARAMS.parallelism,
       METRICS_WINDOW_SECONDS: PARAMS.metricsWindowSeconds,
       LOG_LEVEL: PARAMS.logLevel,
-      POWERTOOLS_LOG_LEVEL: PARAMS.logLevel,
     });
     expect(vars.NODE_OPTIONS).toContain('--enable-source-maps');
     // The prefix the functions write with is the prefix the streams were created with.

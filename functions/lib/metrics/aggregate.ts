@@ -18,6 +18,7 @@ import type { KinesisStreamRecord, KinesisStreamStateResponse } from 'aws-lambda
 import { z } from 'zod';
 import { predictionSchema, rejectedImageSchema, shadowScoreSchema, STREAMS } from '../contracts';
 import { KINESIS_LIMITS, shardIdOf } from '../kinesis-records';
+import type { StageLogger } from '../logger';
 import type { RecordSink } from '../stream-writer';
 import type { CountedFramesStore } from './counted-frames-store';
 import { buildMetricsDocument, documentId, type MetricsConfig, type MetricsDocument } from './document';
@@ -55,11 +56,7 @@ export interface AggregateDependencies {
   metricsStream: string;
   config: MetricsConfig;
   /** Powertools' Logger satisfies it. */
-  logger: {
-    info(message: string, ...extra: Record<string, unknown>[]): void;
-    warn(message: string, ...extra: Record<string, unknown>[]): void;
-    error(message: string, ...extra: Record<string, unknown>[]): void;
-  };
+  logger: StageLogger;
   /** Document build time; defaults to now. */
   now?: () => Date;
   /**
