@@ -6,6 +6,9 @@
  *
  *   npm run test:repeat -- --times 20 --load 2 test/integration
  *   npm run test:repeat -- --times 5 test/integration/resume.test.ts
+ *   npm run test:repeat -- --times 20 -- --maxWorkers=2 test/integration/faults.test.ts
+ *
+ * jest's own options go after a second `--` (this script's options come before it).
  *
  * Each round's jest output goes to `<log-dir>/round-N.log`; the script prints one line per
  * round (passed, failed, seconds, load average) and a final summary, and exits 1 on a failure.
