@@ -16,7 +16,7 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncFolder, writeFileAtomic } from '../../functions/lib/state-file';
+import { fsyncFolder, removeTemporaryFiles, writeFileAtomic } from '../../functions/lib/state-file';
 import { AppendFile } from './files';
 import type { StoredFrame } from './frames';
 
@@ -35,6 +35,8 @@ export function livePath(dir: string, name: string): string {
  */
 export function recoverCompaction(dir: string, names: readonly string[]): 'none' | 'rolled-forward' | 'rolled-back' {
   const marker = join(dir, COMMIT_MARKER);
+  // A kill while the marker was being written leaves its temporary file and no marker: rolled back.
+  removeTemporaryFiles(marker);
   const pending = names.filter((name) => existsSync(join(dir, name + COMPACTION_SUFFIX)));
   if (existsSync(marker)) {
     for (const name of pending) renameSync(join(dir, name + COMPACTION_SUFFIX), join(dir, name));

@@ -234,8 +234,11 @@ describe('pruning a home store', () => {
     // Uncommitted leftovers: deleted, the old store read.
     writeFileSync(join(dir, 'images.bin.compact'), 'half');
     writeFileSync(join(dir, 'frames.jsonl.compact'), '{"torn');
+    // Killed while the marker itself was being written: its temporary file, no marker.
+    writeFileSync(join(dir, 'compaction.commit.tmp-4242'), '{"at":');
     expect(open(null).frames.size).toBe(10);
     expect(existsSync(join(dir, 'images.bin.compact'))).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.includes('compact'))).toEqual([]);
     expect(statSync(join(dir, 'images.bin')).size).toBe(pack);
 
     // A committed switch (the marker written) cut short before its renames: finished.
