@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { STREAMS } from '../functions/lib/contracts';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { KinesisStreamWriter, type OutputRecord } from '../functions/lib/stream-writer';
-import { putWithBackpressure } from '../functions/lib/camera-source/publish';
+import { DEFAULT_BATCH_BYTES, putWithBackpressure } from '../functions/lib/camera-source/publish';
 import { HOME_FILES } from '../local/home';
 import { REPO_ROOT } from '../local/runner/mappings';
 import { type BenchFrame, type RecordFormat, frameRecordData } from './frames';
@@ -331,15 +331,16 @@ export class PipelineUnderTest {
       const records: OutputRecord[] = [];
       const timestamp = new Date().toISOString();
       const n = Math.min(perBatch, count - sent);
-      for (let k = 0; k < n; k++) {
+      // Bounded by bytes as npm start's camera is: a backlog of large frames is not sent all at once.
+      let bytes = 0;
+      for (let k = 0; k < n && bytes < DEFAULT_BATCH_BYTES; k++) {
         const i = (sent + k) % frames.length;
         const id = `${camera}.${(sent + k) % cameras}`;
-        records.push({
-          partitionKey: id,
-          data: frameRecordData(frames[i] as BenchFrame, base64[i] as string, id, timestamp, format),
-        });
+        const data = frameRecordData(frames[i] as BenchFrame, base64[i] as string, id, timestamp, format);
+        bytes += data.length;
+        records.push({ partitionKey: id, data });
       }
-      sent += n;
+      sent += records.length;
       // The pipeline's bounded backlog may throttle the camera: it waits, as npm start's does.
       const job: Promise<void> = putWithBackpressure(this.writer, STREAMS.cameraImages, records, {
         onThrottled: (entries) => {

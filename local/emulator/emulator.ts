@@ -8,7 +8,7 @@
  * API, so nothing here is specific to one of them: `--endpoint` points the same code at
  * either, or at AWS.
  */
-import { Server as HttpServer, type Server, type ServerResponse } from 'node:http';
+import { Server as HttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -96,8 +96,10 @@ type KinesaliteFactory = (options: KinesaliteOptions) => Server;
 const FAST_PATHS = join(__dirname, 'kinesalite-fast-paths.js');
 interface FastPaths {
   install(): void;
-  collectRequestBodies(server: Server): Server;
+  collectRequestBodies(server: Server, answerEarly?: EarlyAnswer): Server;
 }
+/** Answers a request before kinesalite parses its body (JSON text), or undefined. */
+type EarlyAnswer = (request: IncomingMessage, body: Buffer) => string | undefined;
 
 /** Where kinesalite departs from Kinesis in ways the runner meets (see the file). */
 const FIXES = join(__dirname, 'kinesalite-fixes.js');
@@ -107,6 +109,7 @@ const DIRECT = join(__dirname, 'kinesalite-direct.js');
 interface DirectPath {
   install(): void;
   serve(port: MessagePort, store: KinesaliteStore): void;
+  earlyRefusal(store: KinesaliteStore): EarlyAnswer;
   setLimits(store: KinesaliteStore, limits: Record<string, number> | undefined, persisted: boolean): void;
   stats(store: KinesaliteStore): Record<string, StreamHolding>;
   closePorts(store: KinesaliteStore): number;
@@ -139,7 +142,7 @@ direct.install();
 const trimming = require(workerData.trim);
 const { server, store } = trimming.createServer(require(workerData.module), workerData.options);
 direct.setLimits(store, workerData.backlogLimits, workerData.storesText);
-if (fastPaths) fastPaths.collectRequestBodies(server);
+if (fastPaths) fastPaths.collectRequestBodies(server, direct.earlyRefusal(store));
 server.keepAliveTimeout = 5000;
 let active = 0;
 let calls = 0;
@@ -340,7 +343,7 @@ export class KinesisEmulator {
     const trimming = require(TRIM) as StoreTrimming;
     const { server, store } = trimming.createServer(kinesalite, kinesaliteOptions);
     direct.setLimits(store, options.backlogLimits, storesText);
-    paths?.collectRequestBodies(server);
+    paths?.collectRequestBodies(server, direct.earlyRefusal(store));
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(error);

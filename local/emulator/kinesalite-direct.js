@@ -55,6 +55,64 @@ function dataBytes(data) {
   return (data.length / 4) * 3 - padding;
 }
 
+/**
+ * The PutRecords answer refusing all `count` entries when `stream` is over its limit (and
+ * counts them), or undefined when the stream may take them.
+ */
+function refusal(account, stream, count) {
+  const limit = account.limits.get(stream);
+  const held = account.held.get(stream) || 0;
+  if (limit === undefined || held < limit) return undefined;
+  account.throttled.set(stream, (account.throttled.get(stream) || 0) + count);
+  const message = `Rate exceeded for stream ${stream}: the local backlog holds ${Math.round(held / 1048576)} MB (limit ${Math.round(limit / 1048576)} MB)`;
+  const entry = { ErrorCode: THROTTLED, ErrorMessage: message };
+  return { FailedRecordCount: count, Records: Array.from({ length: count }, () => entry) };
+}
+
+const PUT_RECORDS_TARGET = 'Kinesis_20131202.PutRecords';
+const PARTITION_KEY = Buffer.from('"PartitionKey":');
+const DATA = Buffer.from('"Data":');
+
+/** Occurrences of `needle` in `body`. */
+function occurrences(body, needle) {
+  let count = 0;
+  for (let at = body.indexOf(needle); at !== -1; at = body.indexOf(needle, at + needle.length)) count += 1;
+  return count;
+}
+
+/**
+ * A check for HTTP PutRecords requests to a stream over its backlog limit, answered without
+ * parsing the body: `(request, body)` gives the JSON text of the refusal, the same answer
+ * kinesalite's own path would give, or undefined to handle the request as usual.
+ *
+ * Why: a refused 640x480 frame cost the emulator as much as a stored one (JSON.parse of its
+ * base64 and kinesalite's Blob validation, ~8 ms), so a camera pressing on a full backlog
+ * spent the CPU the pipeline needed to drain it. The stream name and the entry count are found
+ * in the raw bytes: in JSON as the SDKs and the AWS CLI write it, a record's base64 cannot hold
+ * a quote and a quote inside a partition key is escaped, so these keys match only as keys.
+ * Anything else (other spellings, CBOR, a count that does not add up) takes the usual path.
+ */
+function earlyRefusal(store) {
+  const account = accountOf(store);
+  const names = new Map();
+  return (request, body) => {
+    if (account.limits.size === 0 || request.headers['x-amz-target'] !== PUT_RECORDS_TARGET) return undefined;
+    const type = (request.headers['content-type'] || '').split(';')[0].trim();
+    if (!request.headers.authorization || type !== 'application/x-amz-json-1.1') return undefined;
+    for (const [stream, limit] of account.limits) {
+      if ((account.held.get(stream) || 0) < limit) continue;
+      if (!names.has(stream)) names.set(stream, Buffer.from(`"StreamName":${JSON.stringify(stream)}`));
+      const name = names.get(stream);
+      const at = body.indexOf(name);
+      if (at === -1 || body.indexOf(name, at + 1) !== -1) continue;
+      const count = occurrences(body, PARTITION_KEY);
+      if (count < 1 || count > 500 || occurrences(body, DATA) !== count) return undefined;
+      return JSON.stringify(refusal(account, stream, count));
+    }
+    return undefined;
+  };
+}
+
 function replaceAction(name, wrap) {
   const path = join(ACTIONS, `${name}.js`);
   const original = require(path);
@@ -73,16 +131,8 @@ function replaceAction(name, wrap) {
 function install() {
   replaceAction('putRecords', (original) => (store, data, cb) => {
     const account = accountOf(store);
-    const limit = account.limits.get(data.StreamName);
-    const held = account.held.get(data.StreamName) || 0;
-    if (limit !== undefined && held >= limit) {
-      account.throttled.set(data.StreamName, (account.throttled.get(data.StreamName) || 0) + data.Records.length);
-      const message = `Rate exceeded for stream ${data.StreamName}: the local backlog holds ${Math.round(held / 1048576)} MB (limit ${Math.round(limit / 1048576)} MB)`;
-      return cb(null, {
-        FailedRecordCount: data.Records.length,
-        Records: data.Records.map(() => ({ ErrorCode: THROTTLED, ErrorMessage: message })),
-      });
-    }
+    const refused = refusal(account, data.StreamName, data.Records.length);
+    if (refused) return cb(null, refused);
     let bytes = 0;
     for (const record of data.Records) {
       // In memory, data is kept as bytes whichever path wrote it: a third smaller than its
@@ -285,4 +335,4 @@ function activeCalls(store) {
   return accountOf(store).active;
 }
 
-module.exports = { install, serve, setLimits, released, stats, dataBytes, closePorts, activeCalls };
+module.exports = { install, serve, earlyRefusal, setLimits, released, stats, dataBytes, closePorts, activeCalls };

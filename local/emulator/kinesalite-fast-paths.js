@@ -193,6 +193,16 @@ function sendLargeBodiesAsBuffers(response) {
   };
 }
 
+/** Answers a request with a JSON body as kinesalite would (status 200, its headers). */
+function answerJson(response, text) {
+  const body = Buffer.from(text, 'utf8');
+  response.statusCode = 200;
+  response.setHeader('x-amzn-RequestId', require('node:crypto').randomUUID());
+  response.setHeader('Content-Type', 'application/x-amz-json-1.1');
+  response.setHeader('Content-Length', body.length);
+  response.end(body);
+}
+
 /** kinesalite's request size bound (its index.js): bodies above it get a 413. */
 const MAX_REQUEST_BYTES = 7 * 1024 * 1024;
 
@@ -206,16 +216,21 @@ const MAX_REQUEST_BYTES = 7 * 1024 * 1024;
  * chunk and runs its own checks on it, the 413 above 7 MB included. Bodies beyond that bound
  * are not kept: the part over the bound is dropped and kinesalite answers 413 as before. A
  * request the client aborts is dropped instead of reaching kinesalite's `throw` on 'error',
- * which would take the whole emulator down.
+ * which would take the whole emulator down. `answerEarly(request, body)`, when given, may
+ * answer a request itself (JSON text) before kinesalite parses it.
  */
-function collectRequestBodies(server) {
+function collectRequestBodies(server, answerEarly) {
   if (server.__collectsBodies) return server;
   const { EventEmitter } = require('node:events');
   const handlers = server.listeners('request');
   server.removeAllListeners('request');
   server.on('request', (request, response) => {
-    const chunks = [];
+    let chunks = [];
     let length = 0;
+    const joined = () => {
+      if (chunks.length > 1) chunks = [Buffer.concat(chunks, length)];
+      return chunks[0];
+    };
     request.on('data', (chunk) => {
       if (length > MAX_REQUEST_BYTES) return;
       chunks.push(chunk);
@@ -224,13 +239,15 @@ function collectRequestBodies(server) {
     request.on('error', () => response.destroy());
     sendLargeBodiesAsBuffers(response);
     request.on('end', () => {
+      const early = answerEarly && length > 0 && length <= MAX_REQUEST_BYTES ? answerEarly(request, joined()) : undefined;
+      if (early !== undefined) return answerJson(response, early);
       // kinesalite reads only method, url and headers and listens for data/end/error.
       const whole = new EventEmitter();
       whole.method = request.method;
       whole.url = request.url;
       whole.headers = request.headers;
       for (const handler of handlers) handler.call(server, whole, response);
-      if (length > 0) whole.emit('data', chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length));
+      if (length > 0) whole.emit('data', joined());
       whole.emit('end');
     });
   });

@@ -164,6 +164,52 @@ describe('the backlog bound', () => {
     }
   });
 
+  it("refuses HTTP puts to a full stream from the raw body with kinesalite's own answer, and parses any other spelling", async () => {
+    // Prepare: "frames" over its 1 MB bound
+    const emulator = await KinesisEmulator.start({ port: 0, backlogLimits: { frames: 1024 * 1024 } });
+    const direct = new DirectKinesisClient(emulator.openDirectPort());
+    try {
+      await ensureStreams(direct, [{ name: 'frames', shards: 1 }]);
+      const half = { PartitionKey: 'a', Data: Buffer.alloc(600_000) };
+      await direct.send(new PutRecordsCommand({ StreamName: 'frames', Records: [half, half] }));
+      const records = [
+        { Data: Buffer.alloc(3000, 1).toString('base64'), PartitionKey: 'cam "StreamName":"frames"' },
+        { Data: 'AAAA', PartitionKey: 'b' },
+      ];
+      const post = async (body: string) => {
+        const response = await fetch(emulator.endpoint, {
+          method: 'POST',
+          headers: {
+            'Content-Type': 'application/x-amz-json-1.1',
+            'X-Amz-Target': 'Kinesis_20131202.PutRecords',
+            'X-Amz-Date': '20260101T000000Z',
+            Authorization:
+              'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=00',
+          },
+          body,
+        });
+        return { status: response.status, body: (await response.json()) as unknown };
+      };
+
+      // Act: the SDK's compact JSON (read from the raw bytes) and the same request spaced out (parsed by kinesalite)
+      const compact = await post(JSON.stringify({ Records: records, StreamName: 'frames' }));
+      const spaced = await post(JSON.stringify({ Records: records, StreamName: 'frames' }, null, 1));
+      // Not parsed at all: a record kinesalite would reject as invalid base64 is refused as throttled.
+      const unparsed = await post(JSON.stringify({ Records: [{ Data: 'A===', PartitionKey: 'c' }], StreamName: 'frames' }));
+
+      // Assess
+      const message = 'Rate exceeded for stream frames: the local backlog holds 1 MB (limit 1 MB)';
+      const refusal = { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: message };
+      expect(compact).toEqual({ status: 200, body: { FailedRecordCount: 2, Records: [refusal, refusal] } });
+      expect(spaced).toEqual(compact);
+      expect(unparsed).toEqual({ status: 200, body: { FailedRecordCount: 1, Records: [refusal] } });
+      expect((await emulator.holdings()).frames).toMatchObject({ heldRecords: 2, throttledRecords: 5 });
+    } finally {
+      direct.destroy();
+      await emulator.stop();
+    }
+  });
+
   it('refuses entries past the bound on both paths, counts them, and accepts again once records are trimmed', async () => {
     // Prepare: a bound of 1 MB on "frames"
     const emulator = await KinesisEmulator.start({ port: 0, backlogLimits: { frames: 1024 * 1024 } });
