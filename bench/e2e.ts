@@ -320,10 +320,13 @@ export class PipelineUnderTest {
     let throttled = 0;
     const started = Date.now();
     const startedPerf = performance.now();
-    // Paced: a batch every 10 ms; unpaced: 500-record PutRecords calls, 4 in flight.
+    // Paced: a batch every 10 ms; unpaced: 500-record batches, 4 in flight (2 when they reach 8 MiB).
     const perBatch = rate > 0 ? Math.max(1, Math.round(rate / 100)) : 500;
     const maxInFlight = rate > 0 ? 8 : 4;
     const inFlight = new Set<Promise<void>>();
+    // At most two full batches of bytes in flight, as npm start's camera (large frames).
+    const maxInFlightBytes = 2 * DEFAULT_BATCH_BYTES;
+    let inFlightBytes = 0;
     let sent = 0;
     let failed = 0;
     while (sent < count) {
@@ -348,10 +351,12 @@ export class PipelineUnderTest {
         },
       }).then((result) => {
         failed += result.failedIndexes.length;
+        inFlightBytes -= bytes;
         inFlight.delete(job);
       });
       inFlight.add(job);
-      if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      inFlightBytes += bytes;
+      while (inFlight.size >= maxInFlight || inFlightBytes >= maxInFlightBytes) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
     const publishSeconds = (performance.now() - startedPerf) / 1000;

@@ -28,9 +28,11 @@ export const DEFAULT_EMULATOR_PORT = 4567;
 
 /**
  * Default bound of the camera-images backlog the embedded pipeline's emulator holds, bytes:
- * about 110 frames of 640x480 (as PNG records), 110,000 of 28x28.
+ * about 55 frames of 640x480 (as PNG records), 55,000 of 28x28: over a second of work for the
+ * classify stage at either size. 64 MiB ran no faster and held 40-50 MB more at the peak
+ * (`npx tsx bench/memory.ts 640 300 1`).
  */
-export const DEFAULT_BACKLOG_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 /**
  * What a record costs the in-memory store beyond its data, bytes: kinesalite's key, record
