@@ -113,6 +113,12 @@ function earlyRefusal(store) {
   };
 }
 
+/** Record data as the store keeps it: bytes in memory, base64 text in a persisted store. */
+function storedForm(account, data) {
+  if (account.persisted) return Buffer.isBuffer(data) ? data.toString('base64') : data;
+  return typeof data === 'string' ? Buffer.from(data, 'base64') : data;
+}
+
 function replaceAction(name, wrap) {
   const path = join(ACTIONS, `${name}.js`);
   const original = require(path);
@@ -137,7 +143,7 @@ function install() {
     for (const record of data.Records) {
       // In memory, data is kept as bytes whichever path wrote it: a third smaller than its
       // base64 text, and no large string for the collector (HTTP reads encode it again).
-      if (!account.persisted && typeof record.Data === 'string') record.Data = Buffer.from(record.Data, 'base64');
+      record.Data = storedForm(account, record.Data);
       bytes += dataBytes(record.Data);
     }
     original(store, data, (error, result) => {
@@ -153,7 +159,7 @@ function install() {
   });
   replaceAction('putRecord', (original) => (store, data, cb) => {
     const account = accountOf(store);
-    if (!account.persisted && typeof data.Data === 'string') data.Data = Buffer.from(data.Data, 'base64');
+    data.Data = storedForm(account, data.Data);
     original(store, data, (error, result) => {
       if (!error) {
         account.held.set(data.StreamName, (account.held.get(data.StreamName) || 0) + dataBytes(data.Data));
@@ -266,15 +272,12 @@ function serve(port, store) {
       if (!OPERATIONS.has(operation))
         throw Object.assign(new Error(`unknown operation ${operation}`), { name: 'UnknownOperationException', statusCode: 400 });
       const action = validations.toLowerFirst(operation);
+      // Data as Buffers, which kinesalite's Blob check takes as they are; the put actions keep
+      // them in the store's form (base64 text in a persisted store).
       if (operation === 'PutRecords' && data && Array.isArray(data.Records)) {
-        // Bytes in a persisted store are kept as kinesalite keeps them: base64 text in JSON.
-        const store64 = account.persisted;
-        data = {
-          ...data,
-          Records: data.Records.map((r) => ({ ...r, Data: store64 ? asBuffer(r.Data).toString('base64') : asBuffer(r.Data) })),
-        };
+        data = { ...data, Records: data.Records.map((r) => ({ ...r, Data: asBuffer(r.Data) })) };
       } else if (operation === 'PutRecord' && data) {
-        data = { ...data, Data: account.persisted ? asBuffer(data.Data).toString('base64') : asBuffer(data.Data) };
+        data = { ...data, Data: asBuffer(data.Data) };
       }
       const types = require(join(KINESALITE, 'validations', action));
       data = validations.checkTypes(data, types.types);

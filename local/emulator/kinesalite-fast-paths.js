@@ -12,6 +12,7 @@
  */
 const crypto = require('node:crypto');
 const { dirname, join } = require('node:path');
+const blobs = require('./kinesalite-blobs.js');
 
 const KINESALITE = require.resolve('kinesalite');
 // kinesalite's own copy, for the rare comparisons the fast path leaves to it.
@@ -121,6 +122,7 @@ function install(db = require(join(dirname(KINESALITE), 'db'))) {
   db.partitionKeyToHashKey = partitionKeyToHashKey;
   db.create = keepRecordsAsObjects(db.create);
   db.__fastPaths = original;
+  blobs.install();
   return db;
 }
 
@@ -217,7 +219,8 @@ const MAX_REQUEST_BYTES = 7 * 1024 * 1024;
  * are not kept: the part over the bound is dropped and kinesalite answers 413 as before. A
  * request the client aborts is dropped instead of reaching kinesalite's `throw` on 'error',
  * which would take the whole emulator down. `answerEarly(request, body)`, when given, may
- * answer a request itself (JSON text) before kinesalite parses it.
+ * answer a request itself (JSON text) before kinesalite parses it; a put's record data is
+ * taken from the raw body (kinesalite-blobs.js).
  */
 function collectRequestBodies(server, answerEarly) {
   if (server.__collectsBodies) return server;
@@ -239,7 +242,8 @@ function collectRequestBodies(server, answerEarly) {
     request.on('error', () => response.destroy());
     sendLargeBodiesAsBuffers(response);
     request.on('end', () => {
-      const early = answerEarly && length > 0 && length <= MAX_REQUEST_BYTES ? answerEarly(request, joined()) : undefined;
+      const withinBound = length > 0 && length <= MAX_REQUEST_BYTES;
+      const early = answerEarly && withinBound ? answerEarly(request, joined()) : undefined;
       if (early !== undefined) return answerJson(response, early);
       // kinesalite reads only method, url and headers and listens for data/end/error.
       const whole = new EventEmitter();
@@ -247,6 +251,11 @@ function collectRequestBodies(server, answerEarly) {
       whole.url = request.url;
       whole.headers = request.headers;
       for (const handler of handlers) handler.call(server, whole, response);
+      const light = withinBound ? blobs.lighten(request, joined()) : undefined;
+      if (light) {
+        whole.emit('data', light.body);
+        return blobs.parsingWith(light.blobs, () => whole.emit('end'));
+      }
       if (length > 0) whole.emit('data', joined());
       whole.emit('end');
     });
