@@ -32,6 +32,7 @@ interface Options {
   cameras: number;
   intervalSeconds: number;
   persist: boolean;
+  transport: 'direct' | 'http';
   json: string | undefined;
 }
 
@@ -44,6 +45,7 @@ function parseOptions(argv: string[]): Options {
       cameras: { type: 'string' },
       interval: { type: 'string' },
       memory: { type: 'boolean' },
+      transport: { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -52,13 +54,14 @@ function parseOptions(argv: string[]): Options {
   if (values.help) {
     console.log(
       [
-        'usage: npm run soak -- [--minutes N] [--rate R] [--cameras C] [--interval S] [--memory] [--json FILE]',
+        'usage: npm run soak -- [--minutes N] [--rate R] [--cameras C] [--interval S] [--memory] [--transport T] [--json FILE]',
         '  --minutes N   how long the load lasts (0.5-120, default 5)',
         '  --rate R      frames per second offered (1-5000, default 100)',
         '  --cameras C   cameras the frames come from (1-100, default 4)',
         '  --interval S  seconds per reporting interval (10-600, default 30)',
         '  --memory      keep the emulator in memory (default: LevelDB in a temporary folder, as',
         '                with --persist, so the resident set is the pipeline and not the data)',
+        '  --transport T how the pipeline reaches its emulator: direct (default, as npm start) or http',
         '  --json FILE   also write the figures as JSON',
       ].join('\n'),
     );
@@ -77,8 +80,14 @@ function parseOptions(argv: string[]): Options {
     cameras: Math.round(num('cameras', values.cameras, 4, 1, 100)),
     intervalSeconds: num('interval', values.interval, 30, 10, 600),
     persist: values.memory !== true,
+    transport: transportOf(values.transport),
     json: values.json,
   };
+}
+
+function transportOf(value: string | undefined): 'direct' | 'http' {
+  if (value === undefined || value === 'direct' || value === 'http') return value ?? 'direct';
+  throw new Error(`--transport must be direct or http, got ${value}`);
 }
 
 interface HeapSample {
@@ -168,12 +177,13 @@ async function main(): Promise<number> {
 
   console.error(
     `soak: ${options.minutes} min at ${options.rate} frames/s from ${options.cameras} cameras (${totalFrames} frames), ` +
-      `emulator ${options.persist ? 'on LevelDB' : 'in memory'}; ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`,
+      `emulator ${options.persist ? 'on LevelDB' : 'in memory'}, ${options.transport} path; ${cpus().length} cores, load ${loadavg()[0]?.toFixed(1)}`,
   );
   const pipeline = await PipelineUnderTest.start({
     nodeArgs: ['--expose-gc', '--require', probe],
     env: { SOAK_HEAP_FILE: heapFile, SOAK_HEAP_INTERVAL_MS: '5000' },
     ...(options.persist ? { persistDir: join(work, 'persist') } : {}),
+    transport: options.transport,
     // The ledger reads every stream back from the oldest record: nothing may be trimmed.
     retainConsumed: 'all',
   });
@@ -251,6 +261,7 @@ async function main(): Promise<number> {
     offered_rate: options.rate,
     cameras: options.cameras,
     emulator: options.persist ? 'leveldb' : 'memory',
+    transport: options.transport,
     frames_published: published,
     frames_per_second: Math.round(fps * 10) / 10,
     latency_p50_s: percentile(latencies, 50),
