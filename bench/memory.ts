@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PipelineUnderTest } from './e2e';
 import { type FrameKind, framesOf } from './frames';
+import { maxOf } from './stats';
 
 async function main(): Promise<void> {
   const kind = (process.argv[2] ?? '640') as FrameKind;
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
       .trim()
       .split('\n')
       .map((line) => line.split(' ').map(Number));
-    const max = (i: number): number => Math.max(...rows.map((r) => r[i] ?? 0));
+    const max = (i: number): number => maxOf(rows.map((r) => r[i] ?? 0));
     const role = name
       .replace(/\.log$/, '')
       .split('-')

@@ -33,6 +33,16 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank] as number;
 }
 
+/**
+ * The largest of `values` (-Infinity when empty). `Math.max(...values)` passes every value as
+ * an argument and overflows the stack past about 120,000 of them (a soak's latencies).
+ */
+export function maxOf(values: Iterable<number>): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const value of values) if (value > max) max = value;
+  return max;
+}
+
 /** Formats a number with about three significant digits and thousands separators. */
 export function fmt(value: number, unit = ''): string {
   if (!Number.isFinite(value)) return '-';

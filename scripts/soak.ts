@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PipelineUnderTest, type RunResult } from '../bench/e2e';
 import { type BenchFrame, mnistFrames } from '../bench/frames';
-import { percentile } from '../bench/stats';
+import { maxOf, percentile } from '../bench/stats';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { balance, type Ledger, readStreams } from '../test/helpers/accounting';
 
@@ -212,7 +212,7 @@ async function main(): Promise<number> {
       const lastHeap = heap[heap.length - 1];
       console.error(
         `${String(k).padStart(8)}  ${String(n).padStart(6)}  ${f1(result.fps).padStart(8)}  ${ms(percentile(result.latencies, 50)).padStart(6)}  ` +
-          `${ms(percentile(result.latencies, 99)).padStart(6)}  ${ms(Math.max(...result.latencies)).padStart(6)}  ${String(result.missing).padStart(7)}  ` +
+          `${ms(percentile(result.latencies, 99)).padStart(6)}  ${ms(maxOf(result.latencies)).padStart(6)}  ${String(result.missing).padStart(7)}  ` +
           `${f1(rss).padStart(7)}  ${f1((lastHeap?.heapUsed ?? Number.NaN) / 1024 / 1024).padStart(12)}`,
       );
     }
@@ -253,7 +253,7 @@ async function main(): Promise<number> {
     }),
   );
   const rssGrowth = growth(rssPoints, options.rate);
-  const peakRss = Math.max(...loadSamples.map((s) => s.rssMb));
+  const peakRss = maxOf(loadSamples.map((s) => s.rssMb));
   const timeline = loadSamples.filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 12)) === 0);
   const result = {
     command: `npm run soak -- --minutes ${options.minutes} --rate ${options.rate}`,
@@ -266,7 +266,7 @@ async function main(): Promise<number> {
     frames_per_second: Math.round(fps * 10) / 10,
     latency_p50_s: percentile(latencies, 50),
     latency_p99_s: percentile(latencies, 99),
-    latency_max_s: Math.max(...latencies),
+    latency_max_s: maxOf(latencies),
     intervals: intervals.map((i) => ({
       frames: i.n,
       fps: Math.round(i.result.fps * 10) / 10,
