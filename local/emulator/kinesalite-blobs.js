@@ -74,6 +74,12 @@ function canonicalBase64Bytes(body, start, end) {
   return written === expected ? out : undefined;
 }
 
+/** The operation (`X-Amz-Target`) of a request in the AWS JSON protocol, else undefined (CBOR, plain JSON). */
+function jsonTarget(request) {
+  const type = (request.headers['content-type'] || '').split(';')[0].trim();
+  return type === 'application/x-amz-json-1.1' ? request.headers['x-amz-target'] : undefined;
+}
+
 /**
  * For a PutRecords or PutRecord request: the body with every `Data` value emptied (what
  * kinesalite then parses) and the values' bytes in order, or undefined to leave the request
@@ -82,8 +88,7 @@ function canonicalBase64Bytes(body, start, end) {
  * leaves the request to kinesalite.
  */
 function lighten(request, body) {
-  if (!PUT_TARGETS.has(request.headers['x-amz-target'])) return undefined;
-  if ((request.headers['content-type'] || '').split(';')[0].trim() !== 'application/x-amz-json-1.1') return undefined;
+  if (!PUT_TARGETS.has(jsonTarget(request))) return undefined;
   const blobs = [];
   const pieces = [];
   let copied = 0;
@@ -174,4 +179,4 @@ function install() {
   validations.checkTypes.__original = checkTypes;
 }
 
-module.exports = { install, lighten, parsingWith, canonicalBase64, canonicalBase64Bytes };
+module.exports = { install, jsonTarget, lighten, parsingWith, canonicalBase64, canonicalBase64Bytes };

@@ -24,6 +24,7 @@
  * stream.
  */
 const { dirname, join } = require('node:path');
+const { jsonTarget } = require('./kinesalite-blobs.js');
 
 const KINESALITE = dirname(require.resolve('kinesalite'));
 const ACTIONS = join(KINESALITE, 'actions');
@@ -96,9 +97,8 @@ function earlyRefusal(store) {
   const account = accountOf(store);
   const names = new Map();
   return (request, body) => {
-    if (account.limits.size === 0 || request.headers['x-amz-target'] !== PUT_RECORDS_TARGET) return undefined;
-    const type = (request.headers['content-type'] || '').split(';')[0].trim();
-    if (!request.headers.authorization || type !== 'application/x-amz-json-1.1') return undefined;
+    if (account.limits.size === 0 || !request.headers.authorization || jsonTarget(request) !== PUT_RECORDS_TARGET)
+      return undefined;
     for (const [stream, limit] of account.limits) {
       if ((account.held.get(stream) || 0) < limit) continue;
       if (!names.has(stream)) names.set(stream, Buffer.from(`"StreamName":${JSON.stringify(stream)}`));

@@ -199,7 +199,7 @@ function sendLargeBodiesAsBuffers(response) {
 function answerJson(response, text) {
   const body = Buffer.from(text, 'utf8');
   response.statusCode = 200;
-  response.setHeader('x-amzn-RequestId', require('node:crypto').randomUUID());
+  response.setHeader('x-amzn-RequestId', crypto.randomUUID());
   response.setHeader('Content-Type', 'application/x-amz-json-1.1');
   response.setHeader('Content-Length', body.length);
   response.end(body);
