@@ -27,13 +27,17 @@ function windowDigests(window: number): string {
 
 const windows = [windowDigests(1), windowDigests(2)];
 gc();
-const before = process.memoryUsage().heapUsed;
+// The V8 heap (the documents' digest strings) and array buffers (the index's typed arrays).
+const held = (): number => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+const before = held();
 const memory = new CountedFrames();
 for (const [i, digests] of windows.entries()) memory.remember(`doc-${i}`, digests);
 gc();
-const heap = process.memoryUsage().heapUsed - before;
+const memoryBytes = held() - before;
+const mb = (n: number): string => (n / 1024 / 1024).toFixed(1);
 console.log(
-  `${memory.size.toLocaleString('en')} digests (bound ${MAX_COUNTED_FRAMES.toLocaleString('en')}): heap ${(heap / 1024 / 1024).toFixed(1)} MB, ${(heap / memory.size).toFixed(0)} bytes per frame`,
+  `${memory.size.toLocaleString('en')} digests (bound ${MAX_COUNTED_FRAMES.toLocaleString('en')}): ${mb(memoryBytes)} MB (heap and array buffers; ` +
+    `index ${mb(memory.indexBytes)} MB), ${(memoryBytes / memory.size).toFixed(0)} bytes per frame`,
 );
 
 const probes = windows[0] ?? '';

@@ -3,16 +3,15 @@
  * threads load too): every 0.5 s each thread appends its V8 heap and external memory to
  * `$THREAD_HEAPS_DIR/<pid>-<thread>-<role>.log`, for bench/memory.ts.
  */
-const { threadId, isMainThread, workerData } = require('node:worker_threads');
+const { threadId } = require('node:worker_threads');
 const { getHeapStatistics } = require('node:v8');
 const { appendFileSync } = require('node:fs');
 const { join } = require('node:path');
+const { threadRole } = require('./thread-role.cjs');
 
 const dir = process.env.THREAD_HEAPS_DIR;
 if (dir) {
-  const module = workerData && typeof workerData.modulePath === 'string' ? workerData.modulePath : undefined;
-  const emulator = workerData && typeof workerData.module === 'string' && workerData.module.includes('kinesalite');
-  const role = isMainThread ? 'main' : module ? module.split('/').pop().replace(/\.ts$/, '') : emulator ? 'emulator' : 'worker';
+  const role = threadRole();
   const file = join(dir, `${process.pid}-${threadId}-${role}.log`);
   const mb = (bytes) => (bytes / 1048576).toFixed(1);
   setInterval(() => {

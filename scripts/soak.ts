@@ -16,13 +16,15 @@
  *   npm run soak -- --minutes 5 --rate 100
  *   npm run soak -- --minutes 1 --rate 50 --json soak.json
  *   npm run soak -- --minutes 8 --rate 400 --trim   # memory as npm start holds it: no ledger
+ *   npm run soak -- --minutes 8 --rate 400 --trim --memory --snapshots /tmp/heaps  # what grows, by thread
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PipelineUnderTest, type RunResult } from '../bench/e2e';
 import { type BenchFrame, mnistFrames } from '../bench/frames';
+import { describeGrowth } from '../bench/heap-snapshot-diff';
 import { maxOf, percentile } from '../bench/stats';
 import { createKinesisClient } from '../functions/lib/kinesis';
 import { balance, type Ledger, readStreams } from '../test/helpers/accounting';
@@ -36,6 +38,8 @@ interface Options {
   transport: 'direct' | 'http';
   /** Let the emulator trim finished records as npm start does, and read no ledger. */
   trim: boolean;
+  /** Write two heap snapshots per thread here (after the warm-up, near the end) and compare them. */
+  snapshots: string | undefined;
   json: string | undefined;
 }
 
@@ -50,6 +54,7 @@ function parseOptions(argv: string[]): Options {
       memory: { type: 'boolean' },
       transport: { type: 'string' },
       trim: { type: 'boolean' },
+      snapshots: { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -58,7 +63,7 @@ function parseOptions(argv: string[]): Options {
   if (values.help) {
     console.log(
       [
-        'usage: npm run soak -- [--minutes N] [--rate R] [--cameras C] [--interval S] [--memory] [--transport T] [--trim] [--json FILE]',
+        'usage: npm run soak -- [--minutes N] [--rate R] [--cameras C] [--interval S] [--memory] [--transport T] [--trim] [--snapshots DIR] [--json FILE]',
         '  --minutes N   how long the load lasts (0.5-120, default 5)',
         '  --rate R      frames per second offered (1-5000, default 100)',
         '  --cameras C   cameras the frames come from (1-100, default 4)',
@@ -68,6 +73,8 @@ function parseOptions(argv: string[]): Options {
         '  --transport T how the pipeline reaches its emulator: direct (default, as npm start) or http',
         '  --trim        the emulator deletes finished records as npm start does (by default it keeps',
         '                every record for the ledger); no ledger then, only frames back home are counted',
+        '  --snapshots DIR  each thread writes a heap snapshot into DIR after the warm-up and another',
+        '                near the end; the soak prints what each thread holds more of in the second',
         '  --json FILE   also write the figures as JSON',
       ].join('\n'),
     );
@@ -88,6 +95,7 @@ function parseOptions(argv: string[]): Options {
     persist: values.memory !== true,
     transport: transportOf(values.transport),
     trim: values.trim === true,
+    snapshots: values.snapshots,
     json: values.json,
   };
 }
@@ -175,7 +183,10 @@ function withCorruptFrames(frames: BenchFrame[]): BenchFrame[] {
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const work = mkdtempSync(join(tmpdir(), 'soak-'));
-  const heapFile = join(work, 'heap.jsonl');
+  if (options.snapshots) mkdirSync(options.snapshots, { recursive: true });
+  // The probe writes its snapshots next to the heap file.
+  const heapFile = join(options.snapshots ?? work, 'heap.jsonl');
+  if (options.snapshots) rmSync(heapFile, { force: true });
   const probe = join(__dirname, 'soak-heap-probe.cjs');
   const frames = withCorruptFrames(mnistFrames(10_000));
   const base64 = frames.map((f) => f.png.toString('base64'));
@@ -188,7 +199,11 @@ async function main(): Promise<number> {
   );
   const pipeline = await PipelineUnderTest.start({
     nodeArgs: ['--expose-gc', '--require', probe],
-    env: { SOAK_HEAP_FILE: heapFile, SOAK_HEAP_INTERVAL_MS: '5000' },
+    env: {
+      SOAK_HEAP_FILE: heapFile,
+      SOAK_HEAP_INTERVAL_MS: '5000',
+      ...(options.snapshots ? { SOAK_HEAP_SNAPSHOTS: snapshotTimes(options.minutes).join(',') } : {}),
+    },
     ...(options.persist ? { persistDir: join(work, 'persist') } : {}),
     transport: options.transport,
     // The ledger reads every stream back from the oldest record: nothing may be trimmed.
@@ -324,6 +339,7 @@ async function main(): Promise<number> {
       .join(' ')})`,
   ];
   console.log(lines.join('\n'));
+  if (options.snapshots) console.log(snapshotGrowth(options.snapshots).join('\n'));
   if (options.json) writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
   rmSync(work, { recursive: true, force: true });
   if (options.trim) return missing === 0 ? 0 : 1;
@@ -336,6 +352,30 @@ async function main(): Promise<number> {
     ledger.predicted + ledger.rejected === ledger.framesIn &&
     unreadable === 0;
   return balanced ? 0 : 1;
+}
+
+/** When the threads write their snapshots: once the warm-up is over, and 30 s before the load ends. */
+function snapshotTimes(minutes: number): number[] {
+  const seconds = minutes * 60;
+  return [Math.round(Math.max(60, seconds * 0.2)), Math.round(Math.max(90, seconds - 30))];
+}
+
+/** For each thread with two snapshots: what it holds more of in the later one. */
+function snapshotGrowth(dir: string): string[] {
+  const byThread = new Map<string, string[]>();
+  for (const name of readdirSync(dir).filter((n) => n.endsWith('.heapsnapshot'))) {
+    const thread = name.replace(/-at-\d+s\.heapsnapshot$/, '');
+    byThread.set(thread, [...(byThread.get(thread) ?? []), name]);
+  }
+  const seconds = (name: string): number => Number(/-at-(\d+)s\./.exec(name)?.[1] ?? 0);
+  return [...byThread].flatMap(([thread, names]) => {
+    const [before, after] = names.sort((a, b) => seconds(a) - seconds(b));
+    if (!before || !after) return [`heap snapshots of ${thread}: only ${names.join(', ')}`];
+    return [
+      `heap snapshots of ${thread}, ${seconds(before)} s -> ${seconds(after)} s (own sizes by kind):`,
+      ...describeGrowth(join(dir, before), join(dir, after)),
+    ];
+  });
 }
 
 function heapSamples(file: string): HeapSample[] {

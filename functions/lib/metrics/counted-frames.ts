@@ -24,10 +24,13 @@
  * Bounded: at most {@link MAX_COUNTED_FRAMES} digests per shard and at least the newest
  * MAX_SEEN_FRAMES (oldest documents evicted whole; a window holds at most MAX_SEEN_FRAMES), kept as
  * the same 64-bit digests as the window state. See counted-frames-store.ts for where it lives
- * (container memory, plus a state file in the local runtime). Measured at the bound
- * (bench/counted-frames.ts): a 1,074 kB state file, about 7.5 MB of heap.
+ * (container memory, plus a state file in the local runtime). The index from digest to document
+ * is a {@link DigestTable} (typed arrays, not a Map of strings). Measured at the bound with
+ * `node --expose-gc --import tsx bench/counted-frames.ts`: a 1,074 kB state file; see that
+ * benchmark for the memory.
  */
 import { z } from 'zod';
+import { DigestTable, isFrameDigest } from './digest-table';
 import { MAX_SEEN_FRAMES, SEEN_FRAME_BYTES } from './seen-frames';
 
 /**
@@ -51,12 +54,21 @@ export const countedFramesStateSchema = z.object({
 });
 export type CountedFramesState = z.infer<typeof countedFramesStateSchema>;
 
+/** True when every 11 characters of `digests` are a digest as frameDigest makes them. */
+function isDigestList(digests: string): boolean {
+  for (let i = 0; i < digests.length; i += SEEN_FRAME_BYTES) {
+    if (!isFrameDigest(digests.slice(i, i + SEEN_FRAME_BYTES))) return false;
+  }
+  return true;
+}
+
 /** One shard's memory of the frames its earlier documents counted. */
 export class CountedFrames {
-  /** Oldest first. */
+  /** Oldest first; each document's number is `firstNumber` plus its place here. */
   private readonly documents: { id: string; digests: string }[] = [];
-  /** Digest -> id of the document that counted it. */
-  private readonly index = new Map<string, string>();
+  private firstNumber = 0;
+  /** Digest -> number of the document that counted it. */
+  private readonly index = new DigestTable();
 
   /** @param maxFrames the bound on remembered digests (tests use small ones). */
   constructor(readonly maxFrames: number = MAX_COUNTED_FRAMES) {}
@@ -83,7 +95,13 @@ export class CountedFrames {
 
   /** The id of the document that counted the frame with this digest, if remembered. */
   countedIn(digest: string): string | undefined {
-    return this.index.get(digest);
+    const number = this.index.get(digest);
+    return number === undefined ? undefined : this.documents[number - this.firstNumber]?.id;
+  }
+
+  /** Bytes the index takes outside the V8 heap (the documents' strings are in the heap). */
+  get indexBytes(): number {
+    return this.index.bytes;
   }
 
   /**
@@ -92,20 +110,21 @@ export class CountedFrames {
    * newest). A document already remembered (its window's final invocation ran again) is left
    * as it is.
    *
-   * @throws RangeError when `digests` is not a whole number of digests.
+   * @throws RangeError when `digests` is not a whole number of digests (nothing is kept then).
    */
   remember(documentId: string, digests: string): void {
-    if (digests.length % SEEN_FRAME_BYTES !== 0) {
+    if (digests.length % SEEN_FRAME_BYTES !== 0 || !isDigestList(digests)) {
       throw new RangeError(`counted frames of ${documentId}: ${digests.length} characters is not a list of digests`);
     }
     if (this.documents.some((d) => d.id === documentId)) return;
     // A digest already kept belongs to an earlier document, which counted the frame first:
     // each digest is kept once, so the documents' lists add up to the bound.
+    const number = this.firstNumber + this.documents.length;
     const own: string[] = [];
     for (let i = 0; i < digests.length; i += SEEN_FRAME_BYTES) {
       const digest = digests.slice(i, i + SEEN_FRAME_BYTES);
       if (this.index.has(digest)) continue;
-      this.index.set(digest, documentId);
+      this.index.set(digest, number);
       own.push(digest);
     }
     if (own.length === 0) return;
@@ -116,6 +135,7 @@ export class CountedFrames {
   private evictOldest(): void {
     const oldest = this.documents.shift();
     if (!oldest) return;
+    this.firstNumber += 1;
     for (let i = 0; i < oldest.digests.length; i += SEEN_FRAME_BYTES) {
       const digest = oldest.digests.slice(i, i + SEEN_FRAME_BYTES);
       this.index.delete(digest);
