@@ -111,6 +111,35 @@ interface HeapSample {
   thread: string;
   rss: number;
   heapUsed: number;
+  heapTotal: number;
+  external: number;
+}
+
+/**
+ * The process's memory by kind at each of the main thread's samples, summed over its threads
+ * (each thread's latest sample): V8 heaps as reserved and as used after a full collection, and
+ * external memory (buffers, typed arrays). The resident set less these is native memory: the
+ * allocator's, the model's, code.
+ */
+function memoryByKind(
+  samples: ReadonlyArray<HeapSample>,
+): Array<{ t: number; heapTotal: number; heapUsed: number; external: number; rss: number }> {
+  const latest = new Map<string, HeapSample>();
+  const rows: Array<{ t: number; heapTotal: number; heapUsed: number; external: number; rss: number }> = [];
+  for (const sample of [...samples].sort((a, b) => a.at - b.at)) {
+    latest.set(sample.thread, sample);
+    if (sample.thread !== 'main') continue;
+    const all = [...latest.values()];
+    const sum = (pick: (h: HeapSample) => number): number => all.reduce((total, h) => total + pick(h), 0);
+    rows.push({
+      t: sample.t,
+      heapTotal: sum((h) => h.heapTotal),
+      heapUsed: sum((h) => h.heapUsed),
+      external: sum((h) => h.external),
+      rss: sample.rss,
+    });
+  }
+  return rows;
 }
 
 /** Least-squares slope of y over x, units of y per unit of x. */
@@ -277,6 +306,25 @@ async function main(): Promise<number> {
     }),
   );
   const rssGrowth = growth(rssPoints, options.rate);
+  const byKind = memoryByKind(heap).filter((row) => row.t >= warmup);
+  const kindGrowth = {
+    heap_reserved: growth(
+      byKind.map((r) => [r.t, r.heapTotal] as const),
+      options.rate,
+    ),
+    heap_used: growth(
+      byKind.map((r) => [r.t, r.heapUsed] as const),
+      options.rate,
+    ),
+    external: growth(
+      byKind.map((r) => [r.t, r.external] as const),
+      options.rate,
+    ),
+    native: growth(
+      byKind.map((r) => [r.t, r.rss - r.heapTotal - r.external] as const),
+      options.rate,
+    ),
+  };
   const peakRss = maxOf(loadSamples.map((s) => s.rssMb));
   const timeline = loadSamples.filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 12)) === 0);
   const result = {
@@ -301,6 +349,7 @@ async function main(): Promise<number> {
     })),
     rss_mb: { peak: peakRss, growth: rssGrowth, timeline: timeline.map((s) => [Math.round(s.t), Math.round(s.rssMb)]) },
     heap_mb_after_gc: heapGrowth,
+    memory_by_kind: kindGrowth,
     ledger: ledger && {
       frames_in: ledger.framesIn,
       predicted: ledger.predicted,
@@ -329,6 +378,9 @@ async function main(): Promise<number> {
       ([thread, g]) =>
         `heap ${thread.padEnd(9)} after GC ${f1(g.fromMb)} -> ${f1(g.toMb)} MB: ${g.verdict} (${f1(g.mbPer10kFrames)} MB per 10k frames)`,
     ),
+    `by kind     all threads, after GC: V8 heaps reserved ${f1(kindGrowth.heap_reserved.fromMb)} -> ${f1(kindGrowth.heap_reserved.toMb)} MB ` +
+      `(used ${f1(kindGrowth.heap_used.fromMb)} -> ${f1(kindGrowth.heap_used.toMb)}), external ${f1(kindGrowth.external.fromMb)} -> ${f1(kindGrowth.external.toMb)}, ` +
+      `native (RSS less both) ${f1(kindGrowth.native.fromMb)} -> ${f1(kindGrowth.native.toMb)}`,
     `RSS over time (s, MB): ${result.rss_mb.timeline.map(([t, mb]) => `${t}:${mb}`).join(' ')}`,
     ledger
       ? `ledger      in ${ledger.framesIn} = predicted ${ledger.predicted} + rejected ${ledger.rejected}; uncertain ${ledger.uncertain} (${ledger.uncertainNotPredicted.length} not predicted); ` +
