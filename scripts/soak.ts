@@ -299,10 +299,13 @@ async function main(): Promise<number> {
     threads.map((thread) => {
       const series = heap.filter((h) => h.thread === thread);
       const first = series[0]?.at ?? 0;
-      const steady = series
-        .filter((h) => (h.at - first) / 1000 >= warmup)
-        .map((h) => [(h.at - first) / 1000, h.heapUsed] as const);
-      return [thread, growth(steady, options.rate)];
+      const steady = series.filter((h) => (h.at - first) / 1000 >= warmup);
+      const of = (pick: (h: HeapSample) => number) =>
+        growth(
+          steady.map((h) => [(h.at - first) / 1000, pick(h)] as const),
+          options.rate,
+        );
+      return [thread, { ...of((h) => h.heapUsed), reserved: of((h) => h.heapTotal), external: of((h) => h.external) }];
     }),
   );
   const rssGrowth = growth(rssPoints, options.rate);
@@ -376,7 +379,8 @@ async function main(): Promise<number> {
     `RSS         peak ${f1(peakRss)} MB; steady part ${f1(rssGrowth.fromMb)} -> ${f1(rssGrowth.toMb)} MB: ${rssGrowth.verdict}`,
     ...Object.entries(heapGrowth).map(
       ([thread, g]) =>
-        `heap ${thread.padEnd(9)} after GC ${f1(g.fromMb)} -> ${f1(g.toMb)} MB: ${g.verdict} (${f1(g.mbPer10kFrames)} MB per 10k frames)`,
+        `heap ${thread.padEnd(9)} after GC ${f1(g.fromMb)} -> ${f1(g.toMb)} MB: ${g.verdict} (${f1(g.mbPer10kFrames)} MB per 10k frames); ` +
+        `reserved ${f1(g.reserved.fromMb)} -> ${f1(g.reserved.toMb)}, external ${f1(g.external.fromMb)} -> ${f1(g.external.toMb)}`,
     ),
     `by kind     all threads, after GC: V8 heaps reserved ${f1(kindGrowth.heap_reserved.fromMb)} -> ${f1(kindGrowth.heap_reserved.toMb)} MB ` +
       `(used ${f1(kindGrowth.heap_used.fromMb)} -> ${f1(kindGrowth.heap_used.toMb)}), external ${f1(kindGrowth.external.fromMb)} -> ${f1(kindGrowth.external.toMb)}, ` +

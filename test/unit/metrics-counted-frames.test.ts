@@ -107,6 +107,20 @@ describe('CountedFrames', () => {
     expect(memory.countedIn(frameDigest('l'))).toBe('doc-4');
   });
 
+  it('takes the memory of its bound from the start: filling it and churning past it allocate nothing more', () => {
+    const memory = new CountedFrames(2_000);
+    const bytes = memory.indexBytes;
+    let frame = 0;
+    // Windows of up to half the bound, as a window holds at most half of MAX_COUNTED_FRAMES.
+    for (let window = 0; window < 60; window += 1) {
+      const size = 1 + ((window * 379) % 1_000);
+      memory.remember(`doc-${window}`, digests(...Array.from({ length: size }, () => `frame-${frame++}`)));
+      expect(memory.size).toBeLessThanOrEqual(2_000);
+      expect(memory.countedIn(frameDigest(`frame-${frame - 1}`))).toBe(`doc-${window}`);
+    }
+    expect(memory.indexBytes).toBe(bytes);
+  });
+
   it('keeps each digest once: documents that repeat remembered frames add nothing to it', () => {
     const memory = new CountedFrames(4);
     memory.remember('doc-1', digests('a', 'b'));

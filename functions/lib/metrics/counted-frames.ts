@@ -67,11 +67,17 @@ export class CountedFrames {
   /** Oldest first; each document's number is `firstNumber` plus its place here. */
   private readonly documents: { id: string; digests: string }[] = [];
   private firstNumber = 0;
-  /** Digest -> number of the document that counted it. */
-  private readonly index = new DigestTable();
+  /**
+   * Digest -> number of the document that counted it. Sized for the bound (plus the newest
+   * document, which may take it past the bound until the oldest go) from the start: 3 MB at
+   * the default bound, and no growth while the memory fills.
+   */
+  private readonly index: DigestTable;
 
   /** @param maxFrames the bound on remembered digests (tests use small ones). */
-  constructor(readonly maxFrames: number = MAX_COUNTED_FRAMES) {}
+  constructor(readonly maxFrames: number = MAX_COUNTED_FRAMES) {
+    this.index = new DigestTable(maxFrames);
+  }
 
   /**
    * Rebuilds the memory from {@link CountedFrames.toState}'s value (already validated); throws
@@ -106,9 +112,9 @@ export class CountedFrames {
 
   /**
    * Remembers the frames a written document counted (`digests`: SeenFrames' state string),
-   * then evicts the oldest documents while more than `maxFrames` digests are kept (never the
-   * newest). A document already remembered (its window's final invocation ran again) is left
-   * as it is.
+   * first evicting the oldest documents until its frames fit within `maxFrames` (so the index
+   * never holds more than its bound, unless one document alone is larger). A document already
+   * remembered (its window's final invocation ran again) is left as it is.
    *
    * @throws RangeError when `digests` is not a whole number of digests (nothing is kept then).
    */
@@ -117,7 +123,9 @@ export class CountedFrames {
       throw new RangeError(`counted frames of ${documentId}: ${digests.length} characters is not a list of digests`);
     }
     if (this.documents.some((d) => d.id === documentId)) return;
-    // A digest already kept belongs to an earlier document, which counted the frame first:
+    const incoming = digests.length / SEEN_FRAME_BYTES;
+    while (this.documents.length > 0 && this.index.size + incoming > this.maxFrames) this.evictOldest();
+    // A digest still kept belongs to an earlier document, which counted the frame first:
     // each digest is kept once, so the documents' lists add up to the bound.
     const number = this.firstNumber + this.documents.length;
     const own: string[] = [];
@@ -129,7 +137,6 @@ export class CountedFrames {
     }
     if (own.length === 0) return;
     this.documents.push({ id: documentId, digests: own.join('') });
-    while (this.index.size > this.maxFrames && this.documents.length > 1) this.evictOldest();
   }
 
   private evictOldest(): void {

@@ -7,7 +7,8 @@
  *
  * Open addressing with linear probing; a deletion shifts the entries after it back, so no
  * tombstones accumulate and lookups stay short however many digests come and go. The table
- * doubles when half full and never shrinks (it is bounded by its user).
+ * doubles when half full and never shrinks (it is bounded by its user, which can size it for
+ * its bound at the start, so its memory does not grow while it fills).
  */
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -65,9 +66,17 @@ export function digestBits(digest: string): [number, number] | undefined {
 /** Digest -> unsigned 32-bit value. */
 export class DigestTable {
   /** Per slot: high bits, low bits, value + 1 (0 marks an empty slot). */
-  private slots = new Uint32Array(INITIAL_SLOTS * 3);
-  private mask = INITIAL_SLOTS - 1;
+  private slots: Uint32Array;
+  private mask: number;
   private count = 0;
+
+  /** @param expected digests it will hold at most: the table is sized for them at once. */
+  constructor(expected = 0) {
+    let slots = INITIAL_SLOTS;
+    while (slots < expected * 2) slots *= 2;
+    this.slots = new Uint32Array(slots * 3);
+    this.mask = slots - 1;
+  }
 
   get size(): number {
     return this.count;
