@@ -6,6 +6,7 @@
  *
  *   npx tsx bench/memory.ts 640 300 1     # kind (28 or 640), frames per backlog, backlogs
  *   npx tsx bench/memory.ts 28 10000 8 0  # ... and --retain-consumed seconds
+ *   npx tsx bench/memory.ts 28 10000 3 - --max-semi-space-size=4  # ... and node options after them
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,13 +20,14 @@ async function main(): Promise<void> {
   if (kind !== '28' && kind !== '640') throw new Error('kind must be 28 or 640');
   const count = Number(process.argv[3] ?? (kind === '640' ? 300 : 10_000));
   const runs = Number(process.argv[4] ?? 1);
-  const retain = process.argv[5] === undefined ? undefined : Number(process.argv[5]);
+  const retain = process.argv[5] === undefined || process.argv[5] === '-' ? undefined : Number(process.argv[5]);
+  const nodeOptions = process.argv.slice(6);
   const frames = framesOf(kind, kind === '640' ? 48 : 2000);
   const base64 = frames.map((f) => f.png.toString('base64'));
   const dir = mkdtempSync(join(tmpdir(), 'thread-heaps-'));
   const pipeline = await PipelineUnderTest.start({
     transport: 'direct',
-    nodeArgs: ['--require', join(__dirname, 'thread-heaps.cjs')],
+    nodeArgs: [...nodeOptions, '--require', join(__dirname, 'thread-heaps.cjs')],
     env: { THREAD_HEAPS_DIR: dir },
     ...(retain !== undefined ? { retainConsumed: retain } : {}),
   });
