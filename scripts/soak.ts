@@ -295,38 +295,29 @@ async function main(): Promise<number> {
   const rssPoints = loadSamples.filter((s) => s.t >= warmup).map((s) => [s.t, s.rssMb * 1024 * 1024] as const);
   const heap = heapSamples(heapFile).slice(0, loadHeapSamples);
   const threads = [...new Set(heap.map((h) => h.thread))];
+  /** Growth of one measure over rows of samples, each at a time in seconds. */
+  const growthOf = <T>(rows: readonly T[], at: (row: T) => number, pick: (row: T) => number): Growth =>
+    growth(
+      rows.map((row) => [at(row), pick(row)] as const),
+      options.rate,
+    );
   const heapGrowth = Object.fromEntries(
     threads.map((thread) => {
       const series = heap.filter((h) => h.thread === thread);
       const first = series[0]?.at ?? 0;
       const steady = series.filter((h) => (h.at - first) / 1000 >= warmup);
-      const of = (pick: (h: HeapSample) => number) =>
-        growth(
-          steady.map((h) => [(h.at - first) / 1000, pick(h)] as const),
-          options.rate,
-        );
+      const of = (pick: (h: HeapSample) => number) => growthOf(steady, (h) => (h.at - first) / 1000, pick);
       return [thread, { ...of((h) => h.heapUsed), reserved: of((h) => h.heapTotal), external: of((h) => h.external) }];
     }),
   );
   const rssGrowth = growth(rssPoints, options.rate);
   const byKind = memoryByKind(heap).filter((row) => row.t >= warmup);
+  const ofKind = (pick: (row: (typeof byKind)[number]) => number) => growthOf(byKind, (row) => row.t, pick);
   const kindGrowth = {
-    heap_reserved: growth(
-      byKind.map((r) => [r.t, r.heapTotal] as const),
-      options.rate,
-    ),
-    heap_used: growth(
-      byKind.map((r) => [r.t, r.heapUsed] as const),
-      options.rate,
-    ),
-    external: growth(
-      byKind.map((r) => [r.t, r.external] as const),
-      options.rate,
-    ),
-    native: growth(
-      byKind.map((r) => [r.t, r.rss - r.heapTotal - r.external] as const),
-      options.rate,
-    ),
+    heap_reserved: ofKind((r) => r.heapTotal),
+    heap_used: ofKind((r) => r.heapUsed),
+    external: ofKind((r) => r.external),
+    native: ofKind((r) => r.rss - r.heapTotal - r.external),
   };
   const peakRss = maxOf(loadSamples.map((s) => s.rssMb));
   const timeline = loadSamples.filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 12)) === 0);

@@ -149,8 +149,9 @@ export class ConsumedRecordTrimmer {
 
   /** A timer tick: a pass when the regular one is due or the store is under pressure. */
   private async tick(now = Date.now()): Promise<void> {
-    if (now - this.lastPassAt < this.intervalMs && !(await this.underPressure())) return;
-    await this.trimNow();
+    if (now - this.lastPassAt >= this.intervalMs) return this.trimNow();
+    // The check's answer goes to the pass, which need not ask the store again.
+    if (await this.underPressure()) await this.exclusive(() => this.runPass(Date.now(), true));
   }
 
   private async underPressure(): Promise<boolean> {
@@ -177,11 +178,12 @@ export class ConsumedRecordTrimmer {
     return result;
   }
 
-  private async runPass(now: number): Promise<void> {
+  /** @param pressed the store's pressure when the caller has just asked; asked here otherwise. */
+  private async runPass(now: number, pressed?: boolean): Promise<void> {
     if (this.stopped) return;
     this.lastPassAt = now;
     this.samples.push({ at: now, floors: shardFloors(this.source.positions()) });
-    this.pressed = await this.underPressure();
+    this.pressed = pressed ?? (await this.underPressure());
     if (this.pressed) this.pressurePasses += 1;
     // The newest sample old enough: everything at or before its floors was finished by then.
     // Under pressure, what is finished now goes at once.

@@ -30,13 +30,25 @@ const finished = (sequenceNumber: string): { positions(): ConsumerPosition[] } =
   positions: () => [{ functionName: 'classify', stream: 'camera-images', shardId: 'shardId-000000000000', sequenceNumber }],
 });
 
+/** A started trimmer with a regular pass only every minute, stopped after `body` whatever happens. */
+async function withTrimmer(
+  retainSeconds: number,
+  body: (store: ReturnType<typeof boundedStore>, trimmer: ConsumedRecordTrimmer) => Promise<void>,
+): Promise<void> {
+  const store = boundedStore();
+  const trimmer = new ConsumedRecordTrimmer(store, finished('41'), { retainSeconds, intervalMs: 60_000 });
+  trimmer.start();
+  try {
+    await body(store, trimmer);
+  } finally {
+    await trimmer.stop();
+  }
+}
+
 describe('ConsumedRecordTrimmer under pressure', () => {
   it('deletes what was finished as soon as a check finds the store under pressure, long before the regular pass', async () => {
-    const store = boundedStore();
-    // A regular pass only every minute: a deletion within seconds can only come from a check.
-    const trimmer = new ConsumedRecordTrimmer(store, finished('41'), { retainSeconds: 600, intervalMs: 60_000 });
-    trimmer.start();
-    try {
+    // A deletion within seconds can only come from a check: the regular pass is a minute away.
+    await withTrimmer(600, async (store, trimmer) => {
       await waitUntil(
         () => store.checks >= 2,
         'the trimmer to check the store between regular passes',
@@ -53,16 +65,11 @@ describe('ConsumedRecordTrimmer under pressure', () => {
       );
       expect(store.trims[0]).toEqual({ stream: 'camera-images', shardId: 'shardId-000000000000', upToExclusive: '42' });
       expect(trimmer.pressurePasses).toBeGreaterThan(0);
-    } finally {
-      await trimmer.stop();
-    }
+    });
   });
 
   it('checks the store between regular passes, and runs no pass while there is no pressure', async () => {
-    const store = boundedStore();
-    const trimmer = new ConsumedRecordTrimmer(store, finished('41'), { retainSeconds: 0, intervalMs: 60_000 });
-    trimmer.start();
-    try {
+    await withTrimmer(0, async (store) => {
       await waitUntil(
         () => store.checks >= 5,
         'five pressure checks',
@@ -71,8 +78,6 @@ describe('ConsumedRecordTrimmer under pressure', () => {
       );
       // Retention 0 would delete at any pass: none ran, so only checks happened.
       expect(store.trims).toEqual([]);
-    } finally {
-      await trimmer.stop();
-    }
+    });
   });
 });

@@ -68,9 +68,9 @@ export class CountedFrames {
   private readonly documents: { id: string; digests: string }[] = [];
   private firstNumber = 0;
   /**
-   * Digest -> number of the document that counted it. Sized for the bound (plus the newest
-   * document, which may take it past the bound until the oldest go) from the start: 3 MB at
-   * the default bound, and no growth while the memory fills.
+   * Digest -> number of the document that counted it. Sized for the bound from the start
+   * (remember evicts before it adds, so the bound is never passed): 3 MB at the default bound,
+   * and no growth while the memory fills.
    */
   private readonly index: DigestTable;
 
