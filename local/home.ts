@@ -110,7 +110,7 @@ type Handler = (event: KinesisStreamEvent) => Promise<void>;
  */
 export const DEDUP_MEMORY = 50_000;
 /** Metrics windows kept for merging late shard documents and for the summary. */
-const WINDOWS_KEPT = 64;
+export const WINDOWS_KEPT = 64;
 
 /** Adds to an insertion-ordered set, forgetting the oldest entry past `limit`. */
 function remember(set: Set<string>, id: string, limit = DEDUP_MEMORY): void {

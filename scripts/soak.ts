@@ -26,7 +26,9 @@ import { PipelineUnderTest, type RunResult } from '../bench/e2e';
 import { type BenchFrame, mnistFrames } from '../bench/frames';
 import { describeGrowth } from '../bench/heap-snapshot-diff';
 import { maxOf, percentile } from '../bench/stats';
+import { loadConfig } from '../functions/lib/config';
 import { createKinesisClient } from '../functions/lib/kinesis';
+import { DEDUP_MEMORY, WINDOWS_KEPT } from '../local/home';
 import { balance, type Ledger, readStreams } from '../test/helpers/accounting';
 
 interface Options {
@@ -157,6 +159,35 @@ function slope(points: ReadonlyArray<readonly [number, number]>): number {
   return den === 0 ? Number.NaN : num / den;
 }
 
+/**
+ * When the pipeline's bounded memories are full at the offered rate. Until then a rising
+ * resident set is a memory filling toward its bound, not a leak, so memory is judged after.
+ * The aggregators' memories of counted frames take their full size at the start; the home's
+ * memories of uncertain and rejected frame ids fill at 1-2% of the rate, over hours, and stay
+ * under a few MB (see the README's soak section).
+ */
+function boundedMemoriesFull(rate: number): { seconds: number; what: string } {
+  const windowSeconds = loadConfig({}).metricsWindowSeconds;
+  // One frame in 100 of the soak's is corrupt and rejected; the rest are predicted.
+  const predictedPerSecond = rate * 0.99;
+  const memories = [
+    { seconds: WINDOWS_KEPT * windowSeconds, what: `the home's last ${WINDOWS_KEPT} metrics windows of ${windowSeconds} s` },
+    {
+      seconds: DEDUP_MEMORY / predictedPerSecond,
+      what: `the home's last ${DEDUP_MEMORY.toLocaleString('en-US')} predicted frame ids`,
+    },
+  ];
+  return memories.reduce((latest, m) => (m.seconds > latest.seconds ? m : latest));
+}
+
+/**
+ * Seconds of load before memory is judged: the pipeline's bounded memories full, and at least
+ * a minute and a fifth of the run for each thread's heap to reach its working size.
+ */
+function warmupSeconds(options: Options): number {
+  return Math.max(60, options.minutes * 60 * 0.2, boundedMemoriesFull(options.rate).seconds);
+}
+
 interface Growth {
   /** MB at the start and end of the steady part (fitted line), and the slope per 10 minutes. */
   fromMb: number;
@@ -231,7 +262,7 @@ async function main(): Promise<number> {
     env: {
       SOAK_HEAP_FILE: heapFile,
       SOAK_HEAP_INTERVAL_MS: '5000',
-      ...(options.snapshots ? { SOAK_HEAP_SNAPSHOTS: snapshotTimes(options.minutes).join(',') } : {}),
+      ...(options.snapshots ? { SOAK_HEAP_SNAPSHOTS: snapshotTimes(options).join(',') } : {}),
     },
     ...(options.persist ? { persistDir: join(work, 'persist') } : {}),
     transport: options.transport,
@@ -290,7 +321,8 @@ async function main(): Promise<number> {
   const missing = intervals.reduce((sum, i) => sum + i.result.missing, 0);
   const loadSeconds = intervals.reduce((sum, i) => sum + i.result.seconds, 0);
   const fps = (published - missing) / loadSeconds;
-  const warmup = Math.max(60, seconds * 0.2);
+  const warmup = warmupSeconds(options);
+  const full = boundedMemoriesFull(options.rate);
   const loadSamples = pipeline.samples.slice(0, loadRssSamples);
   const rssPoints = loadSamples.filter((s) => s.t >= warmup).map((s) => [s.t, s.rssMb * 1024 * 1024] as const);
   const heap = heapSamples(heapFile).slice(0, loadHeapSamples);
@@ -341,6 +373,7 @@ async function main(): Promise<number> {
       missing: i.result.missing,
       cpu_ms_per_frame: Math.round(i.result.cpuMsPerFrame * 100) / 100,
     })),
+    steady_from_s: Math.round(warmup),
     rss_mb: { peak: peakRss, growth: rssGrowth, timeline: timeline.map((s) => [Math.round(s.t), Math.round(s.rssMb)]) },
     heap_mb_after_gc: heapGrowth,
     memory_by_kind: kindGrowth,
@@ -367,6 +400,10 @@ async function main(): Promise<number> {
     `frames      ${published} published, ${published - missing} back home in time, ${missing} missing`,
     `throughput  ${f1(fps)} frames/s (offered ${options.rate})`,
     `latency     put to home: p50 ${ms(result.latency_p50_s)}, p99 ${ms(result.latency_p99_s)}, max ${ms(result.latency_max_s)}`,
+    `steady part from ${Math.round(warmup)} s of load: ${full.what} are full by ${Math.round(full.seconds)} s at this rate` +
+      (rssGrowth.verdict.startsWith('too short')
+        ? `; run at least ${Math.ceil((warmup + 60) / 60)} minutes to judge memory`
+        : ''),
     `RSS         peak ${f1(peakRss)} MB; steady part ${f1(rssGrowth.fromMb)} -> ${f1(rssGrowth.toMb)} MB: ${rssGrowth.verdict}`,
     ...Object.entries(heapGrowth).map(
       ([thread, g]) =>
@@ -402,9 +439,8 @@ async function main(): Promise<number> {
 }
 
 /** When the threads write their snapshots: once the warm-up is over, and 30 s before the load ends. */
-function snapshotTimes(minutes: number): number[] {
-  const seconds = minutes * 60;
-  return [Math.round(Math.max(60, seconds * 0.2)), Math.round(Math.max(90, seconds - 30))];
+function snapshotTimes(options: Options): number[] {
+  return [Math.round(warmupSeconds(options)), Math.round(Math.max(90, options.minutes * 60 - 30))];
 }
 
 /** For each thread with two snapshots: what it holds more of in the later one. */
