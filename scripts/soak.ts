@@ -163,8 +163,8 @@ function slope(points: ReadonlyArray<readonly [number, number]>): number {
  * When the pipeline's bounded memories are full at the offered rate. Until then a rising
  * resident set is a memory filling toward its bound, not a leak, so memory is judged after.
  * The aggregators' memories of counted frames take their full size at the start; the home's
- * memories of uncertain and rejected frame ids fill at 1-2% of the rate, over hours, and stay
- * under a few MB (see the README's soak section).
+ * memories of uncertain and rejected frame ids fill at about 1% of the rate, over hours, to
+ * about 6 MB each (see the README's soak section).
  */
 function boundedMemoriesFull(rate: number): { seconds: number; what: string } {
   const windowSeconds = loadConfig({}).metricsWindowSeconds;
