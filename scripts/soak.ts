@@ -26,9 +26,9 @@ import { PipelineUnderTest, type RunResult } from '../bench/e2e';
 import { type BenchFrame, mnistFrames } from '../bench/frames';
 import { describeGrowth } from '../bench/heap-snapshot-diff';
 import { maxOf, percentile } from '../bench/stats';
+import { boundedMemoriesFull, minutesToJudge, steadyFrom } from '../bench/steady-part';
 import { loadConfig } from '../functions/lib/config';
 import { createKinesisClient } from '../functions/lib/kinesis';
-import { DEDUP_MEMORY, WINDOWS_KEPT } from '../local/home';
 import { balance, type Ledger, readStreams } from '../test/helpers/accounting';
 
 interface Options {
@@ -159,33 +159,9 @@ function slope(points: ReadonlyArray<readonly [number, number]>): number {
   return den === 0 ? Number.NaN : num / den;
 }
 
-/**
- * When the pipeline's bounded memories are full at the offered rate. Until then a rising
- * resident set is a memory filling toward its bound, not a leak, so memory is judged after.
- * The aggregators' memories of counted frames take their full size at the start; the home's
- * memories of uncertain and rejected frame ids fill at about 1% of the rate, over hours, to
- * about 6 MB each (see the README's soak section).
- */
-function boundedMemoriesFull(rate: number): { seconds: number; what: string } {
-  const windowSeconds = loadConfig({}).metricsWindowSeconds;
-  // One frame in 100 of the soak's is corrupt and rejected; the rest are predicted.
-  const predictedPerSecond = rate * 0.99;
-  const memories = [
-    { seconds: WINDOWS_KEPT * windowSeconds, what: `the home's last ${WINDOWS_KEPT} metrics windows of ${windowSeconds} s` },
-    {
-      seconds: DEDUP_MEMORY / predictedPerSecond,
-      what: `the home's last ${DEDUP_MEMORY.toLocaleString('en-US')} predicted frame ids`,
-    },
-  ];
-  return memories.reduce((latest, m) => (m.seconds > latest.seconds ? m : latest));
-}
-
-/**
- * Seconds of load before memory is judged: the pipeline's bounded memories full, and at least
- * a minute and a fifth of the run for each thread's heap to reach its working size.
- */
-function warmupSeconds(options: Options): number {
-  return Math.max(60, options.minutes * 60 * 0.2, boundedMemoriesFull(options.rate).seconds);
+/** The soak's bounded memory that fills last; one frame in 100 of its load is rejected. */
+function memoriesFull(options: Options): { seconds: number; what: string } {
+  return boundedMemoriesFull(options.rate, loadConfig({}).metricsWindowSeconds, 0.99);
 }
 
 interface Growth {
@@ -321,8 +297,8 @@ async function main(): Promise<number> {
   const missing = intervals.reduce((sum, i) => sum + i.result.missing, 0);
   const loadSeconds = intervals.reduce((sum, i) => sum + i.result.seconds, 0);
   const fps = (published - missing) / loadSeconds;
-  const warmup = warmupSeconds(options);
-  const full = boundedMemoriesFull(options.rate);
+  const full = memoriesFull(options);
+  const warmup = steadyFrom(options.minutes * 60, full);
   const loadSamples = pipeline.samples.slice(0, loadRssSamples);
   const rssPoints = loadSamples.filter((s) => s.t >= warmup).map((s) => [s.t, s.rssMb * 1024 * 1024] as const);
   const heap = heapSamples(heapFile).slice(0, loadHeapSamples);
@@ -401,9 +377,7 @@ async function main(): Promise<number> {
     `throughput  ${f1(fps)} frames/s (offered ${options.rate})`,
     `latency     put to home: p50 ${ms(result.latency_p50_s)}, p99 ${ms(result.latency_p99_s)}, max ${ms(result.latency_max_s)}`,
     `steady part from ${Math.round(warmup)} s of load: ${full.what} are full by ${Math.round(full.seconds)} s at this rate` +
-      (rssGrowth.verdict.startsWith('too short')
-        ? `; run at least ${Math.ceil((warmup + 60) / 60)} minutes to judge memory`
-        : ''),
+      (rssGrowth.verdict.startsWith('too short') ? `; run at least ${minutesToJudge(full)} minutes to judge memory` : ''),
     `RSS         peak ${f1(peakRss)} MB; steady part ${f1(rssGrowth.fromMb)} -> ${f1(rssGrowth.toMb)} MB: ${rssGrowth.verdict}`,
     ...Object.entries(heapGrowth).map(
       ([thread, g]) =>
@@ -438,9 +412,15 @@ async function main(): Promise<number> {
   return balanced ? 0 : 1;
 }
 
-/** When the threads write their snapshots: once the warm-up is over, and 30 s before the load ends. */
+/**
+ * When the threads write their snapshots: at the start of the steady part, and 30 s before the
+ * load ends. A run too short to judge memory still compares its heaps from a fifth of the run.
+ */
 function snapshotTimes(options: Options): number[] {
-  return [Math.round(warmupSeconds(options)), Math.round(Math.max(90, options.minutes * 60 - 30))];
+  const seconds = options.minutes * 60;
+  const last = Math.max(90, seconds - 30);
+  const steady = steadyFrom(seconds, memoriesFull(options));
+  return [Math.round(steady < last - 60 ? steady : Math.max(60, seconds * 0.2)), Math.round(last)];
 }
 
 /** For each thread with two snapshots: what it holds more of in the later one. */
