@@ -159,9 +159,12 @@ function slope(points: ReadonlyArray<readonly [number, number]>): number {
   return den === 0 ? Number.NaN : num / den;
 }
 
-/** The soak's bounded memory that fills last; one frame in 100 of its load is rejected. */
+/** One frame in this many of the soak's load is a corrupt PNG (rejected, not predicted). */
+const CORRUPT_EVERY = 100;
+
+/** The soak's bounded memory that fills last. */
 function memoriesFull(options: Options): { seconds: number; what: string } {
-  return boundedMemoriesFull(options.rate, loadConfig({}).metricsWindowSeconds, 0.99);
+  return boundedMemoriesFull(options.rate, loadConfig({}).metricsWindowSeconds, 1 - 1 / CORRUPT_EVERY);
 }
 
 interface Growth {
@@ -213,7 +216,9 @@ const ms = (seconds: number): string => (Number.isFinite(seconds) ? `${Math.roun
 
 /** A one-in-a-hundred corrupt frame: the PNG cut in half (its camera and time stay valid). */
 function withCorruptFrames(frames: BenchFrame[]): BenchFrame[] {
-  return frames.map((frame, i) => (i % 100 === 99 ? { png: frame.png.subarray(0, frame.png.length >> 1), label: null } : frame));
+  return frames.map((frame, i) =>
+    i % CORRUPT_EVERY === CORRUPT_EVERY - 1 ? { png: frame.png.subarray(0, frame.png.length >> 1), label: null } : frame,
+  );
 }
 
 async function main(): Promise<number> {
@@ -420,7 +425,8 @@ function snapshotTimes(options: Options): number[] {
   const seconds = options.minutes * 60;
   const last = Math.max(90, seconds - 30);
   const steady = steadyFrom(seconds, memoriesFull(options));
-  return [Math.round(steady < last - 60 ? steady : Math.max(60, seconds * 0.2)), Math.round(last)];
+  const heapsWarm = steadyFrom(seconds, { seconds: 0 });
+  return [Math.round(steady < last - 60 ? steady : heapsWarm), Math.round(last)];
 }
 
 /** For each thread with two snapshots: what it holds more of in the later one. */
